@@ -1,0 +1,1 @@
+//! Development tools (work in progress).

@@ -1,0 +1,284 @@
+//! Configuration, read once per cold start from the environment.
+//!
+//! A missing or malformed variable stops start-up with an error naming it,
+//! so a misconfigured stack fails at deploy time rather than on a live call.
+//! Secrets are wrapped in [`Secret`], whose `Debug` never shows the value.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::ids::PhoneNumber;
+
+/// Every environment variable the functions read, in one place so the SAM
+/// template can be checked against it.
+pub mod vars {
+    pub const TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
+    pub const TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
+    pub const TWILIO_API_KEY_SID: &str = "TWILIO_API_KEY_SID";
+    pub const TWILIO_API_KEY_SECRET: &str = "TWILIO_API_KEY_SECRET";
+    pub const TWILIO_API_BASE_URL: &str = "TWILIO_API_BASE_URL";
+    pub const TWILIO_TIMEOUT_MS: &str = "TWILIO_TIMEOUT_MS";
+    pub const TABLE_NAME: &str = "TABLE_NAME";
+    pub const DYNAMODB_ENDPOINT: &str = "DYNAMODB_ENDPOINT";
+    pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+    pub const DEFAULT_CALLER_ID: &str = "DEFAULT_CALLER_ID";
+    pub const API_TOKEN: &str = "API_TOKEN";
+    pub const CORS_ALLOW_ORIGIN: &str = "CORS_ALLOW_ORIGIN";
+    pub const TRANSFER_RING_TIMEOUT_SECS: &str = "TRANSFER_RING_TIMEOUT_SECS";
+    pub const SESSION_TTL_HOURS: &str = "SESSION_TTL_HOURS";
+    pub const HOLD_MUSIC_URL: &str = "HOLD_MUSIC_URL";
+
+    /// All of them, for the template consistency test.
+    pub const ALL: &[&str] = &[
+        TWILIO_ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN,
+        TWILIO_API_KEY_SID,
+        TWILIO_API_KEY_SECRET,
+        TWILIO_API_BASE_URL,
+        TWILIO_TIMEOUT_MS,
+        TABLE_NAME,
+        DYNAMODB_ENDPOINT,
+        PUBLIC_BASE_URL,
+        DEFAULT_CALLER_ID,
+        API_TOKEN,
+        CORS_ALLOW_ORIGIN,
+        TRANSFER_RING_TIMEOUT_SECS,
+        SESSION_TTL_HOURS,
+        HOLD_MUSIC_URL,
+    ];
+}
+
+/// A secret string: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for signing and authentication only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the REST client authenticates to Twilio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioCredentials {
+    /// Account SID and auth token.
+    AuthToken,
+    /// An API key SID and its secret (recommended: revocable on its own).
+    ApiKey { sid: String, secret: Secret },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub twilio_account_sid: String,
+    /// Signs webhooks, and authenticates REST calls unless an API key is set.
+    pub twilio_auth_token: Secret,
+    pub twilio_credentials: TwilioCredentials,
+    pub twilio_api_base_url: Url,
+    pub twilio_timeout: Duration,
+    pub table_name: String,
+    /// Only for local runs against dynalite; unset in AWS.
+    pub dynamodb_endpoint: Option<Url>,
+    /// The URL Twilio reaches this API at. When unset it is rebuilt from each
+    /// API Gateway request (host and stage).
+    pub public_base_url: Option<Url>,
+    pub default_caller_id: PhoneNumber,
+    /// Bearer token of the front-end API.
+    pub api_token: Secret,
+    pub cors_allow_origin: Option<String>,
+    /// How long the second agent's phone rings before Twilio gives up.
+    pub transfer_ring_timeout_secs: u32,
+    /// How long stored items live before DynamoDB's TTL removes them.
+    pub session_ttl: Duration,
+    /// Music for a participant waiting alone in a room; silence when unset.
+    pub hold_music_url: Option<Url>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is malformed: {reason}")]
+    Malformed { name: &'static str, reason: String },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Reads configuration from a map of variables (tests pass their own).
+    pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        use vars::*;
+        let get = |name: &'static str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let malformed = |name: &'static str, reason: &str| ConfigError::Malformed {
+            name,
+            reason: reason.to_owned(),
+        };
+        let url = |name: &'static str, value: &str| {
+            let parsed = Url::parse(value).map_err(|e| malformed(name, &e.to_string()))?;
+            if matches!(parsed.scheme(), "http" | "https") {
+                Ok(parsed)
+            } else {
+                Err(malformed(name, "must be an http or https URL"))
+            }
+        };
+        let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            match get(name) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        malformed(name, &format!("must be a whole number from {} to {}", range.start(), range.end()))
+                    }),
+            }
+        };
+
+        let account_sid = required(TWILIO_ACCOUNT_SID)?;
+        let is_sid = |v: &str, prefix: &str| {
+            v.len() == 34 && v.starts_with(prefix) && v[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        if !is_sid(account_sid, "AC") {
+            return Err(malformed(TWILIO_ACCOUNT_SID, "must be AC followed by 32 hexadecimal digits"));
+        }
+        let auth_token = Secret::new(required(TWILIO_AUTH_TOKEN)?);
+        let credentials = match (get(TWILIO_API_KEY_SID), get(TWILIO_API_KEY_SECRET)) {
+            (None, None) => TwilioCredentials::AuthToken,
+            (Some(sid), Some(secret)) if is_sid(sid, "SK") => TwilioCredentials::ApiKey {
+                sid: sid.to_owned(),
+                secret: Secret::new(secret),
+            },
+            (Some(_), Some(_)) => {
+                return Err(malformed(TWILIO_API_KEY_SID, "must be SK followed by 32 hexadecimal digits"));
+            }
+            (Some(_), None) => return Err(ConfigError::Missing(TWILIO_API_KEY_SECRET)),
+            (None, Some(_)) => return Err(ConfigError::Missing(TWILIO_API_KEY_SID)),
+        };
+        let api_base = get(TWILIO_API_BASE_URL).unwrap_or("https://api.twilio.com");
+        let public_base_url = get(PUBLIC_BASE_URL).map(|v| url(PUBLIC_BASE_URL, v)).transpose()?;
+        let default_caller_id = PhoneNumber::parse(required(DEFAULT_CALLER_ID)?)
+            .map_err(|e| malformed(DEFAULT_CALLER_ID, &e.to_string()))?;
+
+        Ok(Self {
+            twilio_account_sid: account_sid.to_owned(),
+            twilio_auth_token: auth_token,
+            twilio_credentials: credentials,
+            twilio_api_base_url: url(TWILIO_API_BASE_URL, api_base)?,
+            twilio_timeout: Duration::from_millis(number(TWILIO_TIMEOUT_MS, 5_000, 100..=60_000)?),
+            table_name: required(TABLE_NAME)?.to_owned(),
+            dynamodb_endpoint: get(DYNAMODB_ENDPOINT).map(|v| url(DYNAMODB_ENDPOINT, v)).transpose()?,
+            public_base_url,
+            default_caller_id,
+            api_token: Secret::new(required(API_TOKEN)?),
+            cors_allow_origin: get(CORS_ALLOW_ORIGIN).map(str::to_owned),
+            transfer_ring_timeout_secs: number(TRANSFER_RING_TIMEOUT_SECS, 30, 5..=600)? as u32,
+            session_ttl: Duration::from_secs(3600 * number(SESSION_TTL_HOURS, 72, 1..=24 * 365)?),
+            hold_music_url: get(HOLD_MUSIC_URL).map(|v| url(HOLD_MUSIC_URL, v)).transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn minimal() -> HashMap<String, String> {
+        [
+            (vars::TWILIO_ACCOUNT_SID, "AC00000000000000000000000000000000"),
+            (vars::TWILIO_AUTH_TOKEN, "token-that-must-not-leak"),
+            (vars::TABLE_NAME, "warm-transfer"),
+            (vars::DEFAULT_CALLER_ID, "+15005550006"),
+            (vars::API_TOKEN, "front-end-secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn loads_minimal_configuration_with_defaults() {
+        let config = Config::from_map(&minimal()).unwrap();
+        assert_eq!(config.twilio_credentials, TwilioCredentials::AuthToken);
+        assert_eq!(config.twilio_api_base_url.as_str(), "https://api.twilio.com/");
+        assert_eq!(config.twilio_timeout, Duration::from_secs(5));
+        assert_eq!(config.transfer_ring_timeout_secs, 30);
+        assert_eq!(config.session_ttl, Duration::from_secs(72 * 3600));
+        assert!(config.public_base_url.is_none());
+    }
+
+    #[test]
+    fn each_missing_required_variable_is_named() {
+        for name in [
+            vars::TWILIO_ACCOUNT_SID,
+            vars::TWILIO_AUTH_TOKEN,
+            vars::TABLE_NAME,
+            vars::DEFAULT_CALLER_ID,
+            vars::API_TOKEN,
+        ] {
+            let mut env = minimal();
+            env.remove(name);
+            let err = Config::from_map(&env).unwrap_err();
+            assert_eq!(err, ConfigError::Missing(name));
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn malformed_variables_are_named() {
+        for (name, value) in [
+            (vars::TWILIO_ACCOUNT_SID, "AC123"),
+            (vars::DEFAULT_CALLER_ID, "555-0100"),
+            (vars::PUBLIC_BASE_URL, "not a url"),
+            (vars::PUBLIC_BASE_URL, "ftp://example.com"),
+            (vars::TWILIO_TIMEOUT_MS, "soon"),
+            (vars::TRANSFER_RING_TIMEOUT_SECS, "1"),
+            (vars::SESSION_TTL_HOURS, "0"),
+        ] {
+            let mut env = minimal();
+            env.insert(name.to_owned(), value.to_owned());
+            match Config::from_map(&env).unwrap_err() {
+                ConfigError::Malformed { name: got, .. } => assert_eq!(got, name, "{value}"),
+                other => panic!("{name}={value}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn api_key_needs_both_halves() {
+        let mut env = minimal();
+        env.insert(vars::TWILIO_API_KEY_SID.into(), "SK00000000000000000000000000000000".into());
+        assert_eq!(Config::from_map(&env).unwrap_err(), ConfigError::Missing(vars::TWILIO_API_KEY_SECRET));
+        env.insert(vars::TWILIO_API_KEY_SECRET.into(), "key-secret".into());
+        let config = Config::from_map(&env).unwrap();
+        assert!(matches!(config.twilio_credentials, TwilioCredentials::ApiKey { .. }));
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let mut env = minimal();
+        env.insert(vars::TWILIO_API_KEY_SID.into(), "SK00000000000000000000000000000000".into());
+        env.insert(vars::TWILIO_API_KEY_SECRET.into(), "key-secret-value".into());
+        let printed = format!("{:?}", Config::from_map(&env).unwrap());
+        for secret in ["token-that-must-not-leak", "front-end-secret", "key-secret-value"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert!(!printed.contains("5005550006"), "caller ID must be masked");
+    }
+}
