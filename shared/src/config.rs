@@ -146,7 +146,14 @@ impl Config {
                     .ok()
                     .filter(|n| range.contains(n))
                     .ok_or_else(|| {
-                        malformed(name, &format!("must be a whole number from {} to {}", range.start(), range.end()))
+                        malformed(
+                            name,
+                            &format!(
+                                "must be a whole number from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        )
                     }),
             }
         };
@@ -156,7 +163,10 @@ impl Config {
             v.len() == 34 && v.starts_with(prefix) && v[2..].bytes().all(|b| b.is_ascii_hexdigit())
         };
         if !is_sid(account_sid, "AC") {
-            return Err(malformed(TWILIO_ACCOUNT_SID, "must be AC followed by 32 hexadecimal digits"));
+            return Err(malformed(
+                TWILIO_ACCOUNT_SID,
+                "must be AC followed by 32 hexadecimal digits",
+            ));
         }
         let auth_token = Secret::new(required(TWILIO_AUTH_TOKEN)?);
         let credentials = match (get(TWILIO_API_KEY_SID), get(TWILIO_API_KEY_SECRET)) {
@@ -166,13 +176,18 @@ impl Config {
                 secret: Secret::new(secret),
             },
             (Some(_), Some(_)) => {
-                return Err(malformed(TWILIO_API_KEY_SID, "must be SK followed by 32 hexadecimal digits"));
+                return Err(malformed(
+                    TWILIO_API_KEY_SID,
+                    "must be SK followed by 32 hexadecimal digits",
+                ));
             }
             (Some(_), None) => return Err(ConfigError::Missing(TWILIO_API_KEY_SECRET)),
             (None, Some(_)) => return Err(ConfigError::Missing(TWILIO_API_KEY_SID)),
         };
         let api_base = get(TWILIO_API_BASE_URL).unwrap_or("https://api.twilio.com");
-        let public_base_url = get(PUBLIC_BASE_URL).map(|v| url(PUBLIC_BASE_URL, v)).transpose()?;
+        let public_base_url = get(PUBLIC_BASE_URL)
+            .map(|v| url(PUBLIC_BASE_URL, v))
+            .transpose()?;
         let default_caller_id = PhoneNumber::parse(required(DEFAULT_CALLER_ID)?)
             .map_err(|e| malformed(DEFAULT_CALLER_ID, &e.to_string()))?;
 
@@ -183,14 +198,18 @@ impl Config {
             twilio_api_base_url: url(TWILIO_API_BASE_URL, api_base)?,
             twilio_timeout: Duration::from_millis(number(TWILIO_TIMEOUT_MS, 5_000, 100..=60_000)?),
             table_name: required(TABLE_NAME)?.to_owned(),
-            dynamodb_endpoint: get(DYNAMODB_ENDPOINT).map(|v| url(DYNAMODB_ENDPOINT, v)).transpose()?,
+            dynamodb_endpoint: get(DYNAMODB_ENDPOINT)
+                .map(|v| url(DYNAMODB_ENDPOINT, v))
+                .transpose()?,
             public_base_url,
             default_caller_id,
             api_token: Secret::new(required(API_TOKEN)?),
             cors_allow_origin: get(CORS_ALLOW_ORIGIN).map(str::to_owned),
             transfer_ring_timeout_secs: number(TRANSFER_RING_TIMEOUT_SECS, 30, 5..=600)? as u32,
             session_ttl: Duration::from_secs(3600 * number(SESSION_TTL_HOURS, 72, 1..=24 * 365)?),
-            hold_music_url: get(HOLD_MUSIC_URL).map(|v| url(HOLD_MUSIC_URL, v)).transpose()?,
+            hold_music_url: get(HOLD_MUSIC_URL)
+                .map(|v| url(HOLD_MUSIC_URL, v))
+                .transpose()?,
         })
     }
 }
@@ -201,7 +220,10 @@ mod tests {
 
     pub(crate) fn minimal() -> HashMap<String, String> {
         [
-            (vars::TWILIO_ACCOUNT_SID, "AC00000000000000000000000000000000"),
+            (
+                vars::TWILIO_ACCOUNT_SID,
+                "AC00000000000000000000000000000000",
+            ),
             (vars::TWILIO_AUTH_TOKEN, "token-that-must-not-leak"),
             (vars::TABLE_NAME, "warm-transfer"),
             (vars::DEFAULT_CALLER_ID, "+15005550006"),
@@ -216,7 +238,10 @@ mod tests {
     fn loads_minimal_configuration_with_defaults() {
         let config = Config::from_map(&minimal()).unwrap();
         assert_eq!(config.twilio_credentials, TwilioCredentials::AuthToken);
-        assert_eq!(config.twilio_api_base_url.as_str(), "https://api.twilio.com/");
+        assert_eq!(
+            config.twilio_api_base_url.as_str(),
+            "https://api.twilio.com/"
+        );
         assert_eq!(config.twilio_timeout, Duration::from_secs(5));
         assert_eq!(config.transfer_ring_timeout_secs, 30);
         assert_eq!(config.session_ttl, Duration::from_secs(72 * 3600));
@@ -263,20 +288,39 @@ mod tests {
     #[test]
     fn api_key_needs_both_halves() {
         let mut env = minimal();
-        env.insert(vars::TWILIO_API_KEY_SID.into(), "SK00000000000000000000000000000000".into());
-        assert_eq!(Config::from_map(&env).unwrap_err(), ConfigError::Missing(vars::TWILIO_API_KEY_SECRET));
+        env.insert(
+            vars::TWILIO_API_KEY_SID.into(),
+            "SK00000000000000000000000000000000".into(),
+        );
+        assert_eq!(
+            Config::from_map(&env).unwrap_err(),
+            ConfigError::Missing(vars::TWILIO_API_KEY_SECRET)
+        );
         env.insert(vars::TWILIO_API_KEY_SECRET.into(), "key-secret".into());
         let config = Config::from_map(&env).unwrap();
-        assert!(matches!(config.twilio_credentials, TwilioCredentials::ApiKey { .. }));
+        assert!(matches!(
+            config.twilio_credentials,
+            TwilioCredentials::ApiKey { .. }
+        ));
     }
 
     #[test]
     fn secrets_never_appear_in_debug_output() {
         let mut env = minimal();
-        env.insert(vars::TWILIO_API_KEY_SID.into(), "SK00000000000000000000000000000000".into());
-        env.insert(vars::TWILIO_API_KEY_SECRET.into(), "key-secret-value".into());
+        env.insert(
+            vars::TWILIO_API_KEY_SID.into(),
+            "SK00000000000000000000000000000000".into(),
+        );
+        env.insert(
+            vars::TWILIO_API_KEY_SECRET.into(),
+            "key-secret-value".into(),
+        );
         let printed = format!("{:?}", Config::from_map(&env).unwrap());
-        for secret in ["token-that-must-not-leak", "front-end-secret", "key-secret-value"] {
+        for secret in [
+            "token-that-must-not-leak",
+            "front-end-secret",
+            "key-secret-value",
+        ] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
         assert!(!printed.contains("5005550006"), "caller ID must be masked");

@@ -186,7 +186,16 @@ mod tests {
     fn phone_numbers_must_be_e164() {
         assert!(PhoneNumber::parse("+14155550100").is_ok());
         assert!(PhoneNumber::parse("+442071838750").is_ok());
-        for bad in ["14155550100", "+", "+1", "+0123456", "+1415555010a", "+1234567890123456", "", "+1 415 555"] {
+        for bad in [
+            "14155550100",
+            "+",
+            "+1",
+            "+0123456",
+            "+1415555010a",
+            "+1234567890123456",
+            "",
+            "+1 415 555",
+        ] {
             assert_eq!(PhoneNumber::parse(bad), Err(IdError::PhoneNumber), "{bad}");
         }
     }
@@ -205,7 +214,13 @@ mod tests {
     fn call_sids_are_ca_and_32_hex_digits() {
         let sid = "CA0123456789abcdef0123456789abcdef";
         assert_eq!(CallSid::parse(sid).unwrap().as_str(), sid);
-        for bad in ["", "CA", "CF0123456789abcdef0123456789abcdef", "CA0123456789abcdef0123456789abcdeg", "CA0123456789abcdef0123456789abcde"] {
+        for bad in [
+            "",
+            "CA",
+            "CF0123456789abcdef0123456789abcdef",
+            "CA0123456789abcdef0123456789abcdeg",
+            "CA0123456789abcdef0123456789abcde",
+        ] {
             assert_eq!(CallSid::parse(bad), Err(IdError::CallSid), "{bad}");
         }
     }
@@ -217,6 +232,9 @@ mod tests {
         assert_eq!(room.as_str(), "wt-CA0123456789abcdef0123456789abcdef");
         assert_eq!(RoomName::parse(room.as_str()).unwrap().session(), sid);
         assert_eq!(RoomName::parse("wt-sales"), Err(IdError::RoomName));
-        assert_eq!(RoomName::parse("CA0123456789abcdef0123456789abcdef"), Err(IdError::RoomName));
+        assert_eq!(
+            RoomName::parse("CA0123456789abcdef0123456789abcdef"),
+            Err(IdError::RoomName)
+        );
     }
 }
