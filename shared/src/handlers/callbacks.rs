@@ -1,0 +1,187 @@
+//! The URLs the product hands to Twilio: TwiML webhooks and status callbacks,
+//! always built from the public base URL (configured, or the one the request
+//! came in on), never from user input.
+
+use url::Url;
+
+use crate::ids::{CallSid, PhoneNumber, RoomName};
+
+/// Who a conference TwiML document is for; decides whether leaving ends the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomRole {
+    /// Leaving ends the conference: nobody stays behind talking to no one.
+    Customer,
+    /// May drop off after the introduction; the room goes on.
+    FirstAgent,
+}
+
+impl RoomRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomRole::Customer => "customer",
+            RoomRole::FirstAgent => "first-agent",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "customer" => Some(RoomRole::Customer),
+            "first-agent" => Some(RoomRole::FirstAgent),
+            _ => None,
+        }
+    }
+}
+
+/// Participant label of the second agent in the room.
+pub const SECOND_AGENT_LABEL: &str = "second-agent";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callbacks {
+    /// Public base, without a trailing slash, e.g. `https://calls.example.com/api`.
+    base: String,
+}
+
+impl Callbacks {
+    pub fn new(base: &Url) -> Self {
+        let mut base = base.as_str().to_owned();
+        // The query and fragment of a base URL mean nothing here.
+        if let Some(cut) = base.find(['?', '#']) {
+            base.truncate(cut);
+        }
+        while base.ends_with('/') {
+            base.pop();
+        }
+        Self { base }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut url = format!("{}{}", self.base, path);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(query)
+                    .finish(),
+            );
+        }
+        url
+    }
+
+    /// Leg 1's TwiML: everything it needs travels in the query string, so the
+    /// handler is stateless and answers without a database round trip.
+    pub fn dial_customer(&self, customer: &PhoneNumber, caller_id: &PhoneNumber) -> String {
+        self.url(
+            "/twiml/dial-customer",
+            &[("to", customer.as_str()), ("callerId", caller_id.as_str())],
+        )
+    }
+
+    pub fn agent_dial_ended(&self) -> String {
+        self.url("/twiml/agent-dial-ended", &[])
+    }
+
+    pub fn conference(&self, room: &RoomName, role: RoomRole) -> String {
+        self.url(
+            "/twiml/conference",
+            &[("room", room.as_str()), ("role", role.as_str())],
+        )
+    }
+
+    pub fn agent_leg_events(&self) -> String {
+        self.url("/events/agent-leg", &[])
+    }
+
+    /// The customer's `<Number>` callbacks carry `ParentCallSid` (= the session).
+    pub fn customer_leg_events(&self) -> String {
+        self.url("/events/customer-leg", &[])
+    }
+
+    /// Participant callbacks do not say which session or attempt they belong
+    /// to, so the URL does.
+    pub fn participant_events(&self, session: &CallSid, attempt: u32) -> String {
+        self.url(
+            "/events/participant",
+            &[
+                ("session", session.as_str()),
+                ("attempt", &attempt.to_string()),
+            ],
+        )
+    }
+
+    /// Conference callbacks carry `FriendlyName` (= the room, which names the session).
+    pub fn conference_events(&self) -> String {
+        self.url("/events/conference", &[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::Endpoint;
+    use http::Method;
+
+    fn callbacks(base: &str) -> Callbacks {
+        Callbacks::new(&Url::parse(base).unwrap())
+    }
+
+    fn endpoint_of(url: &str, base: &str) -> Endpoint {
+        let rest = url.strip_prefix(base).unwrap();
+        let path = rest.split('?').next().unwrap();
+        Endpoint::resolve(&Method::POST, path).unwrap().0
+    }
+
+    #[test]
+    fn every_callback_resolves_to_the_endpoint_that_serves_it() {
+        let base = "https://abc123.execute-api.us-east-1.amazonaws.com/prod";
+        let c = callbacks(&format!("{base}/"));
+        let sid = CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap();
+        let customer = PhoneNumber::parse("+14155550100").unwrap();
+        let caller = PhoneNumber::parse("+15005550006").unwrap();
+        for (url, expected) in [
+            (c.dial_customer(&customer, &caller), Endpoint::DialCustomer),
+            (c.agent_dial_ended(), Endpoint::AgentDialEnded),
+            (
+                c.conference(&sid.room(), RoomRole::Customer),
+                Endpoint::ConferenceTwiml,
+            ),
+            (c.agent_leg_events(), Endpoint::StatusCallback),
+            (c.customer_leg_events(), Endpoint::StatusCallback),
+            (c.participant_events(&sid, 2), Endpoint::StatusCallback),
+            (c.conference_events(), Endpoint::StatusCallback),
+        ] {
+            assert_eq!(endpoint_of(&url, base), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        let c = callbacks("https://calls.example.com");
+        let customer = PhoneNumber::parse("+14155550100").unwrap();
+        let caller = PhoneNumber::parse("+15005550006").unwrap();
+        assert_eq!(
+            c.dial_customer(&customer, &caller),
+            "https://calls.example.com/twiml/dial-customer?to=%2B14155550100&callerId=%2B15005550006"
+        );
+        let sid = CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(
+            c.conference(&sid.room(), RoomRole::Customer),
+            "https://calls.example.com/twiml/conference?room=wt-CA0123456789abcdef0123456789abcdef&role=customer"
+        );
+        assert_eq!(
+            c.participant_events(&sid, 3),
+            "https://calls.example.com/events/participant?session=CA0123456789abcdef0123456789abcdef&attempt=3"
+        );
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in [RoomRole::Customer, RoomRole::FirstAgent] {
+            assert_eq!(RoomRole::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(RoomRole::parse("supervisor"), None);
+    }
+}
