@@ -17,6 +17,7 @@ pub enum Endpoint {
     AgentDialEnded,
     ConferenceTwiml,
     StatusCallback,
+    Console,
 }
 
 /// Who calls an endpoint, which decides how it authenticates and answers.
@@ -26,10 +27,12 @@ pub enum Caller {
     FrontEnd,
     /// Twilio: `X-Twilio-Signature`, form in, TwiML out.
     Twilio,
+    /// Anyone: the console page, which holds no secret.
+    Public,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::StartCall,
         Endpoint::GetCall,
         Endpoint::StartTransfer,
@@ -39,6 +42,7 @@ impl Endpoint {
         Endpoint::AgentDialEnded,
         Endpoint::ConferenceTwiml,
         Endpoint::StatusCallback,
+        Endpoint::Console,
     ];
 
     /// The binary's name in `functions/`.
@@ -53,12 +57,13 @@ impl Endpoint {
             Endpoint::AgentDialEnded => "agent-dial-ended",
             Endpoint::ConferenceTwiml => "conference-twiml",
             Endpoint::StatusCallback => "status-callback",
+            Endpoint::Console => "console",
         }
     }
 
     pub fn method(self) -> Method {
         match self {
-            Endpoint::GetCall => Method::GET,
+            Endpoint::GetCall | Endpoint::Console => Method::GET,
             _ => Method::POST,
         }
     }
@@ -75,6 +80,7 @@ impl Endpoint {
             Endpoint::AgentDialEnded => "/twiml/agent-dial-ended",
             Endpoint::ConferenceTwiml => "/twiml/conference",
             Endpoint::StatusCallback => "/events/{leg}",
+            Endpoint::Console => "/console",
         }
     }
 
@@ -89,6 +95,7 @@ impl Endpoint {
             | Endpoint::AgentDialEnded
             | Endpoint::ConferenceTwiml
             | Endpoint::StatusCallback => Caller::Twilio,
+            Endpoint::Console => Caller::Public,
         }
     }
 
