@@ -43,7 +43,12 @@ pub struct Callbacks {
 
 impl Callbacks {
     pub fn new(base: &Url) -> Self {
-        let mut base = base.as_str().to_owned();
+        Self::from_base(base.as_str())
+    }
+
+    /// From a base URL already known to be absolute (e.g. cut from a URL Twilio signed).
+    pub fn from_base(base: &str) -> Self {
+        let mut base = base.to_owned();
         // The query and fragment of a base URL mean nothing here.
         if let Some(cut) = base.find(['?', '#']) {
             base.truncate(cut);
@@ -58,7 +63,10 @@ impl Callbacks {
         &self.base
     }
 
+    /// Query parameters are passed sorted by name: REST API (v1) events lose
+    /// the raw query string, and `public_url` rebuilds it in that order.
     fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        debug_assert!(query.windows(2).all(|w| w[0].0 < w[1].0));
         let mut url = format!("{}{}", self.base, path);
         if !query.is_empty() {
             url.push('?');
@@ -76,7 +84,7 @@ impl Callbacks {
     pub fn dial_customer(&self, customer: &PhoneNumber, caller_id: &PhoneNumber) -> String {
         self.url(
             "/twiml/dial-customer",
-            &[("to", customer.as_str()), ("callerId", caller_id.as_str())],
+            &[("callerId", caller_id.as_str()), ("to", customer.as_str())],
         )
     }
 
@@ -87,7 +95,7 @@ impl Callbacks {
     pub fn conference(&self, room: &RoomName, role: RoomRole) -> String {
         self.url(
             "/twiml/conference",
-            &[("room", room.as_str()), ("role", role.as_str())],
+            &[("role", role.as_str()), ("room", room.as_str())],
         )
     }
 
@@ -106,8 +114,8 @@ impl Callbacks {
         self.url(
             "/events/participant",
             &[
-                ("session", session.as_str()),
                 ("attempt", &attempt.to_string()),
+                ("session", session.as_str()),
             ],
         )
     }
@@ -164,16 +172,16 @@ mod tests {
         let caller = PhoneNumber::parse("+15005550006").unwrap();
         assert_eq!(
             c.dial_customer(&customer, &caller),
-            "https://calls.example.com/twiml/dial-customer?to=%2B14155550100&callerId=%2B15005550006"
+            "https://calls.example.com/twiml/dial-customer?callerId=%2B15005550006&to=%2B14155550100"
         );
         let sid = CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap();
         assert_eq!(
             c.conference(&sid.room(), RoomRole::Customer),
-            "https://calls.example.com/twiml/conference?room=wt-CA0123456789abcdef0123456789abcdef&role=customer"
+            "https://calls.example.com/twiml/conference?role=customer&room=wt-CA0123456789abcdef0123456789abcdef"
         );
         assert_eq!(
             c.participant_events(&sid, 3),
-            "https://calls.example.com/events/participant?session=CA0123456789abcdef0123456789abcdef&attempt=3"
+            "https://calls.example.com/events/participant?attempt=3&session=CA0123456789abcdef0123456789abcdef"
         );
     }
 
