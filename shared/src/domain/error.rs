@@ -1,0 +1,34 @@
+//! Why a command was refused, with the state it met (the API answers 409).
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("the customer is not connected yet")]
+    NotConnected { state: &'static str },
+    #[error("a transfer is already under way")]
+    TransferActive { state: &'static str },
+    #[error("the call has ended")]
+    Ended,
+    #[error("the call has been handed over; the first agent has left")]
+    HandedOver,
+    #[error("there is no transfer to act on")]
+    NoTransfer,
+    #[error("the transfer can only be cancelled while the second agent's phone rings")]
+    NotCancellable { state: &'static str },
+    #[error("the first agent can leave only once the second agent has answered")]
+    CannotLeave { state: &'static str },
+}
+
+impl DomainError {
+    /// The state the command met, as the API names it.
+    pub fn state(&self) -> &'static str {
+        match self {
+            DomainError::NotConnected { state }
+            | DomainError::TransferActive { state }
+            | DomainError::NotCancellable { state }
+            | DomainError::CannotLeave { state } => state,
+            DomainError::Ended => "ended",
+            DomainError::HandedOver => "first-agent-left",
+            DomainError::NoTransfer => "no-transfer",
+        }
+    }
+}

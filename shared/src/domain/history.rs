@@ -1,0 +1,57 @@
+//! The append-only history of a call, for the console's timeline and audit.
+
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    /// An action of the front-end API.
+    Api,
+    /// A callback or webhook from Twilio.
+    Twilio,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Api => "api",
+            EventSource::Twilio => "twilio",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "api" => Some(EventSource::Api),
+            "twilio" => Some(EventSource::Twilio),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the history. `detail` never holds a full phone number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEvent {
+    pub at: OffsetDateTime,
+    pub source: EventSource,
+    pub kind: String,
+    pub detail: Option<String>,
+}
+
+impl HistoryEvent {
+    pub fn api(at: OffsetDateTime, kind: impl Into<String>, detail: Option<String>) -> Self {
+        Self {
+            at,
+            source: EventSource::Api,
+            kind: kind.into(),
+            detail,
+        }
+    }
+
+    pub fn twilio(at: OffsetDateTime, kind: impl Into<String>, detail: Option<String>) -> Self {
+        Self {
+            at,
+            source: EventSource::Twilio,
+            kind: kind.into(),
+            detail,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The call session and its warm transfer as a state machine: plain data
+//! and pure functions, no HTTP and no AWS. The store persists it, the
+//! handlers drive it with commands (from the console) and observations (from
+//! Twilio's callbacks).
+
+mod error;
+mod history;
+mod leg;
+mod observation;
+mod session;
+mod transfer;
+
+pub use error::DomainError;
+pub use history::{EventSource, HistoryEvent};
+pub use leg::{LegObservation, LegStatus, Presence};
+pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
+pub use session::{CallSession, SessionState, TransferDecision};
+pub use transfer::{Transfer, TransferOutcome, TransferState};

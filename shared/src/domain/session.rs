@@ -1,0 +1,769 @@
+//! A call session: the first agent's call, the customer it dials, the room
+//! they may move to, and at most one current transfer.
+
+use time::OffsetDateTime;
+
+use super::error::DomainError;
+use super::leg::{LegObservation, LegStatus, Presence};
+use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
+use super::transfer::{Transfer, TransferOutcome, TransferState};
+use crate::ids::{CallSid, PhoneNumber};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSession {
+    /// Leg 1's call SID: the session's key and the name of its room.
+    pub id: CallSid,
+    pub agent_number: PhoneNumber,
+    pub customer_number: PhoneNumber,
+    pub caller_id: PhoneNumber,
+    pub created_at: OffsetDateTime,
+    pub agent_leg: Option<LegObservation>,
+    pub customer_leg: Option<LegObservation>,
+    pub customer_presence: Presence,
+    pub first_agent_presence: Presence,
+    /// Set by the conference's end event.
+    pub room_ended: bool,
+    /// The customer's leg was redirected into the room (known before the
+    /// conference reports the join when a transfer fails half way).
+    pub customer_moved: bool,
+    pub transfer: Option<Transfer>,
+    /// Bumped by every write; conditional writes compare it.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    AgentRinging,
+    AgentAnswered,
+    CustomerRinging,
+    Connected,
+    Transferring,
+    /// The first agent left; the customer talks with the second agent.
+    Transferred,
+    Ended,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::AgentRinging => "agent-ringing",
+            SessionState::AgentAnswered => "agent-answered",
+            SessionState::CustomerRinging => "customer-ringing",
+            SessionState::Connected => "connected",
+            SessionState::Transferring => "transferring",
+            SessionState::Transferred => "transferred",
+            SessionState::Ended => "ended",
+        }
+    }
+}
+
+/// What a transfer request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferDecision {
+    /// A new attempt was recorded: the caller must now move the customer
+    /// (unless already in the room) and ring the second agent.
+    New,
+    /// The same request (same idempotency key) was already accepted.
+    Existing,
+}
+
+fn final_leg(leg: &Option<LegObservation>) -> bool {
+    leg.as_ref().is_some_and(|l| l.status.is_final())
+}
+
+impl CallSession {
+    pub fn start(
+        id: CallSid,
+        agent_number: PhoneNumber,
+        customer_number: PhoneNumber,
+        caller_id: PhoneNumber,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            agent_number,
+            customer_number,
+            caller_id,
+            created_at: now,
+            agent_leg: None,
+            customer_leg: None,
+            customer_presence: Presence::Never,
+            first_agent_presence: Presence::Never,
+            room_ended: false,
+            customer_moved: false,
+            transfer: None,
+            version: 0,
+        }
+    }
+
+    pub fn customer_in_room(&self) -> bool {
+        self.customer_moved || self.customer_presence != Presence::Never
+    }
+
+    /// Nobody is left to talk to: the customer hung up, the room closed, or
+    /// the first agent's call ended while the customer was still bridged to it.
+    pub fn is_ended(&self) -> bool {
+        let customer_never_answered = self
+            .customer_leg
+            .as_ref()
+            .is_some_and(|l| l.status.is_final() && l.status != LegStatus::Completed);
+        final_leg(&self.customer_leg)
+            || customer_never_answered
+            || (self.room_ended && self.customer_presence != Presence::Never)
+            || (final_leg(&self.agent_leg) && !self.customer_in_room())
+    }
+
+    pub fn state(&self) -> SessionState {
+        if self.is_ended() {
+            return SessionState::Ended;
+        }
+        if let Some(state) = self.transfer_state() {
+            if state.is_active() {
+                return SessionState::Transferring;
+            }
+            if state == TransferState::FirstAgentLeft {
+                return SessionState::Transferred;
+            }
+        }
+        match (
+            self.customer_leg.as_ref().map(|l| l.status),
+            self.agent_leg.as_ref().map(|l| l.status),
+        ) {
+            (Some(LegStatus::InProgress), _) => SessionState::Connected,
+            (Some(_), _) => SessionState::CustomerRinging,
+            (None, Some(LegStatus::InProgress)) => SessionState::AgentAnswered,
+            _ => SessionState::AgentRinging,
+        }
+    }
+
+    pub fn transfer_state(&self) -> Option<TransferState> {
+        self.transfer.as_ref().map(|t| {
+            t.state(
+                self.is_ended(),
+                self.customer_in_room(),
+                self.first_agent_presence == Presence::Joined,
+            )
+        })
+    }
+
+    /// Records a warm transfer to `target`, or finds the one already
+    /// recorded under the same idempotency key.
+    pub fn request_transfer(
+        &mut self,
+        target: PhoneNumber,
+        idempotency_key: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<TransferDecision, DomainError> {
+        if let (Some(transfer), Some(key)) = (&self.transfer, &idempotency_key) {
+            if transfer.idempotency_key.as_deref() == Some(key.as_str()) {
+                return Ok(TransferDecision::Existing);
+            }
+        }
+        if self.is_ended() {
+            return Err(DomainError::Ended);
+        }
+        let previous = self.transfer_state();
+        match previous {
+            Some(state) if state.is_active() => {
+                return Err(DomainError::TransferActive {
+                    state: state.as_str(),
+                });
+            }
+            Some(TransferState::FirstAgentLeft) => return Err(DomainError::HandedOver),
+            _ => {}
+        }
+        let connected = self
+            .customer_leg
+            .as_ref()
+            .is_some_and(|l| l.status == LegStatus::InProgress);
+        if !connected {
+            return Err(DomainError::NotConnected {
+                state: self.state().as_str(),
+            });
+        }
+        let attempt = self.transfer.as_ref().map_or(1, |t| t.attempt + 1);
+        self.transfer = Some(Transfer {
+            attempt,
+            target,
+            room: self.id.room(),
+            idempotency_key,
+            requested_at: now,
+            target_leg: None,
+            target_presence: Presence::Never,
+            outcome: None,
+        });
+        Ok(TransferDecision::New)
+    }
+
+    fn current_attempt(&mut self, attempt: u32) -> Result<&mut Transfer, DomainError> {
+        self.transfer
+            .as_mut()
+            .filter(|t| t.attempt == attempt)
+            .ok_or(DomainError::NoTransfer)
+    }
+
+    /// Twilio refused part of the transfer. `customer_moved` says whether the
+    /// customer's redirect went through (then the customer is in the room).
+    /// Repeating it changes nothing.
+    pub fn fail_transfer(
+        &mut self,
+        attempt: u32,
+        reason: String,
+        customer_moved: bool,
+    ) -> Result<(), DomainError> {
+        let transfer = self.current_attempt(attempt)?;
+        if transfer.outcome.is_none() {
+            transfer.outcome = Some(TransferOutcome::Failed { reason });
+        }
+        self.customer_moved |= customer_moved;
+        Ok(())
+    }
+
+    /// Calls off the second agent while their phone rings.
+    pub fn cancel_transfer(&mut self) -> Result<(), DomainError> {
+        let state = self.transfer_state().ok_or(DomainError::NoTransfer)?;
+        if state == TransferState::Cancelled {
+            return Ok(());
+        }
+        let cancellable = matches!(
+            state,
+            TransferState::Requested
+                | TransferState::CustomerInRoom
+                | TransferState::FirstAgentInRoom
+                | TransferState::TargetRinging
+        );
+        if !cancellable {
+            return Err(DomainError::NotCancellable {
+                state: state.as_str(),
+            });
+        }
+        if let Some(transfer) = self.transfer.as_mut() {
+            transfer.outcome = Some(TransferOutcome::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// The first agent drops off, once the second agent is in.
+    pub fn first_agent_leaves(&mut self) -> Result<(), DomainError> {
+        let state = self.transfer_state().ok_or(DomainError::NoTransfer)?;
+        match state {
+            TransferState::FirstAgentLeft => Ok(()),
+            TransferState::TargetAnswered => {
+                if let Some(transfer) = self.transfer.as_mut() {
+                    transfer.outcome = Some(TransferOutcome::FirstAgentLeft);
+                }
+                Ok(())
+            }
+            other => Err(DomainError::CannotLeave {
+                state: other.as_str(),
+            }),
+        }
+    }
+
+    /// Applies what a callback reported. Idempotent, and never backwards.
+    pub fn observe(&mut self, observation: Observation) -> Observed {
+        let applied = match observation {
+            Observation::AgentLeg(obs) => {
+                obs.call_sid == self.id && replace(&mut self.agent_leg, obs)
+            }
+            Observation::CustomerLeg(obs) => replace(&mut self.customer_leg, obs),
+            Observation::TargetLeg {
+                attempt,
+                observation,
+            } => match self.transfer.as_mut() {
+                Some(t) if t.attempt == attempt => replace(&mut t.target_leg, observation),
+                // An older attempt's callback: that attempt is over.
+                _ => false,
+            },
+            Observation::Conference {
+                event, participant, ..
+            } => self.observe_room(event, participant),
+        };
+        if applied {
+            Observed::Applied
+        } else {
+            Observed::Ignored
+        }
+    }
+
+    fn observe_room(&mut self, event: ConferenceEvent, who: Option<RoomParticipant>) -> bool {
+        let presence = match event {
+            ConferenceEvent::Join => Presence::Joined,
+            ConferenceEvent::Leave => Presence::Left,
+            ConferenceEvent::End => {
+                let changed = !self.room_ended;
+                self.room_ended = true;
+                return changed;
+            }
+            ConferenceEvent::Start => return false,
+        };
+        let slot = match who {
+            Some(RoomParticipant::Customer) => &mut self.customer_presence,
+            Some(RoomParticipant::FirstAgent) => &mut self.first_agent_presence,
+            Some(RoomParticipant::SecondAgent { attempt }) => match self.transfer.as_mut() {
+                Some(t) if t.attempt == attempt => &mut t.target_presence,
+                _ => return false,
+            },
+            None => return false,
+        };
+        advance(slot, presence)
+    }
+
+    /// `<Dial action>` of leg 1: follow the customer into the room when a
+    /// transfer moved (or is moving) the customer there.
+    pub fn first_agent_should_join_room(&self) -> bool {
+        let Some(state) = self.transfer_state() else {
+            return false;
+        };
+        if self.is_ended() {
+            return false;
+        }
+        let redirect_failed = matches!(state, TransferState::Failed) && !self.customer_in_room();
+        !redirect_failed && (state.is_active() || self.customer_in_room())
+    }
+
+    /// Calls that must be ended after what was observed: nobody needs them,
+    /// and left alone they would ring or sit in an empty room.
+    pub fn legs_to_end(&self) -> Vec<CallSid> {
+        let mut legs = Vec::new();
+        let live = |leg: &Option<LegObservation>| {
+            leg.as_ref()
+                .filter(|l| !l.status.is_final())
+                .map(|l| l.call_sid.clone())
+        };
+        if let (Some(transfer), Some(state)) = (&self.transfer, self.transfer_state()) {
+            let called_off = matches!(
+                state,
+                TransferState::Cancelled | TransferState::Failed | TransferState::Ended
+            );
+            if called_off {
+                legs.extend(live(&transfer.target_leg));
+            }
+            // The customer hung up mid-transfer: the first agent must not be
+            // left waiting in a room that will never fill.
+            if final_leg(&self.customer_leg) && transfer.outcome.is_none() {
+                legs.extend(live(&self.agent_leg));
+            }
+        }
+        legs
+    }
+}
+
+fn replace(slot: &mut Option<LegObservation>, observation: LegObservation) -> bool {
+    if observation.supersedes(slot.as_ref()) {
+        *slot = Some(observation);
+        true
+    } else {
+        false
+    }
+}
+
+fn advance(slot: &mut Presence, to: Presence) -> bool {
+    if to > *slot {
+        *slot = to;
+        true
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AGENT_SID: &str = "CA00000000000000000000000000000001";
+    const CUSTOMER_SID: &str = "CA00000000000000000000000000000002";
+    const TARGET_SID: &str = "CA00000000000000000000000000000003";
+
+    fn sid(s: &str) -> CallSid {
+        CallSid::parse(s).unwrap()
+    }
+
+    fn phone(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s).unwrap()
+    }
+
+    fn leg(call: &str, status: LegStatus, sequence: u32) -> LegObservation {
+        LegObservation {
+            call_sid: sid(call),
+            status,
+            sequence: Some(sequence),
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn new_session() -> CallSession {
+        CallSession::start(
+            sid(AGENT_SID),
+            phone("+15550100001"),
+            phone("+15550100002"),
+            phone("+15005550006"),
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    fn agent(s: &mut CallSession, status: LegStatus, seq: u32) -> Observed {
+        s.observe(Observation::AgentLeg(leg(AGENT_SID, status, seq)))
+    }
+
+    fn customer(s: &mut CallSession, status: LegStatus, seq: u32) -> Observed {
+        s.observe(Observation::CustomerLeg(leg(CUSTOMER_SID, status, seq)))
+    }
+
+    fn target(s: &mut CallSession, attempt: u32, status: LegStatus, seq: u32) -> Observed {
+        s.observe(Observation::TargetLeg {
+            attempt,
+            observation: leg(TARGET_SID, status, seq),
+        })
+    }
+
+    fn room(s: &mut CallSession, event: ConferenceEvent, who: Option<RoomParticipant>) -> Observed {
+        s.observe(Observation::Conference {
+            event,
+            participant: who,
+            sequence: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+
+    fn connected() -> CallSession {
+        let mut s = new_session();
+        agent(&mut s, LegStatus::Ringing, 1);
+        agent(&mut s, LegStatus::InProgress, 2);
+        customer(&mut s, LegStatus::Ringing, 1);
+        customer(&mut s, LegStatus::InProgress, 2);
+        s
+    }
+
+    fn transfer(s: &mut CallSession) -> Result<TransferDecision, DomainError> {
+        s.request_transfer(phone("+15550100003"), None, OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_call_goes_from_ringing_to_connected() {
+        let mut s = new_session();
+        assert_eq!(s.state(), SessionState::AgentRinging);
+        agent(&mut s, LegStatus::InProgress, 2);
+        assert_eq!(s.state(), SessionState::AgentAnswered);
+        customer(&mut s, LegStatus::Ringing, 1);
+        assert_eq!(s.state(), SessionState::CustomerRinging);
+        customer(&mut s, LegStatus::InProgress, 2);
+        assert_eq!(s.state(), SessionState::Connected);
+        customer(&mut s, LegStatus::Completed, 3);
+        assert_eq!(s.state(), SessionState::Ended);
+    }
+
+    #[test]
+    fn a_customer_who_never_answers_ends_the_call() {
+        for status in [LegStatus::Busy, LegStatus::NoAnswer, LegStatus::Failed] {
+            let mut s = new_session();
+            agent(&mut s, LegStatus::InProgress, 2);
+            customer(&mut s, status, 2);
+            assert_eq!(s.state(), SessionState::Ended, "{status:?}");
+            assert_eq!(transfer(&mut s), Err(DomainError::Ended));
+        }
+    }
+
+    #[test]
+    fn happy_transfer_walks_every_state() {
+        let mut s = connected();
+        assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+        assert_eq!(s.transfer_state(), Some(TransferState::Requested));
+        assert_eq!(s.state(), SessionState::Transferring);
+        assert!(s.first_agent_should_join_room());
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::Customer),
+        );
+        assert_eq!(s.transfer_state(), Some(TransferState::CustomerInRoom));
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::FirstAgent),
+        );
+        assert_eq!(s.transfer_state(), Some(TransferState::FirstAgentInRoom));
+        target(&mut s, 1, LegStatus::Ringing, 1);
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetRinging));
+        assert_eq!(
+            s.first_agent_leaves(),
+            Err(DomainError::CannotLeave {
+                state: "target-ringing"
+            })
+        );
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetAnswered));
+        assert_eq!(
+            s.cancel_transfer(),
+            Err(DomainError::NotCancellable {
+                state: "target-answered"
+            })
+        );
+        assert_eq!(s.first_agent_leaves(), Ok(()));
+        assert_eq!(s.first_agent_leaves(), Ok(()), "repeating is harmless");
+        assert_eq!(s.transfer_state(), Some(TransferState::FirstAgentLeft));
+        assert_eq!(s.state(), SessionState::Transferred);
+        agent(&mut s, LegStatus::Completed, 5);
+        assert_eq!(
+            s.state(),
+            SessionState::Transferred,
+            "the customer is still talking"
+        );
+        assert_eq!(transfer(&mut s), Err(DomainError::HandedOver));
+        customer(&mut s, LegStatus::Completed, 6);
+        room(&mut s, ConferenceEvent::End, None);
+        assert_eq!(s.state(), SessionState::Ended);
+        assert_eq!(s.transfer_state(), Some(TransferState::Ended));
+    }
+
+    #[test]
+    fn transfer_needs_a_connected_customer() {
+        let mut s = new_session();
+        assert_eq!(
+            transfer(&mut s),
+            Err(DomainError::NotConnected {
+                state: "agent-ringing"
+            })
+        );
+        agent(&mut s, LegStatus::InProgress, 2);
+        customer(&mut s, LegStatus::Ringing, 1);
+        assert_eq!(
+            transfer(&mut s),
+            Err(DomainError::NotConnected {
+                state: "customer-ringing"
+            })
+        );
+        assert!(s.transfer.is_none());
+    }
+
+    #[test]
+    fn one_transfer_at_a_time_and_idempotency_keys() {
+        let mut s = connected();
+        let key = Some("k1".to_owned());
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(
+            s.request_transfer(phone("+15550100003"), key.clone(), now),
+            Ok(TransferDecision::New)
+        );
+        assert_eq!(
+            s.request_transfer(phone("+15550100003"), key.clone(), now),
+            Ok(TransferDecision::Existing)
+        );
+        assert_eq!(
+            s.request_transfer(phone("+15550100004"), Some("k2".into()), now),
+            Err(DomainError::TransferActive { state: "requested" })
+        );
+        assert_eq!(
+            transfer(&mut s),
+            Err(DomainError::TransferActive { state: "requested" })
+        );
+        assert_eq!(s.transfer.as_ref().unwrap().attempt, 1);
+    }
+
+    #[test]
+    fn busy_no_answer_and_failure_can_be_retried() {
+        for (status, state) in [
+            (LegStatus::Busy, TransferState::TargetBusy),
+            (LegStatus::NoAnswer, TransferState::TargetNoAnswer),
+            (LegStatus::Failed, TransferState::TargetFailed),
+            (LegStatus::Canceled, TransferState::TargetFailed),
+        ] {
+            let mut s = connected();
+            transfer(&mut s).unwrap();
+            room(
+                &mut s,
+                ConferenceEvent::Join,
+                Some(RoomParticipant::Customer),
+            );
+            target(&mut s, 1, LegStatus::Ringing, 1);
+            target(&mut s, 1, status, 2);
+            assert_eq!(s.transfer_state(), Some(state));
+            assert_eq!(
+                s.state(),
+                SessionState::Connected,
+                "first agent and customer stay together"
+            );
+            assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+            let retry = s.transfer.as_ref().unwrap();
+            assert_eq!(retry.attempt, 2);
+            assert!(s.customer_in_room(), "no second redirect");
+            // The first attempt's late callbacks are ignored.
+            assert_eq!(
+                target(&mut s, 1, LegStatus::Completed, 3),
+                Observed::Ignored
+            );
+            assert_eq!(s.transfer_state(), Some(TransferState::CustomerInRoom));
+        }
+    }
+
+    #[test]
+    fn cancel_only_while_ringing() {
+        let mut s = connected();
+        assert_eq!(s.cancel_transfer(), Err(DomainError::NoTransfer));
+        transfer(&mut s).unwrap();
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::Customer),
+        );
+        target(&mut s, 1, LegStatus::Ringing, 1);
+        assert_eq!(s.cancel_transfer(), Ok(()));
+        assert_eq!(s.cancel_transfer(), Ok(()), "repeating is harmless");
+        assert_eq!(s.transfer_state(), Some(TransferState::Cancelled));
+        assert_eq!(
+            s.legs_to_end(),
+            vec![sid(TARGET_SID)],
+            "the ringing phone is called off"
+        );
+        target(&mut s, 1, LegStatus::Canceled, 2);
+        assert!(s.legs_to_end().is_empty());
+        assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+    }
+
+    #[test]
+    fn failed_redirect_leaves_the_bridge_alone() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        s.fail_transfer(1, "Call is not in-progress".into(), false)
+            .unwrap();
+        assert_eq!(s.transfer_state(), Some(TransferState::Failed));
+        assert!(!s.first_agent_should_join_room());
+        assert_eq!(s.state(), SessionState::Connected);
+        assert_eq!(
+            s.fail_transfer(2, "x".into(), false),
+            Err(DomainError::NoTransfer)
+        );
+        assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+        assert!(!s.customer_in_room(), "the retry redirects again");
+    }
+
+    #[test]
+    fn failed_participant_after_redirect_keeps_everyone_in_the_room() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        s.fail_transfer(1, "invalid To".into(), true).unwrap();
+        assert!(
+            s.first_agent_should_join_room(),
+            "the agent follows the customer"
+        );
+        transfer(&mut s).unwrap();
+        assert!(s.customer_in_room());
+    }
+
+    #[test]
+    fn customer_hanging_up_mid_transfer_ends_everything() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::Customer),
+        );
+        target(&mut s, 1, LegStatus::Ringing, 1);
+        customer(&mut s, LegStatus::Completed, 3);
+        assert_eq!(s.state(), SessionState::Ended);
+        assert_eq!(s.transfer_state(), Some(TransferState::Ended));
+        assert!(!s.first_agent_should_join_room());
+        let legs = s.legs_to_end();
+        assert!(legs.contains(&sid(TARGET_SID)));
+        assert!(legs.contains(&sid(AGENT_SID)));
+        assert_eq!(transfer(&mut s), Err(DomainError::Ended));
+    }
+
+    #[test]
+    fn plain_call_dial_action_hangs_up() {
+        let mut s = connected();
+        assert!(!s.first_agent_should_join_room());
+        customer(&mut s, LegStatus::Completed, 3);
+        assert!(!s.first_agent_should_join_room());
+        assert!(s.legs_to_end().is_empty());
+    }
+
+    #[test]
+    fn duplicates_and_out_of_order_callbacks_change_nothing() {
+        let mut s = connected();
+        let before = s.clone();
+        assert_eq!(
+            customer(&mut s, LegStatus::InProgress, 2),
+            Observed::Ignored
+        );
+        assert_eq!(customer(&mut s, LegStatus::Ringing, 1), Observed::Ignored);
+        assert_eq!(agent(&mut s, LegStatus::Ringing, 1), Observed::Ignored);
+        assert_eq!(s, before);
+        customer(&mut s, LegStatus::Completed, 4);
+        assert_eq!(
+            customer(&mut s, LegStatus::InProgress, 3),
+            Observed::Ignored
+        );
+        assert_eq!(s.state(), SessionState::Ended);
+        assert_eq!(
+            room(&mut s, ConferenceEvent::Start, None),
+            Observed::Ignored
+        );
+        // Leave before join (reordered): the join that arrives late is ignored.
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        room(
+            &mut s,
+            ConferenceEvent::Leave,
+            Some(RoomParticipant::FirstAgent),
+        );
+        assert_eq!(
+            room(
+                &mut s,
+                ConferenceEvent::Join,
+                Some(RoomParticipant::FirstAgent)
+            ),
+            Observed::Ignored
+        );
+        assert_eq!(s.first_agent_presence, Presence::Left);
+    }
+
+    #[test]
+    fn callbacks_about_other_calls_are_ignored() {
+        let mut s = connected();
+        let stranger = LegObservation {
+            call_sid: sid("CAffffffffffffffffffffffffffffffff"),
+            status: LegStatus::Completed,
+            sequence: Some(9),
+            at: OffsetDateTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            s.observe(Observation::AgentLeg(stranger.clone())),
+            Observed::Ignored
+        );
+        assert_eq!(
+            s.observe(Observation::CustomerLeg(stranger)),
+            Observed::Ignored
+        );
+        assert_eq!(
+            target(&mut s, 1, LegStatus::Ringing, 1),
+            Observed::Ignored,
+            "no transfer yet"
+        );
+        assert_eq!(s.state(), SessionState::Connected);
+    }
+
+    #[test]
+    fn second_agent_hanging_up_before_the_handover_can_be_retried() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        target(&mut s, 1, LegStatus::Completed, 3);
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetLeft));
+        assert_eq!(
+            s.first_agent_leaves(),
+            Err(DomainError::CannotLeave {
+                state: "target-left"
+            })
+        );
+        assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+    }
+
+    #[test]
+    fn first_agent_hanging_up_a_plain_call_ends_it() {
+        let mut s = connected();
+        agent(&mut s, LegStatus::Completed, 4);
+        assert_eq!(s.state(), SessionState::Ended);
+    }
+}

@@ -1,0 +1,144 @@
+//! One warm-transfer attempt and the state derived from what was observed.
+
+use time::OffsetDateTime;
+
+use super::leg::{LegObservation, LegStatus, Presence};
+use crate::ids::{PhoneNumber, RoomName};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// Twilio refused the redirect or the participant; the reason is Twilio's.
+    Failed {
+        reason: String,
+    },
+    Cancelled,
+    /// The first agent dropped off: the customer is with the second agent.
+    FirstAgentLeft,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// 1 for the first try, then one more per retry.
+    pub attempt: u32,
+    pub target: PhoneNumber,
+    /// Always the session's room: derived from the call SID, never user text.
+    pub room: RoomName,
+    pub idempotency_key: Option<String>,
+    pub requested_at: OffsetDateTime,
+    /// The second agent's call, learned from its participant callbacks.
+    pub target_leg: Option<LegObservation>,
+    pub target_presence: Presence,
+    pub outcome: Option<TransferOutcome>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferState {
+    Requested,
+    CustomerInRoom,
+    FirstAgentInRoom,
+    TargetRinging,
+    TargetAnswered,
+    TargetBusy,
+    TargetNoAnswer,
+    TargetFailed,
+    /// The second agent answered, then hung up before the first agent left.
+    TargetLeft,
+    Cancelled,
+    Failed,
+    FirstAgentLeft,
+    Ended,
+}
+
+impl TransferState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferState::Requested => "requested",
+            TransferState::CustomerInRoom => "customer-in-room",
+            TransferState::FirstAgentInRoom => "first-agent-in-room",
+            TransferState::TargetRinging => "target-ringing",
+            TransferState::TargetAnswered => "target-answered",
+            TransferState::TargetBusy => "target-busy",
+            TransferState::TargetNoAnswer => "target-no-answer",
+            TransferState::TargetFailed => "target-failed",
+            TransferState::TargetLeft => "target-left",
+            TransferState::Cancelled => "cancelled",
+            TransferState::Failed => "failed",
+            TransferState::FirstAgentLeft => "first-agent-left",
+            TransferState::Ended => "ended",
+        }
+    }
+
+    /// Still trying to reach the second agent or waiting for the handover.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            TransferState::Requested
+                | TransferState::CustomerInRoom
+                | TransferState::FirstAgentInRoom
+                | TransferState::TargetRinging
+                | TransferState::TargetAnswered
+        )
+    }
+
+    /// Over without a handover: the first agent may try again.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            TransferState::TargetBusy
+                | TransferState::TargetNoAnswer
+                | TransferState::TargetFailed
+                | TransferState::TargetLeft
+                | TransferState::Cancelled
+                | TransferState::Failed
+        )
+    }
+}
+
+impl Transfer {
+    /// The state, given where the customer and first agent are.
+    pub(crate) fn state(
+        &self,
+        session_ended: bool,
+        customer_in_room: bool,
+        first_agent_in_room: bool,
+    ) -> TransferState {
+        match &self.outcome {
+            Some(TransferOutcome::Failed { .. }) => return TransferState::Failed,
+            Some(TransferOutcome::Cancelled) => return TransferState::Cancelled,
+            Some(TransferOutcome::FirstAgentLeft) => {
+                return if session_ended {
+                    TransferState::Ended
+                } else {
+                    TransferState::FirstAgentLeft
+                };
+            }
+            None => {}
+        }
+        if let Some(leg) = &self.target_leg {
+            match leg.status {
+                LegStatus::Busy => return TransferState::TargetBusy,
+                LegStatus::NoAnswer => return TransferState::TargetNoAnswer,
+                LegStatus::Failed | LegStatus::Canceled => return TransferState::TargetFailed,
+                LegStatus::Completed => {
+                    return if session_ended {
+                        TransferState::Ended
+                    } else {
+                        TransferState::TargetLeft
+                    };
+                }
+                _ => {}
+            }
+        }
+        if session_ended {
+            return TransferState::Ended;
+        }
+        match self.target_leg.as_ref().map(|l| l.status) {
+            Some(LegStatus::InProgress) => TransferState::TargetAnswered,
+            Some(LegStatus::Ringing) => TransferState::TargetRinging,
+            _ if first_agent_in_room => TransferState::FirstAgentInRoom,
+            _ if customer_in_room => TransferState::CustomerInRoom,
+            // Queued or initiated: the dial is being placed.
+            _ => TransferState::Requested,
+        }
+    }
+}
