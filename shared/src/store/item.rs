@@ -1,0 +1,242 @@
+//! How a session and a history event are laid out as DynamoDB items.
+//! Typed attributes, not a JSON blob: the observation writes compare leg
+//! ranks and presences inside their condition expressions.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::StoreError;
+use crate::domain::{
+    CallSession, EventSource, HistoryEvent, LegObservation, LegStatus, Presence, Transfer,
+    TransferOutcome,
+};
+use crate::ids::{CallSid, PhoneNumber, RoomName};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const SESSION_SK: &str = "SESSION";
+pub const EVENT_PREFIX: &str = "EVENT#";
+
+/// Attribute-name prefixes of the three legs.
+pub const AGENT: &str = "agent";
+pub const CUSTOMER: &str = "customer";
+pub const TARGET: &str = "target";
+
+pub fn pk(id: &CallSid) -> String {
+    format!("CALL#{id}")
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn time_text(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_bool(item: &Item, name: &str) -> bool {
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
+}
+
+fn required<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    get_s(item, name).ok_or_else(|| corrupt(name))
+}
+
+fn time(item: &Item, name: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(required(item, name)?, &Rfc3339).map_err(|_| corrupt(name))
+}
+
+fn phone(item: &Item, name: &str) -> Result<PhoneNumber, StoreError> {
+    PhoneNumber::parse(required(item, name)?).map_err(|_| corrupt(name))
+}
+
+/// The attributes of one leg observation, under a prefix.
+pub fn leg_attributes(prefix: &str, leg: &LegObservation) -> Vec<(String, AttributeValue)> {
+    let mut attributes = vec![
+        (format!("{prefix}_sid"), s(leg.call_sid.as_str())),
+        (format!("{prefix}_status"), s(leg.status.as_str())),
+        (format!("{prefix}_rank"), n(leg.status.rank())),
+        (format!("{prefix}_at"), s(time_text(leg.at))),
+    ];
+    if let Some(sequence) = leg.sequence {
+        attributes.push((format!("{prefix}_seq"), n(sequence)));
+    }
+    attributes
+}
+
+fn leg(item: &Item, prefix: &str) -> Result<Option<LegObservation>, StoreError> {
+    let Some(sid) = get_s(item, &format!("{prefix}_sid")) else {
+        return Ok(None);
+    };
+    let status_name = format!("{prefix}_status");
+    Ok(Some(LegObservation {
+        call_sid: CallSid::parse(sid).map_err(|_| corrupt(prefix))?,
+        status: LegStatus::parse(required(item, &status_name)?)
+            .ok_or_else(|| corrupt(&status_name))?,
+        sequence: get_n(item, &format!("{prefix}_seq")),
+        at: time(item, &format!("{prefix}_at"))?,
+    }))
+}
+
+pub fn session_item(session: &CallSession, expires_at: i64) -> Item {
+    let mut item: Item = [
+        ("pk", s(pk(&session.id))),
+        ("sk", s(SESSION_SK)),
+        ("version", n(session.version)),
+        ("expires_at", n(expires_at)),
+        ("agent_number", s(session.agent_number.as_str())),
+        ("customer_number", s(session.customer_number.as_str())),
+        ("caller_id", s(session.caller_id.as_str())),
+        ("created_at", s(time_text(session.created_at))),
+        ("customer_presence", n(session.customer_presence.as_u8())),
+        (
+            "first_agent_presence",
+            n(session.first_agent_presence.as_u8()),
+        ),
+        ("room_ended", AttributeValue::Bool(session.room_ended)),
+        (
+            "customer_moved",
+            AttributeValue::Bool(session.customer_moved),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (prefix, observed) in [
+        (AGENT, &session.agent_leg),
+        (CUSTOMER, &session.customer_leg),
+    ] {
+        if let Some(observed) = observed {
+            item.extend(leg_attributes(prefix, observed));
+        }
+    }
+    if let Some(t) = &session.transfer {
+        item.insert("t_attempt".into(), n(t.attempt));
+        item.insert("t_target".into(), s(t.target.as_str()));
+        item.insert("t_room".into(), s(t.room.as_str()));
+        item.insert("t_requested_at".into(), s(time_text(t.requested_at)));
+        item.insert("t_presence".into(), n(t.target_presence.as_u8()));
+        if let Some(key) = &t.idempotency_key {
+            item.insert("t_key".into(), s(key));
+        }
+        if let Some(target_leg) = &t.target_leg {
+            item.extend(leg_attributes(TARGET, target_leg));
+        }
+        let (outcome, reason) = match &t.outcome {
+            None => (None, None),
+            Some(TransferOutcome::Failed { reason }) => (Some("failed"), Some(reason.as_str())),
+            Some(TransferOutcome::Cancelled) => (Some("cancelled"), None),
+            Some(TransferOutcome::FirstAgentLeft) => (Some("first-agent-left"), None),
+        };
+        if let Some(outcome) = outcome {
+            item.insert("t_outcome".into(), s(outcome));
+        }
+        if let Some(reason) = reason {
+            item.insert("t_reason".into(), s(reason));
+        }
+    }
+    item
+}
+
+pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
+    let id = required(item, "pk")?
+        .strip_prefix("CALL#")
+        .and_then(|sid| CallSid::parse(sid).ok())
+        .ok_or_else(|| corrupt("pk"))?;
+    let transfer = match get_n::<u32>(item, "t_attempt") {
+        None => None,
+        Some(attempt) => Some(Transfer {
+            attempt,
+            target: phone(item, "t_target")?,
+            room: RoomName::parse(required(item, "t_room")?).map_err(|_| corrupt("t_room"))?,
+            idempotency_key: get_s(item, "t_key").map(str::to_owned),
+            requested_at: time(item, "t_requested_at")?,
+            target_leg: leg(item, TARGET)?,
+            target_presence: Presence::from_u8(get_n(item, "t_presence").unwrap_or(0)),
+            outcome: match get_s(item, "t_outcome") {
+                None => None,
+                Some("failed") => Some(TransferOutcome::Failed {
+                    reason: get_s(item, "t_reason").unwrap_or_default().to_owned(),
+                }),
+                Some("cancelled") => Some(TransferOutcome::Cancelled),
+                Some("first-agent-left") => Some(TransferOutcome::FirstAgentLeft),
+                Some(_) => return Err(corrupt("t_outcome")),
+            },
+        }),
+    };
+    Ok(CallSession {
+        id,
+        agent_number: phone(item, "agent_number")?,
+        customer_number: phone(item, "customer_number")?,
+        caller_id: phone(item, "caller_id")?,
+        created_at: time(item, "created_at")?,
+        agent_leg: leg(item, AGENT)?,
+        customer_leg: leg(item, CUSTOMER)?,
+        customer_presence: Presence::from_u8(get_n(item, "customer_presence").unwrap_or(0)),
+        first_agent_presence: Presence::from_u8(get_n(item, "first_agent_presence").unwrap_or(0)),
+        room_ended: get_bool(item, "room_ended"),
+        customer_moved: get_bool(item, "customer_moved"),
+        transfer,
+        version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
+    })
+}
+
+/// Sort key of a history entry: time first so a query returns them in
+/// order, then a random suffix so two entries never collide.
+pub fn event_sort_key(at: OffsetDateTime) -> String {
+    let nanos = at.unix_timestamp_nanos().max(0);
+    format!("{EVENT_PREFIX}{nanos:020}#{:08x}", rand::random::<u32>())
+}
+
+pub fn event_item(id: &CallSid, event: &HistoryEvent, expires_at: i64) -> Item {
+    let mut item: Item = [
+        ("pk", s(pk(id))),
+        ("sk", s(event_sort_key(event.at))),
+        ("expires_at", n(expires_at)),
+        ("at", s(time_text(event.at))),
+        ("source", s(event.source.as_str())),
+        ("kind", s(&event.kind)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(detail) = &event.detail {
+        item.insert("detail".into(), s(detail));
+    }
+    item
+}
+
+pub fn event_from_item(item: &Item) -> Result<HistoryEvent, StoreError> {
+    Ok(HistoryEvent {
+        at: time(item, "at")?,
+        source: EventSource::parse(required(item, "source")?).ok_or_else(|| corrupt("source"))?,
+        kind: required(item, "kind")?.to_owned(),
+        detail: get_s(item, "detail").map(str::to_owned),
+    })
+}

@@ -1,0 +1,95 @@
+//! dynalite (a DynamoDB API server on Node.js, in memory) for tests, the
+//! development server and the demo: started on a free loopback port,
+//! stopped when dropped.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use tokio::process::{Child, Command};
+
+use super::StoreError;
+use super::table;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("dynalite not found ({0}); install it with `npm ci --prefix dev` or set DYNALITE_BIN")]
+    NotInstalled(String),
+    #[error("dynalite could not start: {0}")]
+    Start(String),
+}
+
+/// A running dynalite; killed on drop.
+pub struct Dynalite {
+    _child: Child,
+    port: u16,
+}
+
+/// `DYNALITE_BIN`, else the copy `npm ci --prefix dev` installs in the workspace.
+fn binary() -> PathBuf {
+    std::env::var_os("DYNALITE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dev/node_modules/.bin/dynalite")
+        })
+}
+
+impl Dynalite {
+    pub async fn start() -> Result<Self, LocalError> {
+        let binary = binary();
+        if !binary.exists() {
+            return Err(LocalError::NotInstalled(binary.display().to_string()));
+        }
+        // Ask the OS for a free port, then hand it to dynalite.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| LocalError::Start(e.to_string()))?
+            .port();
+        let child = Command::new(&binary)
+            .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| LocalError::Start(format!("{}: {e}", binary.display())))?;
+        let dynalite = Self {
+            _child: child,
+            port,
+        };
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(dynalite);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(LocalError::Start(format!(
+            "nothing listening on 127.0.0.1:{port} after 10 s"
+        )))
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A client for this dynalite, with dummy credentials.
+    pub fn client(&self) -> Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "local"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Creates a table from the one definition the template also uses.
+    pub async fn create_table(&self, name: &str) -> Result<(), StoreError> {
+        table::create_table(&self.client(), name).await
+    }
+}

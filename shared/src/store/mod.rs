@@ -1,0 +1,96 @@
+//! Call state persistence. Handlers talk to the [`CallStore`] trait; the
+//! DynamoDB adapter implements it with one item per session plus an
+//! append-only event history, every state change a conditional write.
+
+mod dynamo;
+mod item;
+pub mod local;
+pub mod table;
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use dynamo::DynamoStore;
+
+use crate::domain::{
+    CallSession, DomainError, HistoryEvent, Observation, Observed, TransferDecision,
+};
+use crate::ids::{CallSid, PhoneNumber};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such call")]
+    NotFound,
+    #[error("the call already exists")]
+    AlreadyExists,
+    /// Other writers kept winning; the caller may try again.
+    #[error("the call changed concurrently too many times")]
+    Conflict,
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    #[error("DynamoDB is throttling requests")]
+    Throttled,
+    #[error("DynamoDB is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored call is unreadable: {0}")]
+    Corrupt(String),
+    #[error("DynamoDB refused the request: {0}")]
+    Other(String),
+}
+
+/// A domain command, applied to the current session by [`CallStore::update`].
+pub type Command<'a> = dyn Fn(&mut CallSession) -> Result<(), DomainError> + Send + Sync + 'a;
+
+#[async_trait]
+pub trait CallStore: Send + Sync {
+    /// Stores a new session; fails if one with that id exists.
+    async fn create_session(&self, session: &CallSession) -> Result<(), StoreError>;
+
+    /// The session as last written: exactly one strongly consistent read.
+    async fn get_session(&self, id: &CallSid) -> Result<Option<CallSession>, StoreError>;
+
+    /// Reads the session, applies `command` and writes it back on condition
+    /// that nobody wrote in between (re-reading and re-applying if someone
+    /// did). A command that changes nothing writes nothing.
+    async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError>;
+
+    /// Applies what a Twilio callback reported, if it moves the call forward.
+    /// Returns the session after the change when there was one.
+    async fn observe(
+        &self,
+        id: &CallSid,
+        observation: Observation,
+    ) -> Result<(Observed, Option<CallSession>), StoreError>;
+
+    /// Adds an entry to the call's history (never overwrites one).
+    async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError>;
+
+    /// The call's history, oldest first.
+    async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// Records a transfer: of concurrent requests for one call exactly one
+    /// wins, the others see it (same idempotency key) or are refused.
+    async fn request_transfer(
+        &self,
+        id: &CallSid,
+        target: PhoneNumber,
+        idempotency_key: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<(TransferDecision, CallSession), StoreError> {
+        let decision = Mutex::new(TransferDecision::Existing);
+        let session = self
+            .update(id, &|session: &mut CallSession| {
+                let made =
+                    session.request_transfer(target.clone(), idempotency_key.clone(), now)?;
+                if let Ok(mut slot) = decision.lock() {
+                    *slot = made;
+                }
+                Ok(())
+            })
+            .await?;
+        let decision = decision.into_inner().unwrap_or(TransferDecision::Existing);
+        Ok((decision, session))
+    }
+}

@@ -1,0 +1,475 @@
+//! The DynamoDB store against a real DynamoDB API server: dynalite, in
+//! memory, started per test on a free loopback port.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+use warm_transfer_core::domain::*;
+use warm_transfer_core::ids::{CallSid, PhoneNumber};
+use warm_transfer_core::store::local::Dynalite;
+use warm_transfer_core::store::{CallStore, DynamoStore, StoreError};
+
+const TABLE: &str = "calls-test";
+const TTL: Duration = Duration::from_secs(72 * 3600);
+const AGENT: &str = "CA00000000000000000000000000000001";
+const CUSTOMER: &str = "CA00000000000000000000000000000002";
+const TARGET: &str = "CA00000000000000000000000000000003";
+
+fn sid(s: &str) -> CallSid {
+    CallSid::parse(s).unwrap()
+}
+
+fn phone(s: &str) -> PhoneNumber {
+    PhoneNumber::parse(s).unwrap()
+}
+
+async fn store() -> (Dynalite, Arc<DynamoStore>) {
+    let dynalite = Dynalite::start()
+        .await
+        .expect("dynalite (npm ci --prefix dev)");
+    dynalite.create_table(TABLE).await.unwrap();
+    let store = DynamoStore::new(dynalite.client(), TABLE, TTL);
+    (dynalite, Arc::new(store))
+}
+
+fn now() -> OffsetDateTime {
+    // DynamoDB keeps what we give it; whole microseconds keep comparisons exact.
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap()
+}
+
+fn session() -> CallSession {
+    CallSession::start(
+        sid(AGENT),
+        phone("+15550100001"),
+        phone("+15550100002"),
+        phone("+15005550006"),
+        now(),
+    )
+}
+
+fn leg(call: &str, status: LegStatus, seq: u32) -> LegObservation {
+    LegObservation {
+        call_sid: sid(call),
+        status,
+        sequence: Some(seq),
+        at: now(),
+    }
+}
+
+async fn connected(store: &DynamoStore) -> CallSession {
+    store.create_session(&session()).await.unwrap();
+    for observation in [
+        Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)),
+        Observation::CustomerLeg(leg(CUSTOMER, LegStatus::Ringing, 1)),
+        Observation::CustomerLeg(leg(CUSTOMER, LegStatus::InProgress, 2)),
+    ] {
+        store.observe(&sid(AGENT), observation).await.unwrap();
+    }
+    store.get_session(&sid(AGENT)).await.unwrap().unwrap()
+}
+
+async fn raw_items(dynalite: &Dynalite) -> Vec<HashMap<String, AttributeValue>> {
+    dynalite
+        .client()
+        .scan()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn every_field_survives_a_round_trip() {
+    let (_dynalite, store) = store().await;
+    let mut full = session();
+    full.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
+    full.observe(Observation::CustomerLeg(leg(
+        CUSTOMER,
+        LegStatus::InProgress,
+        2,
+    )));
+    full.request_transfer(phone("+15550100003"), Some("key-1".into()), now())
+        .unwrap();
+    full.observe(Observation::TargetLeg {
+        attempt: 1,
+        observation: leg(TARGET, LegStatus::Ringing, 1),
+    });
+    full.observe(Observation::Conference {
+        event: ConferenceEvent::Join,
+        participant: Some(RoomParticipant::Customer),
+        sequence: Some(1),
+        at: now(),
+    });
+    full.fail_transfer(1, "Twilio said \"no\" & <why>".into(), true)
+        .unwrap();
+    store.create_session(&full).await.unwrap();
+    let read = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    assert_eq!(read, full);
+    assert_eq!(store.get_session(&sid(TARGET)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn every_item_expires_through_ttl() {
+    let (dynalite, store) = store().await;
+    let started = OffsetDateTime::now_utc().unix_timestamp();
+    connected(&store).await;
+    store
+        .append_event(&sid(AGENT), &HistoryEvent::api(now(), "call started", None))
+        .await
+        .unwrap();
+    let items = raw_items(&dynalite).await;
+    assert_eq!(items.len(), 2);
+    for item in items {
+        let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+        let ttl = TTL.as_secs() as i64;
+        assert!(
+            (started + ttl - 5..=started + ttl + 60).contains(&expires),
+            "{item:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_created_once() {
+    let (_dynalite, store) = store().await;
+    store.create_session(&session()).await.unwrap();
+    assert_eq!(
+        store.create_session(&session()).await,
+        Err(StoreError::AlreadyExists)
+    );
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_transfers_make_exactly_one() {
+    let (dynalite, store) = store().await;
+    connected(&store).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Half retry the same request (same key), half are different requests.
+                let key = if i % 2 == 0 {
+                    "same".to_owned()
+                } else {
+                    format!("other-{i}")
+                };
+                store
+                    .request_transfer(&sid(AGENT), phone("+15550100003"), Some(key), now())
+                    .await
+            })
+        })
+        .collect();
+    let mut new = 0;
+    let mut existing = 0;
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok((TransferDecision::New, _)) => new += 1,
+            Ok((TransferDecision::Existing, _)) => existing += 1,
+            Err(StoreError::Rejected(DomainError::TransferActive { .. })) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(new, 1, "exactly one winner");
+    assert_eq!(new + existing + refused, 20);
+    let session = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    assert_eq!(session.transfer.unwrap().attempt, 1);
+    // One session item: the transfer lives inside it, so there cannot be two.
+    assert_eq!(raw_items(&dynalite).await.len(), 1);
+}
+
+#[tokio::test]
+async fn refused_commands_carry_the_state_they_met() {
+    let (_dynalite, store) = store().await;
+    store.create_session(&session()).await.unwrap();
+    let refused = store
+        .request_transfer(&sid(AGENT), phone("+15550100003"), None, now())
+        .await;
+    assert_eq!(
+        refused.unwrap_err(),
+        StoreError::Rejected(DomainError::NotConnected {
+            state: "agent-ringing"
+        })
+    );
+    assert_eq!(
+        store
+            .update(&sid(TARGET), &|s: &mut CallSession| s.cancel_transfer())
+            .await,
+        Err(StoreError::NotFound)
+    );
+}
+
+/// Applying the same callbacks in any order, concurrently, gives the state
+/// the domain computes: nothing lost, nothing moved backwards.
+#[tokio::test]
+async fn concurrent_out_of_order_callbacks_all_land_and_agree_with_the_domain() {
+    let (_dynalite, store) = store().await;
+    let mut expected = connected(&store).await;
+    store
+        .request_transfer(&sid(AGENT), phone("+15550100003"), None, now())
+        .await
+        .unwrap();
+    expected
+        .request_transfer(phone("+15550100003"), None, now())
+        .unwrap();
+    let mut observations = vec![
+        Observation::AgentLeg(leg(AGENT, LegStatus::Ringing, 1)),
+        Observation::CustomerLeg(leg(CUSTOMER, LegStatus::Ringing, 1)),
+        Observation::CustomerLeg(leg(CUSTOMER, LegStatus::InProgress, 2)),
+    ];
+    for (status, seq) in [
+        (LegStatus::Initiated, 0),
+        (LegStatus::Ringing, 1),
+        (LegStatus::InProgress, 2),
+    ] {
+        for _ in 0..3 {
+            observations.push(Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET, status, seq),
+            });
+        }
+    }
+    for (event, who) in [
+        (ConferenceEvent::Start, None),
+        (ConferenceEvent::Join, Some(RoomParticipant::Customer)),
+        (ConferenceEvent::Join, Some(RoomParticipant::FirstAgent)),
+        (
+            ConferenceEvent::Join,
+            Some(RoomParticipant::SecondAgent { attempt: 1 }),
+        ),
+        (
+            ConferenceEvent::Join,
+            Some(RoomParticipant::SecondAgent { attempt: 7 }),
+        ),
+    ] {
+        observations.push(Observation::Conference {
+            event,
+            participant: who,
+            sequence: None,
+            at: now(),
+        });
+    }
+    // Reverse order: the newest callbacks arrive first.
+    observations.reverse();
+    for observation in observations.clone() {
+        expected.observe(observation);
+    }
+    let tasks: Vec<_> = observations
+        .into_iter()
+        .map(|observation| {
+            let store = store.clone();
+            tokio::spawn(async move { store.observe(&sid(AGENT), observation).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let mut stored = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    stored.version = expected.version;
+    // Leg timestamps differ per write; compare what the state machine uses.
+    assert_eq!(stored.transfer_state(), Some(TransferState::TargetAnswered));
+    assert_eq!(stored.transfer_state(), expected.transfer_state());
+    assert_eq!(stored.state(), expected.state());
+    assert_eq!(stored.customer_presence, Presence::Joined);
+    assert_eq!(stored.first_agent_presence, Presence::Joined);
+    assert_eq!(
+        stored.transfer.as_ref().unwrap().target_presence,
+        Presence::Joined
+    );
+    let target_leg = stored.transfer.unwrap().target_leg.unwrap();
+    assert_eq!(target_leg.status, LegStatus::InProgress);
+    assert_eq!(target_leg.sequence, Some(2));
+}
+
+#[tokio::test]
+async fn duplicate_and_stale_callbacks_are_ignored_in_one_write() {
+    let (_dynalite, store) = store().await;
+    let before = connected(&store).await;
+    let stale = Observation::CustomerLeg(leg(CUSTOMER, LegStatus::Ringing, 1));
+    let duplicate = Observation::CustomerLeg(leg(CUSTOMER, LegStatus::InProgress, 2));
+    let stranger = Observation::CustomerLeg(leg(TARGET, LegStatus::Completed, 9));
+    for observation in [stale, duplicate, stranger] {
+        let (observed, session) = store.observe(&sid(AGENT), observation).await.unwrap();
+        assert_eq!(observed, Observed::Ignored);
+        assert!(session.is_none());
+    }
+    let after = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    assert_eq!(after, before, "not even the version moved");
+    let (observed, session) = store
+        .observe(
+            &sid(AGENT),
+            Observation::CustomerLeg(leg(CUSTOMER, LegStatus::Completed, 3)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(observed, Observed::Applied);
+    assert_eq!(session.unwrap().state(), SessionState::Ended);
+    // A callback for a call the store never saw is ignored, not an error.
+    let (observed, _) = store
+        .observe(
+            &sid(TARGET),
+            Observation::AgentLeg(leg(TARGET, LegStatus::Ringing, 1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(observed, Observed::Ignored);
+}
+
+#[tokio::test]
+async fn commands_retry_after_losing_a_race() {
+    let (_dynalite, store) = store().await;
+    connected(&store).await;
+    store
+        .request_transfer(&sid(AGENT), phone("+15550100003"), None, now())
+        .await
+        .unwrap();
+    // Cancel and a stream of callbacks race; the cancel must land anyway.
+    let cancel = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .update(&sid(AGENT), &|s: &mut CallSession| s.cancel_transfer())
+                .await
+        })
+    };
+    let callbacks: Vec<_> = (0..10u32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let who = if i % 2 == 0 {
+                    RoomParticipant::Customer
+                } else {
+                    RoomParticipant::FirstAgent
+                };
+                store
+                    .observe(
+                        &sid(AGENT),
+                        Observation::Conference {
+                            event: ConferenceEvent::Join,
+                            participant: Some(who),
+                            sequence: Some(i),
+                            at: now(),
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for task in callbacks {
+        task.await.unwrap().unwrap();
+    }
+    let cancelled = cancel.await.unwrap().unwrap();
+    assert_eq!(cancelled.transfer_state(), Some(TransferState::Cancelled));
+    let stored = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    assert_eq!(stored.transfer_state(), Some(TransferState::Cancelled));
+    assert_eq!(stored.first_agent_presence, Presence::Joined);
+}
+
+#[tokio::test]
+async fn history_is_append_only_and_in_order() {
+    let (_dynalite, store) = store().await;
+    let base = now();
+    let kinds = ["call started", "first agent ringing", "customer ringing"];
+    // Written out of order, with one timestamp shared by two entries.
+    for (offset, kind) in [
+        (2, kinds[2]),
+        (0, kinds[0]),
+        (1, kinds[1]),
+        (1, "same moment"),
+    ] {
+        store
+            .append_event(
+                &sid(AGENT),
+                &HistoryEvent::twilio(
+                    base + time::Duration::milliseconds(offset),
+                    kind,
+                    Some("…0002".into()),
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let events = store.list_events(&sid(AGENT)).await.unwrap();
+    assert_eq!(events.len(), 4, "nothing overwritten");
+    assert_eq!(events[0].kind, "call started");
+    assert_eq!(events[3].kind, "customer ringing");
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(events[0].source, EventSource::Twilio);
+    assert_eq!(events[0].detail.as_deref(), Some("…0002"));
+    assert!(store.list_events(&sid(TARGET)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_typed_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "test",
+        ))
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE, TTL);
+    assert!(matches!(
+        store.get_session(&sid(AGENT)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn throttling_is_a_typed_error() {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    // A server that answers every request the way DynamoDB throttles.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#;
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .status(400)
+                            .header("content-type", "application/x-amz-json-1.0")
+                            .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "test",
+        ))
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE, TTL);
+    assert_eq!(
+        store.get_session(&sid(AGENT)).await,
+        Err(StoreError::Throttled)
+    );
+    assert_eq!(
+        store.create_session(&session()).await,
+        Err(StoreError::Throttled)
+    );
+}
