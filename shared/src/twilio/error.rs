@@ -1,0 +1,70 @@
+//! Twilio's failures as one typed error. Never carries credentials.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TwilioError {
+    /// Twilio answered with an error body: `{code, message, more_info, status}`.
+    #[error("Twilio answered {status}{}: {message}", code.map(|c| format!(" (error {c})")).unwrap_or_default())]
+    Api {
+        status: u16,
+        code: Option<u32>,
+        message: String,
+        more_info: Option<String>,
+    },
+    #[error("Twilio did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot reach Twilio: {0}")]
+    Connection(String),
+    #[error("unexpected answer from Twilio: {0}")]
+    Decode(String),
+    #[error("invalid Twilio client configuration: {0}")]
+    Config(String),
+}
+
+/// Twilio's JSON error body.
+#[derive(Deserialize)]
+pub(crate) struct ErrorBody {
+    pub code: Option<u32>,
+    pub message: Option<String>,
+    pub more_info: Option<String>,
+    pub status: Option<u16>,
+}
+
+impl TwilioError {
+    pub(crate) fn from_response(status: u16, body: &[u8]) -> Self {
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(parsed) => TwilioError::Api {
+                status: parsed.status.unwrap_or(status),
+                code: parsed.code,
+                message: parsed.message.unwrap_or_else(|| "no message".to_owned()),
+                more_info: parsed.more_info,
+            },
+            Err(_) => TwilioError::Api {
+                status,
+                code: None,
+                message: String::from_utf8_lossy(body).chars().take(200).collect(),
+                more_info: None,
+            },
+        }
+    }
+
+    /// Worth another try if the operation may be repeated: throttled,
+    /// Twilio-side failure, or the network.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TwilioError::Api { status, .. } => *status == 429 || *status >= 500,
+            TwilioError::Timeout(_) | TwilioError::Connection(_) => true,
+            TwilioError::Decode(_) | TwilioError::Config(_) => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            TwilioError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Typed requests and responses of the operations the product uses. Field
+//! names follow Twilio's (the contract test checks them against the
+//! OpenAPI file); optional fields left `None` are not sent.
+
+use serde::Deserialize;
+
+use crate::ids::{CallSid, PhoneNumber, RoomName};
+
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+    };
+}
+
+wire_enum!(HttpMethod { Get => "GET", Post => "POST" });
+wire_enum!(
+    /// `StatusCallbackEvent` of calls and participants.
+    CallStatusEvent {
+        Initiated => "initiated",
+        Ringing => "ringing",
+        Answered => "answered",
+        Completed => "completed",
+    }
+);
+wire_enum!(
+    /// `Status` of a call update: end a call in progress, or one still ringing.
+    UpdateCallStatus { Completed => "completed", Canceled => "canceled" }
+);
+wire_enum!(
+    /// `Status` filter of the call list.
+    CallStatus {
+        Queued => "queued",
+        Ringing => "ringing",
+        InProgress => "in-progress",
+        Completed => "completed",
+        Busy => "busy",
+        Failed => "failed",
+        NoAnswer => "no-answer",
+        Canceled => "canceled",
+    }
+);
+wire_enum!(ConferenceStatus { Init => "init", InProgress => "in-progress", Completed => "completed" });
+wire_enum!(
+    /// `Beep` of a participant.
+    ParticipantBeep { True => "true", False => "false", OnEnter => "onEnter", OnExit => "onExit" }
+);
+wire_enum!(MachineDetection { Enable => "Enable", DetectMessageEnd => "DetectMessageEnd" });
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateCall {
+    pub to: PhoneNumber,
+    pub from: PhoneNumber,
+    /// TwiML to run when the call answers.
+    pub url: String,
+    pub method: Option<HttpMethod>,
+    pub status_callback: Option<String>,
+    pub status_callback_event: Vec<CallStatusEvent>,
+    pub status_callback_method: Option<HttpMethod>,
+    /// Seconds to let the phone ring.
+    pub timeout: Option<u32>,
+    pub time_limit: Option<u32>,
+    pub record: Option<bool>,
+    pub machine_detection: Option<MachineDetection>,
+    pub caller_id: Option<String>,
+}
+
+impl CreateCall {
+    pub fn new(to: PhoneNumber, from: PhoneNumber, url: impl Into<String>) -> Self {
+        Self {
+            to,
+            from,
+            url: url.into(),
+            method: Some(HttpMethod::Post),
+            status_callback: None,
+            status_callback_event: Vec::new(),
+            status_callback_method: None,
+            timeout: None,
+            time_limit: None,
+            record: None,
+            machine_detection: None,
+            caller_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateCall {
+    /// Redirect: new TwiML for the live call.
+    pub url: Option<String>,
+    pub method: Option<HttpMethod>,
+    pub status: Option<UpdateCallStatus>,
+    pub twiml: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Option<HttpMethod>,
+    pub time_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListCalls {
+    pub parent_call_sid: Option<CallSid>,
+    pub status: Option<CallStatus>,
+    pub to: Option<PhoneNumber>,
+    pub from: Option<PhoneNumber>,
+    pub page_size: Option<u32>,
+}
+
+/// A conference in a participant path: by friendly name (creates the room
+/// on first use) or by its `CF...` SID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConferenceRef {
+    FriendlyName(RoomName),
+    Sid(String),
+}
+
+impl ConferenceRef {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ConferenceRef::FriendlyName(room) => room.as_str(),
+            ConferenceRef::Sid(sid) => sid,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateParticipant {
+    pub from: PhoneNumber,
+    pub to: PhoneNumber,
+    pub label: Option<String>,
+    /// Lets the room hear the ringing (Twilio's default is true).
+    pub early_media: Option<bool>,
+    pub beep: Option<ParticipantBeep>,
+    pub start_conference_on_enter: Option<bool>,
+    pub end_conference_on_exit: Option<bool>,
+    /// Seconds to ring (5 to 600).
+    pub timeout: Option<u32>,
+    pub status_callback: Option<String>,
+    pub status_callback_event: Vec<CallStatusEvent>,
+    pub status_callback_method: Option<HttpMethod>,
+    pub wait_url: Option<String>,
+    pub wait_method: Option<HttpMethod>,
+    pub muted: Option<bool>,
+    pub record: Option<bool>,
+    pub time_limit: Option<u32>,
+    pub caller_id: Option<String>,
+}
+
+impl CreateParticipant {
+    pub fn new(from: PhoneNumber, to: PhoneNumber) -> Self {
+        Self {
+            from,
+            to,
+            label: None,
+            early_media: None,
+            beep: None,
+            start_conference_on_enter: None,
+            end_conference_on_exit: None,
+            timeout: None,
+            status_callback: None,
+            status_callback_event: Vec::new(),
+            status_callback_method: None,
+            wait_url: None,
+            wait_method: None,
+            muted: None,
+            record: None,
+            time_limit: None,
+            caller_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateParticipant {
+    pub hold: Option<bool>,
+    pub hold_url: Option<String>,
+    pub hold_method: Option<HttpMethod>,
+    pub muted: Option<bool>,
+    pub announce_url: Option<String>,
+    pub announce_method: Option<HttpMethod>,
+    pub end_conference_on_exit: Option<bool>,
+    pub beep_on_exit: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListConferences {
+    pub friendly_name: Option<String>,
+    pub status: Option<ConferenceStatus>,
+    pub page_size: Option<u32>,
+}
+
+/// A call resource (the fields the product reads).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Call {
+    pub sid: String,
+    pub parent_call_sid: Option<String>,
+    pub account_sid: Option<String>,
+    pub status: Option<String>,
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub direction: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CallPage {
+    pub calls: Vec<Call>,
+    pub next_page_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Participant {
+    pub call_sid: String,
+    pub conference_sid: Option<String>,
+    pub label: Option<String>,
+    pub status: Option<String>,
+    pub hold: Option<bool>,
+    pub muted: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Conference {
+    pub sid: String,
+    pub friendly_name: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ConferencePage {
+    pub conferences: Vec<Conference>,
+    pub next_page_uri: Option<String>,
+}
