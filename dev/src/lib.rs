@@ -1,1 +1,6 @@
-//! Development tools (work in progress).
+//! Development-only tools: the local server that mounts every Lambda handler,
+//! the recorded API Gateway events, the Twilio call-flow simulator, the demo
+//! and the benchmarks.
+
+pub mod events;
+pub mod server;

@@ -4,6 +4,7 @@
 
 use url::Url;
 
+use crate::domain::RoomParticipant;
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
 /// Who a conference TwiML document is for; decides whether leaving ends the room.
@@ -16,24 +17,20 @@ pub enum RoomRole {
 }
 
 impl RoomRole {
+    /// Also the participant label the conference callbacks report.
     pub fn as_str(self) -> &'static str {
         match self {
-            RoomRole::Customer => "customer",
-            RoomRole::FirstAgent => "first-agent",
+            RoomRole::Customer => RoomParticipant::CUSTOMER_LABEL,
+            RoomRole::FirstAgent => RoomParticipant::FIRST_AGENT_LABEL,
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "customer" => Some(RoomRole::Customer),
-            "first-agent" => Some(RoomRole::FirstAgent),
-            _ => None,
-        }
+        [RoomRole::Customer, RoomRole::FirstAgent]
+            .into_iter()
+            .find(|role| role.as_str() == value)
     }
 }
-
-/// Participant label of the second agent in the room.
-pub const SECOND_AGENT_LABEL: &str = "second-agent";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callbacks {

@@ -145,7 +145,8 @@ mod tests {
                 .route()
                 .replace("{callSid}", "CA0123456789abcdef0123456789abcdef")
                 .replace("{leg}", "customer-leg");
-            let (found, _) = Endpoint::resolve(&endpoint.method(), &path).expect(endpoint.route());
+            let (found, _) = Endpoint::resolve(&endpoint.method(), &path)
+                .unwrap_or_else(|| panic!("{}", endpoint.route()));
             assert_eq!(found, endpoint);
         }
     }

@@ -1,0 +1,273 @@
+//! The API Gateway (HTTP API, payload 2.0) events in `events/`: one
+//! realistic request per function, Twilio's signed with [`EVENTS_AUTH_TOKEN`].
+//! `cargo run -p warm-transfer-dev --bin make-events` rewrites them.
+
+use base64::Engine;
+use serde_json::{Value, json};
+use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::signature::sign_form;
+
+/// The Twilio auth token the events are signed with. A test value, public on purpose.
+pub const EVENTS_AUTH_TOKEN: &str = "events-test-auth-token";
+/// The bearer token of the front-end events (the local default).
+pub const EVENTS_API_TOKEN: &str = "local-dev-token";
+pub const EVENTS_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub const HOST: &str = "abc123.execute-api.us-east-1.amazonaws.com";
+/// Leg 1 (the session), the customer's leg and the second agent's leg.
+pub const SESSION: &str = "CA00000000000000000000000000000001";
+pub const CUSTOMER_LEG: &str = "CA00000000000000000000000000000002";
+pub const TARGET_LEG: &str = "CA00000000000000000000000000000003";
+pub const AGENT: &str = "+15550100001";
+pub const CUSTOMER: &str = "+14155550100";
+pub const TARGET: &str = "+15550100003";
+pub const CALLER_ID: &str = "+15005550006";
+
+struct Spec {
+    method: &'static str,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    path_parameters: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
+    body: Body,
+}
+
+enum Body {
+    None,
+    Json(Value),
+    /// Twilio's form fields; the event is signed over them.
+    Form(Vec<(&'static str, String)>),
+}
+
+fn front_end(method: &'static str, path: String, body: Option<Value>) -> Spec {
+    Spec {
+        method,
+        path,
+        query: Vec::new(),
+        path_parameters: vec![("callSid", SESSION.to_owned())],
+        headers: vec![
+            ("authorization", format!("Bearer {EVENTS_API_TOKEN}")),
+            ("origin", "https://console.example.com".to_owned()),
+        ],
+        body: body.map_or(Body::None, Body::Json),
+    }
+}
+
+fn twilio(path: &str, query: Vec<(&'static str, String)>, form: Vec<(&'static str, &str)>) -> Spec {
+    let mut fields = vec![
+        ("AccountSid", EVENTS_ACCOUNT_SID.to_owned()),
+        ("ApiVersion", "2010-04-01".to_owned()),
+    ];
+    fields.extend(form.into_iter().map(|(k, v)| (k, v.to_owned())));
+    Spec {
+        method: "POST",
+        path: path.to_owned(),
+        query,
+        path_parameters: Vec::new(),
+        headers: vec![(
+            "i-twilio-idempotency-token",
+            "00000000-0000-0000-0000-000000000000".to_owned(),
+        )],
+        body: Body::Form(fields),
+    }
+}
+
+fn spec(endpoint: Endpoint) -> Spec {
+    let call_path = |rest: &str| format!("/calls/{SESSION}{rest}");
+    match endpoint {
+        Endpoint::StartCall => {
+            let mut spec = front_end(
+                "POST",
+                "/calls".into(),
+                Some(json!({ "agentNumber": AGENT, "customerNumber": CUSTOMER })),
+            );
+            spec.path_parameters.clear();
+            spec
+        }
+        Endpoint::GetCall => front_end("GET", call_path(""), None),
+        Endpoint::StartTransfer => {
+            let mut spec = front_end(
+                "POST",
+                call_path("/transfer"),
+                Some(json!({ "to": TARGET })),
+            );
+            spec.headers
+                .push(("idempotency-key", "2f6c1d1e-console-transfer-1".into()));
+            spec
+        }
+        Endpoint::CancelTransfer => front_end("POST", call_path("/transfer/cancel"), None),
+        Endpoint::LeaveCall => front_end("POST", call_path("/leave"), None),
+        Endpoint::DialCustomer => twilio(
+            "/twiml/dial-customer",
+            vec![("callerId", CALLER_ID.into()), ("to", CUSTOMER.into())],
+            vec![
+                ("CallSid", SESSION),
+                ("CallStatus", "in-progress"),
+                ("Direction", "outbound-api"),
+                ("From", CALLER_ID),
+                ("To", AGENT),
+            ],
+        ),
+        Endpoint::AgentDialEnded => twilio(
+            "/twiml/agent-dial-ended",
+            Vec::new(),
+            vec![
+                ("CallSid", SESSION),
+                ("CallStatus", "in-progress"),
+                ("DialCallSid", CUSTOMER_LEG),
+                ("DialCallStatus", "completed"),
+                ("DialCallDuration", "42"),
+                ("Direction", "outbound-api"),
+                ("From", CALLER_ID),
+                ("To", AGENT),
+            ],
+        ),
+        Endpoint::ConferenceTwiml => twilio(
+            "/twiml/conference",
+            vec![
+                ("role", "customer".into()),
+                ("room", format!("wt-{SESSION}")),
+            ],
+            vec![
+                ("CallSid", CUSTOMER_LEG),
+                ("ParentCallSid", SESSION),
+                ("CallStatus", "in-progress"),
+                ("Direction", "outbound-dial"),
+                ("From", CALLER_ID),
+                ("To", CUSTOMER),
+            ],
+        ),
+        Endpoint::StatusCallback => {
+            let mut spec = twilio(
+                "/events/participant",
+                vec![("attempt", "1".into()), ("session", SESSION.into())],
+                vec![
+                    ("CallSid", TARGET_LEG),
+                    ("CallStatus", "in-progress"),
+                    ("CallbackSource", "call-progress-events"),
+                    ("Direction", "outbound-api"),
+                    ("From", CALLER_ID),
+                    ("To", TARGET),
+                    ("SequenceNumber", "2"),
+                    ("Timestamp", "Wed, 25 Nov 2026 07:00:05 +0000"),
+                ],
+            );
+            spec.path_parameters.push(("leg", "participant".into()));
+            spec
+        }
+        Endpoint::Console => Spec {
+            method: "GET",
+            path: "/console".into(),
+            query: Vec::new(),
+            path_parameters: Vec::new(),
+            headers: Vec::new(),
+            body: Body::None,
+        },
+    }
+}
+
+/// The event API Gateway hands the function for this endpoint's sample request.
+pub fn event(endpoint: Endpoint) -> Value {
+    let spec = spec(endpoint);
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let mut headers = serde_json::Map::new();
+    headers.insert("host".into(), HOST.into());
+    headers.insert("x-forwarded-proto".into(), "https".into());
+    headers.insert("x-forwarded-port".into(), "443".into());
+    let (body, encoded) = match &spec.body {
+        Body::None => (Value::Null, false),
+        Body::Json(value) => {
+            headers.insert("content-type".into(), "application/json".into());
+            (Value::String(value.to_string()), false)
+        }
+        Body::Form(fields) => {
+            let form = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())))
+                .finish();
+            let url = if query.is_empty() {
+                format!("https://{HOST}{}", spec.path)
+            } else {
+                format!("https://{HOST}{}?{query}", spec.path)
+            };
+            let params: Vec<(String, String)> = fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            headers.insert(
+                "content-type".into(),
+                "application/x-www-form-urlencoded; charset=utf-8".into(),
+            );
+            headers.insert(
+                "x-twilio-signature".into(),
+                sign_form(EVENTS_AUTH_TOKEN, &url, &params).into(),
+            );
+            headers.insert("user-agent".into(), "TwilioProxy/1.1".into());
+            // HTTP APIs hand form bodies over base64-encoded.
+            let encoded = base64::engine::general_purpose::STANDARD.encode(form);
+            (Value::String(encoded), true)
+        }
+    };
+    for (name, value) in &spec.headers {
+        headers.insert((*name).into(), value.clone().into());
+    }
+    let route_key = format!("{} {}", endpoint.method(), endpoint.route());
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": spec.path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": HOST,
+            "domainPrefix": "abc123",
+            "http": {
+                "method": spec.method,
+                "path": spec.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": headers_user_agent(&spec),
+            },
+            "requestId": format!("{}-request-id", endpoint.function_name()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "25/Nov/2026:07:00:00 +0000",
+            "timeEpoch": 1_795_590_000_000u64,
+        },
+        "isBase64Encoded": encoded,
+    });
+    if !spec.query.is_empty() {
+        event["queryStringParameters"] = spec
+            .query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    if !spec.path_parameters.is_empty() {
+        event["pathParameters"] = spec
+            .path_parameters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    if !body.is_null() {
+        event["body"] = body;
+    }
+    event
+}
+
+fn headers_user_agent(spec: &Spec) -> &'static str {
+    match spec.body {
+        Body::Form(_) => "TwilioProxy/1.1",
+        _ => "Mozilla/5.0 (agent console)",
+    }
+}
+
+/// Where the event of an endpoint lives, relative to the workspace.
+pub fn file_name(endpoint: Endpoint) -> String {
+    format!("events/{}.json", endpoint.function_name())
+}

@@ -1,0 +1,233 @@
+//! Keeps the SAM template, the function binaries, the `events/` fixtures and
+//! the code in step: a function added, renamed or re-routed in one place and
+//! not the others fails here, not in a deployed stack.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_norway::Value;
+use warm_transfer_core::config::vars;
+use warm_transfer_core::handlers::Endpoint;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
+    serde_norway::from_str(&text).unwrap()
+}
+
+/// `!Ref X`, `!Sub "..."` and friends parse as tagged values; this gives the
+/// plain string inside, or the string itself.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Tagged(tagged) => text(&tagged.value),
+        _ => None,
+    }
+}
+
+/// (logical id, properties) of every serverless function in the template.
+fn template_functions(template: &Value) -> Vec<(String, Value)> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == "AWS::Serverless::Function")
+        .map(|(id, resource)| {
+            (
+                id.as_str().unwrap().to_owned(),
+                resource["Properties"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn dir_names(dir: &str, suffix: &str) -> BTreeSet<String> {
+    std::fs::read_dir(workspace().join(dir))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter_map(|name| name.strip_suffix(suffix).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn every_endpoint_has_a_function_a_binary_and_an_event() {
+    let template = template();
+    let in_template: BTreeSet<String> = template_functions(&template)
+        .iter()
+        .map(|(_, props)| {
+            let uri = text(&props["CodeUri"]).unwrap();
+            uri.strip_prefix("functions/").unwrap().to_owned()
+        })
+        .collect();
+    let in_code: BTreeSet<String> = Endpoint::ALL
+        .iter()
+        .map(|e| e.function_name().to_owned())
+        .collect();
+    let binaries = dir_names("functions", "");
+    let events = dir_names("events", ".json");
+
+    assert_eq!(in_template, in_code, "template.yaml vs Endpoint::ALL");
+    assert_eq!(binaries, in_code, "functions/ vs Endpoint::ALL");
+    assert_eq!(events, in_code, "events/*.json vs Endpoint::ALL");
+}
+
+#[test]
+fn each_binary_serves_its_own_endpoint() {
+    for endpoint in Endpoint::ALL {
+        let main = workspace()
+            .join("functions")
+            .join(endpoint.function_name())
+            .join("src/main.rs");
+        let source = std::fs::read_to_string(&main).unwrap();
+        let serves = format!("Endpoint::{endpoint:?})");
+        assert!(
+            source.contains(&serves),
+            "{} must call serve({serves}",
+            main.display()
+        );
+        // Every other endpoint is absent: no binary serves two routes.
+        for other in Endpoint::ALL.iter().filter(|o| **o != endpoint) {
+            assert!(!source.contains(&format!("Endpoint::{other:?})")));
+        }
+    }
+}
+
+#[test]
+fn template_routes_match_the_handlers() {
+    let template = template();
+    for (id, props) in template_functions(&template) {
+        let name = text(&props["CodeUri"]).unwrap();
+        let name = name.strip_prefix("functions/").unwrap();
+        let endpoint = Endpoint::ALL
+            .into_iter()
+            .find(|e| e.function_name() == name)
+            .unwrap_or_else(|| panic!("{id}: no endpoint serves {name}"));
+        let api = &props["Events"]["Api"];
+        assert_eq!(api["Type"], "HttpApi", "{id}");
+        let method = text(&api["Properties"]["Method"]).unwrap();
+        let path = text(&api["Properties"]["Path"]).unwrap();
+        assert_eq!(method, endpoint.method().as_str(), "{id} method");
+        assert_eq!(path, endpoint.route(), "{id} path");
+        assert_eq!(
+            template["Resources"][&id]["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn template_environment_is_what_the_configuration_reads() {
+    let template = template();
+    let variables = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    let in_template: BTreeSet<&str> = variables
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .filter(|k| *k != "RUST_LOG")
+        .collect();
+    // Only local runs point these elsewhere; in AWS the defaults are right.
+    let local_only = [vars::TWILIO_API_BASE_URL, vars::DYNAMODB_ENDPOINT];
+    let read_by_code: BTreeSet<&str> = vars::ALL
+        .iter()
+        .copied()
+        .filter(|v| !local_only.contains(v))
+        .collect();
+    assert_eq!(in_template, read_by_code);
+
+    // No function overrides the globals with a variable the code does not read.
+    for (id, props) in template_functions(&template) {
+        if let Some(vars) = props["Environment"]["Variables"].as_mapping() {
+            for key in vars.keys() {
+                assert!(
+                    read_by_code.contains(key.as_str().unwrap()),
+                    "{id}: {key:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn secrets_are_never_echoed() {
+    let template = template();
+    for parameter in ["TwilioAuthToken", "TwilioApiKeySecret", "ApiToken"] {
+        assert_eq!(
+            template["Parameters"][parameter]["NoEcho"],
+            Value::Bool(true),
+            "{parameter}"
+        );
+    }
+}
+
+#[test]
+fn each_function_may_only_touch_the_calls_table() {
+    let template = template();
+    for (id, props) in template_functions(&template) {
+        let Some(policies) = props["Policies"].as_sequence() else {
+            continue;
+        };
+        for policy in policies {
+            for statement in policy["Statement"].as_sequence().unwrap() {
+                let resource = &statement["Resource"];
+                assert_eq!(text(resource).as_deref(), Some("CallsTable.Arn"), "{id}");
+                for action in statement["Action"].as_sequence().unwrap() {
+                    let action = action.as_str().unwrap();
+                    assert!(
+                        action.starts_with("dynamodb:") && !action.contains('*'),
+                        "{id}: {action}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_table_is_the_one_the_store_and_tests_create() {
+    use warm_transfer_core::store::table::TABLE;
+    let template = template();
+    let table = &template["Resources"]["CallsTable"]["Properties"];
+    assert_eq!(table["BillingMode"], TABLE.billing_mode);
+    let keys: Vec<(String, String)> = table["KeySchema"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                text(&k["AttributeName"]).unwrap(),
+                text(&k["KeyType"]).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (TABLE.partition_key.to_owned(), "HASH".to_owned()),
+            (TABLE.sort_key.to_owned(), "RANGE".to_owned())
+        ]
+    );
+    for definition in table["AttributeDefinitions"].as_sequence().unwrap() {
+        assert_eq!(definition["AttributeType"], "S");
+    }
+    assert_eq!(
+        table["AttributeDefinitions"].as_sequence().unwrap().len(),
+        2
+    );
+    let ttl = &table["TimeToLiveSpecification"];
+    assert_eq!(text(&ttl["AttributeName"]).unwrap(), TABLE.ttl_attribute);
+    assert_eq!(ttl["Enabled"], Value::Bool(true));
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        Value::Bool(true)
+    );
+    assert_eq!(
+        text(&table["DeletionProtectionEnabled"]).as_deref(),
+        Some("TableDeletionProtection")
+    );
+}

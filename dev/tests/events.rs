@@ -1,0 +1,530 @@
+//! Every file in `events/` goes through lambda_http's own event parsing into
+//! its function's handler, with DynamoDB (dynalite) and a recording Twilio on
+//! loopback, so the fixtures `sam local invoke` uses cannot rot. The events
+//! must also match what `make-events` generates.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::{Body, Response};
+use serde_json::Value;
+use time::OffsetDateTime;
+use warm_transfer_core::config::{Config, vars};
+use warm_transfer_core::domain::*;
+use warm_transfer_core::handlers::{App, Endpoint};
+use warm_transfer_core::ids::{CallSid, PhoneNumber};
+use warm_transfer_core::store::local::Dynalite;
+use warm_transfer_core::store::{CallStore, DynamoStore};
+use warm_transfer_core::twilio::TwilioClient;
+use warm_transfer_dev::events::*;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const TABLE: &str = "calls-events";
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/golden/twiml.json"
+);
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/tests/fixtures/twilio"
+);
+const ACCOUNT_PATH: &str = "/2010-04-01/Accounts/AC00000000000000000000000000000001";
+
+struct Harness {
+    _dynalite: Dynalite,
+    twilio: MockServer,
+    store: Arc<DynamoStore>,
+    app: App,
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
+}
+
+fn sid(s: &str) -> CallSid {
+    CallSid::parse(s).unwrap()
+}
+
+fn phone(s: &str) -> PhoneNumber {
+    PhoneNumber::parse(s).unwrap()
+}
+
+async fn harness() -> Harness {
+    let dynalite = Dynalite::start().await.unwrap();
+    dynalite.create_table(TABLE).await.unwrap();
+    let twilio = MockServer::start().await;
+    let json = |status, name| {
+        ResponseTemplate::new(status).set_body_raw(fixture(name), "application/json")
+    };
+    Mock::given(method("POST"))
+        .and(path(format!("{ACCOUNT_PATH}/Calls.json")))
+        .respond_with(json(201, "call.json"))
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"/Calls/CA[0-9a-f]{32}\.json$"))
+        .respond_with(json(200, "call.json"))
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"/Conferences/[^/]+/Participants\.json$"))
+        .respond_with(json(201, "participant.json"))
+        .mount(&twilio)
+        .await;
+    let env: HashMap<String, String> = [
+        (vars::TWILIO_ACCOUNT_SID, EVENTS_ACCOUNT_SID.to_owned()),
+        (vars::TWILIO_AUTH_TOKEN, EVENTS_AUTH_TOKEN.to_owned()),
+        (vars::TWILIO_API_BASE_URL, twilio.uri()),
+        (vars::TABLE_NAME, TABLE.to_owned()),
+        (vars::DYNAMODB_ENDPOINT, dynalite.endpoint()),
+        (vars::DEFAULT_CALLER_ID, CALLER_ID.to_owned()),
+        (vars::API_TOKEN, EVENTS_API_TOKEN.to_owned()),
+        (
+            vars::CORS_ALLOW_ORIGIN,
+            "https://console.example.com".to_owned(),
+        ),
+        (
+            vars::HOLD_MUSIC_URL,
+            format!("https://{HOST}/twiml/hold-music"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::from_map(&env).unwrap();
+    let store = Arc::new(DynamoStore::new(
+        dynalite.client(),
+        TABLE,
+        Duration::from_secs(3600),
+    ));
+    let twilio_client = TwilioClient::from_config(&config).unwrap();
+    let app = App::new(config, store.clone(), twilio_client);
+    Harness {
+        _dynalite: dynalite,
+        twilio,
+        store,
+        app,
+    }
+}
+
+fn leg(call: &str, status: LegStatus, seq: u32) -> LegObservation {
+    LegObservation {
+        call_sid: sid(call),
+        status,
+        sequence: Some(seq),
+        at: OffsetDateTime::now_utc(),
+    }
+}
+
+impl Harness {
+    async fn connected(&self) {
+        let session = CallSession::start(
+            sid(SESSION),
+            phone(AGENT),
+            phone(CUSTOMER),
+            phone(CALLER_ID),
+            OffsetDateTime::now_utc(),
+        );
+        self.store.create_session(&session).await.unwrap();
+        for observation in [
+            Observation::AgentLeg(leg(SESSION, LegStatus::InProgress, 2)),
+            Observation::CustomerLeg(leg(CUSTOMER_LEG, LegStatus::InProgress, 2)),
+        ] {
+            self.store
+                .observe(&sid(SESSION), observation)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn transferring(&self, target: Option<LegStatus>) {
+        self.connected().await;
+        self.store
+            .request_transfer(
+                &sid(SESSION),
+                phone(TARGET),
+                None,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        if let Some(status) = target {
+            let observation = Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET_LEG, status, 1),
+            };
+            self.store
+                .observe(&sid(SESSION), observation)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn session(&self) -> CallSession {
+        self.store
+            .get_session(&sid(SESSION))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn invoke(&self, endpoint: Endpoint) -> Response<Body> {
+        self.invoke_text(endpoint, &recorded(endpoint)).await
+    }
+
+    async fn invoke_text(&self, endpoint: Endpoint, text: &str) -> Response<Body> {
+        let request = lambda_http::request::from_str(text).expect("API Gateway event");
+        self.app.handle(endpoint, request).await
+    }
+
+    async fn twilio_requests(&self) -> Vec<Request> {
+        self.twilio.received_requests().await.unwrap()
+    }
+}
+
+fn recorded(endpoint: Endpoint) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(file_name(endpoint));
+    std::fs::read_to_string(file).unwrap()
+}
+
+fn body(response: &Response<Body>) -> String {
+    String::from_utf8(response.body().as_ref().to_vec()).unwrap()
+}
+
+fn json(response: &Response<Body>) -> Value {
+    serde_json::from_str(&body(response)).unwrap()
+}
+
+fn golden(name: &str) -> String {
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap();
+    file["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()["xml"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn form(request: &Request) -> HashMap<String, String> {
+    form_urlencoded::parse(&request.body).into_owned().collect()
+}
+
+fn assert_twiml(response: &Response<Body>) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/xml");
+}
+
+#[test]
+fn event_files_are_what_make_events_writes() {
+    for endpoint in Endpoint::ALL {
+        let on_disk: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
+        assert_eq!(
+            on_disk,
+            event(endpoint),
+            "{}: run cargo run -p warm-transfer-dev --bin make-events",
+            file_name(endpoint)
+        );
+    }
+}
+
+#[tokio::test]
+async fn start_call() {
+    let h = harness().await;
+    let response = h.invoke(Endpoint::StartCall).await;
+    assert_eq!(response.status(), 201, "{}", body(&response));
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://console.example.com"
+    );
+    let call = json(&response);
+    assert_eq!(call["callSid"], SESSION);
+    assert_eq!(call["state"], "agent-ringing");
+    let sent = form(&h.twilio_requests().await[0]);
+    assert_eq!(sent["To"], AGENT);
+    assert_eq!(sent["From"], CALLER_ID);
+    assert_eq!(
+        sent["Url"],
+        format!("https://{HOST}/twiml/dial-customer?callerId=%2B15005550006&to=%2B14155550100")
+    );
+    assert_eq!(
+        sent["StatusCallback"],
+        format!("https://{HOST}/events/agent-leg")
+    );
+    assert_eq!(h.session().await.customer_number.as_str(), CUSTOMER);
+}
+
+#[tokio::test]
+async fn get_call() {
+    let h = harness().await;
+    h.connected().await;
+    h.store
+        .append_event(
+            &sid(SESSION),
+            &HistoryEvent::api(OffsetDateTime::now_utc(), "call started", None),
+        )
+        .await
+        .unwrap();
+    let response = h.invoke(Endpoint::GetCall).await;
+    assert_eq!(response.status(), 200);
+    let call = json(&response);
+    assert_eq!(call["state"], "connected");
+    assert_eq!(call["customerLeg"]["status"], "in-progress");
+    assert_eq!(call["events"][0]["kind"], "call started");
+}
+
+#[tokio::test]
+async fn start_transfer() {
+    let h = harness().await;
+    h.connected().await;
+    let response = h.invoke(Endpoint::StartTransfer).await;
+    assert_eq!(response.status(), 202, "{}", body(&response));
+    assert_eq!(json(&response)["transfer"]["state"], "requested");
+    let requests = h.twilio_requests().await;
+    assert_eq!(requests.len(), 2, "redirect and participant, nothing else");
+    let redirect = requests
+        .iter()
+        .find(|r| {
+            r.url
+                .path()
+                .ends_with(&format!("/Calls/{CUSTOMER_LEG}.json"))
+        })
+        .unwrap();
+    assert_eq!(
+        form(redirect)["Url"],
+        format!("https://{HOST}/twiml/conference?role=customer&room=wt-{SESSION}")
+    );
+    let participant = requests
+        .iter()
+        .find(|r| r.url.path().ends_with("/Participants.json"))
+        .unwrap();
+    assert!(
+        participant
+            .url
+            .path()
+            .contains(&format!("/Conferences/wt-{SESSION}/"))
+    );
+    let fields = form(participant);
+    assert_eq!(fields["To"], TARGET);
+    assert_eq!(fields["EarlyMedia"], "true");
+    assert_eq!(fields["Label"], "second-agent-1");
+    assert_eq!(
+        fields["StatusCallback"],
+        format!("https://{HOST}/events/participant?attempt=1&session={SESSION}")
+    );
+    // The same request again (same Idempotency-Key) starts nothing new.
+    let again = h.invoke(Endpoint::StartTransfer).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(h.twilio_requests().await.len(), 2);
+}
+
+#[tokio::test]
+async fn cancel_transfer() {
+    let h = harness().await;
+    h.transferring(Some(LegStatus::Ringing)).await;
+    let response = h.invoke(Endpoint::CancelTransfer).await;
+    assert_eq!(response.status(), 200, "{}", body(&response));
+    assert_eq!(json(&response)["transfer"]["state"], "cancelled");
+    let ended: Vec<_> = h
+        .twilio_requests()
+        .await
+        .into_iter()
+        .filter(|r| r.url.path().ends_with(&format!("/Calls/{TARGET_LEG}.json")))
+        .collect();
+    assert_eq!(form(&ended[0])["Status"], "canceled");
+}
+
+#[tokio::test]
+async fn leave_call() {
+    let h = harness().await;
+    h.transferring(Some(LegStatus::InProgress)).await;
+    let response = h.invoke(Endpoint::LeaveCall).await;
+    assert_eq!(response.status(), 200, "{}", body(&response));
+    assert_eq!(json(&response)["transfer"]["state"], "first-agent-left");
+    let requests = h.twilio_requests().await;
+    assert!(
+        requests[0]
+            .url
+            .path()
+            .ends_with(&format!("/Calls/{SESSION}.json"))
+    );
+    assert_eq!(form(&requests[0])["Status"], "completed");
+}
+
+#[tokio::test]
+async fn leave_call_too_early_is_a_conflict_naming_the_state() {
+    let h = harness().await;
+    h.transferring(Some(LegStatus::Ringing)).await;
+    let response = h.invoke(Endpoint::LeaveCall).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(json(&response)["state"], "target-ringing");
+    assert!(h.twilio_requests().await.is_empty(), "nobody was hung up");
+}
+
+#[tokio::test]
+async fn dial_customer_matches_twilios_library() {
+    let h = harness().await;
+    let response = h.invoke(Endpoint::DialCustomer).await;
+    assert_twiml(&response);
+    assert_eq!(body(&response), golden("dial_customer"));
+}
+
+#[tokio::test]
+async fn agent_dial_ended_joins_the_room_only_with_a_transfer() {
+    let h = harness().await;
+    // No session: the plain end of a call.
+    assert_eq!(
+        body(&h.invoke(Endpoint::AgentDialEnded).await),
+        golden("hangup")
+    );
+    h.connected().await;
+    assert_eq!(
+        body(&h.invoke(Endpoint::AgentDialEnded).await),
+        golden("hangup")
+    );
+    h.store
+        .request_transfer(
+            &sid(SESSION),
+            phone(TARGET),
+            None,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let response = h.invoke(Endpoint::AgentDialEnded).await;
+    assert_twiml(&response);
+    assert_eq!(
+        body(&response),
+        golden("conference_first_agent").replace(
+            "wt-CA0123456789abcdef0123456789abcdef",
+            &format!("wt-{SESSION}")
+        )
+    );
+}
+
+#[tokio::test]
+async fn conference_twiml_matches_twilios_library() {
+    let h = harness().await;
+    let response = h.invoke(Endpoint::ConferenceTwiml).await;
+    assert_twiml(&response);
+    assert_eq!(
+        body(&response),
+        golden("conference_customer").replace(
+            "wt-CA0123456789abcdef0123456789abcdef",
+            &format!("wt-{SESSION}")
+        )
+    );
+}
+
+#[tokio::test]
+async fn status_callback_advances_the_transfer() {
+    let h = harness().await;
+    h.transferring(Some(LegStatus::Ringing)).await;
+    let response = h.invoke(Endpoint::StatusCallback).await;
+    assert_twiml(&response);
+    assert_eq!(body(&response), golden("empty"));
+    assert_eq!(
+        h.session().await.transfer_state(),
+        Some(TransferState::TargetAnswered)
+    );
+    // Delivered twice: nothing changes.
+    let version = h.session().await.version;
+    h.invoke(Endpoint::StatusCallback).await;
+    assert_eq!(h.session().await.version, version);
+}
+
+#[tokio::test]
+async fn console_page() {
+    let h = harness().await;
+    let response = h.invoke(Endpoint::Console).await;
+    assert_eq!(response.status(), 200);
+    assert!(body(&response).contains("agent console"));
+}
+
+#[tokio::test]
+async fn forged_or_unsigned_webhooks_are_refused_with_403() {
+    let h = harness().await;
+    for endpoint in [
+        Endpoint::DialCustomer,
+        Endpoint::AgentDialEnded,
+        Endpoint::ConferenceTwiml,
+        Endpoint::StatusCallback,
+    ] {
+        let mut event: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
+        event["headers"]["x-twilio-signature"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+        assert_eq!(
+            h.invoke_text(endpoint, &event.to_string()).await.status(),
+            403,
+            "{endpoint:?}"
+        );
+        event["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-twilio-signature");
+        assert_eq!(
+            h.invoke_text(endpoint, &event.to_string()).await.status(),
+            403,
+            "{endpoint:?}"
+        );
+        // A query parameter changed after signing (e.g. another room).
+        let mut event: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
+        event["rawQueryString"] = "role=customer&room=wt-CA99999999999999999999999999999999".into();
+        assert_eq!(
+            h.invoke_text(endpoint, &event.to_string()).await.status(),
+            403,
+            "{endpoint:?}"
+        );
+    }
+    assert!(h.twilio_requests().await.is_empty());
+}
+
+#[tokio::test]
+async fn front_end_refuses_bad_tokens_and_bad_input_clearly() {
+    let h = harness().await;
+    let mut event: Value = serde_json::from_str(&recorded(Endpoint::StartCall)).unwrap();
+    event["headers"]["authorization"] = "Bearer wrong".into();
+    let response = h.invoke_text(Endpoint::StartCall, &event.to_string()).await;
+    assert_eq!(response.status(), 401);
+    assert!(json(&response)["error"].is_string());
+
+    let mut event: Value = serde_json::from_str(&recorded(Endpoint::StartCall)).unwrap();
+    event["body"] = r#"{"agentNumber":"555-0100","customerNumber":"+14155550100"}"#.into();
+    let response = h.invoke_text(Endpoint::StartCall, &event.to_string()).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(&response)["field"], "agentNumber");
+
+    event["body"] = r#"{"agentNumber":"+15550100001"}"#.into();
+    let response = h.invoke_text(Endpoint::StartCall, &event.to_string()).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(&response)["field"], "customerNumber");
+
+    event["body"] = "not json".into();
+    assert_eq!(
+        h.invoke_text(Endpoint::StartCall, &event.to_string())
+            .await
+            .status(),
+        400
+    );
+
+    let mut event: Value = serde_json::from_str(&recorded(Endpoint::GetCall)).unwrap();
+    event["pathParameters"]["callSid"] = "CA123".into();
+    let response = h.invoke_text(Endpoint::GetCall, &event.to_string()).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(&response)["field"], "callSid");
+
+    let response = h.invoke(Endpoint::GetCall).await;
+    assert_eq!(response.status(), 404, "unknown call");
+    let response = h.invoke(Endpoint::StartTransfer).await;
+    assert_eq!(response.status(), 404);
+    assert!(
+        h.twilio_requests().await.is_empty(),
+        "nothing reached Twilio"
+    );
+}

@@ -1,0 +1,345 @@
+//! The front-end API: start a call, read it, transfer, cancel, leave.
+//! Each handler validates its input, applies one domain command through the
+//! store, then asks Twilio for the side effects in the order the call flow
+//! needs.
+
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use super::app::App;
+use super::callbacks::RoomRole;
+use super::http::{self as web, ApiError};
+use super::views::CallView;
+use crate::domain::{CallSession, HistoryEvent, RoomParticipant, TransferDecision};
+use crate::ids::{CallSid, PhoneNumber};
+use crate::store::StoreError;
+use crate::twilio::{
+    CallStatusEvent, ConferenceRef, CreateCall, CreateParticipant, HttpMethod, ParticipantBeep,
+    TwilioError,
+};
+
+/// How long the first agent's phone rings before the call is given up.
+const AGENT_RING_SECS: u32 = 30;
+
+/// Longest `Idempotency-Key` accepted; keys are opaque to us.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StartCallBody {
+    agent_number: String,
+    customer_number: String,
+    #[serde(default)]
+    caller_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TransferBody {
+    to: String,
+}
+
+pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let body: StartCallBody = json_body(req)?;
+    let agent = phone("agentNumber", &body.agent_number)?;
+    let customer = phone("customerNumber", &body.customer_number)?;
+    if agent == customer {
+        return Err(ApiError::bad_request(
+            "customerNumber",
+            "must differ from agentNumber",
+        ));
+    }
+    let caller_id = match body.caller_id.as_deref() {
+        Some(raw) => phone("callerId", raw)?,
+        None => app.config.default_caller_id.clone(),
+    };
+    let callbacks = app.callbacks(req)?;
+
+    // The call SID Twilio returns is the session's key, so the call comes first.
+    let call = app
+        .twilio
+        .create_call(&CreateCall {
+            status_callback: Some(callbacks.agent_leg_events()),
+            status_callback_event: CallStatusEvent::ALL.to_vec(),
+            status_callback_method: Some(HttpMethod::Post),
+            timeout: Some(AGENT_RING_SECS),
+            ..CreateCall::new(
+                agent.clone(),
+                caller_id.clone(),
+                callbacks.dial_customer(&customer, &caller_id),
+            )
+        })
+        .await
+        .map_err(upstream("start the call"))?;
+    let sid = CallSid::parse(&call.sid)
+        .map_err(|_| ApiError::Upstream("Twilio answered with an invalid call SID".into()))?;
+
+    let now = OffsetDateTime::now_utc();
+    let session = CallSession::start(sid.clone(), agent, customer, caller_id, now);
+    let created = app.store.create_session(&session);
+    let started = HistoryEvent::api(now, "call started", None);
+    let logged = app.store.append_event(&sid, &started);
+    let (created, _) = futures::join!(created, logged);
+    if let Err(error) = created {
+        // Without a session the call could never be transferred: take it back
+        // before the agent answers rather than leave a call nobody can manage.
+        tracing::error!(%error, call = %sid, "session not stored; cancelling the call");
+        let _ = app.twilio.end_call(&sid).await;
+        return Err(store_error(error));
+    }
+    tracing::info!(call = %sid, "call started");
+    Ok(web::json(
+        StatusCode::CREATED,
+        &CallView::new(&session, Vec::new()),
+    ))
+}
+
+pub async fn get_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let sid = call_sid(req)?;
+    let (session, events) =
+        futures::join!(app.store.get_session(&sid), app.store.list_events(&sid));
+    let session = session
+        .map_err(store_error)?
+        .ok_or_else(|| not_found(&sid))?;
+    let events = events.map_err(store_error)?;
+    Ok(web::json(StatusCode::OK, &CallView::new(&session, events)))
+}
+
+pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let sid = call_sid(req)?;
+    let body: TransferBody = json_body(req)?;
+    let target = phone("to", &body.to)?;
+    let key = idempotency_key(req)?;
+    let callbacks = app.callbacks(req)?;
+    let now = OffsetDateTime::now_utc();
+
+    // Round trip 1: the transfer is durable before Twilio hears of it, so the
+    // `<Dial action>` webhook that the redirect triggers finds it.
+    let recorded = app.store.request_transfer(&sid, target.clone(), key, now);
+    let requested = HistoryEvent::api(now, "transfer requested", Some(target.masked()));
+    let logged = app.store.append_event(&sid, &requested);
+    let (recorded, _) = futures::join!(recorded, logged);
+    let (decision, session) = recorded.map_err(store_error)?;
+    if decision == TransferDecision::Existing {
+        return Ok(web::json(
+            StatusCode::OK,
+            &CallView::new(&session, Vec::new()),
+        ));
+    }
+    let Some(transfer) = session.transfer.clone() else {
+        return Err(ApiError::Unavailable("transfer not recorded".into()));
+    };
+
+    // Round trip 2: redirect the customer and ring the second agent together.
+    let redirect = async {
+        match (&session.customer_leg, session.customer_in_room()) {
+            (Some(customer), false) => Some(
+                app.twilio
+                    .redirect_call(
+                        &customer.call_sid,
+                        &callbacks.conference(&transfer.room, RoomRole::Customer),
+                    )
+                    .await,
+            ),
+            // Already in the room from an earlier attempt: only the second agent is new.
+            _ => None,
+        }
+    };
+    let room = ConferenceRef::FriendlyName(transfer.room.clone());
+    let second_agent = CreateParticipant {
+        label: Some(
+            RoomParticipant::SecondAgent {
+                attempt: transfer.attempt,
+            }
+            .label(),
+        ),
+        // The first agent hears the second agent's phone ring.
+        early_media: Some(true),
+        beep: Some(ParticipantBeep::False),
+        start_conference_on_enter: Some(true),
+        end_conference_on_exit: Some(false),
+        timeout: Some(app.config.transfer_ring_timeout_secs),
+        status_callback: Some(callbacks.participant_events(&sid, transfer.attempt)),
+        status_callback_event: CallStatusEvent::ALL.to_vec(),
+        status_callback_method: Some(HttpMethod::Post),
+        ..CreateParticipant::new(session.caller_id.clone(), target.clone())
+    };
+    let ring = app.twilio.create_participant(&room, &second_agent);
+    let (redirected, rang) = futures::join!(redirect, ring);
+
+    let failure = match (&redirected, &rang) {
+        (Some(Err(error)), _) => Some(format!("customer could not be moved: {error}")),
+        (_, Err(error)) => Some(format!("second agent could not be called: {error}")),
+        _ => None,
+    };
+    let Some(reason) = failure else {
+        tracing::info!(call = %sid, attempt = transfer.attempt, "transfer under way");
+        return Ok(web::json(
+            StatusCode::ACCEPTED,
+            &CallView::new(&session, Vec::new()),
+        ));
+    };
+
+    // The redirect failed: the customer is still bridged with the first agent,
+    // so a second agent ringing into an empty room must be called off.
+    if let (Some(Err(_)), Ok(participant)) = (&redirected, &rang) {
+        if let Ok(target_sid) = CallSid::parse(&participant.call_sid) {
+            let _ = app.twilio.end_call(&target_sid).await;
+        }
+    }
+    let customer_moved = matches!(redirected, Some(Ok(_)));
+    tracing::warn!(call = %sid, attempt = transfer.attempt, %reason, "transfer failed");
+    let attempt = transfer.attempt;
+    let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.clone(), customer_moved);
+    let recorded = app.store.update(&sid, &fail);
+    let failed = HistoryEvent::api(
+        OffsetDateTime::now_utc(),
+        "transfer failed",
+        Some(reason.clone()),
+    );
+    let logged = app.store.append_event(&sid, &failed);
+    let (recorded, _) = futures::join!(recorded, logged);
+    if let Err(error) = recorded {
+        tracing::error!(%error, call = %sid, "transfer failure not recorded");
+    }
+    Err(ApiError::Upstream(reason))
+}
+
+pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let sid = call_sid(req)?;
+    let session = app
+        .store
+        .update(&sid, &|s: &mut CallSession| s.cancel_transfer())
+        .await
+        .map_err(store_error)?;
+    let _ = app
+        .store
+        .append_event(
+            &sid,
+            &HistoryEvent::api(OffsetDateTime::now_utc(), "transfer cancelled", None),
+        )
+        .await;
+    // The second agent's leg is known once its first callback arrived; if it
+    // has not, the status-callback handler calls it off when it does.
+    if let Some(target) = session
+        .transfer
+        .as_ref()
+        .and_then(|t| t.target_leg.as_ref())
+    {
+        if let Err(error) = app.twilio.end_call(&target.call_sid).await {
+            tracing::warn!(%error, "second agent's leg could not be ended");
+        }
+    }
+    Ok(web::json(
+        StatusCode::OK,
+        &CallView::new(&session, Vec::new()),
+    ))
+}
+
+pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let sid = call_sid(req)?;
+    let session = app
+        .store
+        .update(&sid, &|s: &mut CallSession| s.first_agent_leaves())
+        .await
+        .map_err(store_error)?;
+    // Hanging up leg 1 leaves the room to the customer and the second agent:
+    // the first agent's endConferenceOnExit is false.
+    if let Err(error) = app.twilio.hang_up_call(&sid).await {
+        tracing::warn!(%error, call = %sid, "first agent's leg could not be hung up");
+        return Err(upstream("hang up the first agent")(error));
+    }
+    let _ = app
+        .store
+        .append_event(
+            &sid,
+            &HistoryEvent::api(OffsetDateTime::now_utc(), "first agent left", None),
+        )
+        .await;
+    Ok(web::json(
+        StatusCode::OK,
+        &CallView::new(&session, Vec::new()),
+    ))
+}
+
+fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes = web::body_bytes(req);
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("body", "a JSON object is required"));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        // serde names the offending field in its message ("missing field `to`").
+        let field = error
+            .to_string()
+            .split('`')
+            .nth(1)
+            .unwrap_or("body")
+            .to_owned();
+        ApiError::bad_request(&field, error.to_string())
+    })
+}
+
+fn phone(field: &str, raw: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(raw).map_err(|_| {
+        ApiError::bad_request(
+            field,
+            "must be a phone number in E.164 form, like +14155550100",
+        )
+    })
+}
+
+fn call_sid(req: &Request) -> Result<CallSid, ApiError> {
+    let raw = web::path_param(req, "callSid").unwrap_or_default();
+    CallSid::parse(&raw)
+        .map_err(|_| ApiError::bad_request("callSid", "must be CA followed by 32 hex digits"))
+}
+
+fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+fn not_found(sid: &CallSid) -> ApiError {
+    ApiError::NotFound(format!("no call {sid}"))
+}
+
+pub(crate) fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound => ApiError::NotFound("no such call".into()),
+        StoreError::Rejected(refusal) => ApiError::Conflict {
+            message: refusal.to_string(),
+            state: refusal.state().to_string(),
+        },
+        StoreError::AlreadyExists => ApiError::Conflict {
+            message: "the call already exists".into(),
+            state: "exists".into(),
+        },
+        StoreError::Throttled
+        | StoreError::Unavailable(_)
+        | StoreError::Conflict
+        | StoreError::Corrupt(_)
+        | StoreError::Other(_) => {
+            ApiError::Unavailable(format!("call state unavailable, try again: {error}"))
+        }
+    }
+}
+
+fn upstream(what: &'static str) -> impl Fn(TwilioError) -> ApiError {
+    move |error| ApiError::Upstream(format!("Twilio could not {what}: {error}"))
+}

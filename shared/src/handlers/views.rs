@@ -1,0 +1,103 @@
+//! The JSON the front-end API answers with (see `shared/openapi.yaml`):
+//! the domain, named for the console.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::{CallSession, HistoryEvent, LegObservation, TransferOutcome};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallView {
+    call_sid: String,
+    state: &'static str,
+    agent_number: String,
+    customer_number: String,
+    caller_id: String,
+    created_at: String,
+    agent_leg: Option<LegView>,
+    customer_leg: Option<LegView>,
+    transfer: Option<TransferView>,
+    events: Vec<EventView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LegView {
+    call_sid: String,
+    status: &'static str,
+    at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferView {
+    attempt: u32,
+    to: String,
+    state: &'static str,
+    reason: Option<String>,
+    requested_at: String,
+    target_leg: Option<LegView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventView {
+    at: String,
+    source: &'static str,
+    kind: String,
+    detail: Option<String>,
+}
+
+fn text(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+fn leg(leg: &Option<LegObservation>) -> Option<LegView> {
+    leg.as_ref().map(|l| LegView {
+        call_sid: l.call_sid.to_string(),
+        status: l.status.as_str(),
+        at: text(l.at),
+    })
+}
+
+impl CallView {
+    /// The console's own user typed these numbers; the API shows them whole.
+    pub fn new(session: &CallSession, events: Vec<HistoryEvent>) -> Self {
+        let transfer = session.transfer.as_ref().map(|t| TransferView {
+            attempt: t.attempt,
+            to: t.target.as_str().to_owned(),
+            state: session
+                .transfer_state()
+                .map(|s| s.as_str())
+                .unwrap_or_default(),
+            reason: match &t.outcome {
+                Some(TransferOutcome::Failed { reason }) => Some(reason.clone()),
+                _ => None,
+            },
+            requested_at: text(t.requested_at),
+            target_leg: leg(&t.target_leg),
+        });
+        Self {
+            call_sid: session.id.to_string(),
+            state: session.state().as_str(),
+            agent_number: session.agent_number.as_str().to_owned(),
+            customer_number: session.customer_number.as_str().to_owned(),
+            caller_id: session.caller_id.as_str().to_owned(),
+            created_at: text(session.created_at),
+            agent_leg: leg(&session.agent_leg),
+            customer_leg: leg(&session.customer_leg),
+            transfer,
+            events: events
+                .into_iter()
+                .map(|e| EventView {
+                    at: text(e.at),
+                    source: e.source.as_str(),
+                    kind: e.kind,
+                    detail: e.detail,
+                })
+                .collect(),
+        }
+    }
+}
