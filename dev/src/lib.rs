@@ -3,4 +3,6 @@
 //! and the benchmarks.
 
 pub mod events;
+pub mod local;
 pub mod server;
+pub mod sim;

@@ -31,7 +31,9 @@ pub struct Transfer {
     pub outcome: Option<TransferOutcome>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialised as the API names it (kebab-case, same as `as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TransferState {
     Requested,
     CustomerInRoom,
@@ -102,16 +104,14 @@ impl Transfer {
         customer_in_room: bool,
         first_agent_in_room: bool,
     ) -> TransferState {
+        // Once nobody is left to talk to, that is all there is to say.
+        if session_ended {
+            return TransferState::Ended;
+        }
         match &self.outcome {
             Some(TransferOutcome::Failed { .. }) => return TransferState::Failed,
             Some(TransferOutcome::Cancelled) => return TransferState::Cancelled,
-            Some(TransferOutcome::FirstAgentLeft) => {
-                return if session_ended {
-                    TransferState::Ended
-                } else {
-                    TransferState::FirstAgentLeft
-                };
-            }
+            Some(TransferOutcome::FirstAgentLeft) => return TransferState::FirstAgentLeft,
             None => {}
         }
         if let Some(leg) = &self.target_leg {
@@ -119,18 +119,9 @@ impl Transfer {
                 LegStatus::Busy => return TransferState::TargetBusy,
                 LegStatus::NoAnswer => return TransferState::TargetNoAnswer,
                 LegStatus::Failed | LegStatus::Canceled => return TransferState::TargetFailed,
-                LegStatus::Completed => {
-                    return if session_ended {
-                        TransferState::Ended
-                    } else {
-                        TransferState::TargetLeft
-                    };
-                }
+                LegStatus::Completed => return TransferState::TargetLeft,
                 _ => {}
             }
-        }
-        if session_ended {
-            return TransferState::Ended;
         }
         match self.target_leg.as_ref().map(|l| l.status) {
             Some(LegStatus::InProgress) => TransferState::TargetAnswered,

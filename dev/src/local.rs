@@ -1,0 +1,137 @@
+//! The whole product on one machine: dynalite, the Twilio simulator and the
+//! development server, wired with local defaults. Used by the demo, the
+//! end-to-end scenarios, the browser tests and the benchmarks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use warm_transfer_core::config::{Config, vars};
+use warm_transfer_core::handlers::App;
+use warm_transfer_core::store::DynamoStore;
+use warm_transfer_core::store::local::Dynalite;
+use warm_transfer_core::twilio::TwilioClient;
+
+use crate::server::DevServer;
+use crate::sim::{Script, SimConfig, Simulator};
+
+/// The bearer token of the local front-end API (documented in the README).
+pub const LOCAL_API_TOKEN: &str = "local-dev-token";
+/// The auth token the simulator signs webhooks with.
+pub const LOCAL_AUTH_TOKEN: &str = "local-twilio-auth-token";
+pub const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub const LOCAL_CALLER_ID: &str = "+15005550006";
+
+/// How simulated people answer locally, by the end of their number:
+/// `…0486` is busy, `…0404` never answers, `…0500` cannot be reached;
+/// everyone else answers after a short ring.
+pub fn local_people(number: &str) -> Option<Script> {
+    if number.ends_with("0486") {
+        Some(Script::busy())
+    } else if number.ends_with("0404") {
+        Some(Script::no_answer())
+    } else if number.ends_with("0500") {
+        Some(Script::fail())
+    } else {
+        Some(Script::answer_after(Duration::from_millis(1500)))
+    }
+}
+
+/// Options of a local stack.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Port of the development server; 0 picks a free one.
+    pub port: u16,
+    /// How fast simulated time runs: 1.0 is real time, 0.1 ten times faster.
+    pub time_scale: f64,
+    pub ring_timeout_secs: u32,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            time_scale: 1.0,
+            ring_timeout_secs: 20,
+        }
+    }
+}
+
+/// A running local stack; everything stops when it is dropped.
+pub struct LocalStack {
+    pub dynalite: Dynalite,
+    pub sim: Simulator,
+    pub server: DevServer,
+    pub app: App,
+}
+
+impl LocalStack {
+    pub async fn start(
+        options: LocalOptions,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let dynalite = Dynalite::start().await?;
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let sim = Simulator::start(SimConfig {
+            account_sid: LOCAL_ACCOUNT_SID.to_owned(),
+            auth_token: LOCAL_AUTH_TOKEN.to_owned(),
+            time_scale: options.time_scale,
+            default_script: local_people,
+            ..SimConfig::default()
+        })
+        .await?;
+
+        let env: HashMap<String, String> = [
+            (vars::TWILIO_ACCOUNT_SID, LOCAL_ACCOUNT_SID.to_owned()),
+            (vars::TWILIO_AUTH_TOKEN, LOCAL_AUTH_TOKEN.to_owned()),
+            (vars::TWILIO_API_BASE_URL, sim.base_url()),
+            (vars::TABLE_NAME, "warm-transfer-local".to_owned()),
+            (vars::DYNAMODB_ENDPOINT, dynalite.endpoint()),
+            (vars::PUBLIC_BASE_URL, base_url.clone()),
+            (vars::DEFAULT_CALLER_ID, LOCAL_CALLER_ID.to_owned()),
+            (vars::API_TOKEN, LOCAL_API_TOKEN.to_owned()),
+            (
+                vars::TRANSFER_RING_TIMEOUT_SECS,
+                options.ring_timeout_secs.to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let config = Config::from_map(&env)?;
+        dynalite.create_table(&config.table_name).await?;
+        let client = DynamoStore::client_from_config(&config).await;
+        let store = DynamoStore::new(client, config.table_name.clone(), config.session_ttl);
+        let twilio = TwilioClient::from_config(&config)?;
+        let app = App::new(config, Arc::new(store), twilio);
+        let server = DevServer::start(app.clone(), listener)?;
+        Ok(Self {
+            dynalite,
+            sim,
+            server,
+            app,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+}
+
+/// Lets a caller wait for something the stack does asynchronously.
+pub async fn eventually<T>(
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,222 @@
+//! Reads the TwiML a webhook answered into the verbs the simulator runs.
+//! Anything it does not understand makes the document invalid, as Twilio
+//! would refuse it (the caller hears an application error).
+
+use std::collections::HashMap;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verb {
+    Say(String),
+    Play { url: String, loops: u32 },
+    Pause(u32),
+    Hangup,
+    Redirect(String),
+    Dial(Dial),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    pub action: Option<String>,
+    pub caller_id: Option<String>,
+    pub timeout_secs: u32,
+    pub target: DialTarget,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DialTarget {
+    Number {
+        number: String,
+        status_callback: Option<String>,
+        events: Vec<String>,
+    },
+    Conference(RoomOptions),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomOptions {
+    pub name: String,
+    pub start_on_enter: bool,
+    pub end_on_exit: bool,
+    pub label: Option<String>,
+    pub status_callback: Option<String>,
+    pub events: Vec<String>,
+    pub wait_url: Option<String>,
+}
+
+fn attributes(element: &BytesStart) -> Result<HashMap<String, String>, String> {
+    element
+        .attributes()
+        .map(|a| {
+            let a = a.map_err(|e| e.to_string())?;
+            let value = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| e.to_string())?;
+            Ok((a.key.into_inner().to_owned(), value.into_owned()))
+        })
+        .collect()
+}
+
+/// One element with its attributes, text and children.
+#[derive(Debug, Default)]
+struct Node {
+    name: String,
+    attrs: HashMap<String, String>,
+    text: String,
+    children: Vec<Node>,
+}
+
+fn parse_tree(xml: &str) -> Result<Node, String> {
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<Node> = vec![Node::default()];
+    loop {
+        match reader.read_event().map_err(|e| format!("not XML: {e}"))? {
+            Event::Start(e) => stack.push(Node {
+                name: e.name().into_inner().to_owned(),
+                attrs: attributes(&e)?,
+                ..Node::default()
+            }),
+            Event::Empty(e) => {
+                let node = Node {
+                    name: e.name().into_inner().to_owned(),
+                    attrs: attributes(&e)?,
+                    ..Node::default()
+                };
+                stack.last_mut().ok_or("unbalanced")?.children.push(node);
+            }
+            Event::Text(t) => stack
+                .last_mut()
+                .ok_or("unbalanced")?
+                .text
+                .push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                    Some(c) => c.to_string(),
+                    None => quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                        .ok_or("unknown entity")?
+                        .to_owned(),
+                };
+                stack
+                    .last_mut()
+                    .ok_or("unbalanced")?
+                    .text
+                    .push_str(&resolved);
+            }
+            Event::End(_) => {
+                let node = stack.pop().ok_or("unbalanced")?;
+                stack.last_mut().ok_or("unbalanced")?.children.push(node);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let mut root = stack.pop().ok_or("empty document")?;
+    if !stack.is_empty() {
+        return Err("unclosed element".into());
+    }
+    match root.children.len() {
+        1 => Ok(root.children.remove(0)),
+        _ => Err("expected one <Response>".into()),
+    }
+}
+
+fn flag(attrs: &HashMap<String, String>, name: &str, default: bool) -> bool {
+    attrs.get(name).map_or(default, |v| v == "true")
+}
+
+fn events(attrs: &HashMap<String, String>) -> Vec<String> {
+    attrs
+        .get("statusCallbackEvent")
+        .map(|v| v.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+pub fn parse(xml: &str) -> Result<Vec<Verb>, String> {
+    let root = parse_tree(xml)?;
+    if root.name != "Response" {
+        return Err(format!("root is <{}>, not <Response>", root.name));
+    }
+    root.children.iter().map(verb).collect()
+}
+
+fn verb(node: &Node) -> Result<Verb, String> {
+    let text = node.text.trim().to_owned();
+    Ok(match node.name.as_str() {
+        "Say" => Verb::Say(text),
+        "Play" => Verb::Play {
+            url: text,
+            loops: node
+                .attrs
+                .get("loop")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(1),
+        },
+        "Pause" => Verb::Pause(
+            node.attrs
+                .get("length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(1),
+        ),
+        "Hangup" => Verb::Hangup,
+        "Redirect" => Verb::Redirect(text),
+        "Dial" => {
+            let [child] = node.children.as_slice() else {
+                return Err("<Dial> needs exactly one noun here".into());
+            };
+            let target = match child.name.as_str() {
+                "Number" => DialTarget::Number {
+                    number: child.text.trim().to_owned(),
+                    status_callback: child.attrs.get("statusCallback").cloned(),
+                    events: events(&child.attrs),
+                },
+                "Conference" => DialTarget::Conference(RoomOptions {
+                    name: child.text.trim().to_owned(),
+                    start_on_enter: flag(&child.attrs, "startConferenceOnEnter", true),
+                    end_on_exit: flag(&child.attrs, "endConferenceOnExit", false),
+                    label: child.attrs.get("participantLabel").cloned(),
+                    status_callback: child.attrs.get("statusCallback").cloned(),
+                    events: events(&child.attrs),
+                    wait_url: child.attrs.get("waitUrl").cloned(),
+                }),
+                other => return Err(format!("<Dial><{other}> is not simulated")),
+            };
+            Verb::Dial(Dial {
+                action: node.attrs.get("action").cloned(),
+                caller_id: node.attrs.get("callerId").cloned(),
+                timeout_secs: node
+                    .attrs
+                    .get("timeout")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(30),
+                target,
+            })
+        }
+        other => return Err(format!("<{other}> is not a TwiML verb")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_products_documents() {
+        let verbs = parse(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial action="https://x/a?b=1&amp;c=2" callerId="+1500"><Number statusCallback="https://x/s" statusCallbackEvent="initiated ringing">+1415</Number></Dial><Hangup /></Response>"#).unwrap();
+        assert_eq!(verbs.len(), 2);
+        let Verb::Dial(dial) = &verbs[0] else {
+            panic!()
+        };
+        assert_eq!(dial.action.as_deref(), Some("https://x/a?b=1&c=2"));
+        assert!(
+            matches!(&dial.target, DialTarget::Number { number, events, .. } if number == "+1415" && events.len() == 2)
+        );
+        assert!(parse("<Response><Dance/></Response>").is_err());
+        assert!(parse("oops").is_err());
+        assert_eq!(
+            parse(r#"<?xml version="1.0" encoding="UTF-8"?><Response />"#).unwrap(),
+            vec![]
+        );
+    }
+}

@@ -1,0 +1,481 @@
+//! End-to-end warm-transfer scenarios: the development server (every real
+//! handler), dynalite and the Twilio simulator, driven through the
+//! front-end API. Throughout, the customer is never alone in a room nor
+//! disconnected except by their own hang-up.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use warm_transfer_core::domain::LegStatus;
+use warm_transfer_core::signature::sign_form;
+use warm_transfer_dev::local::{LOCAL_API_TOKEN, LOCAL_AUTH_TOKEN, LocalOptions, LocalStack};
+use warm_transfer_dev::sim::{Connection, EndReason, Operation, Script, Situation};
+
+const AGENT: &str = "+15550100001";
+const CUSTOMER: &str = "+15550100002";
+const TARGET: &str = "+15550100003";
+const SOON: Duration = Duration::from_secs(15);
+/// How long the customer may be alone while moving into the room.
+const GRACE: Duration = Duration::from_millis(1500);
+
+struct Scenario {
+    stack: LocalStack,
+    http: reqwest::Client,
+}
+
+async fn scenario() -> Scenario {
+    let stack = LocalStack::start(LocalOptions {
+        port: 0,
+        time_scale: 0.1,
+        ring_timeout_secs: 20,
+    })
+    .await
+    .unwrap();
+    let sim = &stack.sim;
+    for number in [AGENT, CUSTOMER, TARGET] {
+        sim.script(number, Script::answer_after(Duration::from_millis(500)));
+    }
+    sim.watch(CUSTOMER);
+    Scenario {
+        stack,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Scenario {
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.stack.base_url()))
+            .bearer_auth(LOCAL_API_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn start_call(&self) -> String {
+        let (status, call) = self
+            .api(
+                reqwest::Method::POST,
+                "/calls",
+                Some(json!({ "agentNumber": AGENT, "customerNumber": CUSTOMER })),
+            )
+            .await;
+        assert_eq!(status, 201, "{call}");
+        call["callSid"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(&self, sid: &str) -> Value {
+        self.api(reqwest::Method::GET, &format!("/calls/{sid}"), None)
+            .await
+            .1
+    }
+
+    async fn transfer(&self, sid: &str, to: &str) -> (u16, Value) {
+        self.api(
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/transfer"),
+            Some(json!({ "to": to })),
+        )
+        .await
+    }
+
+    async fn wait_call(&self, sid: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + SOON;
+        loop {
+            let call = self.call(sid).await;
+            if check(&call) {
+                return call;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {call:#}\n{}",
+                self.stack.sim.timeline_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn connected(&self) -> String {
+        let sid = self.start_call().await;
+        self.wait_call(&sid, "customer connected", |c| c["state"] == "connected")
+            .await;
+        assert!(
+            self.stack
+                .sim
+                .connections()
+                .contains(&Connection::Bridge(AGENT.into(), CUSTOMER.into()))
+        );
+        sid
+    }
+
+    async fn transfer_state(&self, sid: &str, state: &str) -> Value {
+        self.wait_call(sid, state, |c| c["transfer"]["state"] == state)
+            .await
+    }
+
+    fn room_members(&self, sid: &str) -> Vec<String> {
+        let room = format!("wt-{sid}");
+        self.stack
+            .sim
+            .connections()
+            .into_iter()
+            .find_map(|c| match c {
+                Connection::Room {
+                    name, mut members, ..
+                } if name == room => {
+                    members.sort();
+                    Some(members)
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    async fn wait_room(&self, sid: &str, expected: &[&str]) {
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        let ok = self
+            .stack
+            .sim
+            .wait_for(SOON, |_| self.room_members(sid) == expected)
+            .await;
+        assert!(
+            ok,
+            "room should hold {expected:?}, has {:?}\n{}",
+            self.room_members(sid),
+            self.stack.sim.timeline_text()
+        );
+    }
+
+    /// The invariant, and that nothing the product sent broke Twilio's contract.
+    fn assert_customer_never_stranded(&self) {
+        let sim = &self.stack.sim;
+        assert_eq!(
+            sim.stranded(CUSTOMER, GRACE),
+            Vec::<String>::new(),
+            "{}",
+            sim.timeline_text()
+        );
+        assert_eq!(sim.contract_violations(), Vec::<String>::new());
+        assert_eq!(
+            sim.application_errors(),
+            Vec::<String>::new(),
+            "{}",
+            sim.timeline_text()
+        );
+    }
+}
+
+#[tokio::test]
+async fn happy_path_warm_transfer() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    let (status, _) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 202);
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    let (status, call) = s
+        .api(reqwest::Method::POST, &format!("/calls/{sid}/leave"), None)
+        .await;
+    assert_eq!(status, 200, "{call}");
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    s.transfer_state(&sid, "first-agent-left").await;
+    assert_eq!(s.stack.sim.situation(CUSTOMER), Situation::Connected);
+    // Customer and second agent talk; then the customer hangs up and it all ends.
+    assert!(s.stack.sim.hang_up(CUSTOMER));
+    let call = s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    assert_eq!(call["transfer"]["state"], "ended");
+    assert!(
+        s.stack
+            .sim
+            .wait_for(SOON, |sim| sim
+                .status_of(TARGET)
+                .is_some_and(|st| st.is_final()))
+            .await
+    );
+    assert!(
+        s.stack.sim.connections().is_empty(),
+        "{:?}",
+        s.stack.sim.connections()
+    );
+    let history = s.call(&sid).await["events"].as_array().unwrap().len();
+    assert!(history > 10, "every callback and action is in the history");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn second_agent_busy() {
+    let s = scenario().await;
+    s.stack.sim.script(TARGET, Script::busy());
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    let call = s.transfer_state(&sid, "target-busy").await;
+    assert_eq!(call["state"], "connected");
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    assert_eq!(s.stack.sim.situation(CUSTOMER), Situation::Connected);
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn second_agent_does_not_answer() {
+    let s = scenario().await;
+    s.stack.sim.script(TARGET, Script::no_answer());
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-ringing").await;
+    s.transfer_state(&sid, "target-no-answer").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    // A retry to someone who answers completes the transfer.
+    s.stack
+        .sim
+        .script(TARGET, Script::answer_after(Duration::from_millis(300)));
+    let (status, call) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 202, "{call}");
+    assert_eq!(call["transfer"]["attempt"], 2);
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn transfer_cancelled_while_ringing() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(TARGET, Script::answer_after(Duration::from_secs(100)));
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-ringing").await;
+    let (status, call) = s
+        .api(
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/transfer/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["transfer"]["state"], "cancelled");
+    assert!(
+        s.stack
+            .sim
+            .wait_for(SOON, |sim| sim.status_of(TARGET)
+                == Some(LegStatus::Canceled))
+            .await,
+        "{}",
+        s.stack.sim.timeline_text()
+    );
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn customer_hangs_up_while_second_agent_rings() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(TARGET, Script::answer_after(Duration::from_secs(100)));
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-ringing").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    assert!(s.stack.sim.hang_up(CUSTOMER));
+    let call = s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    assert_eq!(call["transfer"]["state"], "ended");
+    // Nobody is left ringing or waiting in an empty room.
+    let sim = &s.stack.sim;
+    assert!(
+        sim.wait_for(SOON, |sim| sim
+            .status_of(TARGET)
+            .is_some_and(|st| st.is_final()))
+            .await,
+        "{}",
+        sim.timeline_text()
+    );
+    assert!(
+        sim.wait_for(SOON, |sim| sim
+            .status_of(AGENT)
+            .is_some_and(|st| st.is_final()))
+            .await,
+        "{}",
+        sim.timeline_text()
+    );
+    assert!(
+        sim.wait_for(SOON, |sim| sim.situation(CUSTOMER)
+            == Situation::Ended(EndReason::Person))
+            .await
+    );
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn two_transfer_requests_at_the_same_moment() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    let (a, b) = tokio::join!(s.transfer(&sid, TARGET), s.transfer(&sid, "+15550100004"));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [202, 409], "{a:?} {b:?}");
+    let loser = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert!(loser["state"].is_string(), "409 names the state: {loser}");
+    s.transfer_state(&sid, "target-answered").await;
+    let dialled = s.stack.sim.calls_to(TARGET) + s.stack.sim.calls_to("+15550100004");
+    assert_eq!(dialled, 1, "exactly one second agent was called");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn transfer_before_the_customer_answers_is_refused() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(CUSTOMER, Script::answer_after(Duration::from_secs(100)));
+    let sid = s.start_call().await;
+    s.wait_call(&sid, "customer ringing", |c| {
+        c["state"] == "customer-ringing"
+    })
+    .await;
+    let (status, body) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["state"], "customer-ringing");
+    assert_eq!(s.stack.sim.calls_to(TARGET), 0);
+    assert!(s.call(&sid).await["transfer"].is_null());
+}
+
+#[tokio::test]
+async fn twilio_failing_the_redirect_leaves_the_call_as_it_was_and_a_retry_succeeds() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    // Every attempt of the redirect (the client retries a 500 twice).
+    s.stack.sim.fail_next(
+        Operation::UpdateCall,
+        3,
+        500,
+        20500,
+        "Internal Server Error",
+    );
+    let (status, body) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("customer could not be moved")
+    );
+    let call = s.call(&sid).await;
+    assert_eq!(call["transfer"]["state"], "failed");
+    assert_eq!(call["state"], "connected");
+    assert!(
+        s.stack
+            .sim
+            .connections()
+            .contains(&Connection::Bridge(AGENT.into(), CUSTOMER.into()))
+    );
+    // The second agent, rung in parallel, was called off.
+    assert!(
+        s.stack
+            .sim
+            .wait_for(SOON, |sim| sim
+                .status_of(TARGET)
+                .is_some_and(|st| st.is_final()))
+            .await,
+        "{}",
+        s.stack.sim.timeline_text()
+    );
+    assert_eq!(s.stack.sim.situation(CUSTOMER), Situation::Connected);
+
+    let (status, body) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 202, "{body}");
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn duplicate_and_out_of_order_callbacks_change_nothing() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    let before = s.call(&sid).await;
+    let customer_leg = before["customerLeg"]["callSid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/events/customer-leg", s.stack.base_url());
+    for (status, sequence) in [
+        ("ringing", "1"),
+        ("initiated", "0"),
+        ("in-progress", "2"),
+        ("ringing", "1"),
+    ] {
+        let params: Vec<(String, String)> = [
+            ("AccountSid", "AC00000000000000000000000000000001"),
+            ("CallSid", customer_leg.as_str()),
+            ("ParentCallSid", sid.as_str()),
+            ("CallStatus", status),
+            ("SequenceNumber", sequence),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let response = s
+            .http
+            .post(&url)
+            .header(
+                "X-Twilio-Signature",
+                sign_form(LOCAL_AUTH_TOKEN, &url, &params),
+            )
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.text().await.unwrap(),
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response />"#
+        );
+    }
+    let after = s.call(&sid).await;
+    assert_eq!(after["state"], "connected");
+    assert_eq!(after["customerLeg"], before["customerLeg"]);
+    // A forged one is refused.
+    let response = s
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", "forged")
+        .form(&[
+            ("CallSid", customer_leg.as_str()),
+            ("CallStatus", "completed"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(s.call(&sid).await["state"], "connected");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn a_plain_call_ends_with_hangup() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    assert!(s.stack.sim.hang_up(CUSTOMER));
+    let call = s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    assert!(call["transfer"].is_null());
+    let sim = &s.stack.sim;
+    assert!(
+        sim.wait_for(SOON, |sim| sim.situation(AGENT)
+            == Situation::Ended(EndReason::Twiml))
+            .await,
+        "{}",
+        sim.timeline_text()
+    );
+    assert!(
+        sim.timeline_text().contains("TwiML for +15550100001"),
+        "the Dial action was asked"
+    );
+    assert!(sim.connections().is_empty());
+    s.assert_customer_never_stranded();
+}
