@@ -6,7 +6,9 @@ use time::OffsetDateTime;
 use crate::ids::CallSid;
 
 /// Twilio's `CallStatus` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialised as the API names it (kebab-case, same as `as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum LegStatus {
     Queued,
     Initiated,
@@ -147,6 +149,14 @@ mod tests {
             assert_eq!(LegStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(LegStatus::parse("in_progress"), None);
+    }
+
+    #[test]
+    fn statuses_serialise_as_twilio_names() {
+        for status in LegStatus::ALL {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, serde_json::json!(status.as_str()));
+        }
     }
 
     #[test]

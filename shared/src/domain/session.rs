@@ -31,7 +31,9 @@ pub struct CallSession {
     pub version: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialised as the API names it (kebab-case, same as `as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SessionState {
     AgentRinging,
     AgentAnswered,
@@ -758,6 +760,40 @@ mod tests {
             })
         );
         assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+    }
+
+    #[test]
+    fn states_serialise_as_the_api_names_them() {
+        for state in [
+            SessionState::AgentRinging,
+            SessionState::AgentAnswered,
+            SessionState::CustomerRinging,
+            SessionState::Connected,
+            SessionState::Transferring,
+            SessionState::Transferred,
+            SessionState::Ended,
+        ] {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json, serde_json::json!(state.as_str()));
+        }
+        for state in [
+            TransferState::Requested,
+            TransferState::CustomerInRoom,
+            TransferState::FirstAgentInRoom,
+            TransferState::TargetRinging,
+            TransferState::TargetAnswered,
+            TransferState::TargetBusy,
+            TransferState::TargetNoAnswer,
+            TransferState::TargetFailed,
+            TransferState::TargetLeft,
+            TransferState::Cancelled,
+            TransferState::Failed,
+            TransferState::FirstAgentLeft,
+            TransferState::Ended,
+        ] {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json, serde_json::json!(state.as_str()));
+        }
     }
 
     #[test]

@@ -26,18 +26,30 @@ pub struct Dynalite {
     port: u16,
 }
 
-/// `DYNALITE_BIN`, else the copy `npm ci --prefix dev` installs in the workspace.
-fn binary() -> PathBuf {
-    std::env::var_os("DYNALITE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dev/node_modules/.bin/dynalite")
+/// `DYNALITE_BIN`, else the copy `npm ci --prefix dev` installs in the
+/// workspace, else `dynalite` on `PATH`.
+fn binary() -> Result<PathBuf, LocalError> {
+    if let Some(explicit) = std::env::var_os("DYNALITE_BIN") {
+        return Ok(PathBuf::from(explicit));
+    }
+    let workspace =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dev/node_modules/.bin/dynalite");
+    if workspace.exists() {
+        return Ok(workspace);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("dynalite"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            LocalError::NotInstalled(format!("not at {} nor on PATH", workspace.display()))
         })
 }
 
 impl Dynalite {
     pub async fn start() -> Result<Self, LocalError> {
-        let binary = binary();
+        let binary = binary()?;
         if !binary.exists() {
             return Err(LocalError::NotInstalled(binary.display().to_string()));
         }
