@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # The project's test command (see README): formatting, lints, then every test
-# of the workspace. dynalite (npm) is installed into dev/node_modules on first use.
+# of the workspace, including the end-to-end scenarios and the browser tests.
+# What a fresh machine lacks is installed on first use: dynalite and
+# playwright-core (npm, into dev/node_modules), cargo-nextest, Debian's chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x dev/node_modules/.bin/dynalite ]; then
+if [ ! -x dev/node_modules/.bin/dynalite ] || [ ! -d dev/node_modules/playwright-core ]; then
   npm ci --prefix dev --no-audit --no-fund --loglevel=error
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
+fi
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
 cargo fmt --all --check

@@ -1,0 +1,112 @@
+// Browser tests of the agent console: Debian's Chromium driven by
+// playwright-core, against the development server + Twilio simulator +
+// dynalite started by `warm-transfer-local --no-demo`. Run: node --test dev/browser/
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const workspace = path.resolve(here, "../..");
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(workspace, "target");
+// dev/tests/browser.rs passes the binary cargo built for it.
+const localBin = process.env.WARM_TRANSFER_LOCAL || path.join(targetDir, "debug", "warm-transfer-local");
+const shots = process.env.SCREENSHOT_DIR || path.join(targetDir, "screenshots");
+const TOKEN = "local-dev-token";
+
+let server;
+let baseUrl;
+let browser;
+
+before(async () => {
+  assert.ok(existsSync(localBin), `${localBin} missing: build it with cargo build -p warm-transfer-dev`);
+  server = spawn(localBin, ["--no-demo", "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+  let buffer = "";
+  baseUrl = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("local server did not start: " + buffer)), 60_000);
+    server.stdout.on("data", (chunk) => {
+      buffer += chunk;
+      const match = buffer.match(/console: (http:\/\/127\.0\.0\.1:\d+)\/console/);
+      if (match) { clearTimeout(timer); resolve(match[1]); }
+    });
+    server.on("exit", (code) => reject(new Error(`local server exited ${code}: ${buffer}`)));
+  });
+  mkdirSync(shots, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) { server.kill("SIGTERM"); await once(server, "exit").catch(() => {}); }
+});
+
+async function openConsole() {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  await page.goto(`${baseUrl}/console`);
+  await page.fill("#token", TOKEN);
+  await page.click("#token-form button[type=submit]");
+  return page;
+}
+
+async function startCall(page, agent, customer) {
+  await page.fill("#agent", agent);
+  await page.fill("#customer", customer);
+  await page.click("#start");
+  await page.waitForSelector('[data-testid=call-state][data-state=connected]', { timeout: 20_000 });
+}
+
+test("happy path: call, warm transfer, second agent answers, first agent leaves", async () => {
+  const page = await openConsole();
+  await startCall(page, "+15550100001", "+15550100002");
+  await page.fill("#target", "+15550100003");
+  await page.click("#transfer");
+  await page.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
+  assert.match(await page.textContent("[data-testid=transfer-state]"), /second agent answered/i);
+  assert.equal(await page.isEnabled("#leave"), true);
+  await page.screenshot({ path: path.join(shots, "console-mid-transfer.png"), fullPage: true });
+  await page.click("#leave");
+  await page.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
+  assert.match(await page.textContent("[data-testid=transfer-state]"), /customer is with the second agent/i);
+  const timeline = await page.textContent("[data-testid=timeline]");
+  assert.match(timeline, /transfer requested/);
+  await page.screenshot({ path: path.join(shots, "console-transferred.png"), fullPage: true });
+  await page.close();
+});
+
+test("busy second agent: clear wording, customer kept, retry possible", async () => {
+  const page = await openConsole();
+  await startCall(page, "+15550200001", "+15550200002");
+  // The local simulator's script: numbers ending in 0486 are busy.
+  await page.fill("#target", "+15550200486");
+  await page.click("#transfer");
+  await page.waitForSelector('[data-testid=transfer-state][data-state=target-busy]', { timeout: 20_000 });
+  assert.match(await page.textContent("[data-testid=transfer-state]"), /busy.*still with the customer/i);
+  assert.equal(await page.isEnabled("#transfer"), true, "retry is offered");
+  assert.equal(await page.isEnabled("#leave"), false, "cannot leave the customer alone");
+  assert.equal(await page.getAttribute("[data-testid=call-state]", "data-state") !== "ended", true);
+  await page.screenshot({ path: path.join(shots, "console-busy.png"), fullPage: true });
+  await page.close();
+});
+
+test("bad input and a refused token give clear messages", async () => {
+  const page = await openConsole();
+  await page.fill("#agent", "555-0100");
+  await page.fill("#customer", "+15550300002");
+  await page.click("#start");
+  await page.waitForSelector("[data-testid=message].error");
+  assert.match(await page.textContent("[data-testid=message]"), /your number/i);
+  await page.evaluate(() => sessionStorage.setItem("warm-transfer-token", "wrong-token"));
+  await page.fill("#agent", "+15550300001");
+  await page.click("#start");
+  await page.waitForFunction(() => /token was refused/i.test(document.querySelector("[data-testid=message]").textContent));
+  assert.equal(await page.isVisible("#token-panel"), true, "asks for the token again");
+  await page.close();
+});

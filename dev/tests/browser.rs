@@ -1,0 +1,32 @@
+//! The agent console in a real browser: Debian's Chromium driven by
+//! playwright-core (dev/browser/console.test.mjs) against the local stack
+//! (development server + Twilio simulator + dynalite), through the node
+//! test runner. Needs `npm ci --prefix dev` and /usr/bin/chromium (or
+//! CHROMIUM=...); `.ci/run` installs both.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn console_drives_a_warm_transfer_in_chromium() {
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let output = Command::new("node")
+        .arg("--test")
+        .arg("--test-reporter=spec")
+        .arg(dev.join("browser"))
+        .env("WARM_TRANSFER_LOCAL", env!("CARGO_BIN_EXE_warm-transfer-local"))
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("NODE_PATH", dev.join("node_modules"))
+        .current_dir(dev)
+        .output()
+        .expect("node is installed");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "browser tests failed:\n{report}");
+    assert!(report.contains("pass 3") || report.contains("ℹ pass 3"), "{report}");
+    assert!(screenshots.join("console-mid-transfer.png").exists());
+}
