@@ -405,48 +405,42 @@ async fn history_is_append_only_and_in_order() {
     assert!(store.list_events(&sid(TARGET)).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn an_unreachable_database_is_a_typed_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// A store whose client talks to `127.0.0.1:port`, without SDK retries.
+fn store_at(port: u16) -> DynamoStore {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
     let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .behavior_version(BehaviorVersion::latest())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "test",
-        ))
+        .region(Region::new("us-east-1"))
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
         .build();
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE, TTL);
-    assert!(matches!(
-        store.get_session(&sid(AGENT)).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE, TTL)
 }
 
-#[tokio::test]
-async fn throttling_is_a_typed_error() {
+/// A server that answers every request with `status` and `body`, the way
+/// DynamoDB reports errors; returns its port.
+async fn canned_server(status: u16, body: String) -> u16 {
     use http_body_util::Full;
     use hyper::service::service_fn;
-    // A server that answers every request the way DynamoDB throttles.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            let body = body.clone();
             tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#;
-                    Ok::<_, std::convert::Infallible>(
-                        hyper::Response::builder()
-                            .status(400)
-                            .header("content-type", "application/x-amz-json-1.0")
-                            .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
-                            .unwrap(),
-                    )
+                let service = service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/x-amz-json-1.0")
+                                .body(Full::new(bytes::Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -454,22 +448,69 @@ async fn throttling_is_a_typed_error() {
             });
         }
     });
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "test",
-        ))
-        .build();
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE, TTL);
-    assert_eq!(
+    port
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_typed_error() {
+    // A port nobody listens on: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = store_at(port);
+    assert!(matches!(
         store.get_session(&sid(AGENT)).await,
-        Err(StoreError::Throttled)
-    );
-    assert_eq!(
-        store.create_session(&session()).await,
-        Err(StoreError::Throttled)
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.list_events(&sid(AGENT)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn throttling_is_a_typed_error() {
+    for code in [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    ] {
+        let body = format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"slow down"}}"#
+        );
+        let port = canned_server(400, body).await;
+        let store = store_at(port);
+        assert_eq!(
+            store.get_session(&sid(AGENT)).await,
+            Err(StoreError::Throttled),
+            "{code}"
+        );
+        assert_eq!(
+            store.create_session(&session()).await,
+            Err(StoreError::Throttled),
+            "{code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_is_unavailable() {
+    let port = canned_server(503, r#"{"message":"down for maintenance"}"#.to_owned()).await;
+    let store = store_at(port);
+    assert!(matches!(
+        store.get_session(&sid(AGENT)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let observed = store
+        .observe(
+            &sid(AGENT),
+            Observation::AgentLeg(leg(AGENT, LegStatus::Ringing, 1)),
+        )
+        .await;
+    assert!(
+        matches!(observed, Err(StoreError::Unavailable(_))),
+        "{observed:?}"
     );
 }

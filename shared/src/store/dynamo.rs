@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
@@ -44,19 +45,25 @@ impl Failure {
 }
 
 /// Sorts an SDK error into the store's vocabulary.
-pub(crate) fn classify<E, R>(error: SdkError<E, R>) -> Failure
+pub(crate) fn classify<E>(error: SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match &error {
         SdkError::ServiceError(context) => {
             let code = context.err().code().unwrap_or_default();
+            let server_side = context.raw().status().is_server_error();
             match code {
                 "ConditionalCheckFailedException" => Failure::ConditionFailed,
                 "ProvisionedThroughputExceededException"
                 | "ThrottlingException"
                 | "RequestLimitExceeded" => Failure::Store(StoreError::Throttled),
+                // A 5xx is DynamoDB's trouble, whatever (if any) code it names.
+                _ if server_side => Failure::Store(StoreError::Unavailable(format!(
+                    "HTTP {} {code}: {}",
+                    context.raw().status().as_u16(),
+                    context.err().message().unwrap_or_default()
+                ))),
                 "InternalServerError" | "ServiceUnavailable" => Failure::Store(
                     StoreError::Unavailable(context.err().message().unwrap_or(code).to_owned()),
                 ),
@@ -77,10 +84,9 @@ where
     }
 }
 
-fn store_error<E, R>(error: SdkError<E, R>) -> StoreError
+fn store_error<E>(error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     classify(error).into_store_error()
 }
