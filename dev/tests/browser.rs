@@ -15,7 +15,10 @@ fn console_drives_a_warm_transfer_in_chromium() {
         .arg("--test")
         .arg("--test-reporter=spec")
         .arg(dev.join("browser"))
-        .env("WARM_TRANSFER_LOCAL", env!("CARGO_BIN_EXE_warm-transfer-local"))
+        .env(
+            "WARM_TRANSFER_LOCAL",
+            env!("CARGO_BIN_EXE_warm-transfer-local"),
+        )
         .env("SCREENSHOT_DIR", &screenshots)
         .env("NODE_PATH", dev.join("node_modules"))
         .current_dir(dev)
@@ -27,6 +30,9 @@ fn console_drives_a_warm_transfer_in_chromium() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "browser tests failed:\n{report}");
-    assert!(report.contains("pass 3") || report.contains("ℹ pass 3"), "{report}");
+    assert!(
+        report.contains("pass 3") || report.contains("ℹ pass 3"),
+        "{report}"
+    );
     assert!(screenshots.join("console-mid-transfer.png").exists());
 }

@@ -7,6 +7,24 @@
 //! - [`twilio`] and [`store`]: adapters for Twilio's REST API and DynamoDB;
 //! - [`handlers`]: one function per Lambda, mapping HTTP to the domain.
 
+/// A closed set of strings on the wire (a TwiML attribute value, a Twilio
+/// form field): a Rust enum, its `ALL` values and their text.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+    };
+}
+
 pub mod config;
 pub mod domain;
 pub mod handlers;

@@ -15,25 +15,8 @@ use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::name::QName;
 
-/// Declares a TwiML enumeration: a Rust enum rendered as Twilio's string.
-macro_rules! twiml_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-    };
-}
-
-twiml_enum!(HttpMethod { Get => "GET", Post => "POST" });
-twiml_enum!(
+wire_enum!(HttpMethod { Get => "GET", Post => "POST" });
+wire_enum!(
     /// `<Dial record>`.
     DialRecord {
         DoNotRecord => "do-not-record",
@@ -43,16 +26,16 @@ twiml_enum!(
         RecordFromRingingDual => "record-from-ringing-dual",
     }
 );
-twiml_enum!(
+wire_enum!(
     /// `<Conference record>`.
     ConferenceRecord { DoNotRecord => "do-not-record", RecordFromStart => "record-from-start" }
 );
-twiml_enum!(Trim { TrimSilence => "trim-silence", DoNotTrim => "do-not-trim" });
-twiml_enum!(
+wire_enum!(Trim { TrimSilence => "trim-silence", DoNotTrim => "do-not-trim" });
+wire_enum!(
     /// `<Conference beep>`: who hears the beep when someone enters or leaves.
     Beep { True => "true", False => "false", OnEnter => "onEnter", OnExit => "onExit" }
 );
-twiml_enum!(
+wire_enum!(
     /// `<Number statusCallbackEvent>` values.
     NumberEvent {
         Initiated => "initiated",
@@ -61,7 +44,7 @@ twiml_enum!(
         Completed => "completed",
     }
 );
-twiml_enum!(
+wire_enum!(
     /// `<Conference statusCallbackEvent>` values.
     ConferenceEventKind {
         Start => "start",
@@ -75,22 +58,22 @@ twiml_enum!(
         Announcement => "announcement",
     }
 );
-twiml_enum!(
+wire_enum!(
     /// `recordingStatusCallbackEvent` values.
     RecordingEvent { InProgress => "in-progress", Completed => "completed", Absent => "absent" }
 );
-twiml_enum!(
+wire_enum!(
     /// `<Conference jitterBufferSize>`.
     JitterBufferSize { Off => "off", Small => "small", Medium => "medium", Large => "large" }
 );
-twiml_enum!(
+wire_enum!(
     /// `<Conference region>`: where the conference is mixed.
     ConferenceRegion {
         Us1 => "us1", Us2 => "us2", Ie1 => "ie1", De1 => "de1", Sg1 => "sg1",
         Br1 => "br1", Au1 => "au1", Jp1 => "jp1",
     }
 );
-twiml_enum!(
+wire_enum!(
     /// `<Dial ringTone>`: the country whose ringback tone the caller hears.
     RingTone {
         At => "at", Au => "au", Bg => "bg", Br => "br", Be => "be", Ch => "ch", Cl => "cl",

@@ -345,19 +345,30 @@ impl Sim {
         self.set_status(sid, status, Some(reason)).await;
     }
 
+    /// Rings the leg; true once answered (status in-progress, the person's
+    /// hang-up scheduled), otherwise the leg has ended as the ring did.
+    async fn answer(self: &Arc<Self>, sid: &str, max_wait: Option<Duration>) -> bool {
+        match self.ring(sid, max_wait).await {
+            Ring::Answered => {
+                self.set_status(sid, LegStatus::InProgress, None).await;
+                self.schedule_hang_up(sid);
+                true
+            }
+            Ring::NotAnswered(status, reason) => {
+                self.end_leg(sid, status, reason).await;
+                false
+            }
+            Ring::Interrupted => {
+                self.end_leg(sid, LegStatus::Canceled, EndReason::Api).await;
+                false
+            }
+        }
+    }
+
     /// A call created with the REST API: ring, then run its TwiML.
     pub(crate) async fn run_outbound(self: Arc<Self>, sid: String, url: String, timeout: Duration) {
-        match self.ring(&sid, Some(timeout)).await {
-            Ring::Answered => {
-                self.set_status(&sid, LegStatus::InProgress, None).await;
-                self.schedule_hang_up(&sid);
-                self.run_twiml(&sid, url, Vec::new()).await;
-            }
-            Ring::NotAnswered(status, reason) => self.end_leg(&sid, status, reason).await,
-            Ring::Interrupted => {
-                self.end_leg(&sid, LegStatus::Canceled, EndReason::Api)
-                    .await;
-            }
+        if self.answer(&sid, Some(timeout)).await {
+            self.run_twiml(&sid, url, Vec::new()).await;
         }
     }
 
@@ -551,23 +562,15 @@ impl Sim {
 
     /// The dialled party of a `<Dial><Number>`.
     async fn run_child(self: Arc<Self>, sid: String, parent: String) {
-        match self.ring(&sid, None).await {
-            Ring::Answered => {}
-            Ring::NotAnswered(status, reason) => return self.end_leg(&sid, status, reason).await,
-            Ring::Interrupted => {
-                return self
-                    .end_leg(&sid, LegStatus::Canceled, EndReason::Api)
-                    .await;
-            }
-        }
-        // Answered and bridged in one step, so the parent never sees one without the other.
+        // Bridged before it is answered, so the parent never sees it answered and unbridged.
         self.with_world(|w| {
             if let Some(leg) = w.leg_mut(&sid) {
                 leg.location = Location::Bridged(parent.clone());
             }
         });
-        self.set_status(&sid, LegStatus::InProgress, None).await;
-        self.schedule_hang_up(&sid);
+        if !self.answer(&sid, None).await {
+            return;
+        }
         let parent_id = parent.clone();
         let parent_gone =
             move |w: &super::world::World| w.leg(&parent_id).is_none_or(|p| p.status.is_final());
@@ -599,22 +602,14 @@ impl Sim {
         options: RoomOptions,
         timeout: Duration,
     ) {
-        match self.ring(&sid, Some(timeout)).await {
-            Ring::Answered => {}
-            Ring::NotAnswered(status, reason) => return self.end_leg(&sid, status, reason).await,
-            Ring::Interrupted => {
-                return self
-                    .end_leg(&sid, LegStatus::Canceled, EndReason::Api)
-                    .await;
-            }
+        if !self.answer(&sid, Some(timeout)).await {
+            return;
         }
         self.with_world(|w| {
             if let Some(leg) = w.leg_mut(&sid) {
                 leg.ringing_into = None;
             }
         });
-        self.set_status(&sid, LegStatus::InProgress, None).await;
-        self.schedule_hang_up(&sid);
         match self.join_room(&sid, &options).await {
             Ok(()) => {
                 self.end_leg(&sid, LegStatus::Completed, EndReason::BridgeEnded)

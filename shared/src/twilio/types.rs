@@ -6,22 +6,6 @@ use serde::Deserialize;
 
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-    };
-}
-
 wire_enum!(HttpMethod { Get => "GET", Post => "POST" });
 wire_enum!(
     /// `StatusCallbackEvent` of calls and participants.
