@@ -528,3 +528,126 @@ async fn front_end_refuses_bad_tokens_and_bad_input_clearly() {
         "nothing reached Twilio"
     );
 }
+
+/// The app with a DynamoDB endpoint where nothing listens.
+async fn app_with_store_down(twilio: &MockServer) -> App {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env: HashMap<String, String> = [
+        (vars::TWILIO_ACCOUNT_SID, EVENTS_ACCOUNT_SID.to_owned()),
+        (vars::TWILIO_AUTH_TOKEN, EVENTS_AUTH_TOKEN.to_owned()),
+        (vars::TWILIO_API_BASE_URL, twilio.uri()),
+        (vars::TABLE_NAME, TABLE.to_owned()),
+        (vars::DYNAMODB_ENDPOINT, format!("http://127.0.0.1:{port}")),
+        (vars::DEFAULT_CALLER_ID, CALLER_ID.to_owned()),
+        (vars::API_TOKEN, EVENTS_API_TOKEN.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::from_map(&env).unwrap();
+    let client = DynamoStore::client_from_config(&config).await;
+    let store = Arc::new(DynamoStore::new(client, TABLE, Duration::from_secs(3600)));
+    let twilio_client = TwilioClient::from_config(&config).unwrap();
+    App::new(config, store, twilio_client)
+}
+
+#[tokio::test]
+async fn with_the_store_down_the_api_answers_503_and_takes_back_the_call() {
+    let h = harness().await;
+    let app = app_with_store_down(&h.twilio).await;
+    let request = lambda_http::request::from_str(&recorded(Endpoint::StartCall)).unwrap();
+    let response = app.handle(Endpoint::StartCall, request).await;
+    assert_eq!(response.status(), 503, "{}", body(&response));
+    assert!(
+        json(&response)["error"]
+            .as_str()
+            .unwrap()
+            .contains("try again")
+    );
+    // The call Twilio had already placed is called off, not left ringing unmanaged.
+    let requests = h.twilio_requests().await;
+    assert_eq!(requests.len(), 3, "create, then cancel and hang up");
+    assert_eq!(form(&requests[1])["Status"], "canceled");
+    for endpoint in [
+        Endpoint::GetCall,
+        Endpoint::StartTransfer,
+        Endpoint::CancelTransfer,
+        Endpoint::LeaveCall,
+    ] {
+        let request = lambda_http::request::from_str(&recorded(endpoint)).unwrap();
+        let response = app.handle(endpoint, request).await;
+        assert_eq!(response.status(), 503, "{endpoint:?}: {}", body(&response));
+    }
+    assert_eq!(
+        h.twilio_requests().await.len(),
+        3,
+        "no transfer without a record of it"
+    );
+}
+
+#[tokio::test]
+async fn with_the_store_down_webhooks_still_answer_valid_twiml() {
+    let h = harness().await;
+    let app = app_with_store_down(&h.twilio).await;
+    let twiml = |endpoint| {
+        let app = app.clone();
+        async move {
+            let response = app
+                .handle(
+                    endpoint,
+                    lambda_http::request::from_str(&recorded(endpoint)).unwrap(),
+                )
+                .await;
+            assert_twiml(&response);
+            body(&response)
+        }
+    };
+    assert_eq!(twiml(Endpoint::DialCustomer).await, golden("dial_customer"));
+    // Unsure whether the customer was just moved, the first agent follows into the room.
+    assert!(
+        twiml(Endpoint::AgentDialEnded)
+            .await
+            .contains(r#"participantLabel="first-agent""#)
+    );
+    assert_eq!(twiml(Endpoint::StatusCallback).await, golden("empty"));
+}
+
+#[tokio::test]
+async fn twilio_refusing_a_call_is_a_502_and_stores_nothing() {
+    let h = harness().await;
+    h.twilio.reset().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{ACCOUNT_PATH}/Calls.json")))
+        .respond_with(ResponseTemplate::new(400).set_body_raw(
+            r#"{"code":21211,"message":"The 'To' number +15550100001 is not a valid phone number.","more_info":"https://www.twilio.com/docs/errors/21211","status":400}"#,
+            "application/json",
+        ))
+        .mount(&h.twilio)
+        .await;
+    let response = h.invoke(Endpoint::StartCall).await;
+    assert_eq!(response.status(), 502);
+    assert!(json(&response)["error"].as_str().unwrap().contains("21211"));
+    assert!(h.store.get_session(&sid(SESSION)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn twilio_failing_to_hang_up_the_first_agent_is_a_502_and_nothing_changes() {
+    let h = harness().await;
+    h.transferring(Some(LegStatus::InProgress)).await;
+    h.twilio.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&h.twilio)
+        .await;
+    let response = h.invoke(Endpoint::LeaveCall).await;
+    assert_eq!(response.status(), 502, "{}", body(&response));
+    assert_eq!(
+        h.session().await.transfer_state(),
+        Some(TransferState::TargetAnswered),
+        "the agent is still there"
+    );
+}

@@ -241,24 +241,30 @@ pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>,
 
 pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
-    let session = app
+    // Refuse before touching the call, but record only once Twilio has hung
+    // up: a failed hang-up must not leave the state saying the agent is gone.
+    let current = app
         .store
-        .update(&sid, &|s: &mut CallSession| s.first_agent_leaves())
+        .get_session(&sid)
         .await
-        .map_err(store_error)?;
+        .map_err(store_error)?
+        .ok_or_else(|| not_found(&sid))?;
+    current
+        .clone()
+        .first_agent_leaves()
+        .map_err(|refusal| store_error(StoreError::Rejected(refusal)))?;
     // Hanging up leg 1 leaves the room to the customer and the second agent:
     // the first agent's endConferenceOnExit is false.
     if let Err(error) = app.twilio.hang_up_call(&sid).await {
         tracing::warn!(%error, call = %sid, "first agent's leg could not be hung up");
         return Err(upstream("hang up the first agent")(error));
     }
-    let _ = app
-        .store
-        .append_event(
-            &sid,
-            &HistoryEvent::api(OffsetDateTime::now_utc(), "first agent left", None),
-        )
-        .await;
+    let left = |s: &mut CallSession| s.first_agent_leaves();
+    let recorded = app.store.update(&sid, &left);
+    let event = HistoryEvent::api(OffsetDateTime::now_utc(), "first agent left", None);
+    let logged = app.store.append_event(&sid, &event);
+    let (recorded, _) = futures::join!(recorded, logged);
+    let session = recorded.map_err(store_error)?;
     Ok(web::json(
         StatusCode::OK,
         &CallView::new(&session, Vec::new()),
