@@ -15,9 +15,9 @@ use super::{CallStore, Command, StoreError};
 use crate::config::Config;
 use crate::domain::{
     CallSession, ConferenceEvent, HistoryEvent, LegObservation, Observation, Observed, Presence,
-    RoomParticipant,
+    RoomParticipant, TransferDecision,
 };
-use crate::ids::CallSid;
+use crate::ids::{CallSid, PhoneNumber};
 
 /// How often `update` re-reads and re-applies after losing a race.
 const MAX_UPDATE_ATTEMPTS: usize = 8;
@@ -288,6 +288,94 @@ impl ObservationUpdate {
     }
 }
 
+impl DynamoStore {
+    /// The conditional write of a new transfer attempt (see `request_transfer`).
+    async fn record_transfer(
+        &self,
+        id: &CallSid,
+        target: &PhoneNumber,
+        idempotency_key: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<CallSession, Failure> {
+        let mut set = vec![
+            "t_attempt = if_not_exists(t_attempt, :zero) + :one",
+            "t_target = :target",
+            "t_room = :room",
+            "t_requested_at = :now",
+            "t_presence = :zero",
+            "version = version + :one",
+        ];
+        let mut remove = vec![
+            "t_outcome",
+            "t_reason",
+            "target_sid",
+            "target_status",
+            "target_rank",
+            "target_seq",
+            "target_at",
+        ];
+        let mut condition = vec![
+            "attribute_exists(pk)",
+            // Connected: the customer's leg is in progress (so not over).
+            "customer_status = :in_progress",
+            // Not ended by the room closing on the customer...
+            "NOT (room_ended = :true AND customer_presence > :zero)",
+            // ...nor by the first agent hanging up a plain bridged call.
+            "(attribute_not_exists(agent_rank) OR agent_rank < :final OR customer_presence > :zero OR customer_moved = :true)",
+            // No transfer yet, or the last one is over without a handover.
+            "(attribute_not_exists(t_attempt) OR t_outcome IN (:failed, :cancelled) \
+             OR (attribute_not_exists(t_outcome) AND target_rank = :final))",
+        ];
+        let mut values: HashMap<String, AttributeValue> = [
+            (":zero", n(0)),
+            (":one", n(1)),
+            (":final", n(crate::domain::LegStatus::FINAL_RANK)),
+            (":target", s(target.as_str())),
+            (":room", s(id.room().as_str())),
+            (":now", s(item::time_text(now))),
+            (
+                ":in_progress",
+                s(crate::domain::LegStatus::InProgress.as_str()),
+            ),
+            (":true", AttributeValue::Bool(true)),
+            (":failed", s("failed")),
+            (":cancelled", s("cancelled")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        match idempotency_key {
+            Some(key) => {
+                set.push("t_key = :key");
+                // The same key again is answered from the stored transfer.
+                condition.push("(attribute_not_exists(t_key) OR t_key <> :key)");
+                values.insert(":key".to_owned(), s(key));
+            }
+            None => remove.push("t_key"),
+        }
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .update_expression(format!(
+                "SET {} REMOVE {}",
+                set.join(", "),
+                remove.join(", ")
+            ))
+            .condition_expression(condition.join(" AND "))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        let item = output
+            .attributes()
+            .ok_or_else(|| Failure::Store(StoreError::Corrupt("no attributes returned".into())))?;
+        item::session_from_item(item).map_err(Failure::Store)
+    }
+}
+
 #[async_trait]
 impl CallStore for DynamoStore {
     async fn create_session(&self, session: &CallSession) -> Result<(), StoreError> {
@@ -385,6 +473,29 @@ impl CallStore for DynamoStore {
             .await
             .map(|_| ())
             .map_err(store_error)
+    }
+
+    /// One round trip in the common case: a single conditional UpdateItem
+    /// records the new attempt when the customer is connected, the call has
+    /// not ended and no transfer is active or handed over (the domain's rule,
+    /// written as DynamoDB's condition). Anything else (a repeated
+    /// idempotency key, a refusal) falls back to the domain via `update`.
+    async fn request_transfer(
+        &self,
+        id: &CallSid,
+        target: PhoneNumber,
+        idempotency_key: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<(TransferDecision, CallSession), StoreError> {
+        match self
+            .record_transfer(id, &target, idempotency_key.as_deref(), now)
+            .await
+        {
+            Ok(session) => return Ok((TransferDecision::New, session)),
+            Err(Failure::ConditionFailed) => {}
+            Err(Failure::Store(error)) => return Err(error),
+        }
+        super::transfer_through_domain(self, id, target, idempotency_key, now).await
     }
 
     async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError> {

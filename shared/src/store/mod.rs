@@ -79,18 +79,29 @@ pub trait CallStore: Send + Sync {
         idempotency_key: Option<String>,
         now: OffsetDateTime,
     ) -> Result<(TransferDecision, CallSession), StoreError> {
-        let decision = Mutex::new(TransferDecision::Existing);
-        let session = self
-            .update(id, &|session: &mut CallSession| {
-                let made =
-                    session.request_transfer(target.clone(), idempotency_key.clone(), now)?;
-                if let Ok(mut slot) = decision.lock() {
-                    *slot = made;
-                }
-                Ok(())
-            })
-            .await?;
-        let decision = decision.into_inner().unwrap_or(TransferDecision::Existing);
-        Ok((decision, session))
+        transfer_through_domain(self, id, target, idempotency_key, now).await
     }
+}
+
+/// Records a transfer by reading the session, letting the domain decide and
+/// writing back on condition (see [`CallStore::update`]).
+pub(crate) async fn transfer_through_domain<S: CallStore + ?Sized>(
+    store: &S,
+    id: &CallSid,
+    target: PhoneNumber,
+    idempotency_key: Option<String>,
+    now: OffsetDateTime,
+) -> Result<(TransferDecision, CallSession), StoreError> {
+    let decision = Mutex::new(TransferDecision::Existing);
+    let session = store
+        .update(id, &|session: &mut CallSession| {
+            let made = session.request_transfer(target.clone(), idempotency_key.clone(), now)?;
+            if let Ok(mut slot) = decision.lock() {
+                *slot = made;
+            }
+            Ok(())
+        })
+        .await?;
+    let decision = decision.into_inner().unwrap_or(TransferDecision::Existing);
+    Ok((decision, session))
 }
