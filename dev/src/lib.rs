@@ -2,6 +2,7 @@
 //! the recorded API Gateway events, the Twilio call-flow simulator, the demo
 //! and the benchmarks.
 
+pub mod bench;
 pub mod events;
 pub mod local;
 pub mod server;

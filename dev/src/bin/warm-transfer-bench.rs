@@ -1,0 +1,567 @@
+//! The benchmarks of BENCHMARKS.md. Run through `bash dev/bench/run.sh`
+//! (which builds the release binaries first); `--smoke` runs a few requests
+//! of each part only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use time::OffsetDateTime;
+use warm_transfer_core::config::{Config, vars};
+use warm_transfer_core::domain::{CallSession, LegObservation, LegStatus, Observation};
+use warm_transfer_core::handlers::{App, Endpoint};
+use warm_transfer_core::ids::{CallSid, PhoneNumber};
+use warm_transfer_core::signature::sign_form;
+use warm_transfer_core::store::local::Dynalite;
+use warm_transfer_core::store::{CallStore, DynamoStore};
+use warm_transfer_core::twilio::TwilioClient;
+use warm_transfer_dev::bench::delay_proxy::DelayProxy;
+use warm_transfer_dev::bench::load::{self, Request};
+use warm_transfer_dev::bench::percentile;
+use warm_transfer_dev::bench::runtime_api::RuntimeApi;
+use warm_transfer_dev::bench::twilio_stub::TwilioStub;
+use warm_transfer_dev::events;
+use warm_transfer_dev::server::DevServer;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const AUTH_TOKEN: &str = "bench-auth-token";
+const API_TOKEN: &str = "bench-api-token";
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+const TABLE: &str = "calls-bench";
+const DELAY: Duration = Duration::from_millis(20);
+
+struct Settings {
+    smoke: bool,
+}
+
+impl Settings {
+    fn samples(&self) -> usize {
+        if self.smoke { 5 } else { 60 }
+    }
+    fn load_time(&self) -> Duration {
+        if self.smoke {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(5)
+        }
+    }
+    fn cold_starts(&self) -> usize {
+        if self.smoke { 2 } else { 15 }
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn env_map(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn phone(s: &str) -> PhoneNumber {
+    PhoneNumber::parse(s).expect("static number")
+}
+
+fn connected_session(n: usize) -> (CallSid, CallSession, [Observation; 2]) {
+    let sid = CallSid::parse(&format!("CA{n:032x}")).expect("hex sid");
+    let customer =
+        CallSid::parse(&format!("CA{:032x}", (n as u128) + (1u128 << 100))).expect("hex sid");
+    let session = CallSession::start(
+        sid.clone(),
+        phone("+15550100001"),
+        phone("+15550100002"),
+        phone("+15005550006"),
+        OffsetDateTime::now_utc(),
+    );
+    let leg = |call: &CallSid| LegObservation {
+        call_sid: call.clone(),
+        status: LegStatus::InProgress,
+        sequence: Some(2),
+        at: OffsetDateTime::now_utc(),
+    };
+    (
+        sid.clone(),
+        session,
+        [
+            Observation::AgentLeg(leg(&sid)),
+            Observation::CustomerLeg(leg(&customer)),
+        ],
+    )
+}
+
+/// Part 1: each endpoint's latency with DynamoDB and Twilio 20 ms away.
+async fn round_trips(settings: &Settings) -> Result<String, Error> {
+    let dynalite = Dynalite::start().await?;
+    dynalite.create_table(TABLE).await?;
+    let twilio = TwilioStub::start().await?;
+    let dynamo_far = DelayProxy::start(
+        dynalite.endpoint().trim_start_matches("http://").parse()?,
+        DELAY,
+    )
+    .await?;
+    let twilio_far = DelayProxy::start(twilio.addr(), DELAY).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let config = Config::from_map(&env_map(&[
+        (vars::TWILIO_ACCOUNT_SID, ACCOUNT.into()),
+        (vars::TWILIO_AUTH_TOKEN, AUTH_TOKEN.into()),
+        (vars::TWILIO_API_BASE_URL, twilio_far.url()),
+        (vars::TABLE_NAME, TABLE.into()),
+        (vars::DYNAMODB_ENDPOINT, dynamo_far.url()),
+        (vars::PUBLIC_BASE_URL, base.clone()),
+        (vars::DEFAULT_CALLER_ID, "+15005550006".into()),
+        (vars::API_TOKEN, API_TOKEN.into()),
+    ]))?;
+    let far_store = DynamoStore::new(
+        DynamoStore::client_from_config(&config).await,
+        TABLE,
+        Duration::from_secs(3600),
+    );
+    let app = App::new(
+        config,
+        Arc::new(far_store),
+        TwilioClient::from_config(&Config::from_map(&env_map(&[
+            (vars::TWILIO_ACCOUNT_SID, ACCOUNT.into()),
+            (vars::TWILIO_AUTH_TOKEN, AUTH_TOKEN.into()),
+            (vars::TWILIO_API_BASE_URL, twilio_far.url()),
+            (vars::TABLE_NAME, TABLE.into()),
+            (vars::DEFAULT_CALLER_ID, "+15005550006".into()),
+            (vars::API_TOKEN, API_TOKEN.into()),
+        ]))?)?,
+    );
+    let _server = DevServer::start(app, listener)?;
+    // Setup writes go straight to dynalite: only the measured requests pay the delay.
+    let near = DynamoStore::new(dynalite.client(), TABLE, Duration::from_secs(3600));
+    let samples = settings.samples();
+    let mut sessions = Vec::new();
+    for n in 1..=samples + 2 {
+        let (sid, session, observations) = connected_session(n);
+        near.create_session(&session).await?;
+        for observation in observations {
+            near.observe(&sid, observation).await?;
+        }
+        sessions.push(sid);
+    }
+    let transferring = sessions.pop().ok_or("no session")?;
+    near.request_transfer(
+        &transferring,
+        phone("+15550100003"),
+        None,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+
+    let client = reqwest::Client::new();
+    let signed = |path: &str, form: Vec<(String, String)>| {
+        let url = format!("{base}{path}");
+        let signature = sign_form(AUTH_TOKEN, &url, &form);
+        client
+            .post(url)
+            .header("X-Twilio-Signature", signature)
+            .form(&form)
+    };
+    let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let call = transferring.to_string();
+    let room = format!("wt-{call}");
+    let mut rows = vec![
+        "| endpoint | p50 ms | p99 ms | sequential round trips (p50 / 20 ms) | target | overhead beyond the waits, p99 ms |".to_owned(),
+        "|---|---|---|---|---|---|".to_owned(),
+    ];
+    let targets = [
+        ("dial-customer", 0),
+        ("conference-twiml", 0),
+        ("agent-dial-ended", 1),
+        ("status-callback", 1),
+        ("start-transfer", 2),
+    ];
+    for (name, target) in targets {
+        let mut latencies = Vec::new();
+        for (i, fresh) in sessions.iter().enumerate().take(samples) {
+            let request = match name {
+                "dial-customer" => signed(
+                    "/twiml/dial-customer?callerId=%2B15005550006&to=%2B15550100002",
+                    form(&[("CallSid", &call), ("CallStatus", "in-progress")]),
+                ),
+                "conference-twiml" => signed(
+                    &format!("/twiml/conference?role=customer&room={room}"),
+                    form(&[("CallSid", &call), ("CallStatus", "in-progress")]),
+                ),
+                "agent-dial-ended" => signed(
+                    "/twiml/agent-dial-ended",
+                    form(&[("CallSid", &call), ("DialCallStatus", "completed")]),
+                ),
+                "status-callback" => {
+                    // Alternately news and stale repeats: both cost one conditional write.
+                    let status = if i % 2 == 0 { "ringing" } else { "in-progress" };
+                    let sequence = (i + 1).to_string();
+                    signed(
+                        &format!("/events/participant?attempt=1&session={call}"),
+                        form(&[
+                            ("CallSid", "CA00000000000000000000000000000003"),
+                            ("CallStatus", status),
+                            ("SequenceNumber", &sequence),
+                        ]),
+                    )
+                }
+                _ => client
+                    .post(format!("{base}/calls/{fresh}/transfer"))
+                    .bearer_auth(API_TOKEN)
+                    .json(&json!({ "to": "+15550100003" })),
+            };
+            let sent = Instant::now();
+            let response = request.send().await?;
+            let status = response.status();
+            let _ = response.bytes().await?;
+            if !status.is_success() {
+                return Err(format!("{name} answered {status}").into());
+            }
+            latencies.push(sent.elapsed());
+        }
+        latencies.sort();
+        let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+        let trips = (ms(p50) / ms(DELAY)).floor() as u32;
+        let overhead = ms(p99) - f64::from(trips) * ms(DELAY);
+        rows.push(format!(
+            "| {name} | {:.2} | {:.2} | {trips} | {target} {} | {overhead:.2} |",
+            ms(p50),
+            ms(p99),
+            if trips == target { "met" } else { "MISSED" }
+        ));
+    }
+    Ok(rows.join("\n"))
+}
+
+fn python_env() -> Result<PathBuf, Error> {
+    let venv = workspace().join("target/bench-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let status = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?;
+        if !status.success() {
+            return Err("python3 -m venv failed".into());
+        }
+        let status = std::process::Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "-r"])
+            .arg(workspace().join("dev/bench/requirements.txt"))
+            .status()?;
+        if !status.success() {
+            return Err("pip install -r dev/bench/requirements.txt failed".into());
+        }
+    }
+    Ok(venv)
+}
+
+fn free_port() -> Result<u16, Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn dial_request(base: &str) -> Request {
+    let url = format!("{base}/twiml/dial-customer?callerId=%2B15005550006&to=%2B15550100002");
+    let form: Vec<(String, String)> = vec![
+        ("AccountSid".into(), ACCOUNT.into()),
+        (
+            "CallSid".into(),
+            "CA00000000000000000000000000000001".into(),
+        ),
+        ("CallStatus".into(), "in-progress".into()),
+    ];
+    Request {
+        headers: vec![(
+            "X-Twilio-Signature".into(),
+            sign_form(AUTH_TOKEN, &url, &form),
+        )],
+        url,
+        form,
+    }
+}
+
+async fn wait_until_serving(request: &Request, timeout: Duration) -> Result<Duration, Error> {
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    while started.elapsed() < timeout {
+        let attempt = client
+            .post(&request.url)
+            .headers({
+                let mut h = reqwest::header::HeaderMap::new();
+                for (k, v) in &request.headers {
+                    h.insert(
+                        reqwest::header::HeaderName::from_bytes(k.as_bytes())?,
+                        v.parse()?,
+                    );
+                }
+                h
+            })
+            .form(&request.form)
+            .send()
+            .await;
+        if attempt.is_ok_and(|r| r.status().is_success()) {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Err("server did not start".into())
+}
+
+/// Part 4: the seed's Django webhooks against ours, same machine, same load tool.
+async fn side_by_side(settings: &Settings) -> Result<String, Error> {
+    let venv = python_env()?;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let port = free_port()?;
+    let mut cold = Vec::new();
+    let mut gunicorn = None;
+    for _ in 0..settings.cold_starts().min(5) {
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(venv.join("bin/gunicorn"))
+            .args([
+                "--workers",
+                &workers.to_string(),
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--log-level",
+                "warning",
+                "seed.wsgi",
+            ])
+            .current_dir(workspace().join("dev/bench/django_seed"))
+            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        wait_until_serving(
+            &dial_request(&format!("http://127.0.0.1:{port}")),
+            Duration::from_secs(30),
+        )
+        .await?;
+        cold.push(started.elapsed());
+        if gunicorn.is_none() {
+            gunicorn = Some(child);
+        } else {
+            child.kill().await?;
+        }
+        if cold.len() < settings.cold_starts().min(5) {
+            if let Some(mut g) = gunicorn.take() {
+                g.kill().await?;
+                let _ = g.wait().await;
+            }
+        }
+    }
+    let django_base = format!("http://127.0.0.1:{port}");
+    if gunicorn.is_none() {
+        let child = tokio::process::Command::new(venv.join("bin/gunicorn"))
+            .args([
+                "--workers",
+                &workers.to_string(),
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--log-level",
+                "warning",
+                "seed.wsgi",
+            ])
+            .current_dir(workspace().join("dev/bench/django_seed"))
+            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+            .kill_on_drop(true)
+            .spawn()?;
+        gunicorn = Some(child);
+        wait_until_serving(&dial_request(&django_base), Duration::from_secs(30)).await?;
+    }
+    let django = load::run(dial_request(&django_base), 16, settings.load_time()).await;
+
+    // Ours: the same handler a Lambda runs, behind the development server.
+    let dynalite = Dynalite::start().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ours_base = format!("http://{}", listener.local_addr()?);
+    let config = Config::from_map(&env_map(&[
+        (vars::TWILIO_ACCOUNT_SID, ACCOUNT.into()),
+        (vars::TWILIO_AUTH_TOKEN, AUTH_TOKEN.into()),
+        (vars::TABLE_NAME, TABLE.into()),
+        (vars::DYNAMODB_ENDPOINT, dynalite.endpoint()),
+        (vars::DEFAULT_CALLER_ID, "+15005550006".into()),
+        (vars::API_TOKEN, API_TOKEN.into()),
+    ]))?;
+    let store = DynamoStore::new(dynalite.client(), TABLE, Duration::from_secs(3600));
+    let app = App::new(
+        config.clone(),
+        Arc::new(store),
+        TwilioClient::from_config(&config)?,
+    );
+    let _server = DevServer::start(app, listener)?;
+    let ours = load::run(dial_request(&ours_base), 16, settings.load_time()).await;
+    drop(gunicorn);
+
+    cold.sort();
+    let django_cold = percentile(&cold, 50.0);
+    Ok(format!(
+        "| dial-customer webhook | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|\n\
+         | warm-transfer (Rust handler, dev server) | {:.0} | {:.2} | {:.2} | {} |\n\
+         | seed (Django + twilio-python, gunicorn {workers} sync workers) | {:.0} | {:.2} | {:.2} | {} |\n\n\
+         Throughput ratio: **{:.1}x** (target 20x: {}).\n\nDjango cold start (process start to first answer, median of {}): {:.0} ms.\n",
+        ours.per_second(),
+        ms(ours.p50),
+        ms(ours.p99),
+        ours.errors,
+        django.per_second(),
+        ms(django.p50),
+        ms(django.p99),
+        django.errors,
+        ours.per_second() / django.per_second(),
+        if ours.per_second() / django.per_second() >= 20.0 {
+            "met"
+        } else {
+            "MISSED"
+        },
+        cold.len(),
+        ms(django_cold),
+    ))
+}
+
+/// Parts 2 and 3: cold start through the Lambda Runtime API, binary sizes, peak memory.
+async fn functions(settings: &Settings) -> Result<String, Error> {
+    let dynalite = Dynalite::start().await?;
+    dynalite.create_table(TABLE).await?;
+    let release = workspace().join("target/release");
+    let mut rows = vec![
+        "| function | cold start p50 ms | x86_64 size MB | arm64 size MB (sam build) | peak RSS MB after load |".to_owned(),
+        "|---|---|---|---|---|".to_owned(),
+    ];
+    for endpoint in Endpoint::ALL {
+        let name = endpoint.function_name();
+        let binary = release.join(name);
+        if !binary.exists() {
+            rows.push(format!("| {name} | not built | | | |"));
+            continue;
+        }
+        let event = serde_json::to_string(&events::event(endpoint))?;
+        let env = [
+            ("TWILIO_ACCOUNT_SID", events::EVENTS_ACCOUNT_SID.to_owned()),
+            ("TWILIO_AUTH_TOKEN", events::EVENTS_AUTH_TOKEN.to_owned()),
+            ("TABLE_NAME", TABLE.to_owned()),
+            ("DYNAMODB_ENDPOINT", dynalite.endpoint()),
+            ("DEFAULT_CALLER_ID", "+15005550006".to_owned()),
+            ("API_TOKEN", events::EVENTS_API_TOKEN.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        let mut starts = Vec::new();
+        for _ in 0..settings.cold_starts() {
+            let api = RuntimeApi::start(event.clone(), 1).await?;
+            let started = Instant::now();
+            let mut child = tokio::process::Command::new(&binary)
+                .envs(env.iter().cloned())
+                .env("AWS_LAMBDA_RUNTIME_API", api.address())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()?;
+            tokio::time::timeout(Duration::from_secs(20), api.wait_for(1)).await?;
+            if let Some((at, _)) = api.responses().first() {
+                starts.push(at.duration_since(started));
+            }
+            child.kill().await?;
+        }
+        starts.sort();
+        // Peak memory after many warm invocations.
+        let invocations = if settings.smoke { 50 } else { 2000 };
+        let api = RuntimeApi::start(event.clone(), invocations).await?;
+        let mut child = tokio::process::Command::new(&binary)
+            .envs(env.iter().cloned())
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        tokio::time::timeout(Duration::from_secs(120), api.wait_for(invocations)).await?;
+        let rss = child
+            .id()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or("?".to_owned(), |kb| format!("{:.1}", kb / 1024.0));
+        child.kill().await?;
+        let size = |path: PathBuf| {
+            std::fs::metadata(path).map_or("not built".to_owned(), |m| {
+                format!("{:.2}", m.len() as f64 / 1_048_576.0)
+            })
+        };
+        let logical: String = name
+            .split('-')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let arm = workspace().join(format!(".aws-sam/build/{logical}Function/bootstrap"));
+        rows.push(format!(
+            "| {name} | {:.1} | {} | {} | {rss} |",
+            ms(percentile(&starts, 50.0)),
+            size(binary),
+            size(arm),
+        ));
+    }
+    Ok(rows.join("\n"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let settings = Settings {
+        smoke: std::env::args().any(|a| a == "--smoke"),
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    println!(
+        "# warm-transfer benchmarks{}\n",
+        if settings.smoke { " (smoke run)" } else { "" }
+    );
+    println!(
+        "Machine: {} cores, {cpu}. Date: {}.\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        OffsetDateTime::now_utc().date()
+    );
+    println!(
+        "## 1. Sequential round trips per endpoint (DynamoDB and Twilio each behind a 20 ms loopback delay)\n"
+    );
+    println!("{}\n", round_trips(&settings).await?);
+    println!("## 2-3. Cold start, size and memory of each function binary\n");
+    println!("{}\n", functions(&settings).await?);
+    println!("## 4. The seed's stack side by side\n");
+    println!("{}", side_by_side(&settings).await?);
+    Ok(())
+}
