@@ -128,18 +128,8 @@ async fn round_trips(settings: &Settings) -> Result<String, Error> {
         TABLE,
         Duration::from_secs(3600),
     );
-    let app = App::new(
-        config,
-        Arc::new(far_store),
-        TwilioClient::from_config(&Config::from_map(&env_map(&[
-            (vars::TWILIO_ACCOUNT_SID, ACCOUNT.into()),
-            (vars::TWILIO_AUTH_TOKEN, AUTH_TOKEN.into()),
-            (vars::TWILIO_API_BASE_URL, twilio_far.url()),
-            (vars::TABLE_NAME, TABLE.into()),
-            (vars::DEFAULT_CALLER_ID, "+15005550006".into()),
-            (vars::API_TOKEN, API_TOKEN.into()),
-        ]))?)?,
-    );
+    let twilio_client = TwilioClient::from_config(&config)?;
+    let app = App::new(config, Arc::new(far_store), twilio_client);
     let _server = DevServer::start(app, listener)?;
     // Setup writes go straight to dynalite: only the measured requests pay the delay.
     let near = DynamoStore::new(dynalite.client(), TABLE, Duration::from_secs(3600));
