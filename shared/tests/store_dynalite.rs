@@ -526,77 +526,161 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
         ("agent ringing", |_| {}),
         ("customer ringing", |s| {
             s.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
-            s.observe(Observation::CustomerLeg(leg(CUSTOMER, LegStatus::Ringing, 1)));
+            s.observe(Observation::CustomerLeg(leg(
+                CUSTOMER,
+                LegStatus::Ringing,
+                1,
+            )));
         }),
         ("connected", |_| {}),
         ("transfer ringing", |s| {
-            s.request_transfer(phone("+15550100003"), None, now()).unwrap();
-            s.observe(Observation::TargetLeg { attempt: 1, observation: leg(TARGET, LegStatus::Ringing, 1) });
+            s.request_transfer(phone("+15550100003"), None, now())
+                .unwrap();
+            s.observe(Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET, LegStatus::Ringing, 1),
+            });
         }),
         ("same key again", |s| {
-            s.request_transfer(phone("+15550100003"), Some("k-1".into()), now()).unwrap();
-            s.observe(Observation::TargetLeg { attempt: 1, observation: leg(TARGET, LegStatus::Busy, 2) });
+            s.request_transfer(phone("+15550100003"), Some("k-1".into()), now())
+                .unwrap();
+            s.observe(Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET, LegStatus::Busy, 2),
+            });
         }),
         ("target busy", |s| {
-            s.request_transfer(phone("+15550100003"), None, now()).unwrap();
-            s.observe(Observation::TargetLeg { attempt: 1, observation: leg(TARGET, LegStatus::Busy, 2) });
+            s.request_transfer(phone("+15550100003"), None, now())
+                .unwrap();
+            s.observe(Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET, LegStatus::Busy, 2),
+            });
         }),
         ("target left", |s| {
-            s.request_transfer(phone("+15550100003"), None, now()).unwrap();
-            s.observe(Observation::TargetLeg { attempt: 1, observation: leg(TARGET, LegStatus::InProgress, 2) });
-            s.observe(Observation::TargetLeg { attempt: 1, observation: leg(TARGET, LegStatus::Completed, 3) });
+            s.request_transfer(phone("+15550100003"), None, now())
+                .unwrap();
+            s.observe(Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET, LegStatus::InProgress, 2),
+            });
+            s.observe(Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET, LegStatus::Completed, 3),
+            });
         }),
         ("failed after the redirect", |s| {
-            s.request_transfer(phone("+15550100003"), None, now()).unwrap();
+            s.request_transfer(phone("+15550100003"), None, now())
+                .unwrap();
             s.fail_transfer(1, "no".into(), true).unwrap();
         }),
         ("cancelled", |s| {
-            s.request_transfer(phone("+15550100003"), None, now()).unwrap();
+            s.request_transfer(phone("+15550100003"), None, now())
+                .unwrap();
             s.cancel_transfer().unwrap();
         }),
         ("handed over", |s| {
-            s.request_transfer(phone("+15550100003"), None, now()).unwrap();
-            s.observe(Observation::TargetLeg { attempt: 1, observation: leg(TARGET, LegStatus::InProgress, 2) });
+            s.request_transfer(phone("+15550100003"), None, now())
+                .unwrap();
+            s.observe(Observation::TargetLeg {
+                attempt: 1,
+                observation: leg(TARGET, LegStatus::InProgress, 2),
+            });
             s.first_agent_leaves().unwrap();
         }),
         ("customer hung up", |s| {
-            s.observe(Observation::CustomerLeg(leg(CUSTOMER, LegStatus::Completed, 3)));
+            s.observe(Observation::CustomerLeg(leg(
+                CUSTOMER,
+                LegStatus::Completed,
+                3,
+            )));
         }),
         ("agent hung up the bridge", |s| {
             s.observe(Observation::AgentLeg(leg(AGENT, LegStatus::Completed, 3)));
         }),
         ("room closed", |s| {
-            s.request_transfer(phone("+15550100003"), None, now()).unwrap();
+            s.request_transfer(phone("+15550100003"), None, now())
+                .unwrap();
             s.fail_transfer(1, "no".into(), true).unwrap();
-            s.observe(Observation::Conference { event: ConferenceEvent::Join, participant: Some(RoomParticipant::Customer), sequence: None, at: now() });
-            s.observe(Observation::Conference { event: ConferenceEvent::End, participant: None, sequence: None, at: now() });
+            s.observe(Observation::Conference {
+                event: ConferenceEvent::Join,
+                participant: Some(RoomParticipant::Customer),
+                sequence: None,
+                at: now(),
+            });
+            s.observe(Observation::Conference {
+                event: ConferenceEvent::End,
+                participant: None,
+                sequence: None,
+                at: now(),
+            });
         }),
     ];
     for (i, (name, setup)) in cases.into_iter().enumerate() {
         let id = sid(&format!("CA{:032x}", 0x100 + i));
-        let mut session = CallSession::start(id.clone(), phone("+15550100001"), phone("+15550100002"), phone("+15005550006"), now());
+        let mut session = CallSession::start(
+            id.clone(),
+            phone("+15550100001"),
+            phone("+15550100002"),
+            phone("+15005550006"),
+            now(),
+        );
         if name != "agent ringing" && name != "customer ringing" {
-            session.observe(Observation::AgentLeg(LegObservation { call_sid: id.clone(), ..leg(AGENT, LegStatus::InProgress, 2) }));
-            session.observe(Observation::CustomerLeg(leg(CUSTOMER, LegStatus::InProgress, 2)));
+            session.observe(Observation::AgentLeg(LegObservation {
+                call_sid: id.clone(),
+                ..leg(AGENT, LegStatus::InProgress, 2)
+            }));
+            session.observe(Observation::CustomerLeg(leg(
+                CUSTOMER,
+                LegStatus::InProgress,
+                2,
+            )));
         }
         if name == "agent hung up the bridge" {
-            session.observe(Observation::AgentLeg(LegObservation { call_sid: id.clone(), ..leg(AGENT, LegStatus::Completed, 3) }));
+            session.observe(Observation::AgentLeg(LegObservation {
+                call_sid: id.clone(),
+                ..leg(AGENT, LegStatus::Completed, 3)
+            }));
         } else {
             setup(&mut session);
         }
         store.create_session(&session).await.unwrap();
         let mut expected = session.clone();
         let domain = expected.request_transfer(phone("+15550100004"), key(), now());
-        let stored = store.request_transfer(&id, phone("+15550100004"), key(), now()).await;
+        let stored = store
+            .request_transfer(&id, phone("+15550100004"), key(), now())
+            .await;
         match (domain, stored) {
             (Ok(decision), Ok((made, after))) => {
                 assert_eq!(made, decision, "{name}");
-                assert_eq!(after.customer_in_room(), expected.customer_in_room(), "{name}");
+                assert_eq!(
+                    after.customer_in_room(),
+                    expected.customer_in_room(),
+                    "{name}"
+                );
                 assert_eq!(after.transfer_state(), expected.transfer_state(), "{name}");
                 let (t, e) = (after.transfer.unwrap(), expected.transfer.unwrap());
-                assert_eq!((t.attempt, t.target, t.idempotency_key, t.target_leg, t.outcome), (e.attempt, e.target, e.idempotency_key, e.target_leg, e.outcome), "{name}");
+                assert_eq!(
+                    (
+                        t.attempt,
+                        t.target,
+                        t.idempotency_key,
+                        t.target_leg,
+                        t.outcome
+                    ),
+                    (
+                        e.attempt,
+                        e.target,
+                        e.idempotency_key,
+                        e.target_leg,
+                        e.outcome
+                    ),
+                    "{name}"
+                );
             }
-            (Err(refusal), Err(StoreError::Rejected(stored))) => assert_eq!(stored, refusal, "{name}"),
+            (Err(refusal), Err(StoreError::Rejected(stored))) => {
+                assert_eq!(stored, refusal, "{name}")
+            }
             (domain, stored) => panic!("{name}: domain {domain:?}, store {stored:?}"),
         }
     }
