@@ -1,0 +1,713 @@
+//! The Twilio simulator alone, against a tiny scripted webhook app served
+//! here (not the product): REST requests, TwiML runs, bridges, conference
+//! rooms, status callbacks, signatures, contract checks and faults.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use warm_transfer_core::domain::LegStatus;
+use warm_transfer_core::signature::validate_form;
+use warm_transfer_dev::sim::{
+    Connection, EndReason, Operation, Script, SimConfig, Simulator, Situation,
+};
+
+const CUSTOMER: &str = "+15550200001";
+const AGENT: &str = "+15550200002";
+const TARGET: &str = "+15550200003";
+const CALLER_ID: &str = "+15550209999";
+const SOON: Duration = Duration::from_secs(10);
+
+/// One webhook request as the app received it.
+#[derive(Debug, Clone)]
+struct Hook {
+    path: String,
+    url: String,
+    signature: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+impl Hook {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a route answers: a status and a body.
+type Reply = (u16, String);
+
+/// A webhook app scripted per path; records every request.
+struct App {
+    addr: SocketAddr,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    hooks: Arc<Mutex<Vec<Hook>>>,
+}
+
+impl App {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let hooks: Arc<Mutex<Vec<Hook>>> = Arc::default();
+        let (served_routes, served_hooks) = (routes.clone(), hooks.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (routes, hooks) = (served_routes.clone(), served_hooks.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: http::Request<Incoming>| {
+                        let (routes, hooks) = (routes.clone(), hooks.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let path = parts.uri.path().to_owned();
+                            let hook = Hook {
+                                url: format!("http://{addr}{}", parts.uri),
+                                path: path.clone(),
+                                signature: parts
+                                    .headers
+                                    .get("X-Twilio-Signature")
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned),
+                                params: form_urlencoded::parse(&body).into_owned().collect(),
+                            };
+                            hooks.lock().unwrap().push(hook);
+                            let (status, body) = routes
+                                .lock()
+                                .unwrap()
+                                .get(&path)
+                                .cloned()
+                                .unwrap_or((200, String::new()));
+                            let mut response = http::Response::new(Full::new(Bytes::from(body)));
+                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static("text/xml"),
+                            );
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            routes,
+            hooks,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `path` answers this TwiML document.
+    fn twiml(&self, path: &str, body: &str) {
+        self.reply(
+            path,
+            200,
+            &format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{body}</Response>"),
+        );
+    }
+
+    fn reply(&self, path: &str, status: u16, body: &str) {
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), (status, body.to_owned()));
+    }
+
+    fn hooks(&self, path: &str) -> Vec<Hook> {
+        self.hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+
+    fn all_hooks(&self) -> Vec<Hook> {
+        self.hooks.lock().unwrap().clone()
+    }
+}
+
+struct Bench {
+    sim: Simulator,
+    app: App,
+    http: reqwest::Client,
+    config_sid: String,
+    token: String,
+}
+
+async fn bench() -> Bench {
+    let config = SimConfig {
+        time_scale: 0.05,
+        ..SimConfig::default()
+    };
+    let (config_sid, token) = (config.account_sid.clone(), config.auth_token.clone());
+    let sim = Simulator::start(config).await.unwrap();
+    for number in [CUSTOMER, AGENT, TARGET] {
+        sim.script(number, Script::answer_after(Duration::from_millis(200)));
+    }
+    Bench {
+        sim,
+        app: App::start().await,
+        http: reqwest::Client::new(),
+        config_sid,
+        token,
+    }
+}
+
+impl Bench {
+    fn api(&self, path: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/{path}",
+            self.sim.base_url(),
+            self.config_sid
+        )
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.api(path))
+            .basic_auth(&self.config_sid, Some(&self.token))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.api(path))
+            .basic_auth(&self.config_sid, Some(&self.token))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates an outbound call to `to` running the TwiML at `path`.
+    async fn call(&self, to: &str, path: &str) -> String {
+        let url = self.app.url(path);
+        let callback = self.app.url("/status");
+        let (status, call) = self
+            .post(
+                "Calls.json",
+                &[
+                    ("To", to),
+                    ("From", CALLER_ID),
+                    ("Url", &url),
+                    ("Method", "POST"),
+                    ("StatusCallback", &callback),
+                    ("StatusCallbackEvent", "initiated"),
+                    ("StatusCallbackEvent", "ringing"),
+                    ("StatusCallbackEvent", "answered"),
+                    ("StatusCallbackEvent", "completed"),
+                    ("StatusCallbackMethod", "POST"),
+                    ("Timeout", "30"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 201, "{call}");
+        assert_eq!(call["status"], "queued");
+        assert_eq!(call["direction"], "outbound-api");
+        call["sid"].as_str().unwrap().to_owned()
+    }
+
+    async fn wait_for(&self, what: &str, check: impl Fn(&Simulator) -> bool) {
+        assert!(
+            self.sim.wait_for(SOON, check).await,
+            "timed out waiting for {what}\n{}",
+            self.sim.timeline_text()
+        );
+    }
+
+    async fn wait_for_hook(&self, path: &str, count: usize) -> Vec<Hook> {
+        let deadline = tokio::time::Instant::now() + SOON;
+        loop {
+            let hooks = self.app.hooks(path);
+            if hooks.len() >= count {
+                return hooks;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {count} requests of {path}\n{}",
+                self.sim.timeline_text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// What every test checks at its end: each webhook was signed as
+    /// Twilio signs, and no request broke the OpenAPI contract.
+    fn assert_clean(&self) {
+        let hooks = self.app.all_hooks();
+        assert!(!hooks.is_empty());
+        for hook in hooks {
+            assert_eq!(
+                validate_form(
+                    &self.token,
+                    &hook.url,
+                    &hook.params,
+                    hook.signature.as_deref()
+                ),
+                Ok(()),
+                "bad signature on {hook:?}"
+            );
+            assert_eq!(hook.get("AccountSid"), Some(self.config_sid.as_str()));
+        }
+        assert_eq!(self.sim.contract_violations(), Vec::<String>::new());
+    }
+}
+
+/// Status callbacks of one call, in the order sent.
+fn callbacks_of(hooks: &[Hook], call_sid: &str) -> Vec<(String, String)> {
+    hooks
+        .iter()
+        .filter(|h| h.get("CallSid") == Some(call_sid))
+        .map(|h| {
+            (
+                h.get("SequenceNumber").unwrap_or("").to_owned(),
+                h.get("CallStatus").unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn dial_number_bridges_then_the_child_hang_up_requests_the_action() {
+    let b = bench().await;
+    let events = b.app.url("/child-status");
+    let action = b.app.url("/after-dial");
+    b.app.twiml(
+        "/start",
+        &format!(
+            r#"<Dial action="{action}" callerId="{CALLER_ID}" timeout="20"><Number statusCallback="{events}" statusCallbackEvent="initiated ringing answered completed">{TARGET}</Number></Dial>"#
+        ),
+    );
+    b.app.twiml("/after-dial", "<Say>Goodbye</Say><Hangup/>");
+    b.sim.watch(CUSTOMER);
+    let parent = b.call(CUSTOMER, "/start").await;
+
+    b.wait_for("bridge", |s| {
+        s.connections() == [Connection::Bridge(CUSTOMER.into(), TARGET.into())]
+    })
+    .await;
+    assert_eq!(b.sim.situation(CUSTOMER), Situation::Connected);
+    let start = &b.app.hooks("/start")[0];
+    assert_eq!(start.get("CallSid"), Some(parent.as_str()));
+    assert_eq!(start.get("CallStatus"), Some("in-progress"));
+    assert_eq!(start.get("Direction"), Some("outbound-api"));
+    assert_eq!(start.get("To"), Some(CUSTOMER));
+
+    // The child leg is listed under its parent.
+    let (status, list) = b
+        .get(&format!(
+            "Calls.json?ParentCallSid={parent}&Status=in-progress"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let calls = list["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{list}");
+    let child = calls[0]["sid"].as_str().unwrap().to_owned();
+    assert_eq!(calls[0]["parent_call_sid"], parent.as_str());
+    assert_eq!(calls[0]["from"], CALLER_ID);
+    assert_eq!(calls[0]["direction"], "outbound-dial");
+
+    assert!(b.sim.hang_up(TARGET));
+    let after = b.wait_for_hook("/after-dial", 1).await;
+    assert_eq!(after[0].get("CallSid"), Some(parent.as_str()));
+    assert_eq!(after[0].get("DialCallStatus"), Some("completed"));
+    assert_eq!(after[0].get("DialCallSid"), Some(child.as_str()));
+    assert!(after[0].get("DialCallDuration").is_some());
+
+    // The action's <Hangup/> ends the parent.
+    b.wait_for("parent ends", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    assert!(b.sim.connections().is_empty());
+    assert_eq!(
+        b.sim.situation(CUSTOMER),
+        Situation::Ended(EndReason::Twiml)
+    );
+    // Ended by the application, not by the customer: the invariant says so.
+    assert_eq!(b.sim.stranded(CUSTOMER, Duration::from_secs(5)).len(), 1);
+
+    let child_events = b.wait_for_hook("/child-status", 4).await;
+    assert_eq!(
+        callbacks_of(&child_events, &child),
+        pairs(&[
+            ("0", "initiated"),
+            ("1", "ringing"),
+            ("2", "in-progress"),
+            ("3", "completed")
+        ])
+    );
+    for hook in &child_events {
+        assert_eq!(hook.get("ParentCallSid"), Some(parent.as_str()));
+        assert_eq!(hook.get("CallbackSource"), Some("call-progress-events"));
+        assert_eq!(hook.get("Direction"), Some("outbound-dial"));
+        assert!(hook.get("Timestamp").is_some_and(|t| t.ends_with("+0000")));
+    }
+    let parent_events = b.wait_for_hook("/status", 4).await;
+    assert_eq!(
+        callbacks_of(&parent_events, &parent),
+        pairs(&[
+            ("0", "initiated"),
+            ("1", "ringing"),
+            ("2", "in-progress"),
+            ("3", "completed")
+        ])
+    );
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn redirecting_the_child_ends_the_parents_dial_with_its_action() {
+    let b = bench().await;
+    let action = b.app.url("/after-dial");
+    b.app.twiml(
+        "/start",
+        &format!(r#"<Dial action="{action}"><Number>{TARGET}</Number></Dial>"#),
+    );
+    b.app.twiml(
+        "/after-dial",
+        r#"<Play loop="0">https://example.com/hold.mp3</Play>"#,
+    );
+    b.app.twiml("/elsewhere", "<Pause length=\"60\"/>");
+    let parent = b.call(CUSTOMER, "/start").await;
+    b.wait_for("bridge", |s| !s.connections().is_empty()).await;
+    let (_, list) = b.get(&format!("Calls.json?ParentCallSid={parent}")).await;
+    let child = list["calls"][0]["sid"].as_str().unwrap().to_owned();
+
+    let elsewhere = b.app.url("/elsewhere");
+    let (status, updated) = b
+        .post(
+            &format!("Calls/{child}.json"),
+            &[("Url", &elsewhere), ("Method", "POST")],
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+
+    let after = b.wait_for_hook("/after-dial", 1).await;
+    assert_eq!(after[0].get("DialCallStatus"), Some("completed"));
+    assert_eq!(after[0].get("DialCallSid"), Some(child.as_str()));
+    let redirected = b.wait_for_hook("/elsewhere", 1).await;
+    assert_eq!(redirected[0].get("CallSid"), Some(child.as_str()));
+    assert_eq!(redirected[0].get("ParentCallSid"), Some(parent.as_str()));
+    // Both legs live on, apart.
+    assert!(b.sim.connections().is_empty());
+    assert_eq!(b.sim.status_of(CUSTOMER), Some(LegStatus::InProgress));
+    assert_eq!(b.sim.status_of(TARGET), Some(LegStatus::InProgress));
+
+    // Status=completed hangs up a live call; canceled leaves it alone.
+    let (_, canceled) = b
+        .post(&format!("Calls/{parent}.json"), &[("Status", "canceled")])
+        .await;
+    assert_eq!(canceled["status"], "in-progress");
+    let (status, _) = b
+        .post(&format!("Calls/{parent}.json"), &[("Status", "completed")])
+        .await;
+    assert_eq!(status, 200);
+    b.wait_for("parent hung up", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    let (_, fetched) = b.get(&format!("Calls/{parent}.json")).await;
+    assert_eq!(fetched["status"], "completed");
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn conference_ends_for_everyone_when_the_end_on_exit_member_leaves() {
+    let b = bench().await;
+    let room_events = b.app.url("/room-events");
+    let after = b.app.url("/after-room");
+    b.app.twiml(
+        "/agent",
+        &format!(
+            r#"<Dial><Conference endConferenceOnExit="true" participantLabel="agent" statusCallback="{room_events}" statusCallbackEvent="start end join leave">room-1</Conference></Dial>"#
+        ),
+    );
+    b.app.twiml(
+        "/customer",
+        &format!(
+            r#"<Dial action="{after}"><Conference participantLabel="customer" startConferenceOnEnter="false" waitUrl="https://example.com/wait">room-1</Conference></Dial>"#
+        ),
+    );
+    b.app.twiml("/after-room", "<Say>The agent left</Say>");
+    b.sim.watch(CUSTOMER);
+    b.call(AGENT, "/agent").await;
+    b.wait_for("agent in room", |s| {
+        s.connections()
+            .iter()
+            .any(|c| matches!(c, Connection::Room { members, .. } if members == &[AGENT]))
+    })
+    .await;
+    let customer = b.call(CUSTOMER, "/customer").await;
+    b.wait_for("both in room", |s| {
+        s.connections()
+            == [Connection::Room {
+                name: "room-1".into(),
+                members: vec![AGENT.into(), CUSTOMER.into()],
+                ringing: vec![],
+            }]
+    })
+    .await;
+    assert_eq!(b.sim.situation(CUSTOMER), Situation::Connected);
+    let (_, rooms) = b
+        .get("Conferences.json?FriendlyName=room-1&Status=in-progress")
+        .await;
+    let conference = rooms["conferences"][0]["sid"].as_str().unwrap().to_owned();
+    assert!(conference.starts_with("CF") && conference.len() == 34);
+
+    assert!(b.sim.hang_up(AGENT));
+    let after = b.wait_for_hook("/after-room", 1).await;
+    assert_eq!(after[0].get("CallSid"), Some(customer.as_str()));
+    assert_eq!(after[0].get("DialCallStatus"), Some("completed"));
+    b.wait_for("customer ends", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    assert!(b.sim.connections().is_empty());
+
+    let events = b.wait_for_hook("/room-events", 6).await;
+    let seen: Vec<(String, String, String)> = events
+        .iter()
+        .map(|h| {
+            (
+                h.get("SequenceNumber").unwrap().to_owned(),
+                h.get("StatusCallbackEvent").unwrap().to_owned(),
+                h.get("ParticipantLabel").unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("0", "conference-start", ""),
+        ("1", "participant-join", "agent"),
+        ("2", "participant-join", "customer"),
+        ("3", "participant-leave", "agent"),
+        ("4", "participant-leave", "customer"),
+        ("5", "conference-end", ""),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    assert!(
+        events
+            .iter()
+            .all(|h| h.get("ConferenceSid") == Some(conference.as_str())
+                && h.get("FriendlyName") == Some("room-1"))
+    );
+    let (_, ended) = b.get("Conferences.json?FriendlyName=room-1").await;
+    assert_eq!(ended["conferences"][0]["status"], "completed");
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn a_busy_participant_reports_busy_and_never_joins() {
+    let b = bench().await;
+    b.sim.script(TARGET, Script::busy());
+    b.app.twiml(
+        "/customer",
+        r#"<Dial><Conference startConferenceOnEnter="true">room-2</Conference></Dial>"#,
+    );
+    b.call(CUSTOMER, "/customer").await;
+    b.wait_for("customer in room", |s| !s.connections().is_empty())
+        .await;
+
+    let events = b.app.url("/participant-status");
+    let (status, participant) = b
+        .post(
+            "Conferences/room-2/Participants.json",
+            &[
+                ("From", CALLER_ID),
+                ("To", TARGET),
+                ("Label", "target"),
+                ("EarlyMedia", "true"),
+                ("Beep", "false"),
+                ("EndConferenceOnExit", "false"),
+                ("StatusCallback", &events),
+                ("StatusCallbackEvent", "initiated"),
+                ("StatusCallbackEvent", "ringing"),
+                ("StatusCallbackEvent", "answered"),
+                ("StatusCallbackEvent", "completed"),
+                ("Timeout", "20"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{participant}");
+    assert_eq!(participant["label"], "target");
+    let call_sid = participant["call_sid"].as_str().unwrap().to_owned();
+    assert!(
+        participant["conference_sid"]
+            .as_str()
+            .unwrap()
+            .starts_with("CF")
+    );
+
+    let hooks = b.wait_for_hook("/participant-status", 3).await;
+    assert_eq!(
+        callbacks_of(&hooks, &call_sid),
+        pairs(&[("0", "initiated"), ("1", "ringing"), ("2", "busy")])
+    );
+    assert_eq!(b.sim.status_of(TARGET), Some(LegStatus::Busy));
+    assert_eq!(
+        b.sim.connections(),
+        [Connection::Room {
+            name: "room-2".into(),
+            members: vec![CUSTOMER.into()],
+            ringing: vec![],
+        }]
+    );
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn requests_outside_the_openapi_contract_are_rejected_and_recorded() {
+    let b = bench().await;
+    let url = b.app.url("/start");
+    let (status, error) = b
+        .post(
+            "Calls.json",
+            &[
+                ("To", CUSTOMER),
+                ("From", CALLER_ID),
+                ("Url", &url),
+                ("Colour", "blue"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["status"], 400);
+    assert!(
+        error["message"].as_str().unwrap().contains("Colour"),
+        "{error}"
+    );
+    let violations = b.sim.contract_violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].contains("Colour"));
+    assert_eq!(b.sim.calls_to(CUSTOMER), 0);
+
+    // Wrong credentials and unknown calls answer as Twilio does.
+    let response = b
+        .http
+        .get(b.api("Calls.json"))
+        .basic_auth(&b.config_sid, Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let (status, missing) = b.get("Calls/CA0123456789abcdef0123456789abcdef.json").await;
+    assert_eq!(status, 404);
+    assert_eq!(missing["code"], 20404);
+}
+
+#[tokio::test]
+async fn injected_faults_answer_the_next_requests_then_stop() {
+    let b = bench().await;
+    b.app.twiml("/start", "<Pause length=\"60\"/>");
+    b.sim
+        .fail_next(Operation::CreateCall, 2, 429, 20429, "Too Many Requests");
+    let url = b.app.url("/start");
+    let form = [("To", CUSTOMER), ("From", CALLER_ID), ("Url", url.as_str())];
+    for _ in 0..2 {
+        let (status, error) = b.post("Calls.json", &form).await;
+        assert_eq!(status, 429);
+        assert_eq!(error["code"], 20429);
+        assert_eq!(
+            error["more_info"],
+            "https://www.twilio.com/docs/errors/20429"
+        );
+    }
+    assert_eq!(b.sim.calls_to(CUSTOMER), 0);
+    let (status, _) = b.post("Calls.json", &form).await;
+    assert_eq!(status, 201);
+    b.wait_for_hook("/start", 1).await;
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn invalid_twiml_or_a_failing_webhook_ends_the_leg_with_an_application_error() {
+    let b = bench().await;
+    b.app
+        .reply("/broken", 200, "<Response><Dial><Nonsense/></Response>");
+    b.app.reply("/down", 500, "oops");
+    b.sim.watch(CUSTOMER);
+    b.call(CUSTOMER, "/broken").await;
+    b.wait_for("leg ends", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    assert_eq!(
+        b.sim.situation(CUSTOMER),
+        Situation::Ended(EndReason::ApplicationError)
+    );
+    let errors = b.sim.application_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("/broken"));
+
+    b.call(AGENT, "/down").await;
+    b.wait_for("second leg ends", |s| {
+        s.status_of(AGENT) == Some(LegStatus::Completed)
+    })
+    .await;
+    let errors = b.sim.application_errors();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[1].contains("/down") && errors[1].contains("500"));
+    assert!(b.sim.timeline_text().contains("application error"));
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn unanswered_dial_reports_no_answer_to_the_action_after_the_timeout() {
+    let b = bench().await;
+    b.sim.script(TARGET, Script::no_answer());
+    let action = b.app.url("/after-dial");
+    b.app.twiml(
+        "/start",
+        &format!(r#"<Dial action="{action}" timeout="10"><Number>{TARGET}</Number></Dial>"#),
+    );
+    b.app.twiml("/after-dial", "<Hangup/>");
+    b.call(CUSTOMER, "/start").await;
+    let after = b.wait_for_hook("/after-dial", 1).await;
+    assert_eq!(after[0].get("DialCallStatus"), Some("no-answer"));
+    b.wait_for("target leg over", |s| {
+        s.status_of(TARGET).is_some_and(|st| st.is_final())
+    })
+    .await;
+    b.assert_clean();
+}
