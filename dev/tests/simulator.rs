@@ -344,6 +344,12 @@ async fn dial_number_bridges_then_the_child_hang_up_requests_the_action() {
     assert_eq!(calls[0]["parent_call_sid"], parent.as_str());
     assert_eq!(calls[0]["from"], CALLER_ID);
     assert_eq!(calls[0]["direction"], "outbound-dial");
+    let seen = b.sim.call(&child).unwrap();
+    assert_eq!(
+        (seen.parent.as_deref(), seen.to.as_str(), seen.status),
+        (Some(parent.as_str()), TARGET, LegStatus::InProgress)
+    );
+    assert_eq!(b.sim.calls().len(), 2);
 
     assert!(b.sim.hang_up(TARGET));
     let after = b.wait_for_hook("/after-dial", 1).await;

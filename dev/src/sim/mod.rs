@@ -86,6 +86,34 @@ pub enum Connection {
     },
 }
 
+/// A call leg as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub sid: String,
+    pub parent: Option<String>,
+    pub to: String,
+    pub from: String,
+    pub direction: &'static str,
+    pub status: LegStatus,
+    pub ended_by: Option<EndReason>,
+    pub label: Option<String>,
+}
+
+impl From<&world::Leg> for Call {
+    fn from(leg: &world::Leg) -> Self {
+        Self {
+            sid: leg.sid.clone(),
+            parent: leg.parent.clone(),
+            to: leg.to.clone(),
+            from: leg.from.clone(),
+            direction: leg.direction,
+            status: leg.status,
+            ended_by: leg.ended_by,
+            label: leg.label.clone(),
+        }
+    }
+}
+
 pub struct Simulator {
     sim: Arc<Sim>,
     addr: SocketAddr,
@@ -210,6 +238,17 @@ impl Simulator {
     pub fn calls_to(&self, number: &str) -> usize {
         self.sim
             .with_world(|w| w.legs.iter().filter(|l| l.to == number).count())
+    }
+
+    /// One call leg by SID.
+    pub fn call(&self, sid: &str) -> Option<Call> {
+        self.sim.with_world(|w| w.leg(sid).map(Call::from))
+    }
+
+    /// Every call leg so far, in creation order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.sim
+            .with_world(|w| w.legs.iter().map(Call::from).collect())
     }
 
     pub fn connections(&self) -> Vec<Connection> {
