@@ -10,5 +10,6 @@ if [ ! -x dev/node_modules/.bin/dynalite ]; then
 fi
 packages=()
 for dir in functions/*/; do packages+=(-p "$(basename "$dir")"); done
-cargo build --release "${packages[@]}" -p warm-transfer-dev --bin warm-transfer-bench
+cargo build --release "${packages[@]}"
+cargo build --release -p warm-transfer-dev --bin warm-transfer-bench --bin warm-transfer-local
 exec target/release/warm-transfer-bench "$@"

@@ -24,6 +24,7 @@ use warm_transfer_dev::bench::percentile;
 use warm_transfer_dev::bench::runtime_api::RuntimeApi;
 use warm_transfer_dev::bench::twilio_stub::TwilioStub;
 use warm_transfer_dev::events;
+use warm_transfer_dev::local::LOCAL_AUTH_TOKEN;
 use warm_transfer_dev::server::DevServer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -266,6 +267,10 @@ fn free_port() -> Result<u16, Error> {
 }
 
 fn dial_request(base: &str) -> Request {
+    dial_request_signed(base, AUTH_TOKEN)
+}
+
+fn dial_request_signed(base: &str, token: &str) -> Request {
     let url = format!("{base}/twiml/dial-customer?callerId=%2B15005550006&to=%2B15550100002");
     let form: Vec<(String, String)> = vec![
         ("AccountSid".into(), ACCOUNT.into()),
@@ -276,10 +281,7 @@ fn dial_request(base: &str) -> Request {
         ("CallStatus".into(), "in-progress".into()),
     ];
     Request {
-        headers: vec![(
-            "X-Twilio-Signature".into(),
-            sign_form(AUTH_TOKEN, &url, &form),
-        )],
+        headers: vec![("X-Twilio-Signature".into(), sign_form(token, &url, &form))],
         url,
         form,
     }
@@ -378,35 +380,33 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
     }
     let django = load::run(dial_request(&django_base), 16, settings.load_time()).await;
 
-    // Ours: the same handler a Lambda runs, behind the development server.
-    let dynalite = Dynalite::start().await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let ours_base = format!("http://{}", listener.local_addr()?);
-    let config = Config::from_map(&env_map(&[
-        (vars::TWILIO_ACCOUNT_SID, ACCOUNT.into()),
-        (vars::TWILIO_AUTH_TOKEN, AUTH_TOKEN.into()),
-        (vars::TABLE_NAME, TABLE.into()),
-        (vars::DYNAMODB_ENDPOINT, dynalite.endpoint()),
-        (vars::DEFAULT_CALLER_ID, "+15005550006".into()),
-        (vars::API_TOKEN, API_TOKEN.into()),
-    ]))?;
-    let store = DynamoStore::new(dynalite.client(), TABLE, Duration::from_secs(3600));
-    let app = App::new(
-        config.clone(),
-        Arc::new(store),
-        TwilioClient::from_config(&config)?,
-    );
-    let _server = DevServer::start(app, listener)?;
-    let ours = load::run(dial_request(&ours_base), 16, settings.load_time()).await;
+    // Ours: the same handler a Lambda runs, behind the development server,
+    // in its own process like gunicorn's workers (the load tool runs here).
+    let ours_port = free_port()?;
+    let ours_base = format!("http://127.0.0.1:{ours_port}");
+    let started = Instant::now();
+    let _ours =
+        tokio::process::Command::new(workspace().join("target/release/warm-transfer-local"))
+            .args(["--no-demo", "--port", &ours_port.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+    let ours_request = dial_request_signed(&ours_base, LOCAL_AUTH_TOKEN);
+    wait_until_serving(&ours_request, Duration::from_secs(30)).await?;
+    let ours_ready = started.elapsed();
+    let ours = load::run(ours_request, 16, settings.load_time()).await;
     drop(gunicorn);
 
     cold.sort();
     let django_cold = percentile(&cold, 50.0);
     Ok(format!(
         "| dial-customer webhook | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|\n\
-         | warm-transfer (Rust handler, dev server) | {:.0} | {:.2} | {:.2} | {} |\n\
+         | warm-transfer (Rust handler, development server process) | {:.0} | {:.2} | {:.2} | {} |\n\
          | seed (Django + twilio-python, gunicorn {workers} sync workers) | {:.0} | {:.2} | {:.2} | {} |\n\n\
-         Throughput ratio: **{:.1}x** (target 20x: {}).\n\nDjango cold start (process start to first answer, median of {}): {:.0} ms.\n",
+         Throughput ratio: **{:.1}x** (target 20x: {}).\n\nDjango cold start (process start to first answer, median of {}): {:.0} ms. \
+         The local stack (dynalite, simulator and server) answered its first request {:.0} ms after it started.\n",
         ours.per_second(),
         ms(ours.p50),
         ms(ours.p99),
@@ -423,6 +423,7 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
         },
         cold.len(),
         ms(django_cold),
+        ms(ours_ready),
     ))
 }
 
