@@ -109,7 +109,12 @@ pub fn signed_url(req: &Request, public_base: Option<&Url>) -> Result<String, Pu
                 .or_else(|| domain.clone())
                 .or_else(|| req.uri().authority().map(|a| a.to_string()))
                 .ok_or(PublicUrlError::NoHost)?;
-            let scheme = header(req, "x-forwarded-proto").unwrap_or(default_scheme);
+            // A proxy chain lists every hop's protocol; the first is the client's.
+            let scheme = header(req, "x-forwarded-proto")
+                .and_then(|list| list.split(',').next())
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .unwrap_or(default_scheme);
             let prefix = stage_prefix(Some(domain.as_deref().unwrap_or(&host)), stage.as_deref())
                 .unwrap_or_default();
             format!("{scheme}://{host}{prefix}")
@@ -251,5 +256,15 @@ mod tests {
             .body(lambda_http::Body::Empty)
             .unwrap();
         assert_eq!(signed_url(&no_host, None), Err(PublicUrlError::NoHost));
+        let proxied: Request = http::Request::builder()
+            .uri("/twiml/hangup")
+            .header("host", "calls.example.com")
+            .header("x-forwarded-proto", "https, http")
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        assert_eq!(
+            signed_url(&proxied, None).unwrap(),
+            "https://calls.example.com/twiml/hangup"
+        );
     }
 }

@@ -111,11 +111,17 @@ fn altered_requests_are_refused() {
             "{} query",
             v.name
         );
-        // No header at all.
+        // No header at all, or an empty one.
         assert_eq!(
             v.validate(&v.auth_token, &v.url, &params, None),
             Err(SignatureError::Missing),
             "{} header",
+            v.name
+        );
+        assert_eq!(
+            v.validate(&v.auth_token, &v.url, &params, Some(" ")),
+            Err(SignatureError::Missing),
+            "{} empty header",
             v.name
         );
         // A changed, added or renamed parameter.
