@@ -240,6 +240,20 @@ mod tests {
     }
 
     #[test]
+    fn rest_api_on_a_custom_domain_has_no_stage_prefix() {
+        let req = v1(
+            "calls.example.com",
+            "prod",
+            "/events/participant",
+            serde_json::json!({ "to": ["+14155550100"] }),
+        );
+        assert_eq!(
+            signed_url(&req, None).unwrap(),
+            "https://calls.example.com/events/participant?to=%2B14155550100"
+        );
+    }
+
+    #[test]
     fn local_requests_use_the_host_header() {
         let req: Request = http::Request::builder()
             .uri("/twiml/conference?room=wt-CA1&role=customer")
