@@ -134,6 +134,7 @@ async fn serve(
             .body(Full::new(event))
             .unwrap_or_default();
     }
+    // A function that fails to start reports to /runtime/init/error.
     if path.ends_with("/response") || path.ends_with("/error") {
         let body = req
             .into_body()

@@ -431,6 +431,7 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
 async fn functions(settings: &Settings) -> Result<String, Error> {
     let dynalite = Dynalite::start().await?;
     dynalite.create_table(TABLE).await?;
+    let twilio = TwilioStub::start().await?;
     let release = workspace().join("target/release");
     let mut rows = vec![
         "| function | cold start p50 ms | x86_64 size MB | arm64 size MB (sam build) | peak RSS MB after load |".to_owned(),
@@ -449,9 +450,12 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             ("TWILIO_AUTH_TOKEN", events::EVENTS_AUTH_TOKEN.to_owned()),
             ("TABLE_NAME", TABLE.to_owned()),
             ("DYNAMODB_ENDPOINT", dynalite.endpoint()),
+            ("TWILIO_API_BASE_URL", format!("http://{}", twilio.addr())),
             ("DEFAULT_CALLER_ID", "+15005550006".to_owned()),
             ("API_TOKEN", events::EVENTS_API_TOKEN.to_owned()),
             ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".to_owned()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_REGION", "us-east-1".to_owned()),
