@@ -190,7 +190,7 @@ fn the_checker_catches_a_misspelt_field_a_bad_value_and_a_missing_one() {
         .form
         .iter_mut()
         .find(|(k, _)| k == "StatusCallbackMethod")
-        .unwrap();
+        .expect("create_call sends StatusCallbackMethod");
     field.0 = "StatusCallbackMethd".into();
     let violations = api.check_request("POST", &spec.path, &spec.query, &spec.form);
     assert_eq!(violations.len(), 1, "{violations:?}");
