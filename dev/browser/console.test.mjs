@@ -75,8 +75,12 @@ test("happy path: call, warm transfer, second agent answers, first agent leaves"
   await page.click("#leave");
   await page.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
   assert.match(await page.textContent("[data-testid=transfer-state]"), /customer is with the second agent/i);
-  const timeline = await page.textContent("[data-testid=timeline]");
-  assert.match(timeline, /transfer requested/);
+  await page.waitForFunction(
+    () => /first agent left/.test(document.querySelector("[data-testid=timeline]").textContent),
+    null,
+    { timeout: 10_000 },
+  );
+  assert.match(await page.textContent("[data-testid=timeline]"), /transfer requested/);
   await page.screenshot({ path: path.join(shots, "console-transferred.png"), fullPage: true });
   await page.close();
 });
