@@ -1,6 +1,7 @@
-//! The benchmarks of BENCHMARKS.md. Run through `bash dev/bench/run.sh`
-//! (which builds the release binaries first); `--smoke` runs a few requests
-//! of each part only.
+//! The benchmarks of BENCHMARKS.md:
+//! `cargo run --release -p warm-transfer-dev --bin warm-transfer-bench`
+//! builds the release binaries it measures first (`--no-build` skips that);
+//! `--smoke` runs a few requests of each part only.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -266,12 +267,17 @@ fn free_port() -> Result<u16, Error> {
         .port())
 }
 
+const DIAL_CUSTOMER_PATH: &str = "/twiml/dial-customer?callerId=%2B15005550006&to=%2B15550100002";
+const CONFERENCE_PATH: &str =
+    "/twiml/conference?role=customer&room=wt-CA00000000000000000000000000000001";
+
 fn dial_request(base: &str) -> Request {
-    dial_request_signed(base, AUTH_TOKEN)
+    webhook_request(base, DIAL_CUSTOMER_PATH, AUTH_TOKEN)
 }
 
-fn dial_request_signed(base: &str, token: &str) -> Request {
-    let url = format!("{base}/twiml/dial-customer?callerId=%2B15005550006&to=%2B15550100002");
+/// A signed Twilio webhook POST, as Twilio sends it to either server.
+fn webhook_request(base: &str, path: &str, token: &str) -> Request {
+    let url = format!("{base}{path}");
     let form: Vec<(String, String)> = vec![
         ("AccountSid".into(), ACCOUNT.into()),
         (
@@ -314,78 +320,83 @@ async fn wait_until_serving(request: &Request, timeout: Duration) -> Result<Dura
     Err("server did not start".into())
 }
 
+fn start_gunicorn(venv: &Path, workers: usize, port: u16) -> Result<tokio::process::Child, Error> {
+    Ok(tokio::process::Command::new(venv.join("bin/gunicorn"))
+        .args([
+            "--workers",
+            &workers.to_string(),
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--log-level",
+            "warning",
+            "seed.wsgi",
+        ])
+        .current_dir(workspace().join("dev/bench/django_seed"))
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+/// Sends `signal` (TERM: gunicorn's master stops its workers; INT: the
+/// development server stops its dynalite), then waits for the exit.
+async fn stop_gracefully(mut child: tokio::process::Child, signal: &str) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
+    }
+    if tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
 /// Part 4: the seed's Django webhooks against ours, same machine, same load tool.
 async fn side_by_side(settings: &Settings) -> Result<String, Error> {
     let venv = python_env()?;
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let port = free_port()?;
+    // A fresh port and a graceful stop per start: a SIGKILLed master leaves
+    // its workers serving the old port for a moment, which would answer for
+    // the next instance.
     let mut cold = Vec::new();
-    let mut gunicorn = None;
-    for _ in 0..settings.cold_starts().min(5) {
+    let mut serving = None;
+    for run in 0..settings.cold_starts().min(5) {
+        let port = free_port()?;
+        let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(venv.join("bin/gunicorn"))
-            .args([
-                "--workers",
-                &workers.to_string(),
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--log-level",
-                "warning",
-                "seed.wsgi",
-            ])
-            .current_dir(workspace().join("dev/bench/django_seed"))
-            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        wait_until_serving(
-            &dial_request(&format!("http://127.0.0.1:{port}")),
-            Duration::from_secs(30),
-        )
-        .await?;
+        let child = start_gunicorn(&venv, workers, port)?;
+        wait_until_serving(&dial_request(&base), Duration::from_secs(30)).await?;
         cold.push(started.elapsed());
-        if gunicorn.is_none() {
-            gunicorn = Some(child);
+        if run + 1 < settings.cold_starts().min(5) {
+            stop_gracefully(child, "-TERM").await;
         } else {
-            child.kill().await?;
-        }
-        if cold.len() < settings.cold_starts().min(5) {
-            if let Some(mut g) = gunicorn.take() {
-                g.kill().await?;
-                let _ = g.wait().await;
-            }
+            serving = Some((child, base));
         }
     }
-    let django_base = format!("http://127.0.0.1:{port}");
-    if gunicorn.is_none() {
-        let child = tokio::process::Command::new(venv.join("bin/gunicorn"))
-            .args([
-                "--workers",
-                &workers.to_string(),
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--log-level",
-                "warning",
-                "seed.wsgi",
-            ])
-            .current_dir(workspace().join("dev/bench/django_seed"))
-            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-            .kill_on_drop(true)
-            .spawn()?;
-        gunicorn = Some(child);
-        wait_until_serving(&dial_request(&django_base), Duration::from_secs(30)).await?;
+    let (gunicorn, django_base) = serving.ok_or("gunicorn never started")?;
+    let webhooks = [
+        ("dial-customer", DIAL_CUSTOMER_PATH),
+        ("conference-twiml", CONFERENCE_PATH),
+    ];
+    let mut django = Vec::new();
+    for (_, path) in webhooks {
+        let request = webhook_request(&django_base, path, AUTH_TOKEN);
+        django.push(load::run(request, 16, settings.load_time()).await);
     }
-    let django = load::run(dial_request(&django_base), 16, settings.load_time()).await;
+    stop_gracefully(gunicorn, "-TERM").await;
 
     // Ours: the same handler a Lambda runs, behind the development server,
     // in its own process like gunicorn's workers (the load tool runs here).
     let ours_port = free_port()?;
     let ours_base = format!("http://127.0.0.1:{ours_port}");
     let started = Instant::now();
-    let _ours =
+    let ours_server =
         tokio::process::Command::new(workspace().join("target/release/warm-transfer-local"))
             .args(["--no-demo", "--port", &ours_port.to_string()])
             .env("RUST_LOG", "warn")
@@ -393,38 +404,69 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-    let ours_request = dial_request_signed(&ours_base, LOCAL_AUTH_TOKEN);
+    let ours_request = webhook_request(&ours_base, DIAL_CUSTOMER_PATH, LOCAL_AUTH_TOKEN);
     wait_until_serving(&ours_request, Duration::from_secs(30)).await?;
     let ours_ready = started.elapsed();
-    let ours = load::run(ours_request, 16, settings.load_time()).await;
-    drop(gunicorn);
+    let mut ours = Vec::new();
+    for (_, path) in webhooks {
+        let request = webhook_request(&ours_base, path, LOCAL_AUTH_TOKEN);
+        ours.push(load::run(request, 16, settings.load_time()).await);
+    }
+    stop_gracefully(ours_server, "-INT").await;
 
     cold.sort();
     let django_cold = percentile(&cold, 50.0);
-    Ok(format!(
-        "| dial-customer webhook | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|\n\
-         | warm-transfer (Rust handler, development server process) | {:.0} | {:.2} | {:.2} | {} |\n\
-         | seed (Django + twilio-python, gunicorn {workers} sync workers) | {:.0} | {:.2} | {:.2} | {} |\n\n\
-         Throughput ratio: **{:.1}x** (target 20x: {}).\n\nDjango cold start (process start to first answer, median of {}): {:.0} ms. \
-         The local stack (dynalite, simulator and server) answered its first request {:.0} ms after it started.\n",
-        ours.per_second(),
-        ms(ours.p50),
-        ms(ours.p99),
-        ours.errors,
-        django.per_second(),
-        ms(django.p50),
-        ms(django.p99),
-        django.errors,
-        ours.per_second() / django.per_second(),
-        if ours.per_second() / django.per_second() >= 20.0 {
-            "met"
-        } else {
-            "MISSED"
-        },
+    let mut out = String::from(
+        "| webhook | server | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|\n",
+    );
+    let mut ratios = String::new();
+    for (((name, _), ours), django) in webhooks.iter().zip(&ours).zip(&django) {
+        for (server, stats) in [
+            (
+                "warm-transfer (Rust handler, development server process)".to_owned(),
+                ours,
+            ),
+            (
+                format!("seed (Django + twilio-python, gunicorn {workers} sync workers)"),
+                django,
+            ),
+        ] {
+            out.push_str(&format!(
+                "| {name} | {server} | {:.0} | {:.2} | {:.2} | {} |\n",
+                stats.per_second(),
+                ms(stats.p50),
+                ms(stats.p99),
+                stats.errors,
+            ));
+        }
+        if django.requests == 0 {
+            ratios.push_str(&format!(
+                "- {name}: no ratio, the seed answered no request without error\n"
+            ));
+            continue;
+        }
+        let ratio = ours.per_second() / django.per_second();
+        ratios.push_str(&format!(
+            "- {name}: throughput ratio **{ratio:.1}x**, p50 latency ratio {:.1}x, p99 latency ratio {:.1}x{}\n",
+            ms(django.p50) / ms(ours.p50),
+            ms(django.p99) / ms(ours.p99),
+            if *name == "dial-customer" {
+                if ratio >= 20.0 { " (target 20x: met)" } else { " (target 20x: MISSED)" }
+            } else {
+                ""
+            },
+        ));
+    }
+    out.push('\n');
+    out.push_str(&ratios);
+    out.push_str(&format!(
+        "\nDjango cold start (process start to first answer, median of {}): {:.0} ms. \
+         The development server process (dynalite, simulator and server) answered its first request {:.0} ms after it started.\n",
         cold.len(),
         ms(django_cold),
         ms(ours_ready),
-    ))
+    ));
+    Ok(out)
 }
 
 /// Parts 2 and 3: cold start through the Lambda Runtime API, binary sizes, peak memory.
@@ -526,11 +568,53 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
     Ok(rows.join("\n"))
 }
 
+/// Release builds of every function and of the development server, and
+/// dynalite, so `cargo run --release -p warm-transfer-dev --bin
+/// warm-transfer-bench` measures a fresh clone (cargo skips what is fresh).
+fn build_release() -> Result<(), Error> {
+    let root = workspace();
+    if !root.join("dev/node_modules/.bin/dynalite").exists() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--prefix", "dev", "--no-audit", "--no-fund"])
+            .current_dir(&root)
+            .status()?;
+        if !status.success() {
+            return Err("npm ci --prefix dev failed".into());
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut functions = vec!["build".to_owned(), "--release".to_owned()];
+    for endpoint in Endpoint::ALL {
+        functions.extend(["-p".to_owned(), endpoint.function_name().to_owned()]);
+    }
+    let server = [
+        "build",
+        "--release",
+        "-p",
+        "warm-transfer-dev",
+        "--bin",
+        "warm-transfer-local",
+    ];
+    for args in [functions, server.map(str::to_owned).to_vec()] {
+        let status = std::process::Command::new(&cargo)
+            .args(&args)
+            .current_dir(&root)
+            .status()?;
+        if !status.success() {
+            return Err(format!("cargo {} failed", args.join(" ")).into());
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let settings = Settings {
         smoke: std::env::args().any(|a| a == "--smoke"),
     };
+    if !std::env::args().any(|a| a == "--no-build") {
+        build_release()?;
+    }
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
