@@ -52,6 +52,32 @@ fn phone(s: &str) -> PhoneNumber {
     PhoneNumber::parse(s).unwrap()
 }
 
+/// The functions' configuration for these events: their test tokens, the
+/// recording Twilio, and a DynamoDB endpoint.
+fn config(twilio: &MockServer, dynamodb_endpoint: String) -> Config {
+    let env: HashMap<String, String> = [
+        (vars::TWILIO_ACCOUNT_SID, EVENTS_ACCOUNT_SID.to_owned()),
+        (vars::TWILIO_AUTH_TOKEN, EVENTS_AUTH_TOKEN.to_owned()),
+        (vars::TWILIO_API_BASE_URL, twilio.uri()),
+        (vars::TABLE_NAME, TABLE.to_owned()),
+        (vars::DYNAMODB_ENDPOINT, dynamodb_endpoint),
+        (vars::DEFAULT_CALLER_ID, CALLER_ID.to_owned()),
+        (vars::API_TOKEN, EVENTS_API_TOKEN.to_owned()),
+        (
+            vars::CORS_ALLOW_ORIGIN,
+            "https://console.example.com".to_owned(),
+        ),
+        (
+            vars::HOLD_MUSIC_URL,
+            format!("https://{HOST}/twiml/hold-music"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Config::from_map(&env).unwrap()
+}
+
 async fn harness() -> Harness {
     let dynalite = Dynalite::start().await.unwrap();
     dynalite.create_table(TABLE).await.unwrap();
@@ -74,27 +100,7 @@ async fn harness() -> Harness {
         .respond_with(json(201, "participant.json"))
         .mount(&twilio)
         .await;
-    let env: HashMap<String, String> = [
-        (vars::TWILIO_ACCOUNT_SID, EVENTS_ACCOUNT_SID.to_owned()),
-        (vars::TWILIO_AUTH_TOKEN, EVENTS_AUTH_TOKEN.to_owned()),
-        (vars::TWILIO_API_BASE_URL, twilio.uri()),
-        (vars::TABLE_NAME, TABLE.to_owned()),
-        (vars::DYNAMODB_ENDPOINT, dynalite.endpoint()),
-        (vars::DEFAULT_CALLER_ID, CALLER_ID.to_owned()),
-        (vars::API_TOKEN, EVENTS_API_TOKEN.to_owned()),
-        (
-            vars::CORS_ALLOW_ORIGIN,
-            "https://console.example.com".to_owned(),
-        ),
-        (
-            vars::HOLD_MUSIC_URL,
-            format!("https://{HOST}/twiml/hold-music"),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let config = Config::from_map(&env).unwrap();
+    let config = config(&twilio, dynalite.endpoint());
     let store = Arc::new(DynamoStore::new(
         dynalite.client(),
         TABLE,
@@ -142,15 +148,7 @@ impl Harness {
 
     async fn transferring(&self, target: Option<LegStatus>) {
         self.connected().await;
-        self.store
-            .request_transfer(
-                &sid(SESSION),
-                phone(TARGET),
-                None,
-                OffsetDateTime::now_utc(),
-            )
-            .await
-            .unwrap();
+        self.record_transfer().await;
         if let Some(status) = target {
             let observation = Observation::TargetLeg {
                 attempt: 1,
@@ -161,6 +159,18 @@ impl Harness {
                 .await
                 .unwrap();
         }
+    }
+
+    async fn record_transfer(&self) {
+        self.store
+            .request_transfer(
+                &sid(SESSION),
+                phone(TARGET),
+                None,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
     }
 
     async fn session(&self) -> CallSession {
@@ -389,15 +399,7 @@ async fn agent_dial_ended_joins_the_room_only_with_a_transfer() {
         body(&h.invoke(Endpoint::AgentDialEnded).await),
         golden("hangup")
     );
-    h.store
-        .request_transfer(
-            &sid(SESSION),
-            phone(TARGET),
-            None,
-            OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
+    h.record_transfer().await;
     let response = h.invoke(Endpoint::AgentDialEnded).await;
     assert_twiml(&response);
     assert_eq!(
@@ -536,19 +538,7 @@ async fn app_with_store_down(twilio: &MockServer) -> App {
         .local_addr()
         .unwrap()
         .port();
-    let env: HashMap<String, String> = [
-        (vars::TWILIO_ACCOUNT_SID, EVENTS_ACCOUNT_SID.to_owned()),
-        (vars::TWILIO_AUTH_TOKEN, EVENTS_AUTH_TOKEN.to_owned()),
-        (vars::TWILIO_API_BASE_URL, twilio.uri()),
-        (vars::TABLE_NAME, TABLE.to_owned()),
-        (vars::DYNAMODB_ENDPOINT, format!("http://127.0.0.1:{port}")),
-        (vars::DEFAULT_CALLER_ID, CALLER_ID.to_owned()),
-        (vars::API_TOKEN, EVENTS_API_TOKEN.to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let config = Config::from_map(&env).unwrap();
+    let config = config(twilio, format!("http://127.0.0.1:{port}"));
     let client = DynamoStore::client_from_config(&config).await;
     let store = Arc::new(DynamoStore::new(client, TABLE, Duration::from_secs(3600)));
     let twilio_client = TwilioClient::from_config(&config).unwrap();

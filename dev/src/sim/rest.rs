@@ -150,6 +150,11 @@ impl Sim {
         }
         let fields: HashMap<&str, &str> =
             form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // The list operations' filters.
+        let filter: HashMap<&str, &str> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let prefix = format!("/2010-04-01/Accounts/{}/", self.config.account_sid);
         let Some(rest) = path.strip_prefix(&prefix) else {
             return Ok(error(404, 20404, "The requested resource was not found"));
@@ -191,10 +196,6 @@ impl Sim {
                 })
             }
             (&Method::GET, ["Calls.json"]) => {
-                let filter: HashMap<&str, &str> = query
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
                 let calls: Vec<Value> = self.with_world(|w| {
                     w.legs
                         .iter()
@@ -263,10 +264,6 @@ impl Sim {
                 }
             }
             (&Method::GET, ["Conferences.json"]) => {
-                let filter: HashMap<&str, &str> = query
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
                 let conferences: Vec<Value> = self.with_world(|w| {
                     w.rooms
                         .iter()
