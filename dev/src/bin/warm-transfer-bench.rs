@@ -539,17 +539,21 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             ("AWS_REGION", "us-east-1".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
-        let mut starts = Vec::new();
-        for _ in 0..settings.cold_starts() {
-            let api = RuntimeApi::start(event.clone(), 1).await?;
-            let started = Instant::now();
-            let mut child = tokio::process::Command::new(&binary)
+        // The function binary, talking to the given Runtime API.
+        let start_function = |api: &RuntimeApi| {
+            tokio::process::Command::new(&binary)
                 .envs(env.iter().cloned())
                 .env("AWS_LAMBDA_RUNTIME_API", api.address())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
-                .spawn()?;
+                .spawn()
+        };
+        let mut starts = Vec::new();
+        for _ in 0..settings.cold_starts() {
+            let api = RuntimeApi::start(event.clone(), 1).await?;
+            let started = Instant::now();
+            let mut child = start_function(&api)?;
             tokio::time::timeout(Duration::from_secs(20), api.wait_for(1)).await?;
             if let Some((at, _)) = api.responses().first() {
                 starts.push(at.duration_since(started));
@@ -560,13 +564,7 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         // Peak memory after many warm invocations.
         let invocations = if settings.smoke { 50 } else { 2000 };
         let api = RuntimeApi::start(event.clone(), invocations).await?;
-        let mut child = tokio::process::Command::new(&binary)
-            .envs(env.iter().cloned())
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
+        let mut child = start_function(&api)?;
         tokio::time::timeout(Duration::from_secs(120), api.wait_for(invocations)).await?;
         let rss = child
             .id()
