@@ -136,6 +136,18 @@ fn spec(endpoint: Endpoint) -> Spec {
                 ("To", CUSTOMER),
             ],
         ),
+        Endpoint::FallbackTwiml => twilio(
+            "/twiml/fallback",
+            vec![("role", "customer".into())],
+            vec![
+                ("CallSid", CUSTOMER_LEG),
+                ("ParentCallSid", SESSION),
+                ("CallStatus", "in-progress"),
+                ("Direction", "outbound-dial"),
+                ("From", CALLER_ID),
+                ("To", CUSTOMER),
+            ],
+        ),
         Endpoint::StatusCallback => {
             let mut spec = twilio(
                 "/events/participant",

@@ -30,6 +30,7 @@ pub mod vars {
     pub const TRANSFER_RING_TIMEOUT_SECS: &str = "TRANSFER_RING_TIMEOUT_SECS";
     pub const SESSION_TTL_HOURS: &str = "SESSION_TTL_HOURS";
     pub const HOLD_MUSIC_URL: &str = "HOLD_MUSIC_URL";
+    pub const CUSTOMER_FALLBACK: &str = "CUSTOMER_FALLBACK";
 
     /// All of them, for the template consistency test.
     pub const ALL: &[&str] = &[
@@ -48,6 +49,7 @@ pub mod vars {
         TRANSFER_RING_TIMEOUT_SECS,
         SESSION_TTL_HOURS,
         HOLD_MUSIC_URL,
+        CUSTOMER_FALLBACK,
     ];
 }
 
@@ -69,6 +71,34 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// Where a customer goes when no agent is left for them, or when a TwiML
+/// webhook fails: never silence, never Twilio's recorded error.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CustomerFallback {
+    /// A short spoken message, then hang up.
+    #[default]
+    Goodbye,
+    /// Dial this number (a queue, a voicemail line).
+    Number(PhoneNumber),
+    /// Hand the call to this TwiML (another application).
+    Twiml(Url),
+}
+
+impl CustomerFallback {
+    /// An E.164 number or an absolute http(s) URL.
+    fn parse(value: &str) -> Result<Self, String> {
+        if value.starts_with('+') {
+            return PhoneNumber::parse(value)
+                .map(CustomerFallback::Number)
+                .map_err(|e| e.to_string());
+        }
+        match Url::parse(value) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") => Ok(CustomerFallback::Twiml(url)),
+            _ => Err("must be an E.164 number or an http(s) URL".to_owned()),
+        }
     }
 }
 
@@ -105,6 +135,7 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Music for a participant waiting alone in a room; silence when unset.
     pub hold_music_url: Option<Url>,
+    pub customer_fallback: CustomerFallback,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -210,6 +241,10 @@ impl Config {
             hold_music_url: get(HOLD_MUSIC_URL)
                 .map(|v| url(HOLD_MUSIC_URL, v))
                 .transpose()?,
+            customer_fallback: get(CUSTOMER_FALLBACK)
+                .map(|v| CustomerFallback::parse(v).map_err(|e| malformed(CUSTOMER_FALLBACK, &e)))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }
@@ -232,6 +267,43 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+    }
+
+    #[test]
+    fn customer_fallback_is_a_number_a_url_or_the_goodbye() {
+        let config = Config::from_map(&minimal()).unwrap();
+        assert_eq!(config.customer_fallback, CustomerFallback::Goodbye);
+        for (value, expected) in [
+            (
+                "+14155550199",
+                Ok(CustomerFallback::Number(
+                    PhoneNumber::parse("+14155550199").unwrap(),
+                )),
+            ),
+            (
+                "https://example.com/queue",
+                Ok(CustomerFallback::Twiml(
+                    Url::parse("https://example.com/queue").unwrap(),
+                )),
+            ),
+            ("ftp://example.com/x", Err(())),
+            ("+1", Err(())),
+            ("voicemail", Err(())),
+        ] {
+            let mut vars = minimal();
+            vars.insert(vars::CUSTOMER_FALLBACK.into(), value.into());
+            let loaded = Config::from_map(&vars);
+            match expected {
+                Ok(fallback) => assert_eq!(loaded.unwrap().customer_fallback, fallback),
+                Err(()) => assert!(
+                    loaded
+                        .unwrap_err()
+                        .to_string()
+                        .contains(vars::CUSTOMER_FALLBACK),
+                    "{value}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -391,10 +391,7 @@ async fn server_errors_are_retried_up_to_the_bound() {
         .await;
     let twilio = client(&server, Duration::from_secs(2));
     twilio
-        .redirect_call(
-            &sid("CA00000000000000000000000000000002"),
-            "https://x.example/t",
-        )
+        .hang_up_call(&sid("CA00000000000000000000000000000002"))
         .await
         .unwrap();
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
@@ -406,10 +403,7 @@ async fn server_errors_are_retried_up_to_the_bound() {
         .mount(&server)
         .await;
     let error = client(&server, Duration::from_secs(2))
-        .redirect_call(
-            &sid("CA00000000000000000000000000000002"),
-            "https://x.example/t",
-        )
+        .hang_up_call(&sid("CA00000000000000000000000000000002"))
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(503));
@@ -418,6 +412,41 @@ async fn server_errors_are_retried_up_to_the_bound() {
         3,
         "bounded"
     );
+}
+
+#[tokio::test]
+async fn a_redirect_is_sent_once_whatever_twilio_answers() {
+    // Twilio may have moved the call before failing or timing out: moving
+    // it again would pull the customer out of the room it just entered.
+    for response in [
+        ResponseTemplate::new(500),
+        ResponseTemplate::new(503),
+        json(429, "error_too_many_requests.json"),
+        json(200, "call.json").set_delay(Duration::from_secs(3)),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(CALL_2))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        let error = client(&server, Duration::from_millis(300))
+            .redirect_call(
+                &sid("CA00000000000000000000000000000002"),
+                "https://x.example/t",
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            error.is_uncertain() || error.status() == Some(429),
+            "{error:?}"
+        );
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "{error:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
                     record: Some(false),
                     machine_detection: Some(MachineDetection::Enable),
                     caller_id: Some("+15005550006".into()),
+                    fallback_url: Some(URL.into()),
                     ..CreateCall::new(phone("+15550100001"), phone("+15005550006"), URL)
                 },
             ),
@@ -77,6 +78,9 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
                     status_callback: Some(URL.into()),
                     status_callback_event: CallStatusEvent::ALL.to_vec(),
                     status_callback_method: Some(HttpMethod::Post),
+                    conference_status_callback: Some(URL.into()),
+                    conference_status_callback_event: ConferenceCallbackEvent::ALL.to_vec(),
+                    conference_status_callback_method: Some(HttpMethod::Post),
                     wait_url: Some(
                         "https://twimlets.com/holdmusic?Bucket=com.twilio.music.classical".into(),
                     ),
@@ -114,6 +118,14 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
                     beep_on_exit: Some(false),
                 },
             ),
+        ),
+        (
+            "fetch participant",
+            requests::fetch_participant(ACCOUNT, "CF00000000000000000000000000000001", "customer"),
+        ),
+        (
+            "end conference",
+            requests::end_conference(ACCOUNT, "CF00000000000000000000000000000001"),
         ),
         (
             "remove participant",
@@ -161,6 +173,7 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
                 status_callback: Some(URL.into()),
                 status_callback_method: Some(HttpMethod::Post),
                 time_limit: Some(600),
+                fallback_url: Some(URL.into()),
             },
         ),
     ));

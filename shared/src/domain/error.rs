@@ -16,6 +16,9 @@ pub enum DomainError {
     NotCancellable { state: &'static str },
     #[error("the first agent can leave only once the second agent has answered")]
     CannotLeave { state: &'static str },
+    /// Bad input rather than a wrong state: the API answers 400.
+    #[error("must differ from the customer's and the first agent's numbers")]
+    TargetOnTheCall,
 }
 
 impl DomainError {
@@ -29,6 +32,7 @@ impl DomainError {
             DomainError::Ended => "ended",
             DomainError::HandedOver => "first-agent-left",
             DomainError::NoTransfer => "no-transfer",
+            DomainError::TargetOnTheCall => "connected",
         }
     }
 }

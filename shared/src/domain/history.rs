@@ -8,6 +8,8 @@ pub enum EventSource {
     Api,
     /// A callback or webhook from Twilio.
     Twilio,
+    /// The product's own repair, so that nobody is left alone or ringing.
+    Product,
 }
 
 impl EventSource {
@@ -15,6 +17,7 @@ impl EventSource {
         match self {
             EventSource::Api => "api",
             EventSource::Twilio => "twilio",
+            EventSource::Product => "product",
         }
     }
 
@@ -22,6 +25,7 @@ impl EventSource {
         match value {
             "api" => Some(EventSource::Api),
             "twilio" => Some(EventSource::Twilio),
+            "product" => Some(EventSource::Product),
             _ => None,
         }
     }
@@ -50,6 +54,15 @@ impl HistoryEvent {
         Self {
             at,
             source: EventSource::Twilio,
+            kind: kind.into(),
+            detail,
+        }
+    }
+
+    pub fn product(at: OffsetDateTime, kind: impl Into<String>, detail: Option<String>) -> Self {
+        Self {
+            at,
+            source: EventSource::Product,
             kind: kind.into(),
             detail,
         }

@@ -14,5 +14,5 @@ pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use leg::{LegObservation, LegStatus, Presence};
 pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
-pub use session::{CallSession, SessionState, TransferDecision};
+pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
 pub use transfer::{Transfer, TransferOutcome, TransferState};

@@ -26,9 +26,29 @@ pub struct CallSession {
     /// The customer's leg was redirected into the room (known before the
     /// conference reports the join when a transfer fails half way).
     pub customer_moved: bool,
+    /// The room's `CF...` SID, once Twilio named it (participant create).
+    pub room_sid: Option<String>,
+    /// The customer was found alone and their room was ended: their TwiML
+    /// takes them to the fallback. Nothing is left to do on this call.
+    pub customer_released: bool,
     pub transfer: Option<Transfer>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
+}
+
+/// Something Twilio must be asked to do after a change, so that nobody is
+/// left ringing, waiting or alone. Each is idempotent on Twilio's side, so
+/// a follow-up that two handlers both derive is harmless done twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Hang up (or cancel) a leg nobody needs any more.
+    EndLeg(CallSid),
+    /// The first agent is gone and the second agent talks with the
+    /// customer: make the second agent's leaving end the room.
+    AnchorRoomOnTarget { attempt: u32 },
+    /// The customer is in the room with no agent present or ringing: end
+    /// the room, which sends the customer on to the fallback.
+    ReleaseCustomer,
 }
 
 /// Serialised as the API names it (kebab-case, same as `as_str`).
@@ -93,6 +113,8 @@ impl CallSession {
             first_agent_presence: Presence::Never,
             room_ended: false,
             customer_moved: false,
+            room_sid: None,
+            customer_released: false,
             transfer: None,
             version: 0,
         }
@@ -111,8 +133,32 @@ impl CallSession {
             .is_some_and(|l| l.status.is_final() && l.status != LegStatus::Completed);
         final_leg(&self.customer_leg)
             || customer_never_answered
-            || (self.room_ended && self.customer_presence != Presence::Never)
+            || self.customer_released
+            || (self.room_ended && self.customer_in_room())
             || (final_leg(&self.agent_leg) && !self.customer_in_room())
+    }
+
+    /// The first agent hung up, left the room, or handed over.
+    pub fn first_agent_gone(&self) -> bool {
+        final_leg(&self.agent_leg)
+            || self.first_agent_presence == Presence::Left
+            || self
+                .transfer
+                .as_ref()
+                .is_some_and(|t| t.outcome == Some(TransferOutcome::FirstAgentLeft))
+    }
+
+    /// The guarantee the product keeps: a customer in the room always has
+    /// an agent present or ringing. This says when that no longer holds.
+    pub fn customer_alone(&self) -> bool {
+        let customer_live = !final_leg(&self.customer_leg);
+        let target_live = self.transfer.as_ref().is_some_and(Transfer::target_live);
+        customer_live
+            && self.customer_in_room()
+            && !self.room_ended
+            && !self.customer_released
+            && self.first_agent_gone()
+            && !target_live
     }
 
     pub fn state(&self) -> SessionState {
@@ -144,6 +190,7 @@ impl CallSession {
                 self.is_ended(),
                 self.customer_in_room(),
                 self.first_agent_presence == Presence::Joined,
+                self.first_agent_gone(),
             )
         })
     }
@@ -183,6 +230,9 @@ impl CallSession {
                 state: self.state().as_str(),
             });
         }
+        if target == self.customer_number || target == self.agent_number {
+            return Err(DomainError::TargetOnTheCall);
+        }
         let attempt = self.transfer.as_ref().map_or(1, |t| t.attempt + 1);
         self.transfer = Some(Transfer {
             attempt,
@@ -192,9 +242,38 @@ impl CallSession {
             requested_at: now,
             target_leg: None,
             target_presence: Presence::Never,
+            target_anchors_room: false,
             outcome: None,
         });
         Ok(TransferDecision::New)
+    }
+
+    /// Twilio accepted the customer's redirect into the room: the customer
+    /// is there (or on the way) whether or not a join callback ever comes.
+    pub fn customer_redirected(&mut self, attempt: u32) -> Result<(), DomainError> {
+        self.current_attempt(attempt)?;
+        self.customer_moved = true;
+        Ok(())
+    }
+
+    /// Twilio named the room (a participant create answered with its SID).
+    pub fn room_named(&mut self, sid: &str) {
+        if self.room_sid.is_none() {
+            self.room_sid = Some(sid.to_owned());
+        }
+    }
+
+    /// Records a follow-up Twilio has carried out.
+    pub fn follow_up_done(&mut self, done: &FollowUp) {
+        match done {
+            FollowUp::EndLeg(_) => {}
+            FollowUp::AnchorRoomOnTarget { attempt } => {
+                if let Some(t) = self.transfer.as_mut().filter(|t| t.attempt == *attempt) {
+                    t.target_anchors_room = true;
+                }
+            }
+            FollowUp::ReleaseCustomer => self.customer_released = true,
+        }
     }
 
     fn current_attempt(&mut self, attempt: u32) -> Result<&mut Transfer, DomainError> {
@@ -245,7 +324,10 @@ impl CallSession {
         Ok(())
     }
 
-    /// The first agent drops off, once the second agent is in.
+    /// The first agent drops off, once the second agent is in. The second
+    /// agent must first be made to end the room on leaving
+    /// ([`FollowUp::AnchorRoomOnTarget`]), so the customer is never left
+    /// behind in a room with nobody.
     pub fn first_agent_leaves(&mut self) -> Result<(), DomainError> {
         let state = self.transfer_state().ok_or(DomainError::NoTransfer)?;
         match state {
@@ -324,9 +406,38 @@ impl CallSession {
         !redirect_failed && (state.is_active() || self.customer_in_room())
     }
 
+    /// What Twilio must be asked to do, given what is known now: legs
+    /// nobody needs, the second agent made the room's anchor once the first
+    /// agent is gone, and a customer found alone sent on to the fallback.
+    pub fn follow_ups(&self) -> Vec<FollowUp> {
+        let mut out: Vec<FollowUp> = self
+            .legs_to_end()
+            .into_iter()
+            .map(FollowUp::EndLeg)
+            .collect();
+        if let Some(transfer) = &self.transfer {
+            let handing_over = transfer.outcome.is_none()
+                || transfer.outcome == Some(TransferOutcome::FirstAgentLeft);
+            if handing_over
+                && self.first_agent_gone()
+                && transfer.target_talking()
+                && !transfer.target_anchors_room
+                && !self.is_ended()
+            {
+                out.push(FollowUp::AnchorRoomOnTarget {
+                    attempt: transfer.attempt,
+                });
+            }
+        }
+        if self.customer_alone() {
+            out.push(FollowUp::ReleaseCustomer);
+        }
+        out
+    }
+
     /// Calls that must be ended after what was observed: nobody needs them,
     /// and left alone they would ring or sit in an empty room.
-    pub fn legs_to_end(&self) -> Vec<CallSid> {
+    fn legs_to_end(&self) -> Vec<CallSid> {
         let mut legs = Vec::new();
         let live = |leg: &Option<LegObservation>| {
             leg.as_ref()
@@ -794,6 +905,128 @@ mod tests {
             let json = serde_json::to_value(state).unwrap();
             assert_eq!(json, serde_json::json!(state.as_str()));
         }
+    }
+
+    fn in_room_with_target_ringing() -> CallSession {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        s.customer_redirected(1).unwrap();
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::FirstAgent),
+        );
+        target(&mut s, 1, LegStatus::Ringing, 1);
+        s
+    }
+
+    #[test]
+    fn a_transfer_to_someone_already_on_the_call_is_refused() {
+        let mut s = connected();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        for number in [s.customer_number.clone(), s.agent_number.clone()] {
+            assert_eq!(
+                s.request_transfer(number, None, now),
+                Err(DomainError::TargetOnTheCall)
+            );
+        }
+        assert!(s.transfer.is_none());
+    }
+
+    #[test]
+    fn an_accepted_redirect_puts_the_customer_in_the_room_without_a_callback() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        assert!(!s.customer_in_room());
+        s.customer_redirected(1).unwrap();
+        assert!(s.customer_in_room());
+        assert_eq!(s.customer_redirected(2), Err(DomainError::NoTransfer));
+    }
+
+    #[test]
+    fn agent_two_hanging_up_after_the_handover_releases_the_customer() {
+        let mut s = in_room_with_target_ringing();
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        s.follow_up_done(&FollowUp::AnchorRoomOnTarget { attempt: 1 });
+        s.first_agent_leaves().unwrap();
+        agent(&mut s, LegStatus::Completed, 5);
+        assert!(!s.customer_alone(), "the second agent is there");
+        assert!(s.follow_ups().is_empty(), "{:?}", s.follow_ups());
+        target(&mut s, 1, LegStatus::Completed, 3);
+        assert!(s.customer_alone());
+        assert_eq!(s.follow_ups(), vec![FollowUp::ReleaseCustomer]);
+        s.follow_up_done(&FollowUp::ReleaseCustomer);
+        assert!(!s.customer_alone());
+        assert!(s.follow_ups().is_empty());
+        assert_eq!(s.state(), SessionState::Ended);
+    }
+
+    #[test]
+    fn agent_one_hanging_up_while_agent_two_rings() {
+        // Agent two answers: that is a handover, and agent two becomes the
+        // room's anchor.
+        let mut s = in_room_with_target_ringing();
+        agent(&mut s, LegStatus::Completed, 5);
+        assert!(s.first_agent_gone());
+        assert!(!s.customer_alone(), "agent two is ringing");
+        assert!(s.follow_ups().is_empty());
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        assert_eq!(s.transfer_state(), Some(TransferState::FirstAgentLeft));
+        assert_eq!(s.state(), SessionState::Transferred);
+        assert_eq!(
+            s.follow_ups(),
+            vec![FollowUp::AnchorRoomOnTarget { attempt: 1 }]
+        );
+        assert_eq!(s.first_agent_leaves(), Ok(()), "already gone: harmless");
+        // Agent two busy, no answer or failed: the customer is released.
+        for status in [LegStatus::Busy, LegStatus::NoAnswer, LegStatus::Failed] {
+            let mut s = in_room_with_target_ringing();
+            agent(&mut s, LegStatus::Completed, 5);
+            target(&mut s, 1, status, 2);
+            assert!(s.customer_alone(), "{status:?}");
+            assert_eq!(
+                s.follow_ups(),
+                vec![FollowUp::ReleaseCustomer],
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_agent_leaving_the_room_counts_as_gone() {
+        let mut s = in_room_with_target_ringing();
+        target(&mut s, 1, LegStatus::NoAnswer, 2);
+        assert!(!s.customer_alone(), "agent one is still with the customer");
+        room(
+            &mut s,
+            ConferenceEvent::Leave,
+            Some(RoomParticipant::FirstAgent),
+        );
+        assert!(s.customer_alone());
+    }
+
+    #[test]
+    fn a_customer_still_on_the_bridge_is_never_alone() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        s.fail_transfer(1, "refused".into(), false).unwrap();
+        assert!(!s.customer_alone());
+        agent(&mut s, LegStatus::Completed, 5);
+        assert!(
+            !s.customer_alone(),
+            "the bridge ended with the agent's hang-up"
+        );
+        assert_eq!(s.state(), SessionState::Ended);
+    }
+
+    #[test]
+    fn a_cancelled_transfer_after_agent_one_left_releases_the_customer() {
+        let mut s = in_room_with_target_ringing();
+        agent(&mut s, LegStatus::Completed, 5);
+        s.cancel_transfer().unwrap();
+        let follow_ups = s.follow_ups();
+        assert!(follow_ups.contains(&FollowUp::EndLeg(sid(TARGET_SID))));
+        assert!(follow_ups.contains(&FollowUp::ReleaseCustomer));
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Transfer {
     /// The second agent's call, learned from its participant callbacks.
     pub target_leg: Option<LegObservation>,
     pub target_presence: Presence,
+    /// The second agent's leaving now ends the room (`EndConferenceOnExit`),
+    /// set once the first agent is gone so the customer never stays behind.
+    pub target_anchors_room: bool,
     pub outcome: Option<TransferOutcome>,
 }
 
@@ -97,12 +100,39 @@ impl TransferState {
 }
 
 impl Transfer {
+    /// The second agent's call is live (dialling, ringing or talking) and
+    /// has not left the room. A dial not yet reported counts as live until
+    /// the attempt is over.
+    pub fn target_live(&self) -> bool {
+        if matches!(
+            self.outcome,
+            Some(TransferOutcome::Failed { .. } | TransferOutcome::Cancelled)
+        ) {
+            return false;
+        }
+        let leg_live = self
+            .target_leg
+            .as_ref()
+            .is_none_or(|leg| !leg.status.is_final());
+        leg_live && self.target_presence != Presence::Left
+    }
+
+    /// The second agent answered and is still on the call.
+    pub fn target_talking(&self) -> bool {
+        self.target_live()
+            && self
+                .target_leg
+                .as_ref()
+                .is_some_and(|leg| leg.status == LegStatus::InProgress)
+    }
+
     /// The state, given where the customer and first agent are.
     pub(crate) fn state(
         &self,
         session_ended: bool,
         customer_in_room: bool,
         first_agent_in_room: bool,
+        first_agent_gone: bool,
     ) -> TransferState {
         // Once nobody is left to talk to, that is all there is to say.
         if session_ended {
@@ -124,6 +154,9 @@ impl Transfer {
             }
         }
         match self.target_leg.as_ref().map(|l| l.status) {
+            // The first agent hung up once the second one had answered: a
+            // handover all the same.
+            Some(LegStatus::InProgress) if first_agent_gone => TransferState::FirstAgentLeft,
             Some(LegStatus::InProgress) => TransferState::TargetAnswered,
             Some(LegStatus::Ringing) => TransferState::TargetRinging,
             _ if first_agent_in_room => TransferState::FirstAgentInRoom,

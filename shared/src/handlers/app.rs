@@ -138,8 +138,12 @@ impl App {
             Endpoint::DialCustomer => webhooks::dial_customer(self, &req, &params, &callbacks),
             Endpoint::AgentDialEnded => webhooks::agent_dial_ended(self, &params, &callbacks).await,
             Endpoint::ConferenceTwiml => webhooks::conference(self, &req, &params, &callbacks),
+            Endpoint::FallbackTwiml => webhooks::fallback(self, &req, &params, &callbacks),
             Endpoint::StatusCallback => {
-                webhooks::status_callback(self, &req, &params, &callbacks).await
+                match webhooks::status_callback(self, &req, &params, &callbacks).await {
+                    Ok(xml) => xml,
+                    Err(webhooks::NotRecorded) => return web::retry_later(webhooks::empty()),
+                }
             }
             _ => webhooks::empty(),
         };

@@ -32,6 +32,10 @@ impl RoomRole {
     }
 }
 
+/// Twilio's connection overrides for status callbacks: up to three retries,
+/// on a failed connection, a read timeout or a 5xx answer.
+pub const CALLBACK_RETRIES: &str = "rc=3&rp=ct,rt,5xx";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callbacks {
     /// Public base, without a trailing slash, e.g. `https://calls.example.com/api`.
@@ -96,19 +100,34 @@ impl Callbacks {
         )
     }
 
+    /// TwiML for a call that has nowhere else to go: after a failing
+    /// webhook (Twilio's `FallbackUrl`) or a room left without an agent.
+    pub fn fallback(&self, role: RoomRole) -> String {
+        self.url("/twiml/fallback", &[("role", role.as_str())])
+    }
+
+    /// A status callback URL. Twilio retries a callback only on a failed
+    /// connection unless the URL's fragment says otherwise; this one asks
+    /// for retries on a 5xx and a read timeout too, which is how a callback
+    /// that could not be stored gets another chance. The fragment is not
+    /// part of the signed URL.
+    fn events(&self, path: &str, query: &[(&str, &str)]) -> String {
+        format!("{}#{CALLBACK_RETRIES}", self.url(path, query))
+    }
+
     pub fn agent_leg_events(&self) -> String {
-        self.url("/events/agent-leg", &[])
+        self.events("/events/agent-leg", &[])
     }
 
     /// The customer's `<Number>` callbacks carry `ParentCallSid` (= the session).
     pub fn customer_leg_events(&self) -> String {
-        self.url("/events/customer-leg", &[])
+        self.events("/events/customer-leg", &[])
     }
 
     /// Participant callbacks do not say which session or attempt they belong
     /// to, so the URL does.
     pub fn participant_events(&self, session: &CallSid, attempt: u32) -> String {
-        self.url(
+        self.events(
             "/events/participant",
             &[
                 ("attempt", &attempt.to_string()),
@@ -119,7 +138,7 @@ impl Callbacks {
 
     /// Conference callbacks carry `FriendlyName` (= the room, which names the session).
     pub fn conference_events(&self) -> String {
-        self.url("/events/conference", &[])
+        self.events("/events/conference", &[])
     }
 }
 
@@ -135,7 +154,7 @@ mod tests {
 
     fn endpoint_of(url: &str, base: &str) -> Endpoint {
         let rest = url.strip_prefix(base).unwrap();
-        let path = rest.split('?').next().unwrap();
+        let path = rest.split(['?', '#']).next().unwrap();
         Endpoint::resolve(&Method::POST, path).unwrap().0
     }
 
@@ -157,6 +176,7 @@ mod tests {
             (c.customer_leg_events(), Endpoint::StatusCallback),
             (c.participant_events(&sid, 2), Endpoint::StatusCallback),
             (c.conference_events(), Endpoint::StatusCallback),
+            (c.fallback(RoomRole::Customer), Endpoint::FallbackTwiml),
         ] {
             assert_eq!(endpoint_of(&url, base), expected, "{url}");
         }
@@ -178,7 +198,7 @@ mod tests {
         );
         assert_eq!(
             c.participant_events(&sid, 3),
-            "https://calls.example.com/events/participant?attempt=3&session=CA0123456789abcdef0123456789abcdef"
+            "https://calls.example.com/events/participant?attempt=3&session=CA0123456789abcdef0123456789abcdef#rc=3&rp=ct,rt,5xx"
         );
     }
 

@@ -16,6 +16,7 @@ pub enum Endpoint {
     DialCustomer,
     AgentDialEnded,
     ConferenceTwiml,
+    FallbackTwiml,
     StatusCallback,
     Console,
 }
@@ -32,7 +33,7 @@ pub enum Caller {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::StartCall,
         Endpoint::GetCall,
         Endpoint::StartTransfer,
@@ -41,6 +42,7 @@ impl Endpoint {
         Endpoint::DialCustomer,
         Endpoint::AgentDialEnded,
         Endpoint::ConferenceTwiml,
+        Endpoint::FallbackTwiml,
         Endpoint::StatusCallback,
         Endpoint::Console,
     ];
@@ -56,6 +58,7 @@ impl Endpoint {
             Endpoint::DialCustomer => "dial-customer",
             Endpoint::AgentDialEnded => "agent-dial-ended",
             Endpoint::ConferenceTwiml => "conference-twiml",
+            Endpoint::FallbackTwiml => "fallback-twiml",
             Endpoint::StatusCallback => "status-callback",
             Endpoint::Console => "console",
         }
@@ -79,6 +82,7 @@ impl Endpoint {
             Endpoint::DialCustomer => "/twiml/dial-customer",
             Endpoint::AgentDialEnded => "/twiml/agent-dial-ended",
             Endpoint::ConferenceTwiml => "/twiml/conference",
+            Endpoint::FallbackTwiml => "/twiml/fallback",
             Endpoint::StatusCallback => "/events/{leg}",
             Endpoint::Console => "/console",
         }
@@ -94,6 +98,7 @@ impl Endpoint {
             Endpoint::DialCustomer
             | Endpoint::AgentDialEnded
             | Endpoint::ConferenceTwiml
+            | Endpoint::FallbackTwiml
             | Endpoint::StatusCallback => Caller::Twilio,
             Endpoint::Console => Caller::Public,
         }

@@ -11,18 +11,26 @@ use time::OffsetDateTime;
 
 use super::app::App;
 use super::callbacks::RoomRole;
+use super::follow_up;
 use super::http::{self as web, ApiError};
 use super::views::CallView;
-use crate::domain::{CallSession, HistoryEvent, RoomParticipant, TransferDecision};
+use crate::domain::{
+    CallSession, DomainError, FollowUp, HistoryEvent, Presence, RoomParticipant, TransferDecision,
+};
 use crate::ids::{CallSid, PhoneNumber};
 use crate::store::StoreError;
 use crate::twilio::{
-    CallStatusEvent, ConferenceRef, CreateCall, CreateParticipant, HttpMethod, ParticipantBeep,
-    TwilioError,
+    CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateCall, CreateParticipant,
+    HttpMethod, ParticipantBeep, TwilioError,
 };
 
 /// How long the first agent's phone rings before the call is given up.
 const AGENT_RING_SECS: u32 = 30;
+
+/// How often, and how far apart, an uncertain redirect is looked up before
+/// the customer is taken to be still on the bridge.
+const REDIRECT_LOOKUPS: usize = 6;
+const REDIRECT_LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Longest `Idempotency-Key` accepted; keys are opaque to us.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
@@ -66,6 +74,7 @@ pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
             status_callback_event: CallStatusEvent::ALL.to_vec(),
             status_callback_method: Some(HttpMethod::Post),
             timeout: Some(AGENT_RING_SECS),
+            fallback_url: Some(callbacks.fallback(RoomRole::FirstAgent)),
             ..CreateCall::new(
                 agent.clone(),
                 caller_id.clone(),
@@ -165,35 +174,67 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
         status_callback: Some(callbacks.participant_events(&sid, transfer.attempt)),
         status_callback_event: CallStatusEvent::ALL.to_vec(),
         status_callback_method: Some(HttpMethod::Post),
+        // This participant may reach the room before the customer does, and
+        // Twilio takes the room's callback from whoever comes first.
+        conference_status_callback: Some(callbacks.conference_events()),
+        conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
+        conference_status_callback_method: Some(HttpMethod::Post),
+        wait_url: Some(String::new()),
         ..CreateParticipant::new(session.caller_id.clone(), target.clone())
     };
     let ring = app.twilio.create_participant(&room, &second_agent);
     let (redirected, rang) = futures::join!(redirect, ring);
 
+    let moved = match &redirected {
+        None | Some(Ok(_)) => true,
+        // Twilio may have moved the customer before failing: sending the
+        // redirect again would pull them out of the room. Look instead.
+        Some(Err(error)) if error.is_uncertain() => {
+            tracing::warn!(%error, call = %sid, "redirect outcome unknown; looking the customer up");
+            let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
+            customer_reached_room(app, &session, room_sid).await
+        }
+        Some(Err(_)) => false,
+    };
     let failure = match (&redirected, &rang) {
-        (Some(Err(error)), _) => Some(format!("customer could not be moved: {error}")),
+        (Some(Err(error)), _) if !moved => Some(format!("customer could not be moved: {error}")),
         (_, Err(error)) => Some(format!("second agent could not be called: {error}")),
         _ => None,
     };
+    let attempt = transfer.attempt;
     let Some(reason) = failure else {
-        tracing::info!(call = %sid, attempt = transfer.attempt, "transfer under way");
+        let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
+        let placed = |s: &mut CallSession| {
+            if let Some(room_sid) = &room_sid {
+                s.room_named(room_sid);
+            }
+            s.customer_redirected(attempt)
+        };
+        // Who is in the room must not hang on one conference callback that
+        // Twilio never sends twice.
+        let session = match app.store.update(&sid, &placed).await {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::warn!(%error, call = %sid, "customer's move not recorded");
+                session
+            }
+        };
+        tracing::info!(call = %sid, attempt, "transfer under way");
         return Ok(web::json(
             StatusCode::ACCEPTED,
             &CallView::new(&session, Vec::new()),
         ));
     };
 
-    // The redirect failed: the customer is still bridged with the first agent,
-    // so a second agent ringing into an empty room must be called off.
-    if let (Some(Err(_)), Ok(participant)) = (&redirected, &rang) {
+    // The customer is still bridged with the first agent, so a second agent
+    // ringing into an empty room must be called off.
+    if let (false, Ok(participant)) = (moved, &rang) {
         if let Ok(target_sid) = CallSid::parse(&participant.call_sid) {
             let _ = app.twilio.end_call(&target_sid).await;
         }
     }
-    let customer_moved = matches!(redirected, Some(Ok(_)));
-    tracing::warn!(call = %sid, attempt = transfer.attempt, %reason, "transfer failed");
-    let attempt = transfer.attempt;
-    let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.clone(), customer_moved);
+    tracing::warn!(call = %sid, attempt, %reason, "transfer failed");
+    let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.clone(), moved);
     let recorded = app.store.update(&sid, &fail);
     let failed = HistoryEvent::api(
         OffsetDateTime::now_utc(),
@@ -202,10 +243,37 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     );
     let logged = app.store.append_event(&sid, &failed);
     let (recorded, _) = futures::join!(recorded, logged);
-    if let Err(error) = recorded {
-        tracing::error!(%error, call = %sid, "transfer failure not recorded");
+    match recorded {
+        // Whatever made it fail may have left someone alone.
+        Ok(session) => follow_up::carry_out(app, &session).await,
+        Err(error) => tracing::error!(%error, call = %sid, "transfer failure not recorded"),
     }
     Err(ApiError::Upstream(reason))
+}
+
+/// After a redirect whose outcome Twilio did not tell: is the customer in
+/// the room? Asked of Twilio (the room's `customer` participant) and of the
+/// stored session (a join callback) a few times while the move settles.
+async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Option<String>) -> bool {
+    let label = RoomParticipant::Customer.label();
+    for _ in 0..REDIRECT_LOOKUPS {
+        tokio::time::sleep(REDIRECT_LOOKUP_PAUSE).await;
+        if let Ok(Some(stored)) = app.store.get_session(&session.id).await {
+            if stored.customer_presence != Presence::Never {
+                return true;
+            }
+        }
+        let room = match &room_sid {
+            Some(room) => Ok(room.clone()),
+            None => follow_up::room_sid(app, session).await,
+        };
+        if let Ok(room) = room {
+            if app.twilio.fetch_participant(&room, &label).await.is_ok() {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -253,13 +321,45 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
         .clone()
         .first_agent_leaves()
         .map_err(|refusal| store_error(StoreError::Rejected(refusal)))?;
+    // First make the second agent the room's anchor, so that when they say
+    // goodbye the customer is not left in a room with nobody.
+    let anchored = current
+        .transfer
+        .as_ref()
+        .map(|transfer| FollowUp::AnchorRoomOnTarget {
+            attempt: transfer.attempt,
+        });
+    if let Some(FollowUp::AnchorRoomOnTarget { attempt }) = &anchored {
+        let already = current
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.target_anchors_room);
+        if !already {
+            if let Err(error) = follow_up::anchor_room_on_target(app, &current, *attempt).await {
+                tracing::warn!(%error, call = %sid, "second agent could not be made the room's anchor");
+                return Err(if error.is_refusal() {
+                    ApiError::Conflict {
+                        message: "the second agent is no longer in the room".into(),
+                        state: "target-left".into(),
+                    }
+                } else {
+                    ApiError::Upstream(format!("Twilio could not update the second agent: {error}"))
+                });
+            }
+        }
+    }
     // Hanging up leg 1 leaves the room to the customer and the second agent:
     // the first agent's endConferenceOnExit is false.
     if let Err(error) = app.twilio.hang_up_call(&sid).await {
         tracing::warn!(%error, call = %sid, "first agent's leg could not be hung up");
         return Err(upstream("hang up the first agent")(error));
     }
-    let left = |s: &mut CallSession| s.first_agent_leaves();
+    let left = |s: &mut CallSession| {
+        if let Some(anchored) = &anchored {
+            s.follow_up_done(anchored);
+        }
+        s.first_agent_leaves()
+    };
     let recorded = app.store.update(&sid, &left);
     let event = HistoryEvent::api(OffsetDateTime::now_utc(), "first agent left", None);
     let logged = app.store.append_event(&sid, &event);
@@ -328,6 +428,9 @@ fn not_found(sid: &CallSid) -> ApiError {
 pub(crate) fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::NotFound => ApiError::NotFound("no such call".into()),
+        StoreError::Rejected(DomainError::TargetOnTheCall) => {
+            ApiError::bad_request("to", DomainError::TargetOnTheCall.to_string())
+        }
         StoreError::Rejected(refusal) => ApiError::Conflict {
             message: refusal.to_string(),
             state: refusal.state().to_string(),

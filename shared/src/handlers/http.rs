@@ -101,6 +101,14 @@ pub fn twiml(xml: String) -> Response<Body> {
     response
 }
 
+/// Valid TwiML with a 503: Twilio sends the request again where the URL's
+/// connection overrides allow it.
+pub fn retry_later(xml: String) -> Response<Body> {
+    let mut response = twiml(xml);
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+}
+
 /// The answer to a request whose `X-Twilio-Signature` does not verify.
 pub fn forbidden() -> Response<Body> {
     let mut response = Response::new(Body::from("invalid X-Twilio-Signature"));

@@ -5,6 +5,7 @@ mod app;
 pub mod callbacks;
 mod console;
 pub mod endpoint;
+mod follow_up;
 mod front_end;
 pub mod http;
 mod views;

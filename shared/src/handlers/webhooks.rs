@@ -9,19 +9,30 @@ use time::OffsetDateTime;
 
 use super::app::App;
 use super::callbacks::{Callbacks, RoomRole};
+use super::follow_up;
 use super::http as web;
+use crate::config::CustomerFallback;
 use crate::domain::{
-    CallSession, ConferenceEvent, HistoryEvent, LegObservation, LegStatus, Observation, Observed,
+    ConferenceEvent, HistoryEvent, LegObservation, LegStatus, Observation, Observed,
     RoomParticipant,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 use crate::twiml::{
-    Beep, Conference, ConferenceEventKind, Dial, HttpMethod, Number, NumberEvent,
+    Beep, Conference, ConferenceEventKind, Dial, HttpMethod, Number, NumberEvent, Redirect,
     Response as TwiML, Say,
 };
 
 /// What the caller hears when a webhook cannot do its job.
 const APOLOGY: &str = "Sorry, this call cannot be connected. Goodbye.";
+
+/// What a customer hears when no agent is left for them.
+const NO_AGENT_LEFT: &str = "Sorry, no agent is available to continue this call. Goodbye.";
+
+/// A status callback that could not be recorded: the answer must make
+/// Twilio send it again (a 5xx, which the callback URL's connection
+/// overrides ask Twilio to retry), not a 200 that loses it for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotRecorded;
 
 pub fn empty() -> String {
     TwiML::new().to_xml()
@@ -71,9 +82,13 @@ pub fn dial_customer_twiml(
         .to_xml()
 }
 
-/// A `<Dial><Conference>` into the call's room.
+/// A `<Dial><Conference>` into the call's room. The customer's document
+/// goes on after the `<Dial>`: whenever the room ends without the customer
+/// hanging up (the last agent left, or the product ended a room the
+/// customer was alone in), Twilio runs the next verb, which takes the
+/// customer to the fallback instead of silence or a dropped call.
 pub fn room_twiml(app: &App, callbacks: &Callbacks, room: &RoomName, role: RoomRole) -> String {
-    let mut conference = Conference::new(room.as_str())
+    let conference = Conference::new(room.as_str())
         .beep(Beep::False)
         .start_conference_on_enter(true)
         .end_conference_on_exit(role == RoomRole::Customer)
@@ -81,14 +96,63 @@ pub fn room_twiml(app: &App, callbacks: &Callbacks, room: &RoomName, role: RoomR
         .status_callback(callbacks.conference_events())
         .status_callback_events(ConferenceEventKind::LIFECYCLE)
         .status_callback_method(HttpMethod::Post);
-    if let Some(music) = &app.config.hold_music_url {
-        conference = conference
+    // Without a waitUrl Twilio plays its own music; "" is silence. A static
+    // file is fetched with GET so Twilio caches it.
+    let conference = match &app.config.hold_music_url {
+        Some(music) => conference
             .wait_url(music.as_str())
-            .wait_method(HttpMethod::Post);
+            .wait_method(HttpMethod::Get),
+        None => conference.wait_url(""),
+    };
+    let twiml = TwiML::new().dial(Dial::new().conference(conference));
+    match role {
+        RoomRole::Customer => twiml
+            .redirect(
+                Redirect::new(callbacks.fallback(RoomRole::Customer)).method(HttpMethod::Post),
+            )
+            .to_xml(),
+        RoomRole::FirstAgent => twiml.to_xml(),
     }
-    TwiML::new()
-        .dial(Dial::new().conference(conference))
-        .to_xml()
+}
+
+/// Where a call goes when nothing else is left for it: Twilio's
+/// `FallbackUrl` after a failing webhook, and the customer's next verb
+/// after their room ended. Stateless, so it answers even when DynamoDB
+/// does not.
+pub fn fallback(
+    app: &App,
+    req: &Request,
+    params: &[(String, String)],
+    _callbacks: &Callbacks,
+) -> String {
+    let form = web::form_map(params);
+    if let Some(code) = form.get("ErrorCode") {
+        tracing::warn!(
+            error_code = code,
+            "Twilio fell back after a failing webhook"
+        );
+    }
+    let role = web::query_param(req, "role")
+        .as_deref()
+        .and_then(RoomRole::parse);
+    if role != Some(RoomRole::Customer) {
+        return apology();
+    }
+    match &app.config.customer_fallback {
+        CustomerFallback::Goodbye => TwiML::new().say(Say::new(NO_AGENT_LEFT)).hangup().to_xml(),
+        CustomerFallback::Number(number) => TwiML::new()
+            .dial(
+                Dial::new()
+                    .caller_id(app.config.default_caller_id.as_str())
+                    .number(Number::new(number.as_str())),
+            )
+            .say(Say::new(NO_AGENT_LEFT))
+            .hangup()
+            .to_xml(),
+        CustomerFallback::Twiml(url) => TwiML::new()
+            .redirect(Redirect::new(url.as_str()).method(HttpMethod::Post))
+            .to_xml(),
+    }
 }
 
 /// The redirected customer leg asks where to go: the room named in the URL.
@@ -149,18 +213,20 @@ pub async fn agent_dial_ended(
     }
 }
 
-/// Status callbacks of every leg and of the conference.
+/// Status callbacks of every leg and of the conference. A callback that
+/// moves the call forward is followed by whatever it makes necessary
+/// (see [`CallSession::follow_ups`]).
 pub async fn status_callback(
     app: &App,
     req: &Request,
     params: &[(String, String)],
     _callbacks: &Callbacks,
-) -> String {
+) -> Result<String, NotRecorded> {
     let form = web::form_map(params);
     let leg = web::path_param(req, "leg").unwrap_or_default();
     let Some((session_sid, observation)) = observation(&leg, req, &form) else {
         tracing::warn!(leg, "status callback not understood; ignored");
-        return empty();
+        return Ok(empty());
     };
     let now = OffsetDateTime::now_utc();
     let event = HistoryEvent::twilio(now, observation.describe(), None);
@@ -169,11 +235,14 @@ pub async fn status_callback(
         app.store.append_event(&session_sid, &event),
     );
     match observed {
-        Ok((Observed::Applied, Some(session))) => follow_up(app, &session).await,
+        Ok((Observed::Applied, Some(session))) => follow_up::carry_out(app, &session).await,
         Ok(_) => tracing::debug!(call = %session_sid, "status callback changed nothing"),
-        Err(error) => tracing::warn!(%error, call = %session_sid, "status callback not applied"),
+        Err(error) => {
+            tracing::error!(%error, call = %session_sid, "status callback not recorded; asking Twilio to retry");
+            return Err(NotRecorded);
+        }
     }
-    empty()
+    Ok(empty())
 }
 
 /// Reads a status callback into the session it belongs to and an observation.
@@ -236,18 +305,4 @@ fn observation(
         }
         _ => None,
     }
-}
-
-/// Legs that must end after what was just observed: a second agent ringing
-/// for a transfer that was cancelled, failed or lost its customer; a first
-/// agent left in a room the customer already hung up on.
-async fn follow_up(app: &App, session: &CallSession) {
-    let legs = session.legs_to_end();
-    let ended = legs.iter().map(|leg| async move {
-        tracing::info!(call = %session.id, leg = %leg, "ending a leg nobody needs any more");
-        if let Err(error) = app.twilio.end_call(leg).await {
-            tracing::warn!(%error, leg = %leg, "could not end leg");
-        }
-    });
-    futures::future::join_all(ended).await;
 }

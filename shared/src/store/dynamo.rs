@@ -1,23 +1,21 @@
 //! The DynamoDB adapter of [`CallStore`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::item::{self, n, s};
 use super::{CallStore, Command, StoreError};
 use crate::config::Config;
-use crate::domain::{
-    CallSession, ConferenceEvent, HistoryEvent, LegObservation, Observation, Observed, Presence,
-    RoomParticipant, TransferDecision,
-};
-use crate::ids::{CallSid, PhoneNumber};
+use crate::domain::{CallSession, HistoryEvent, Observation, Observed};
+use crate::ids::CallSid;
 
 /// How often `update` re-reads and re-applies after losing a race.
 const MAX_UPDATE_ATTEMPTS: usize = 8;
@@ -176,204 +174,6 @@ impl DynamoStore {
             }
         }
     }
-
-    /// One conditional UpdateItem: the observation is written only if it
-    /// moves the leg (or presence) forward, the same rule as
-    /// [`LegObservation::supersedes`], checked by DynamoDB itself.
-    fn observation_update(observation: &Observation) -> Option<ObservationUpdate> {
-        let mut update = ObservationUpdate::default();
-        match observation {
-            Observation::AgentLeg(leg) => update.leg(item::AGENT, leg),
-            Observation::CustomerLeg(leg) => update.leg(item::CUSTOMER, leg),
-            Observation::TargetLeg {
-                attempt,
-                observation,
-            } => {
-                update.leg(item::TARGET, observation);
-                update.condition("t_attempt = :attempt");
-                update.value(":attempt", n(attempt));
-            }
-            Observation::Conference {
-                event, participant, ..
-            } => {
-                let presence = match event {
-                    ConferenceEvent::Start => return None,
-                    ConferenceEvent::End => {
-                        update.set("room_ended = :true");
-                        update.condition("room_ended = :false");
-                        update.value(":true", AttributeValue::Bool(true));
-                        update.value(":false", AttributeValue::Bool(false));
-                        return Some(update);
-                    }
-                    ConferenceEvent::Join => Presence::Joined,
-                    ConferenceEvent::Leave => Presence::Left,
-                };
-                let attribute = match (*participant)? {
-                    RoomParticipant::Customer => "customer_presence",
-                    RoomParticipant::FirstAgent => "first_agent_presence",
-                    RoomParticipant::SecondAgent { attempt } => {
-                        update.condition("t_attempt = :attempt");
-                        update.value(":attempt", n(attempt));
-                        "t_presence"
-                    }
-                };
-                update.set(&format!("{attribute} = :presence"));
-                update.condition(&format!(
-                    "(attribute_not_exists({attribute}) OR {attribute} < :presence)"
-                ));
-                update.value(":presence", n(presence.as_u8()));
-            }
-        }
-        Some(update)
-    }
-}
-
-/// The pieces of an UpdateItem built from an observation.
-#[derive(Default)]
-struct ObservationUpdate {
-    set: Vec<String>,
-    remove: Vec<String>,
-    conditions: Vec<String>,
-    values: HashMap<String, AttributeValue>,
-}
-
-impl ObservationUpdate {
-    fn set(&mut self, clause: &str) {
-        self.set.push(clause.to_owned());
-    }
-
-    fn condition(&mut self, clause: &str) {
-        self.conditions.push(clause.to_owned());
-    }
-
-    fn value(&mut self, name: &str, value: AttributeValue) {
-        self.values.insert(name.to_owned(), value);
-    }
-
-    fn leg(&mut self, prefix: &str, leg: &LegObservation) {
-        for (attribute, value) in item::leg_attributes(prefix, leg) {
-            let placeholder = format!(":{attribute}");
-            self.set(&format!("{attribute} = {placeholder}"));
-            self.value(&placeholder, value);
-        }
-        if leg.sequence.is_none() {
-            self.remove.push(format!("{prefix}_seq"));
-        }
-        // First report of the leg, or the same call moving to a higher rank
-        // with a newer sequence number (when both have one).
-        let mut forward =
-            format!("{prefix}_sid = :{prefix}_sid AND {prefix}_rank < :{prefix}_rank");
-        if leg.sequence.is_some() {
-            forward.push_str(&format!(
-                " AND (attribute_not_exists({prefix}_seq) OR {prefix}_seq < :{prefix}_seq)"
-            ));
-        }
-        self.condition(&format!(
-            "(attribute_not_exists({prefix}_sid) OR ({forward}))"
-        ));
-    }
-
-    fn update_expression(&self) -> String {
-        let mut expression = format!("SET {}, version = version + :one", self.set.join(", "));
-        if !self.remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
-        }
-        expression
-    }
-
-    fn condition_expression(&self) -> String {
-        let mut all = vec!["attribute_exists(pk)".to_owned()];
-        all.extend(self.conditions.iter().cloned());
-        all.join(" AND ")
-    }
-}
-
-impl DynamoStore {
-    /// The conditional write of a new transfer attempt (see `request_transfer`).
-    async fn record_transfer(
-        &self,
-        id: &CallSid,
-        target: &PhoneNumber,
-        idempotency_key: Option<&str>,
-        now: OffsetDateTime,
-    ) -> Result<CallSession, Failure> {
-        let mut set = vec![
-            "t_attempt = if_not_exists(t_attempt, :zero) + :one",
-            "t_target = :target",
-            "t_room = :room",
-            "t_requested_at = :now",
-            "t_presence = :zero",
-            "version = version + :one",
-        ];
-        let mut remove = vec![
-            "t_outcome",
-            "t_reason",
-            "target_sid",
-            "target_status",
-            "target_rank",
-            "target_seq",
-            "target_at",
-        ];
-        let mut condition = vec![
-            "attribute_exists(pk)",
-            // Connected: the customer's leg is in progress (so not over).
-            "customer_status = :in_progress",
-            // Not ended by the room closing on the customer...
-            "NOT (room_ended = :true AND customer_presence > :zero)",
-            // ...nor by the first agent hanging up a plain bridged call.
-            "(attribute_not_exists(agent_rank) OR agent_rank < :final OR customer_presence > :zero OR customer_moved = :true)",
-            // No transfer yet, or the last one is over without a handover.
-            "(attribute_not_exists(t_attempt) OR t_outcome IN (:failed, :cancelled) \
-             OR (attribute_not_exists(t_outcome) AND target_rank = :final))",
-        ];
-        let mut values: HashMap<String, AttributeValue> = [
-            (":zero", n(0)),
-            (":one", n(1)),
-            (":final", n(crate::domain::LegStatus::FINAL_RANK)),
-            (":target", s(target.as_str())),
-            (":room", s(id.room().as_str())),
-            (":now", s(item::time_text(now))),
-            (
-                ":in_progress",
-                s(crate::domain::LegStatus::InProgress.as_str()),
-            ),
-            (":true", AttributeValue::Bool(true)),
-            (":failed", s("failed")),
-            (":cancelled", s("cancelled")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        match idempotency_key {
-            Some(key) => {
-                set.push("t_key = :key");
-                // The same key again is answered from the stored transfer.
-                condition.push("(attribute_not_exists(t_key) OR t_key <> :key)");
-                values.insert(":key".to_owned(), s(key));
-            }
-            None => remove.push("t_key"),
-        }
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
-            .update_expression(format!(
-                "SET {} REMOVE {}",
-                set.join(", "),
-                remove.join(", ")
-            ))
-            .condition_expression(condition.join(" AND "))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(classify)?;
-        let item = output
-            .attributes()
-            .ok_or_else(|| Failure::Store(StoreError::Corrupt("no attributes returned".into())))?;
-        item::session_from_item(item).map_err(Failure::Store)
-    }
 }
 
 #[async_trait]
@@ -425,40 +225,24 @@ impl CallStore for DynamoStore {
         id: &CallSid,
         observation: Observation,
     ) -> Result<(Observed, Option<CallSession>), StoreError> {
-        if let Observation::AgentLeg(leg) = &observation {
-            if leg.call_sid != *id {
-                return Ok((Observed::Ignored, None));
-            }
-        }
-        let Some(update) = Self::observation_update(&observation) else {
-            return Ok((Observed::Ignored, None));
-        };
-        let mut values = update.values.clone();
-        values.insert(":one".to_owned(), n(1));
+        // The domain decides whether the callback moves the call forward;
+        // the versioned write makes that decision atomic.
+        let applied = AtomicBool::new(false);
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
-            .update_expression(update.update_expression())
-            .condition_expression(update.condition_expression())
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
+            .update(id, &|session: &mut CallSession| {
+                let observed = session.observe(observation.clone());
+                applied.store(observed == Observed::Applied, Ordering::Relaxed);
+                Ok(())
+            })
             .await;
         match result {
-            Ok(output) => {
-                let session = output
-                    .attributes()
-                    .map(item::session_from_item)
-                    .transpose()?;
-                Ok((Observed::Applied, session))
+            Ok(session) if applied.load(Ordering::Relaxed) => {
+                Ok((Observed::Applied, Some(session)))
             }
-            // Stale, duplicate, about another attempt, or an unknown call.
-            Err(error) => match classify(error) {
-                Failure::ConditionFailed => Ok((Observed::Ignored, None)),
-                Failure::Store(error) => Err(error),
-            },
+            Ok(_) => Ok((Observed::Ignored, None)),
+            // A callback about a call this table never held.
+            Err(StoreError::NotFound) => Ok((Observed::Ignored, None)),
+            Err(error) => Err(error),
         }
     }
 
@@ -473,29 +257,6 @@ impl CallStore for DynamoStore {
             .await
             .map(|_| ())
             .map_err(store_error)
-    }
-
-    /// One round trip in the common case: a single conditional UpdateItem
-    /// records the new attempt when the customer is connected, the call has
-    /// not ended and no transfer is active or handed over (the domain's rule,
-    /// written as DynamoDB's condition). Anything else (a repeated
-    /// idempotency key, a refusal) falls back to the domain via `update`.
-    async fn request_transfer(
-        &self,
-        id: &CallSid,
-        target: PhoneNumber,
-        idempotency_key: Option<String>,
-        now: OffsetDateTime,
-    ) -> Result<(TransferDecision, CallSession), StoreError> {
-        match self
-            .record_transfer(id, &target, idempotency_key.as_deref(), now)
-            .await
-        {
-            Ok(session) => return Ok((TransferDecision::New, session)),
-            Err(Failure::ConditionFailed) => {}
-            Err(Failure::Store(error)) => return Err(error),
-        }
-        super::transfer_through_domain(self, id, target, idempotency_key, now).await
     }
 
     async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError> {

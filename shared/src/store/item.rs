@@ -124,6 +124,10 @@ pub fn session_item(session: &CallSession, expires_at: i64) -> Item {
             "customer_moved",
             AttributeValue::Bool(session.customer_moved),
         ),
+        (
+            "customer_released",
+            AttributeValue::Bool(session.customer_released),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -136,8 +140,15 @@ pub fn session_item(session: &CallSession, expires_at: i64) -> Item {
             item.extend(leg_attributes(prefix, observed));
         }
     }
+    if let Some(room_sid) = &session.room_sid {
+        item.insert("room_sid".into(), s(room_sid));
+    }
     if let Some(t) = &session.transfer {
         item.insert("t_attempt".into(), n(t.attempt));
+        item.insert(
+            "t_anchors_room".into(),
+            AttributeValue::Bool(t.target_anchors_room),
+        );
         item.insert("t_target".into(), s(t.target.as_str()));
         item.insert("t_room".into(), s(t.room.as_str()));
         item.insert("t_requested_at".into(), s(time_text(t.requested_at)));
@@ -179,6 +190,7 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
             requested_at: time(item, "t_requested_at")?,
             target_leg: leg(item, TARGET)?,
             target_presence: Presence::from_u8(get_n(item, "t_presence").unwrap_or(0)),
+            target_anchors_room: get_bool(item, "t_anchors_room"),
             outcome: match get_s(item, "t_outcome") {
                 None => None,
                 Some("failed") => Some(TransferOutcome::Failed {
@@ -202,6 +214,8 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         first_agent_presence: Presence::from_u8(get_n(item, "first_agent_presence").unwrap_or(0)),
         room_ended: get_bool(item, "room_ended"),
         customer_moved: get_bool(item, "customer_moved"),
+        room_sid: get_s(item, "room_sid").map(str::to_owned),
+        customer_released: get_bool(item, "customer_released"),
         transfer,
         version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
     })

@@ -305,6 +305,28 @@ impl TwilioClient {
         .await
     }
 
+    pub async fn fetch_participant(
+        &self,
+        conference_sid: &str,
+        participant: &str,
+    ) -> Result<Participant, TwilioError> {
+        self.json(requests::fetch_participant(
+            self.account_sid(),
+            conference_sid,
+            participant,
+        ))
+        .await
+    }
+
+    pub async fn end_conference(&self, conference_sid: &str) -> Result<(), TwilioError> {
+        self.send(&requests::end_conference(
+            self.account_sid(),
+            conference_sid,
+        ))
+        .await
+        .map(|_| ())
+    }
+
     pub async fn remove_participant(
         &self,
         conference_sid: &str,

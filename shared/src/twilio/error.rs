@@ -61,6 +61,19 @@ impl TwilioError {
         }
     }
 
+    /// The request may have taken effect: Twilio failed on its side, did
+    /// not answer in time, the connection broke after sending, or it
+    /// answered success in a shape we could not read. A 4xx (429 included)
+    /// is a refusal: nothing happened. What is uncertain must be looked up,
+    /// not sent again.
+    pub fn is_uncertain(&self) -> bool {
+        match self {
+            TwilioError::Api { status, .. } => *status >= 500,
+            TwilioError::Timeout(_) | TwilioError::Connection(_) | TwilioError::Decode(_) => true,
+            TwilioError::Config(_) => false,
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             TwilioError::Api { status, .. } => Some(*status),

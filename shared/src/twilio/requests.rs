@@ -100,7 +100,9 @@ pub fn create_call(account_sid: &str, call: &CreateCall) -> RequestSpec {
             "MachineDetection",
             call.machine_detection.map(MachineDetection::as_str),
         )
-        .text("CallerId", call.caller_id.as_ref());
+        .text("CallerId", call.caller_id.as_ref())
+        .text("FallbackUrl", call.fallback_url.as_ref())
+        .text("FallbackMethod", call.fallback_url.as_ref().map(|_| "POST"));
     spec(
         Method::POST,
         account_path(account_sid, "Calls.json"),
@@ -120,12 +122,24 @@ pub fn update_call(account_sid: &str, sid: &CallSid, update: &UpdateCall) -> Req
             "StatusCallbackMethod",
             update.status_callback_method.map(HttpMethod::as_str),
         )
-        .number("TimeLimit", update.time_limit);
+        .number("TimeLimit", update.time_limit)
+        .text("FallbackUrl", update.fallback_url.as_ref())
+        .text(
+            "FallbackMethod",
+            update.fallback_url.as_ref().map(|_| "POST"),
+        );
     let path = account_path(
         account_sid,
         &format!("Calls/{}.json", segment(sid.as_str())),
     );
-    spec(Method::POST, path, form, Repeat::Safe)
+    // Hanging up twice changes nothing; moving a call twice pulls it out of
+    // wherever the first move put it.
+    let repeat = if update.moves_the_call() {
+        Repeat::Once
+    } else {
+        Repeat::Safe
+    };
+    spec(Method::POST, path, form, repeat)
 }
 
 pub fn fetch_call(account_sid: &str, sid: &CallSid) -> RequestSpec {
@@ -184,6 +198,21 @@ pub fn create_participant(
             "StatusCallbackMethod",
             participant.status_callback_method.map(HttpMethod::as_str),
         )
+        .text(
+            "ConferenceStatusCallback",
+            participant.conference_status_callback.as_ref(),
+        )
+        .each(
+            "ConferenceStatusCallbackEvent",
+            &participant.conference_status_callback_event,
+            ConferenceCallbackEvent::as_str,
+        )
+        .text(
+            "ConferenceStatusCallbackMethod",
+            participant
+                .conference_status_callback_method
+                .map(HttpMethod::as_str),
+        )
         .text("WaitUrl", participant.wait_url.as_ref())
         .text(
             "WaitMethod",
@@ -234,6 +263,27 @@ pub fn update_participant(
         .flag("EndConferenceOnExit", update.end_conference_on_exit)
         .flag("BeepOnExit", update.beep_on_exit);
     let path = participant_path(account_sid, conference_sid, participant);
+    spec(Method::POST, path, form, Repeat::Safe)
+}
+
+pub fn fetch_participant(
+    account_sid: &str,
+    conference_sid: &str,
+    participant: &str,
+) -> RequestSpec {
+    let path = participant_path(account_sid, conference_sid, participant);
+    spec(Method::GET, path, Form::default(), Repeat::Safe)
+}
+
+/// Ends a conference (`Status=completed`): everyone in it drops out, and
+/// each TwiML participant carries on with its next verb. Ending an ended
+/// room changes nothing.
+pub fn end_conference(account_sid: &str, conference_sid: &str) -> RequestSpec {
+    let path = account_path(
+        account_sid,
+        &format!("Conferences/{}.json", segment(conference_sid)),
+    );
+    let form = Form::default().text("Status", Some("completed"));
     spec(Method::POST, path, form, Repeat::Safe)
 }
 

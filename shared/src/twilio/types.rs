@@ -5,6 +5,8 @@
 use serde::Deserialize;
 
 use crate::ids::{CallSid, PhoneNumber, RoomName};
+/// The room's events, named alike in TwiML and in a participant create.
+pub use crate::twiml::ConferenceEventKind as ConferenceCallbackEvent;
 
 wire_enum!(HttpMethod { Get => "GET", Post => "POST" });
 wire_enum!(
@@ -56,6 +58,8 @@ pub struct CreateCall {
     pub record: Option<bool>,
     pub machine_detection: Option<MachineDetection>,
     pub caller_id: Option<String>,
+    /// TwiML Twilio asks for when `url` fails, instead of its recorded error.
+    pub fallback_url: Option<String>,
 }
 
 impl CreateCall {
@@ -73,6 +77,7 @@ impl CreateCall {
             record: None,
             machine_detection: None,
             caller_id: None,
+            fallback_url: None,
         }
     }
 }
@@ -87,6 +92,15 @@ pub struct UpdateCall {
     pub status_callback: Option<String>,
     pub status_callback_method: Option<HttpMethod>,
     pub time_limit: Option<u32>,
+    pub fallback_url: Option<String>,
+}
+
+impl UpdateCall {
+    /// A new `Url` or `Twiml` takes the call out of whatever it is doing
+    /// (a bridge, a conference): done twice, it moves the call twice.
+    pub fn moves_the_call(&self) -> bool {
+        self.url.is_some() || self.twiml.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,6 +144,11 @@ pub struct CreateParticipant {
     pub status_callback: Option<String>,
     pub status_callback_event: Vec<CallStatusEvent>,
     pub status_callback_method: Option<HttpMethod>,
+    /// Twilio takes the room's callback from the first participant, REST or
+    /// TwiML: a participant that may create the room must carry it.
+    pub conference_status_callback: Option<String>,
+    pub conference_status_callback_event: Vec<ConferenceCallbackEvent>,
+    pub conference_status_callback_method: Option<HttpMethod>,
     pub wait_url: Option<String>,
     pub wait_method: Option<HttpMethod>,
     pub muted: Option<bool>,
@@ -152,6 +171,9 @@ impl CreateParticipant {
             status_callback: None,
             status_callback_event: Vec::new(),
             status_callback_method: None,
+            conference_status_callback: None,
+            conference_status_callback_event: Vec::new(),
+            conference_status_callback_method: None,
             wait_url: None,
             wait_method: None,
             muted: None,

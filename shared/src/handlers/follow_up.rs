@@ -1,0 +1,134 @@
+//! Carries out what the domain says must follow a change
+//! ([`CallSession::follow_ups`]): legs nobody needs are ended, the second
+//! agent becomes the room's anchor once the first agent is gone, and a
+//! customer found alone is sent on to the fallback. Every request here is
+//! idempotent on Twilio's side (hang up, set a flag, end a room), so two
+//! handlers deriving the same follow-up do no harm, and a later callback
+//! tries again what an earlier one could not finish.
+
+use time::OffsetDateTime;
+
+use super::app::App;
+use crate::domain::{CallSession, FollowUp, HistoryEvent, RoomParticipant};
+use crate::twilio::{ListConferences, TwilioError, UpdateParticipant};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FollowUpError {
+    #[error("the room is not live")]
+    NoRoom,
+    #[error(transparent)]
+    Twilio(#[from] TwilioError),
+}
+
+impl FollowUpError {
+    /// Twilio refused: the participant or room is not there (any more).
+    pub(crate) fn is_refusal(&self) -> bool {
+        match self {
+            FollowUpError::NoRoom => true,
+            FollowUpError::Twilio(error) => !error.is_uncertain(),
+        }
+    }
+}
+
+/// Everything the session needs now, concurrently.
+pub(crate) async fn carry_out(app: &App, session: &CallSession) {
+    let work = session
+        .follow_ups()
+        .into_iter()
+        .map(|follow_up| carry_out_one(app, session, follow_up));
+    futures::future::join_all(work).await;
+}
+
+async fn carry_out_one(app: &App, session: &CallSession, follow_up: FollowUp) {
+    let call = &session.id;
+    let result = match &follow_up {
+        FollowUp::EndLeg(leg) => {
+            tracing::info!(%call, %leg, "ending a leg nobody needs any more");
+            app.twilio.end_call(leg).await.map_err(FollowUpError::from)
+        }
+        FollowUp::AnchorRoomOnTarget { attempt } => {
+            tracing::info!(%call, attempt, "the second agent now ends the room on leaving");
+            anchor_room_on_target(app, session, *attempt).await
+        }
+        FollowUp::ReleaseCustomer => {
+            tracing::warn!(%call, "customer alone in the room; ending it so they reach the fallback");
+            release_customer(app, session).await
+        }
+    };
+    match result {
+        Ok(()) => record_done(app, session, &follow_up).await,
+        Err(error) => tracing::warn!(%error, %call, ?follow_up, "follow-up not carried out"),
+    }
+}
+
+/// What the history says about a follow-up that was carried out.
+fn describe(follow_up: &FollowUp) -> Option<&'static str> {
+    match follow_up {
+        FollowUp::EndLeg(_) => None,
+        FollowUp::AnchorRoomOnTarget { .. } => Some("second agent now ends the room on leaving"),
+        FollowUp::ReleaseCustomer => Some("no agent left: customer sent to the fallback"),
+    }
+}
+
+async fn record_done(app: &App, session: &CallSession, follow_up: &FollowUp) {
+    let Some(kind) = describe(follow_up) else {
+        return;
+    };
+    let done = |s: &mut CallSession| {
+        s.follow_up_done(follow_up);
+        Ok(())
+    };
+    let event = HistoryEvent::product(OffsetDateTime::now_utc(), kind, None);
+    let (recorded, _) = futures::join!(
+        app.store.update(&session.id, &done),
+        app.store.append_event(&session.id, &event),
+    );
+    if let Err(error) = recorded {
+        tracing::warn!(%error, call = %session.id, kind, "follow-up done but not recorded");
+    }
+}
+
+/// The live room's `CF...` SID: remembered from the participant create, or
+/// looked up by the room's name.
+pub(crate) async fn room_sid(app: &App, session: &CallSession) -> Result<String, FollowUpError> {
+    if let Some(sid) = &session.room_sid {
+        return Ok(sid.clone());
+    }
+    let filter = ListConferences {
+        friendly_name: Some(session.id.room().as_str().to_owned()),
+        status: None,
+        page_size: Some(20),
+    };
+    let rooms = app.twilio.list_conferences(&filter).await?;
+    rooms
+        .into_iter()
+        .find(|room| room.status.as_deref() != Some("completed"))
+        .map(|room| room.sid)
+        .ok_or(FollowUpError::NoRoom)
+}
+
+/// The second agent's leaving ends the room from now on, so the customer
+/// follows them out (to the fallback) rather than stay alone.
+pub(crate) async fn anchor_room_on_target(
+    app: &App,
+    session: &CallSession,
+    attempt: u32,
+) -> Result<(), FollowUpError> {
+    let room = room_sid(app, session).await?;
+    let label = RoomParticipant::SecondAgent { attempt }.label();
+    let update = UpdateParticipant {
+        end_conference_on_exit: Some(true),
+        ..UpdateParticipant::default()
+    };
+    app.twilio
+        .update_participant(&room, &label, &update)
+        .await?;
+    Ok(())
+}
+
+/// Ends the room: the customer's TwiML goes on to the fallback.
+async fn release_customer(app: &App, session: &CallSession) -> Result<(), FollowUpError> {
+    let room = room_sid(app, session).await?;
+    app.twilio.end_conference(&room).await?;
+    Ok(())
+}
