@@ -368,8 +368,12 @@ async fn dial_number_bridges_then_the_child_hang_up_requests_the_action() {
         b.sim.situation(CUSTOMER),
         Situation::Ended(EndReason::Twiml)
     );
-    // Ended by the application, not by the customer: the invariant says so.
-    assert_eq!(b.sim.stranded(CUSTOMER, Duration::from_secs(5)).len(), 1);
+    // Ended by the application with a spoken message after the other side
+    // left, within the grace: a clean ending.
+    assert_eq!(
+        b.sim.stranded(CUSTOMER, Duration::from_secs(5)),
+        Vec::<String>::new()
+    );
 
     let child_events = b.wait_for_hook("/child-status", 4).await;
     assert_eq!(
@@ -470,12 +474,14 @@ async fn conference_ends_for_everyone_when_the_end_on_exit_member_leaves() {
     b.app.twiml(
         "/customer",
         &format!(
-            r#"<Dial action="{after}"><Conference participantLabel="customer" startConferenceOnEnter="false" waitUrl="https://example.com/wait">room-1</Conference></Dial>"#
+            r#"<Dial action="{after}"><Conference participantLabel="customer" startConferenceOnEnter="false" waitUrl="{wait}">room-1</Conference></Dial>"#,
+            wait = b.app.url("/wait")
         ),
     );
+    b.app.twiml("/wait", "<Play>https://example.com/music.mp3</Play>");
     b.app.twiml("/after-room", "<Say>The agent left</Say>");
     b.sim.watch(CUSTOMER);
-    b.call(AGENT, "/agent").await;
+    let agent = b.call(AGENT, "/agent").await;
     b.wait_for("agent in room", |s| {
         s.connections()
             .iter()
@@ -502,7 +508,11 @@ async fn conference_ends_for_everyone_when_the_end_on_exit_member_leaves() {
     assert!(b.sim.hang_up(AGENT));
     let after = b.wait_for_hook("/after-room", 1).await;
     assert_eq!(after[0].get("CallSid"), Some(customer.as_str()));
-    assert_eq!(after[0].get("DialCallStatus"), Some("completed"));
+    // Twilio: a dialed conference reports `answered`, with neither
+    // DialCallSid nor DialCallDuration.
+    assert_eq!(after[0].get("DialCallStatus"), Some("answered"));
+    assert_eq!(after[0].get("DialCallSid"), None);
+    assert_eq!(after[0].get("DialCallDuration"), None);
     b.wait_for("customer ends", |s| {
         s.status_of(CUSTOMER) == Some(LegStatus::Completed)
     })
@@ -521,9 +531,9 @@ async fn conference_ends_for_everyone_when_the_end_on_exit_member_leaves() {
         })
         .collect();
     let expected: Vec<(String, String, String)> = [
-        ("0", "conference-start", ""),
-        ("1", "participant-join", "agent"),
-        ("2", "participant-join", "customer"),
+        ("0", "participant-join", "agent"),
+        ("1", "participant-join", "customer"),
+        ("2", "conference-start", ""),
         ("3", "participant-leave", "agent"),
         ("4", "participant-leave", "customer"),
         ("5", "conference-end", ""),
@@ -538,6 +548,39 @@ async fn conference_ends_for_everyone_when_the_end_on_exit_member_leaves() {
             .all(|h| h.get("ConferenceSid") == Some(conference.as_str())
                 && h.get("FriendlyName") == Some("room-1"))
     );
+    // Participant events say who and how; leave explains itself; end says
+    // why and who ended it.
+    let join = &events[0];
+    assert_eq!(join.get("CallSid"), Some(agent.as_str()));
+    assert_eq!(join.get("EndConferenceOnExit"), Some("true"));
+    assert_eq!(join.get("StartConferenceOnEnter"), Some("true"));
+    assert_eq!(join.get("Muted"), Some("false"));
+    assert_eq!(join.get("Hold"), Some("false"));
+    assert_eq!(join.get("Coaching"), Some("false"));
+    assert_eq!(events[1].get("StartConferenceOnEnter"), Some("false"));
+    assert_eq!(events[2].get("CallSid"), None);
+    assert_eq!(events[3].get("ParticipantCallStatus"), Some("completed"));
+    assert_eq!(
+        events[3].get("ReasonParticipantLeft"),
+        Some("participant_hung_up")
+    );
+    assert_eq!(events[4].get("CallSid"), Some(customer.as_str()));
+    assert_eq!(events[4].get("ParticipantCallStatus"), Some("in-progress"));
+    assert_eq!(
+        events[4].get("ReasonParticipantLeft"),
+        Some("moderator_ended_conference")
+    );
+    let end = &events[5];
+    assert_eq!(
+        end.get("ReasonConferenceEnded"),
+        Some("participant-with-end-conference-on-exit-left")
+    );
+    assert_eq!(end.get("CallSidEndingConference"), Some(agent.as_str()));
+    assert_eq!(end.get("ParticipantLabelEndingConference"), Some("agent"));
+    // The agent waited alone with no waitUrl: Twilio's default music. The
+    // customer joined a started room and never waited.
+    assert!(b.sim.heard_default_music(AGENT));
+    assert!(!b.sim.heard_default_music(CUSTOMER));
     let (_, ended) = b.get("Conferences.json?FriendlyName=room-1").await;
     assert_eq!(ended["conferences"][0]["status"], "completed");
     b.assert_clean();

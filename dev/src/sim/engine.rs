@@ -1,5 +1,6 @@
-//! How legs live: ringing, answering, running TwiML, bridging, conference
-//! rooms, and the status callbacks Twilio sends along the way.
+//! How legs live: ringing, answering, running TwiML, bridging, and the
+//! status callbacks Twilio sends along the way. Conference rooms are in
+//! `rooms.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,12 +8,12 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 use warm_transfer_core::domain::LegStatus;
-use warm_transfer_core::signature::sign_form;
 
 use super::Sim;
 use super::people::Answer;
-use super::twiml::{self, Dial, DialTarget, RoomOptions, Verb};
-use super::world::{EndReason, Interrupt, Leg, Location, Member, Room};
+use super::twiml::{self, Dial, DialTarget, Verb};
+use super::webhook::{CallbackInfo, CallbackKind, Hook, HookError};
+use super::world::{EndReason, Interrupt, Leg, Location, Target, World};
 
 /// What woke a waiting leg.
 pub enum Wake {
@@ -32,19 +33,51 @@ enum Ring {
 /// What the runner does next after a verb.
 enum Flow {
     Next,
-    Fetch(String, Vec<(String, String)>),
+    Fetch(Target, Vec<(String, String)>),
     End(EndReason),
+}
+
+/// How a `<Dial>` finished: the parameters of its action request, or no
+/// action at all (the call carries on with the next verb).
+pub(crate) enum Dialed {
+    Done(Vec<(String, String)>),
+    /// Twilio: a `<Conference>` the call could not join; the call carries
+    /// on with the next verb (twilio-rules 1.11, [conf#participant-label]).
+    NotAdded,
 }
 
 fn interrupt_flow(interrupt: Interrupt) -> Flow {
     match interrupt {
-        Interrupt::Redirect(url) => Flow::Fetch(url, Vec::new()),
+        Interrupt::Redirect(target) => Flow::Fetch(target, Vec::new()),
         Interrupt::HangUp(reason) => Flow::End(reason),
     }
 }
 
-fn callback_status(status: LegStatus) -> &'static str {
-    status.as_str()
+pub(crate) fn timestamp() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc2822)
+        .unwrap_or_default()
+}
+
+/// A URL of a TwiML document, resolved against the document it came from
+/// (Twilio accepts relative URLs).
+fn resolve(base: Option<&str>, url: &str) -> String {
+    base.and_then(|b| reqwest::Url::parse(b).ok())
+        .and_then(|b| b.join(url).ok())
+        .map_or_else(|| url.to_owned(), |u| u.to_string())
+}
+
+/// A new call leg.
+pub(crate) struct NewLeg<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    pub parent: Option<&'a str>,
+    pub direction: &'static str,
+    pub status_callback: Option<String>,
+    pub callback_method: Option<String>,
+    pub callback_events: Vec<String>,
+    pub label: Option<String>,
+    pub fallback: Option<(String, String)>,
 }
 
 impl Sim {
@@ -69,44 +102,50 @@ impl Sim {
         format!("{prefix}{:016x}{n:016x}", rand::random::<u64>())
     }
 
-    pub(crate) fn with_world<T>(&self, f: impl FnOnce(&mut super::world::World) -> T) -> T {
+    pub(crate) fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
         let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
         let out = f(&mut world);
         world.observe_situations();
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn create_leg(
-        &self,
-        to: &str,
-        from: &str,
-        parent: Option<&str>,
-        direction: &'static str,
-        status_callback: Option<String>,
-        callback_events: Vec<String>,
-        label: Option<String>,
-    ) -> String {
+    pub(crate) fn number_of(&self, sid: &str) -> String {
+        self.with_world(|w| w.leg(sid).map(|l| l.to.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Records an application error that hit this number's call.
+    pub(crate) fn application_error(&self, number: &str, text: String) {
+        self.log(format!("  !! application error: {text}"));
+        self.with_world(|w| w.application_errors.push((number.to_owned(), text)));
+    }
+
+    pub(crate) fn create_leg(&self, new: NewLeg<'_>) -> String {
         let sid = self.new_sid("CA");
         let leg = Leg {
             sid: sid.clone(),
-            parent: parent.map(str::to_owned),
-            to: to.to_owned(),
-            from: from.to_owned(),
-            direction,
+            parent: new.parent.map(str::to_owned),
+            to: new.to.to_owned(),
+            from: new.from.to_owned(),
+            direction: new.direction,
             status: LegStatus::Queued,
-            status_callback,
-            callback_events,
+            status_callback: new.status_callback,
+            // Twilio: StatusCallbackMethod defaults to POST (twilio-rules 4.1, [call]).
+            callback_method: new
+                .callback_method
+                .map_or_else(|| "POST".to_owned(), |m| m.to_ascii_uppercase()),
+            callback_events: new.callback_events,
             next_sequence: 0,
             interrupt: None,
             location: Location::Nowhere,
             ended_by: None,
-            label,
+            label: new.label,
             ringing_into: None,
             answered_at: None,
+            fallback: new.fallback,
         };
         self.with_world(|w| w.legs.push(leg));
-        self.log(format!("leg {to} created ({direction})"));
+        self.log(format!("leg {} created ({})", new.to, new.direction));
         sid
     }
 
@@ -128,7 +167,7 @@ impl Sim {
         &self,
         sid: &str,
         timeout: Option<Duration>,
-        condition: impl Fn(&super::world::World) -> bool,
+        condition: impl Fn(&World) -> bool,
     ) -> Wake {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
@@ -148,8 +187,13 @@ impl Sim {
         }
     }
 
-    /// Moves a leg to a new status and sends its status callback, as Twilio does.
-    pub(crate) async fn set_status(&self, sid: &str, status: LegStatus, reason: Option<EndReason>) {
+    /// Moves a leg to a new status and queues its status callback, as Twilio does.
+    pub(crate) fn set_status(
+        self: &Arc<Self>,
+        sid: &str,
+        status: LegStatus,
+        reason: Option<EndReason>,
+    ) {
         let update = self.with_world(|w| {
             let leg = w.leg_mut(sid)?;
             if !leg.is_live() {
@@ -165,6 +209,8 @@ impl Sim {
                 leg.ringing_into = None;
                 leg.interrupt = None;
             }
+            // Twilio: `answered` reports CallStatus=in-progress, `completed`
+            // fires for every end (twilio-rules 5.4, [call]).
             let event = match status {
                 LegStatus::Queued => return None,
                 LegStatus::Initiated => "initiated",
@@ -172,6 +218,7 @@ impl Sim {
                 LegStatus::InProgress => "answered",
                 _ => "completed",
             };
+            // Twilio: `completed` only when no event is named (twilio-rules 4.1, 5.6, [call] [number]).
             let subscribed = leg.callback_events.iter().any(|e| e == event)
                 || (event == "completed" && leg.callback_events.is_empty());
             let sequence = leg.next_sequence;
@@ -192,25 +239,38 @@ impl Sim {
         let Some(url) = leg.status_callback.clone().filter(|_| subscribed) else {
             return;
         };
+        // Twilio: progress events carry Timestamp, CallbackSource and a
+        // SequenceNumber from 0 (twilio-rules 5.2, [call]); only `completed`
+        // carries CallDuration and Duration (twilio-rules 5.3, [call]).
         let mut params = self.call_params(&leg);
-        params.push(("CallStatus".into(), callback_status(status).into()));
+        params.push(("CallStatus".into(), status.as_str().into()));
         params.push(("SequenceNumber".into(), sequence.to_string()));
         params.push(("CallbackSource".into(), "call-progress-events".into()));
-        params.push((
-            "Timestamp".into(),
-            OffsetDateTime::now_utc()
-                .format(&Rfc2822)
-                .unwrap_or_default(),
-        ));
+        params.push(("Timestamp".into(), timestamp()));
         if status.is_final() {
-            let duration = leg.answered_at.map_or(0, |a| a.elapsed().as_secs());
-            params.push(("CallDuration".into(), duration.to_string()));
+            let seconds = leg.answered_at.map_or(0, |a| a.elapsed().as_secs());
+            params.push(("CallDuration".into(), seconds.to_string()));
+            params.push(("Duration".into(), seconds.div_ceil(60).to_string()));
         }
-        let what = format!("status callback {} {}", leg.to, status.as_str());
-        // Twilio does not retry a failed status callback; neither does this.
-        let _ = self.post(&url, params, &what).await;
+        let hook = Hook {
+            url,
+            method: leg.callback_method.clone(),
+            params,
+            what: format!("status callback {} {}", leg.to, status.as_str()),
+            token: self.new_token(),
+        };
+        let info = CallbackInfo {
+            kind: CallbackKind::Call,
+            event: status.as_str().to_owned(),
+            number: Some(leg.to.clone()),
+            label: leg.label.clone(),
+        };
+        self.send_callback(&leg.sid, hook, info);
     }
 
+    /// Twilio: every call webhook carries CallSid, AccountSid, From, To,
+    /// ApiVersion, Direction; ParentCallSid only on child legs (twilio-rules
+    /// 5.1, [call#statuscallback] [number]).
     pub(crate) fn call_params(&self, leg: &Leg) -> Vec<(String, String)> {
         let mut params = vec![
             ("AccountSid".into(), self.config.account_sid.clone()),
@@ -226,61 +286,89 @@ impl Sim {
         params
     }
 
-    /// A signed form POST to the product; returns the body of a 2xx answer.
-    pub(crate) async fn post(
+    /// A webhook about a live leg (TwiML, wait audio), with the call's parameters.
+    pub(crate) async fn call_webhook(
         &self,
+        sid: &str,
         url: &str,
-        params: Vec<(String, String)>,
+        method: &str,
+        extra: Vec<(String, String)>,
         what: &str,
-    ) -> Result<String, String> {
-        let signature = sign_form(&self.config.auth_token, url, &params);
-        let started = Instant::now();
-        let result = self
-            .http
-            .post(url)
-            .header("X-Twilio-Signature", signature)
-            .header("User-Agent", "TwilioProxy/1.1")
-            .form(&params)
-            .send()
-            .await;
-        let outcome = match result {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                if status.is_success() {
-                    Ok(body)
-                } else {
-                    Err(format!("HTTP {status}"))
-                }
-            }
-            Err(error) => Err(error.to_string()),
+    ) -> Result<String, HookError> {
+        let Some(leg) = self.with_world(|w| w.leg(sid).cloned()) else {
+            return Err(HookError {
+                code: 11200,
+                text: "unknown leg".into(),
+            });
         };
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let path = url.split_once("://").map_or(url, |(_, rest)| rest);
-        let path = path.find('/').map_or(path, |i| &path[i..]);
-        match &outcome {
-            Ok(_) => self.log(format!("  -> webhook {what}: POST {path} ok ({ms:.1} ms)")),
-            Err(e) => self.log(format!("  -> webhook {what}: POST {path} FAILED {e}")),
-        }
-        outcome
+        let mut params = self.call_params(&leg);
+        params.push(("CallStatus".into(), leg.status.as_str().into()));
+        params.extend(extra);
+        let hook = Hook {
+            url: url.to_owned(),
+            method: method.to_owned(),
+            params,
+            what: format!("{what} for {}", leg.to),
+            token: self.new_token(),
+        };
+        self.deliver(&hook).await
     }
 
     async fn fetch_twiml(
         &self,
         sid: &str,
         url: &str,
+        method: &str,
         extra: Vec<(String, String)>,
-    ) -> Result<Vec<Verb>, String> {
-        let Some(leg) = self.with_world(|w| w.leg(sid).cloned()) else {
-            return Err("unknown leg".into());
+    ) -> Result<Vec<Verb>, HookError> {
+        let body = self.call_webhook(sid, url, method, extra, "TwiML").await?;
+        twiml::parse(&body).map_err(|text| HookError { code: 12100, text })
+    }
+
+    /// The next document of a leg; on failure, its FallbackUrl; without one
+    /// (or if that fails too) an application error that ends the leg (Err).
+    async fn document(
+        self: &Arc<Self>,
+        sid: &str,
+        target: &Target,
+        extra: Vec<(String, String)>,
+    ) -> Result<Vec<Verb>, ()> {
+        let (url, error) = match target {
+            Target::Twiml(doc) => match twiml::parse(doc) {
+                Ok(verbs) => return Ok(verbs),
+                Err(text) => ("(Twiml)".to_owned(), HookError { code: 12100, text }),
+            },
+            Target::Url { url, method } => {
+                match self.fetch_twiml(sid, url, method, extra.clone()).await {
+                    Ok(verbs) => return Ok(verbs),
+                    Err(error) => (url.clone(), error),
+                }
+            }
         };
-        let mut params = self.call_params(&leg);
-        params.push(("CallStatus".into(), leg.status.as_str().into()));
-        params.extend(extra);
-        let body = self
-            .post(url, params, &format!("TwiML for {}", leg.to))
-            .await?;
-        twiml::parse(&body)
+        let number = self.number_of(sid);
+        let mut failure = format!("{url}: {} (error {})", error.text, error.code);
+        let fallback = self.with_world(|w| w.leg(sid).and_then(|l| l.fallback.clone()));
+        // Twilio: when the TwiML cannot be fetched or run, the fallback URL is
+        // requested at once with ErrorCode and ErrorUrl (twilio-rules 6.11,
+        // [reliab] [blog-fallback] [call]).
+        if let Some((fallback, method)) = fallback.filter(|(f, _)| *f != url) {
+            self.log(format!("  !! {failure}; trying the FallbackUrl"));
+            let mut extra = extra;
+            extra.push(("ErrorCode".into(), error.code.to_string()));
+            extra.push(("ErrorUrl".into(), super::webhook::split_overrides(&url).0));
+            match self.fetch_twiml(sid, &fallback, &method, extra).await {
+                Ok(verbs) => return Ok(verbs),
+                Err(e) => {
+                    failure = format!(
+                        "{failure}; fallback {fallback}: {} (error {})",
+                        e.text, e.code
+                    )
+                }
+            }
+        }
+        self.application_error(&number, failure);
+        self.end_leg(sid, LegStatus::Completed, EndReason::ApplicationError);
+        Err(())
     }
 
     fn script_for(&self, number: &str) -> super::people::Script {
@@ -293,13 +381,11 @@ impl Sim {
     }
 
     /// Rings the leg's phone and lets the person decide.
-    async fn ring(&self, sid: &str, max_wait: Option<Duration>) -> Ring {
-        self.set_status(sid, LegStatus::Initiated, None).await;
+    async fn ring(self: &Arc<Self>, sid: &str, max_wait: Option<Duration>) -> Ring {
+        self.set_status(sid, LegStatus::Initiated, None);
         tokio::time::sleep(self.scaled(Duration::from_millis(20))).await;
-        self.set_status(sid, LegStatus::Ringing, None).await;
-        let number = self
-            .with_world(|w| w.leg(sid).map(|l| l.to.clone()))
-            .unwrap_or_default();
+        self.set_status(sid, LegStatus::Ringing, None);
+        let number = self.number_of(sid);
         let script = self.script_for(&number);
         let give_up = max_wait.unwrap_or(Duration::from_secs(60));
         let (wait, answered) = match script.answer {
@@ -325,9 +411,7 @@ impl Sim {
     }
 
     fn schedule_hang_up(self: &Arc<Self>, sid: &str) {
-        let number = self
-            .with_world(|w| w.leg(sid).map(|l| l.to.clone()))
-            .unwrap_or_default();
+        let number = self.number_of(sid);
         if let Some(after) = self.script_for(&number).hang_up_after {
             let sim = self.clone();
             let sid = sid.to_owned();
@@ -341,34 +425,39 @@ impl Sim {
         }
     }
 
-    pub(crate) async fn end_leg(&self, sid: &str, status: LegStatus, reason: EndReason) {
-        self.set_status(sid, status, Some(reason)).await;
+    pub(crate) fn end_leg(self: &Arc<Self>, sid: &str, status: LegStatus, reason: EndReason) {
+        self.set_status(sid, status, Some(reason));
     }
 
     /// Rings the leg; true once answered (status in-progress, the person's
     /// hang-up scheduled), otherwise the leg has ended as the ring did.
-    async fn answer(self: &Arc<Self>, sid: &str, max_wait: Option<Duration>) -> bool {
+    pub(crate) async fn answer(self: &Arc<Self>, sid: &str, max_wait: Option<Duration>) -> bool {
         match self.ring(sid, max_wait).await {
             Ring::Answered => {
-                self.set_status(sid, LegStatus::InProgress, None).await;
+                self.set_status(sid, LegStatus::InProgress, None);
                 self.schedule_hang_up(sid);
                 true
             }
             Ring::NotAnswered(status, reason) => {
-                self.end_leg(sid, status, reason).await;
+                self.end_leg(sid, status, reason);
                 false
             }
             Ring::Interrupted => {
-                self.end_leg(sid, LegStatus::Canceled, EndReason::Api).await;
+                self.end_leg(sid, LegStatus::Canceled, EndReason::Api);
                 false
             }
         }
     }
 
     /// A call created with the REST API: ring, then run its TwiML.
-    pub(crate) async fn run_outbound(self: Arc<Self>, sid: String, url: String, timeout: Duration) {
+    pub(crate) async fn run_outbound(
+        self: Arc<Self>,
+        sid: String,
+        target: Target,
+        timeout: Duration,
+    ) {
         if self.answer(&sid, Some(timeout)).await {
-            self.run_twiml(&sid, url, Vec::new()).await;
+            self.run_twiml(&sid, target, Vec::new()).await;
         }
     }
 
@@ -377,44 +466,45 @@ impl Sim {
     pub(crate) fn run_twiml(
         self: &Arc<Self>,
         sid: &str,
-        url: String,
+        target: Target,
         extra: Vec<(String, String)>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
         let sim = self.clone();
         let sid = sid.to_owned();
-        Box::pin(async move { sim.run_documents(&sid, url, extra).await })
+        Box::pin(async move { sim.run_documents(&sid, target, extra).await })
     }
 
-    async fn run_documents(self: &Arc<Self>, sid: &str, url: String, extra: Vec<(String, String)>) {
-        let mut next = Some((url, extra));
-        while let Some((url, extra)) = next.take() {
-            let verbs = match self.fetch_twiml(sid, &url, extra).await {
-                Ok(verbs) => verbs,
-                Err(error) => {
-                    self.log(format!("  !! application error: {error}"));
-                    self.with_world(|w| w.application_errors.push(format!("{url}: {error}")));
-                    self.end_leg(sid, LegStatus::Completed, EndReason::ApplicationError)
-                        .await;
-                    return;
-                }
+    async fn run_documents(
+        self: &Arc<Self>,
+        sid: &str,
+        target: Target,
+        extra: Vec<(String, String)>,
+    ) {
+        let mut next = Some((target, extra));
+        let mut base: Option<String> = None;
+        while let Some((target, extra)) = next.take() {
+            let Ok(verbs) = self.document(sid, &target, extra).await else {
+                return;
             };
+            if let Target::Url { url, .. } = &target {
+                base = Some(url.clone());
+            }
             for verb in verbs {
-                match self.run_verb(sid, verb).await {
+                match self.run_verb(sid, verb, base.as_deref()).await {
                     Flow::Next => continue,
-                    Flow::Fetch(url, extra) => {
-                        next = Some((url, extra));
+                    Flow::Fetch(target, extra) => {
+                        next = Some((target, extra));
                         break;
                     }
                     Flow::End(reason) => {
-                        self.end_leg(sid, LegStatus::Completed, reason).await;
+                        self.end_leg(sid, LegStatus::Completed, reason);
                         return;
                     }
                 }
             }
             if next.is_none() {
-                // The document ran out: Twilio hangs up.
-                self.end_leg(sid, LegStatus::Completed, EndReason::Twiml)
-                    .await;
+                // Twilio: with no verb left the call ends (twilio-rules 5.9, [dial#action]).
+                self.end_leg(sid, LegStatus::Completed, EndReason::Twiml);
             }
         }
     }
@@ -426,15 +516,28 @@ impl Sim {
         }
     }
 
-    async fn run_verb(self: &Arc<Self>, sid: &str, verb: Verb) -> Flow {
+    fn heard_message(&self, sid: &str) {
+        self.with_world(|w| {
+            if let Some(number) = w.leg(sid).map(|l| l.to.clone()) {
+                w.messages.insert(number, Instant::now());
+            }
+        });
+    }
+
+    async fn run_verb(self: &Arc<Self>, sid: &str, verb: Verb, base: Option<&str>) -> Flow {
         match verb {
             Verb::Say(text) => {
                 self.log(format!("  says: {text}"));
+                self.heard_message(sid);
                 self.pause(sid, Some(self.scaled(Duration::from_millis(50))))
                     .await
             }
-            Verb::Play { loops: 0, .. } => self.pause(sid, None).await,
+            Verb::Play { loops: 0, .. } => {
+                self.heard_message(sid);
+                self.pause(sid, None).await
+            }
             Verb::Play { .. } => {
+                self.heard_message(sid);
                 self.pause(sid, Some(self.scaled(Duration::from_millis(200))))
                     .await
             }
@@ -443,13 +546,22 @@ impl Sim {
                     .await
             }
             Verb::Hangup => Flow::End(EndReason::Twiml),
-            Verb::Redirect(url) => Flow::Fetch(url, Vec::new()),
-            Verb::Dial(dial) => self.dial(sid, dial).await,
+            Verb::Redirect { url, method } => Flow::Fetch(
+                Target::Url {
+                    url: resolve(base, &url),
+                    method,
+                },
+                Vec::new(),
+            ),
+            Verb::Dial(dial) => self.dial(sid, *dial, base).await,
         }
     }
 
-    async fn dial(self: &Arc<Self>, sid: &str, dial: Dial) -> Flow {
-        let started = Instant::now();
+    async fn dial(self: &Arc<Self>, sid: &str, dial: Dial, base: Option<&str>) -> Flow {
+        let action = dial.action.as_deref().map(|a| Target::Url {
+            url: resolve(base, a),
+            method: dial.method.clone(),
+        });
         let result = match dial.target.clone() {
             DialTarget::Number {
                 number,
@@ -459,34 +571,37 @@ impl Sim {
                 self.dial_number(sid, &dial, &number, status_callback, events)
                     .await
             }
-            DialTarget::Conference(options) => self
-                .join_room(sid, &options)
-                .await
-                .map(|()| ("completed".to_owned(), None)),
+            DialTarget::Conference(options) => self.join_room(sid, &options).await,
         };
         match result {
-            Err(interrupt) => interrupt_flow(interrupt),
-            Ok((dial_status, child)) => match dial.action {
-                None => Flow::Next,
-                Some(action) => {
-                    let mut extra = vec![
-                        ("DialCallStatus".to_owned(), dial_status),
-                        (
-                            "DialCallDuration".to_owned(),
-                            started.elapsed().as_secs().to_string(),
-                        ),
-                    ];
-                    if let Some(child) = child {
-                        extra.push(("DialCallSid".to_owned(), child));
-                    }
-                    Flow::Fetch(action, extra)
+            Err(Interrupt::Redirect(target)) => {
+                // Twilio: redirecting the parent during <Dial> still requests
+                // the action URL but ignores its TwiML (twilio-rules 4.6, [cl-2021-dial]).
+                if let Some(Target::Url { url, method }) = action {
+                    let status = match dial.target {
+                        DialTarget::Conference(_) => "answered",
+                        DialTarget::Number { .. } => "completed",
+                    };
+                    let extra = vec![("DialCallStatus".to_owned(), status.to_owned())];
+                    let _ = self
+                        .call_webhook(sid, &url, &method, extra, "Dial action (ignored)")
+                        .await;
                 }
+                Flow::Fetch(target, Vec::new())
+            }
+            Err(interrupt) => interrupt_flow(interrupt),
+            Ok(Dialed::NotAdded) => Flow::Next,
+            // Twilio: without an action the next verb runs; with one, the
+            // action's TwiML takes over (twilio-rules 5.9, [dial#action]).
+            Ok(Dialed::Done(extra)) => match action {
+                None => Flow::Next,
+                Some(action) => Flow::Fetch(action, extra),
             },
         }
     }
 
     /// `<Dial><Number>`: a child leg, bridged with the parent once answered.
-    /// Ends when either side leaves; returns DialCallStatus and the child SID.
+    /// Ends when either side leaves; returns the action parameters.
     async fn dial_number(
         self: &Arc<Self>,
         parent: &str,
@@ -494,27 +609,42 @@ impl Sim {
         number: &str,
         status_callback: Option<String>,
         events: Vec<String>,
-    ) -> Result<(String, Option<String>), Interrupt> {
+    ) -> Result<Dialed, Interrupt> {
         let from = dial.caller_id.clone().unwrap_or_else(|| {
             self.with_world(|w| w.leg(parent).map(|l| l.from.clone()))
                 .unwrap_or_default()
         });
-        let child = self.create_leg(
-            number,
-            &from,
-            Some(parent),
-            "outbound-dial",
+        let child = self.create_leg(NewLeg {
+            to: number,
+            from: &from,
+            parent: Some(parent),
+            direction: "outbound-dial",
             status_callback,
-            events,
-            None,
-        );
+            callback_method: None,
+            callback_events: events,
+            label: None,
+            fallback: None,
+        });
         self.log(format!("  dials {number}"));
         tokio::spawn(self.clone().run_child(child.clone(), parent.to_owned()));
         let timeout = self.scaled(Duration::from_secs(dial.timeout_secs.into()));
         let child_id = child.clone();
-        let answered_or_over = move |w: &super::world::World| {
+        let answered_or_over = move |w: &World| {
             w.leg(&child_id)
                 .is_some_and(|c| c.status == LegStatus::InProgress || c.status.is_final())
+        };
+        // Twilio: DialCallStatus, DialCallSid, DialCallDuration (not when
+        // the child was redirected), DialBridged (twilio-rules 5.7, 5.8, [dial#action]).
+        let outcome = |status: &str, duration: Option<u64>, bridged: bool| {
+            let mut extra = vec![
+                ("DialCallStatus".to_owned(), status.to_owned()),
+                ("DialCallSid".to_owned(), child.clone()),
+                ("DialBridged".to_owned(), bridged.to_string()),
+            ];
+            if let Some(duration) = duration {
+                extra.push(("DialCallDuration".to_owned(), duration.to_string()));
+            }
+            Dialed::Done(extra)
         };
         match self.wait(parent, Some(timeout), answered_or_over).await {
             Wake::Interrupted(interrupt) => {
@@ -523,7 +653,7 @@ impl Sim {
             }
             Wake::Timeout => {
                 self.interrupt(&child, Interrupt::HangUp(EndReason::NotAnswered));
-                return Ok(("no-answer".into(), Some(child)));
+                return Ok(outcome("no-answer", Some(0), false));
             }
             Wake::Condition => {}
         }
@@ -531,8 +661,9 @@ impl Sim {
             .with_world(|w| w.leg(&child).map(|c| c.status))
             .unwrap_or(LegStatus::Failed);
         if status.is_final() {
-            return Ok((status.as_str().to_owned(), Some(child)));
+            return Ok(outcome(status.as_str(), Some(0), false));
         }
+        let bridged_at = Instant::now();
         self.with_world(|w| {
             if let Some(p) = w.leg_mut(parent) {
                 p.location = Location::Bridged(child.clone());
@@ -541,7 +672,7 @@ impl Sim {
         self.log(format!("  bridged with {number}"));
         let child_id = child.clone();
         let parent_id = parent.to_owned();
-        let bridge_over = move |w: &super::world::World| {
+        let bridge_over = move |w: &World| {
             w.leg(&child_id)
                 .is_none_or(|c| c.location != Location::Bridged(parent_id.clone()))
         };
@@ -556,7 +687,15 @@ impl Sim {
                 self.interrupt(&child, Interrupt::HangUp(EndReason::BridgeEnded));
                 Err(interrupt)
             }
-            _ => Ok(("completed".into(), Some(child))),
+            _ => {
+                // U1: DialCallStatus after the child was redirected is
+                // assumed `completed`, without DialCallDuration (twilio-rules 4.7).
+                let redirected = self
+                    .with_world(|w| w.leg(&child).map(|c| c.is_live()))
+                    .unwrap_or(false);
+                let duration = (!redirected).then(|| bridged_at.elapsed().as_secs());
+                Ok(outcome("completed", duration, true))
+            }
         }
     }
 
@@ -572,232 +711,23 @@ impl Sim {
             return;
         }
         let parent_id = parent.clone();
-        let parent_gone =
-            move |w: &super::world::World| w.leg(&parent_id).is_none_or(|p| p.status.is_final());
+        let parent_gone = move |w: &World| w.leg(&parent_id).is_none_or(|p| p.status.is_final());
         match self.wait(&sid, None, parent_gone).await {
-            Wake::Interrupted(Interrupt::Redirect(url)) => {
+            Wake::Interrupted(Interrupt::Redirect(target)) => {
+                // Twilio: redirecting the child takes it out of the bridge
+                // (twilio-rules 4.7, [number]).
                 self.log("  leaves the bridge (redirected)");
                 self.with_world(|w| {
                     if let Some(leg) = w.leg_mut(&sid) {
                         leg.location = Location::Nowhere;
                     }
                 });
-                self.run_twiml(&sid, url, Vec::new()).await;
+                self.run_twiml(&sid, target, Vec::new()).await;
             }
             Wake::Interrupted(Interrupt::HangUp(reason)) => {
-                self.end_leg(&sid, LegStatus::Completed, reason).await;
+                self.end_leg(&sid, LegStatus::Completed, reason);
             }
-            _ => {
-                self.end_leg(&sid, LegStatus::Completed, EndReason::BridgeEnded)
-                    .await
-            }
+            _ => self.end_leg(&sid, LegStatus::Completed, EndReason::BridgeEnded),
         }
-    }
-
-    /// A participant added with the REST API: ring (heard in the room with
-    /// early media), then join the room.
-    pub(crate) async fn run_participant(
-        self: Arc<Self>,
-        sid: String,
-        options: RoomOptions,
-        timeout: Duration,
-    ) {
-        if !self.answer(&sid, Some(timeout)).await {
-            return;
-        }
-        self.with_world(|w| {
-            if let Some(leg) = w.leg_mut(&sid) {
-                leg.ringing_into = None;
-            }
-        });
-        match self.join_room(&sid, &options).await {
-            Ok(()) => {
-                self.end_leg(&sid, LegStatus::Completed, EndReason::BridgeEnded)
-                    .await
-            }
-            Err(Interrupt::HangUp(reason)) => {
-                self.end_leg(&sid, LegStatus::Completed, reason).await
-            }
-            Err(Interrupt::Redirect(url)) => self.run_twiml(&sid, url, Vec::new()).await,
-        }
-    }
-
-    /// The room of that name, created (not yet started) if none is live.
-    pub(crate) fn room_for(&self, name: &str) -> String {
-        let new_sid = self.new_sid("CF");
-        self.with_world(|w| {
-            if let Some(room) = w.room(name) {
-                return room.sid.clone();
-            }
-            w.rooms.push(Room {
-                sid: new_sid.clone(),
-                name: name.to_owned(),
-                members: Vec::new(),
-                started: false,
-                ended: false,
-                status_callback: None,
-                events: Vec::new(),
-                next_sequence: 0,
-            });
-            new_sid
-        })
-    }
-
-    /// `<Dial><Conference>`: in the room until it ends (Ok) or the leg is
-    /// interrupted (Err, after leaving).
-    async fn join_room(
-        self: &Arc<Self>,
-        sid: &str,
-        options: &RoomOptions,
-    ) -> Result<(), Interrupt> {
-        let room_sid = self.room_for(&options.name);
-        let start = self.with_world(|w| {
-            let label = options.label.clone();
-            let room = w.rooms.iter_mut().find(|r| r.sid == room_sid)?;
-            if room.status_callback.is_none() && options.status_callback.is_some() {
-                room.status_callback = options.status_callback.clone();
-                room.events = options.events.clone();
-            }
-            room.members.push(Member {
-                sid: sid.to_owned(),
-                label,
-                end_on_exit: options.end_on_exit,
-            });
-            let starts = options.start_on_enter && !room.started;
-            room.started |= starts;
-            if let Some(leg) = w.leg_mut(sid) {
-                leg.location = Location::InRoom(options.name.clone());
-            }
-            Some(starts)
-        });
-        let who = self
-            .with_world(|w| w.leg(sid).map(|l| l.to.clone()))
-            .unwrap_or_default();
-        self.log(format!("  {who} joins room {}", options.name));
-        if start == Some(true) {
-            self.room_callback(&room_sid, "conference-start", "start", None)
-                .await;
-        }
-        self.room_callback(
-            &room_sid,
-            "participant-join",
-            "join",
-            Some((sid, options.label.clone())),
-        )
-        .await;
-        let room_id = room_sid.clone();
-        let ended = move |w: &super::world::World| {
-            w.rooms
-                .iter()
-                .find(|r| r.sid == room_id)
-                .is_none_or(|r| r.ended)
-        };
-        match self.wait(sid, None, ended).await {
-            Wake::Interrupted(interrupt) => {
-                self.leave_room(&room_sid, sid).await;
-                Err(interrupt)
-            }
-            _ => {
-                self.with_world(|w| {
-                    if let Some(leg) = w.leg_mut(sid) {
-                        leg.location = Location::Nowhere;
-                    }
-                });
-                Ok(())
-            }
-        }
-    }
-
-    /// A member leaves; a member with endConferenceOnExit, or the last one,
-    /// ends the conference for everyone.
-    async fn leave_room(&self, room_sid: &str, sid: &str) {
-        let outcome = self.with_world(|w| {
-            let room = w.rooms.iter_mut().find(|r| r.sid == room_sid)?;
-            let index = room.members.iter().position(|m| m.sid == sid)?;
-            let member = room.members.remove(index);
-            let ends = member.end_on_exit || room.members.is_empty();
-            let kicked: Vec<Member> = if ends {
-                room.ended = true;
-                room.members.drain(..).collect()
-            } else {
-                Vec::new()
-            };
-            if let Some(leg) = w.leg_mut(sid) {
-                leg.location = Location::Nowhere;
-            }
-            Some((member.label, ends, kicked))
-        });
-        let Some((label, ends, kicked)) = outcome else {
-            return;
-        };
-        self.room_callback(room_sid, "participant-leave", "leave", Some((sid, label)))
-            .await;
-        if ends {
-            for other in kicked {
-                self.room_callback(
-                    room_sid,
-                    "participant-leave",
-                    "leave",
-                    Some((&other.sid, other.label)),
-                )
-                .await;
-            }
-            self.room_callback(room_sid, "conference-end", "end", None)
-                .await;
-        }
-    }
-
-    /// A conference callback; `participant` is the member's call SID and label.
-    async fn room_callback(
-        &self,
-        room_sid: &str,
-        event: &str,
-        subscription: &str,
-        participant: Option<(&str, Option<String>)>,
-    ) {
-        let prepared = self.with_world(|w| {
-            let room = w.rooms.iter_mut().find(|r| r.sid == room_sid)?;
-            let url = room.status_callback.clone()?;
-            if !room.events.iter().any(|e| e == subscription) {
-                return None;
-            }
-            let sequence = room.next_sequence;
-            room.next_sequence += 1;
-            let name = room.name.clone();
-            let member = participant.and_then(|(sid, label)| Some((w.leg(sid).cloned()?, label)));
-            Some((url, sequence, name, member))
-        });
-        let Some((url, sequence, name, member)) = prepared else {
-            self.log(format!("  room {room_sid}: {event}"));
-            return;
-        };
-        let mut params: Vec<(String, String)> = vec![
-            ("AccountSid".into(), self.config.account_sid.clone()),
-            ("ConferenceSid".into(), room_sid.into()),
-            ("FriendlyName".into(), name.clone()),
-            ("StatusCallbackEvent".into(), event.into()),
-            ("SequenceNumber".into(), sequence.to_string()),
-            (
-                "Timestamp".into(),
-                OffsetDateTime::now_utc()
-                    .format(&Rfc2822)
-                    .unwrap_or_default(),
-            ),
-        ];
-        if let Some((member, label)) = &member {
-            params.push(("CallSid".into(), member.sid.clone()));
-            if let Some(label) = label {
-                params.push(("ParticipantLabel".into(), label.clone()));
-            }
-            params.extend([
-                ("Muted".into(), "false".into()),
-                ("Hold".into(), "false".into()),
-                ("Coaching".into(), "false".into()),
-            ]);
-        }
-        let who = member.map(|(m, _)| m.to).unwrap_or_default();
-        let _ = self
-            .post(&url, params, &format!("conference {event} {who}"))
-            .await;
     }
 }

@@ -8,7 +8,9 @@
 mod engine;
 pub mod people;
 mod rest;
+mod rooms;
 pub mod twiml;
+mod webhook;
 mod world;
 
 use std::collections::HashMap;
@@ -27,15 +29,54 @@ use warm_transfer_core::domain::LegStatus;
 use warm_transfer_core::twilio::contract::OpenApi;
 
 pub use people::{Answer, Script};
+pub use webhook::{CallbackFault, CallbackInfo, CallbackKind};
 pub use world::{EndReason, Entry, Situation};
 use world::{Interrupt, Location, World};
 
-/// REST operations a fault can be injected into.
+/// REST operations, for counting requests and injecting faults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// `POST Calls.json`
     CreateCall,
+    /// `POST Calls/{Sid}.json`
     UpdateCall,
+    /// `POST Conferences/{name or CF}/Participants.json`
     CreateParticipant,
+    /// `POST Conferences/{CF}/Participants/{CallSid or label}.json`
+    UpdateParticipant,
+    /// `GET Calls/{Sid}.json`
+    FetchCall,
+    /// `GET Conferences/{CF}/Participants/{CallSid or label}.json`
+    FetchParticipant,
+    /// `POST Conferences/{CF}.json`
+    UpdateConference,
+    /// `DELETE Conferences/{CF}/Participants/{CallSid or label}.json`
+    DeleteParticipant,
+    /// `GET Calls.json`
+    ListCalls,
+    /// `GET Conferences/{CF}/Participants.json`
+    ListParticipants,
+    /// `GET Conferences.json`
+    ListConferences,
+    /// `GET Conferences/{CF}.json`
+    FetchConference,
+}
+
+/// A fault injected into the next request of an [`Operation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing happens; Twilio's JSON error is answered.
+    Refuse {
+        status: u16,
+        code: u32,
+        message: String,
+    },
+    /// The request takes effect, then is answered with this status (a 5xx)
+    /// and Twilio's JSON error body.
+    AppliedThenError { status: u16 },
+    /// The request takes effect; the answer is withheld this long (pick it
+    /// longer than the client's timeout).
+    AppliedThenTimeout(Duration),
 }
 
 pub struct SimConfig {
@@ -67,7 +108,10 @@ pub(crate) struct Sim {
     config: SimConfig,
     world: Mutex<World>,
     scripts: Mutex<HashMap<String, Script>>,
-    http: reqwest::Client,
+    /// Webhook clients per connect timeout (`ct` override).
+    clients: Mutex<HashMap<Duration, reqwest::Client>>,
+    callback_rules: Mutex<Vec<webhook::CallbackRule>>,
+    queues: Mutex<webhook::Queues>,
     openapi: OpenApi,
     started: Instant,
     counter: AtomicU64,
@@ -139,15 +183,13 @@ pub enum SimError {
 impl Simulator {
     pub async fn start(config: SimConfig) -> Result<Self, SimError> {
         let openapi = OpenApi::load(&config.openapi_path)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| SimError::Http(e.to_string()))?;
         let sim = Arc::new(Sim {
             config,
             world: Mutex::new(World::default()),
             scripts: Mutex::new(HashMap::new()),
-            http,
+            clients: Mutex::new(HashMap::new()),
+            callback_rules: Mutex::new(Vec::new()),
+            queues: Mutex::new(HashMap::new()),
             openapi,
             started: Instant::now(),
             counter: AtomicU64::new(1),
@@ -207,7 +249,8 @@ impl Simulator {
             .interrupt(&sid, Interrupt::HangUp(EndReason::Person))
     }
 
-    /// The next `times` requests of `operation` fail with Twilio's error body.
+    /// The next `times` requests of `operation` fail with Twilio's error
+    /// body, and nothing happens (the same as [`Fault::Refuse`]).
     pub fn fail_next(
         &self,
         operation: Operation,
@@ -216,13 +259,63 @@ impl Simulator {
         code: u32,
         message: &str,
     ) {
+        for _ in 0..times {
+            self.fault_next(
+                operation,
+                Fault::Refuse {
+                    status,
+                    code,
+                    message: message.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// Queues one fault for the next request of `operation` (after any
+    /// already queued).
+    pub fn fault_next(&self, operation: Operation, fault: Fault) {
         self.sim.with_world(|w| {
-            let queue = w.faults.entry(operation).or_default();
-            queue.extend(std::iter::repeat_n(
-                (status, code, message.to_owned()),
-                times,
-            ));
+            w.faults.entry(operation).or_default().push_back(fault);
         });
+    }
+
+    /// How many requests of `operation` reached the simulator, faulted and
+    /// refused ones included.
+    pub fn requests(&self, operation: Operation) -> usize {
+        self.sim
+            .with_world(|w| w.requests.get(&operation).copied().unwrap_or(0))
+    }
+
+    /// Call updates with `Url` or `Twiml` applied to this number's calls.
+    pub fn redirects_of(&self, number: &str) -> usize {
+        self.sim
+            .with_world(|w| w.redirects.get(number).copied().unwrap_or(0))
+    }
+
+    /// Adds a rule consulted for every status and conference callback before
+    /// it is sent; the first rule answering `Some` decides. Delays are real
+    /// time (not scaled); a delayed callback is overtaken by later ones.
+    pub fn on_callback(
+        &self,
+        rule: impl Fn(&CallbackInfo) -> Option<CallbackFault> + Send + Sync + 'static,
+    ) {
+        if let Ok(mut rules) = self.sim.callback_rules.lock() {
+            rules.push(std::sync::Arc::new(rule));
+        }
+    }
+
+    /// Whether every status and conference callback queued so far has been
+    /// answered (scripted delays excepted).
+    pub fn callbacks_settled(&self) -> bool {
+        self.sim.callbacks_idle()
+    }
+
+    /// Whether this number ever heard Twilio's default music: waiting in a
+    /// room whose `<Conference>` (or REST participant) had no `waitUrl`, or
+    /// held without a `HoldUrl`.
+    pub fn heard_default_music(&self, number: &str) -> bool {
+        self.sim
+            .with_world(|w| w.default_music.get(number).is_some_and(|d| !d.is_empty()))
     }
 
     pub fn status_of(&self, number: &str) -> Option<LegStatus> {
@@ -267,16 +360,7 @@ impl Simulator {
                 }
             }
             for room in w.rooms.iter().filter(|r| !r.ended) {
-                let number = |sid: &str| w.leg(sid).map(|l| l.to.clone()).unwrap_or_default();
-                let members: Vec<String> = room.members.iter().map(|m| number(&m.sid)).collect();
-                let ringing: Vec<String> = w
-                    .legs
-                    .iter()
-                    .filter(|l| {
-                        l.is_live() && l.ringing_into.as_deref() == Some(room.name.as_str())
-                    })
-                    .map(|l| l.to.clone())
-                    .collect();
+                let (members, ringing) = w.room_view(room);
                 if !members.is_empty() || !ringing.is_empty() {
                     out.push(Connection::Room {
                         name: room.name.clone(),
@@ -306,21 +390,48 @@ impl Simulator {
         self.sim.with_world(|w| w.violations.clone())
     }
 
-    /// Webhooks that failed or answered invalid TwiML.
+    /// TwiML webhooks that failed or answered invalid TwiML (after the
+    /// FallbackUrl, if any), wait URLs that failed, rejected participant
+    /// labels: what Twilio's debugger reports as errors.
     pub fn application_errors(&self) -> Vec<String> {
-        self.sim.with_world(|w| w.application_errors.clone())
+        self.sim.with_world(|w| {
+            w.application_errors
+                .iter()
+                .map(|(_, text)| text.clone())
+                .collect()
+        })
     }
 
-    /// The invariant of the product, for a watched number: never alone in a
-    /// room (beyond `grace`) nor disconnected, except by their own hang-up.
+    /// The invariant of the product, for a watched number: the person is
+    /// never left alone nor cut off. Reported:
+    ///
+    /// - every stretch longer than `grace` in [`Situation::Alone`]: in
+    ///   progress but not *attended*. A person is attended when another
+    ///   person is connected with them (a bridge with a leg in progress, or
+    ///   a started conference with another joined member in progress and not
+    ///   on hold) or, in a room, when another party's phone rings into it
+    ///   with early media ([`Situation::Waiting`]). Being on hold oneself,
+    ///   waiting in a room, or running TwiML outside any bridge or room
+    ///   counts as alone.
+    /// - an ending of the call, once they had been connected, that is not
+    ///   their own hang-up ([`EndReason::Person`]), except a clean ending by
+    ///   the product: [`EndReason::Twiml`] (`<Hangup/>` or the end of the
+    ///   document) after being alone, having heard a `<Say>` or `<Play>`
+    ///   since they were last attended. (The time alone before it still
+    ///   counts against `grace`.)
     pub fn stranded(&self, number: &str, grace: Duration) -> Vec<String> {
-        let log = self
-            .sim
-            .with_world(|w| w.situations.get(number).cloned().unwrap_or_default());
+        let (log, message) = self.sim.with_world(|w| {
+            (
+                w.situations.get(number).cloned().unwrap_or_default(),
+                w.messages.get(number).copied(),
+            )
+        });
         let mut problems = Vec::new();
+        let mut last_attended: Option<Instant> = None;
         for (i, (at, situation)) in log.iter().enumerate() {
             let until = log.get(i + 1).map_or_else(Instant::now, |(next, _)| *next);
             match situation {
+                Situation::Connected | Situation::Waiting => last_attended = Some(*at),
                 Situation::Alone if until.duration_since(*at) > grace => problems.push(format!(
                     "{number} alone for {:?} at {:?}",
                     until.duration_since(*at),
@@ -330,10 +441,40 @@ impl Simulator {
                     if *reason != EndReason::Person
                         && log.iter().any(|(_, s)| *s == Situation::Connected) =>
                 {
-                    problems.push(format!("{number} was disconnected ({reason:?})"))
+                    let after_alone = i > 0 && log[i - 1].1 == Situation::Alone;
+                    let told = message.is_some_and(|m| last_attended.is_none_or(|a| m >= a));
+                    if !(*reason == EndReason::Twiml && after_alone && told) {
+                        problems.push(format!("{number} was disconnected ({reason:?})"));
+                    }
                 }
                 _ => {}
             }
+        }
+        problems
+    }
+
+    /// Everything wrong for this number: [`Simulator::stranded`], having
+    /// heard Twilio's default music, and application errors on its calls.
+    pub fn problems(&self, number: &str, grace: Duration) -> Vec<String> {
+        let mut problems = self.stranded(number, grace);
+        let (music, errors) = self.sim.with_world(|w| {
+            (
+                w.default_music.get(number).cloned().unwrap_or_default(),
+                w.application_errors
+                    .iter()
+                    .filter(|(n, _)| n == number)
+                    .map(|(_, text)| text.clone())
+                    .collect::<Vec<_>>(),
+            )
+        });
+        for at in music {
+            problems.push(format!(
+                "{number} heard Twilio's default music at {:?}",
+                at.duration_since(self.sim.started)
+            ));
+        }
+        for error in errors {
+            problems.push(format!("{number}: application error: {error}"));
         }
         problems
     }

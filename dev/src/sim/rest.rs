@@ -1,7 +1,7 @@
 //! The slice of Twilio's REST API the product calls, with requests checked
-//! against Twilio's OpenAPI file and answers shaped like Twilio's.
+//! against Twilio's OpenAPI file, answers shaped like Twilio's, and the
+//! faults tests inject.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +12,12 @@ use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc2822;
 use warm_transfer_core::domain::LegStatus;
 
-use super::twiml::RoomOptions;
-use super::world::{EndReason, Interrupt, Leg};
-use super::{Operation, Sim};
+use super::engine::{NewLeg, timestamp};
+use super::rooms::{Leave, label_malformed, wait_audio};
+use super::world::{EndReason, Interrupt, Leg, Member, Room, RoomCallback, Target};
+use super::{Fault, Operation, Sim};
 
 type Answer = http::Response<Full<Bytes>>;
 
@@ -32,6 +31,7 @@ fn answer(status: StatusCode, body: Value) -> Answer {
     response
 }
 
+/// Twilio's JSON error body (`code`, `message`, `more_info`, `status`).
 fn error(status: u16, code: u32, message: &str) -> Answer {
     answer(
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -44,10 +44,97 @@ fn error(status: u16, code: u32, message: &str) -> Answer {
     )
 }
 
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc2822)
-        .unwrap_or_default()
+fn not_found() -> Answer {
+    error(404, 20404, "The requested resource was not found")
+}
+
+fn no_content() -> Answer {
+    let mut empty = http::Response::new(Full::new(Bytes::new()));
+    *empty.status_mut() = StatusCode::NO_CONTENT;
+    empty
+}
+
+/// The operation a request is, from its method and path segments.
+fn operation(method: &Method, segments: &[&str]) -> Option<Operation> {
+    Some(match (method, segments) {
+        (&Method::POST, ["Calls.json"]) => Operation::CreateCall,
+        (&Method::GET, ["Calls.json"]) => Operation::ListCalls,
+        (&Method::GET, ["Calls", _]) => Operation::FetchCall,
+        (&Method::POST, ["Calls", _]) => Operation::UpdateCall,
+        (&Method::POST, ["Conferences", _, "Participants.json"]) => Operation::CreateParticipant,
+        (&Method::GET, ["Conferences", _, "Participants.json"]) => Operation::ListParticipants,
+        (&Method::GET, ["Conferences", _, "Participants", _]) => Operation::FetchParticipant,
+        (&Method::POST, ["Conferences", _, "Participants", _]) => Operation::UpdateParticipant,
+        (&Method::DELETE, ["Conferences", _, "Participants", _]) => Operation::DeleteParticipant,
+        (&Method::GET, ["Conferences.json"]) => Operation::ListConferences,
+        (&Method::GET, ["Conferences", _]) => Operation::FetchConference,
+        (&Method::POST, ["Conferences", _]) => Operation::UpdateConference,
+        _ => return None,
+    })
+}
+
+/// One request's form and query, by name.
+struct Request {
+    form: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl Request {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, name: &str, default: bool) -> bool {
+        self.field(name).map_or(default, |v| v == "true")
+    }
+
+    fn filter(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a multi-valued field, repeated keys or space-separated
+    /// (U13: both forms are accepted).
+    fn list(&self, name: &str) -> Vec<String> {
+        self.form
+            .iter()
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split_whitespace().map(str::to_owned))
+            .collect()
+    }
+
+    fn method(&self, name: &str, default: &str) -> String {
+        self.field(name).unwrap_or(default).to_ascii_uppercase()
+    }
+}
+
+fn segment(value: &str) -> String {
+    percent_decode(value.trim_end_matches(".json"))
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let (b'%', Some(b)) = (bytes[i], hex) {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Sim {
@@ -66,34 +153,58 @@ impl Sim {
             "status": status,
             "direction": leg.direction,
             "api_version": "2010-04-01",
-            "date_created": now(),
-            "date_updated": now(),
+            "date_created": timestamp(),
+            "date_updated": timestamp(),
             "uri": format!("/2010-04-01/Accounts/{}/Calls/{}.json", self.config.account_sid, leg.sid),
         })
     }
 
-    fn participant_json(
-        &self,
-        leg: &Leg,
-        conference_sid: &str,
-        options: Option<&RoomOptions>,
-    ) -> Value {
+    fn participant_json(&self, leg: Option<&Leg>, member: &Member, conference_sid: &str) -> Value {
+        // Twilio: participant status is queued, connecting, ringing,
+        // connected, complete or failed (twilio-rules 3.6, [oai]).
+        let status = match (member.joined, leg.map(|l| l.status)) {
+            (true, _) => "connected",
+            (false, Some(LegStatus::Ringing)) => "ringing",
+            (false, Some(LegStatus::Initiated)) => "connecting",
+            (false, _) => "queued",
+        };
         json!({
             "account_sid": self.config.account_sid,
-            "call_sid": leg.sid,
+            "call_sid": member.sid,
             "conference_sid": conference_sid,
-            "label": leg.label,
-            "status": if leg.status == LegStatus::InProgress { "connected" } else { "queued" },
-            "muted": false,
-            "hold": false,
-            "coaching": false,
+            "label": member.label,
+            "status": status,
+            "muted": member.muted,
+            "hold": member.hold,
+            "coaching": member.coaching,
             "call_sid_to_coach": null,
-            "end_conference_on_exit": options.is_some_and(|o| o.end_on_exit),
-            "start_conference_on_enter": options.is_none_or(|o| o.start_on_enter),
-            "date_created": now(),
-            "date_updated": now(),
+            "end_conference_on_exit": member.end_on_exit,
+            "start_conference_on_enter": member.start_on_enter,
+            "date_created": timestamp(),
+            "date_updated": timestamp(),
             "queue_time": "0",
-            "uri": format!("/2010-04-01/Accounts/{}/Conferences/{conference_sid}/Participants/{}.json", self.config.account_sid, leg.sid),
+            "uri": format!("/2010-04-01/Accounts/{}/Conferences/{conference_sid}/Participants/{}.json", self.config.account_sid, member.sid),
+        })
+    }
+
+    fn conference_json(&self, room: &Room) -> Value {
+        // Twilio: conference status is init, in-progress or completed (twilio-rules 3.11, [oai]).
+        let status = if room.ended {
+            "completed"
+        } else if room.started {
+            "in-progress"
+        } else {
+            "init"
+        };
+        json!({
+            "sid": room.sid,
+            "friendly_name": room.name,
+            "status": status,
+            "account_sid": self.config.account_sid,
+            "api_version": "2010-04-01",
+            "date_created": timestamp(),
+            "date_updated": timestamp(),
+            "uri": format!("/2010-04-01/Accounts/{}/Conferences/{}.json", self.config.account_sid, room.sid),
         })
     }
 
@@ -108,17 +219,6 @@ impl Sim {
             .is_some_and(|v| v == format!("Basic {expected}"))
     }
 
-    fn take_fault(&self, operation: Operation) -> Option<Answer> {
-        self.with_world(|w| {
-            let queue = w.faults.get_mut(&operation)?;
-            if queue.is_empty() {
-                return None;
-            }
-            let (status, code, message) = queue.remove(0);
-            Some(error(status, code, &message))
-        })
-    }
-
     pub(crate) async fn serve_rest(
         self: Arc<Self>,
         req: http::Request<Incoming>,
@@ -129,83 +229,95 @@ impl Sim {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-        let query: Vec<(String, String)> =
-            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        let request = Request {
+            form: form_urlencoded::parse(&body).into_owned().collect(),
+            query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                 .into_owned()
-                .collect();
+                .collect(),
+        };
         let path = parts.uri.path().to_owned();
         self.log(format!("REST {} {}", parts.method, short_path(&path)));
         if !self.authorized(&parts.headers) {
             return Ok(error(401, 20003, "Authentication Error - invalid username"));
         }
-        let violations = self
-            .openapi
-            .check_request(parts.method.as_str(), &path, &query, &form);
+        let prefix = format!("/2010-04-01/Accounts/{}/", self.config.account_sid);
+        let segments: Vec<&str> = path
+            .strip_prefix(&prefix)
+            .map(|rest| rest.split('/').collect())
+            .unwrap_or_default();
+        let operation = operation(&parts.method, &segments);
+        if let Some(operation) = operation {
+            self.with_world(|w| *w.requests.entry(operation).or_default() += 1);
+        }
+        let violations =
+            self.openapi
+                .check_request(parts.method.as_str(), &path, &request.query, &request.form);
         if !violations.is_empty() {
             let text: Vec<String> = violations.iter().map(ToString::to_string).collect();
             self.log(format!("  !! contract violation: {}", text.join("; ")));
             self.with_world(|w| w.violations.extend(text.clone()));
             return Ok(error(400, 21200, &text.join("; ")));
         }
-        let fields: HashMap<&str, &str> =
-            form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        // The list operations' filters.
-        let filter: HashMap<&str, &str> = query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let prefix = format!("/2010-04-01/Accounts/{}/", self.config.account_sid);
-        let Some(rest) = path.strip_prefix(&prefix) else {
-            return Ok(error(404, 20404, "The requested resource was not found"));
+        let Some(operation) = operation else {
+            return Ok(not_found());
         };
-        let segments: Vec<&str> = rest.split('/').collect();
-        let events = |name: &str| -> Vec<String> {
-            form.iter()
-                .filter(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
-        let answer = match (&parts.method, segments.as_slice()) {
-            (&Method::POST, ["Calls.json"]) => {
-                self.take_fault(Operation::CreateCall).unwrap_or_else(|| {
-                    let timeout = fields
-                        .get("Timeout")
-                        .and_then(|t| t.parse().ok())
-                        .unwrap_or(60u64);
-                    let sid = self.create_leg(
-                        fields.get("To").copied().unwrap_or_default(),
-                        fields.get("From").copied().unwrap_or_default(),
-                        None,
-                        "outbound-api",
-                        fields.get("StatusCallback").map(|s| s.to_string()),
-                        events("StatusCallbackEvent"),
-                        None,
-                    );
-                    let url = fields.get("Url").copied().unwrap_or_default().to_owned();
-                    tokio::spawn(self.clone().run_outbound(
-                        sid.clone(),
-                        url,
-                        self.scaled(Duration::from_secs(timeout)),
-                    ));
-                    let leg = self.with_world(|w| w.leg(&sid).cloned());
-                    leg.map_or_else(
-                        || error(500, 20500, "lost"),
-                        |leg| answer(StatusCode::CREATED, self.call_json(&leg)),
-                    )
-                })
+        let fault = self.with_world(|w| w.faults.get_mut(&operation).and_then(|q| q.pop_front()));
+        let answer = match fault {
+            Some(Fault::Refuse {
+                status,
+                code,
+                message,
+            }) => {
+                self.log(format!("  !! refused {status} {code} (injected)"));
+                error(status, code, &message)
             }
-            (&Method::GET, ["Calls.json"]) => {
+            Some(Fault::AppliedThenError { status }) => {
+                let _ = self.handle(operation, &segments, &request);
+                self.log(format!("  !! applied, then answered {status} (injected)"));
+                error(
+                    status,
+                    20000 + u32::from(status),
+                    "An internal server error has occurred",
+                )
+            }
+            Some(Fault::AppliedThenTimeout(delay)) => {
+                let answer = self.handle(operation, &segments, &request);
+                self.log(format!(
+                    "  !! applied, answer withheld {delay:?} (injected)"
+                ));
+                tokio::time::sleep(delay).await;
+                answer
+            }
+            None => self.handle(operation, &segments, &request),
+        };
+        Ok(answer)
+    }
+
+    fn handle(
+        self: &Arc<Self>,
+        operation: Operation,
+        segments: &[&str],
+        request: &Request,
+    ) -> Answer {
+        let id = |i: usize| segments.get(i).map(|s| segment(s)).unwrap_or_default();
+        match operation {
+            Operation::CreateCall => self.create_call(request),
+            Operation::ListCalls => {
                 let calls: Vec<Value> = self.with_world(|w| {
                     w.legs
                         .iter()
                         .filter(|l| {
-                            filter
-                                .get("ParentCallSid")
-                                .is_none_or(|p| l.parent.as_deref() == Some(*p))
+                            request
+                                .filter("ParentCallSid")
+                                .is_none_or(|p| l.parent.as_deref() == Some(p))
                         })
-                        .filter(|l| filter.get("To").is_none_or(|t| l.to == *t))
-                        .filter(|l| filter.get("Status").is_none_or(|s| l.status.as_str() == *s))
+                        .filter(|l| request.filter("To").is_none_or(|t| l.to == t))
+                        .filter(|l| request.filter("From").is_none_or(|f| l.from == f))
+                        .filter(|l| {
+                            request
+                                .filter("Status")
+                                .is_none_or(|s| l.status.as_str() == s)
+                        })
                         .map(|l| self.call_json(l))
                         .collect()
                 });
@@ -214,65 +326,63 @@ impl Sim {
                     json!({ "calls": calls, "next_page_uri": null, "page": 0, "page_size": 50, "start": 0, "end": 0 }),
                 )
             }
-            (method, [calls, file]) if *calls == "Calls" => {
-                let sid = file.trim_end_matches(".json").to_owned();
-                let Some(leg) = self.with_world(|w| w.leg(&sid).cloned()) else {
-                    return Ok(error(404, 20404, "The requested resource was not found"));
-                };
-                if *method == Method::GET {
-                    answer(StatusCode::OK, self.call_json(&leg))
-                } else if let Some(fault) = self.take_fault(Operation::UpdateCall) {
-                    fault
-                } else {
-                    self.update_call(&leg, &fields)
-                }
-            }
-            (&Method::POST, ["Conferences", name, "Participants.json"]) => self
-                .take_fault(Operation::CreateParticipant)
-                .unwrap_or_else(|| {
-                    self.create_participant(name, &fields, events("StatusCallbackEvent"))
-                }),
-            (method, ["Conferences", conference, "Participants", participant]) => {
-                let id = participant.trim_end_matches(".json");
-                let found = self.with_world(|w| {
-                    let room = w
-                        .rooms
-                        .iter()
-                        .find(|r| r.sid == *conference || r.name == *conference)?;
-                    let member = room
-                        .members
-                        .iter()
-                        .find(|m| m.sid == id || m.label.as_deref() == Some(id))?;
-                    Some((room.sid.clone(), member.sid.clone()))
+            Operation::FetchCall => match self.with_world(|w| w.leg(&id(1)).cloned()) {
+                Some(leg) => answer(StatusCode::OK, self.call_json(&leg)),
+                None => not_found(),
+            },
+            Operation::UpdateCall => match self.with_world(|w| w.leg(&id(1)).cloned()) {
+                Some(leg) => self.update_call(&leg, request),
+                None => not_found(),
+            },
+            Operation::CreateParticipant => self.create_participant(&id(1), request),
+            Operation::ListParticipants => {
+                // Twilio: the Participant resource lists live participants
+                // only (twilio-rules 3.6, [part]).
+                let listed = self.with_world(|w| {
+                    let room = w.room_by_sid(&id(1)).filter(|r| !r.ended)?;
+                    Some(
+                        room.members
+                            .iter()
+                            .filter(|m| {
+                                request
+                                    .filter("Hold")
+                                    .is_none_or(|h| m.hold.to_string() == h)
+                            })
+                            .filter(|m| {
+                                request
+                                    .filter("Muted")
+                                    .is_none_or(|h| m.muted.to_string() == h)
+                            })
+                            .map(|m| self.participant_json(w.leg(&m.sid), m, &room.sid))
+                            .collect::<Vec<_>>(),
+                    )
                 });
-                let Some((room_sid, call_sid)) = found else {
-                    return Ok(error(404, 20404, "The requested resource was not found"));
-                };
-                let leg = self.with_world(|w| w.leg(&call_sid).cloned());
-                match (method, leg) {
-                    (&Method::DELETE, Some(_)) => {
-                        self.interrupt(&call_sid, Interrupt::HangUp(EndReason::Api));
-                        let mut empty = http::Response::new(Full::new(Bytes::new()));
-                        *empty.status_mut() = StatusCode::NO_CONTENT;
-                        empty
-                    }
-                    (_, Some(leg)) => {
-                        self.log(format!("  participant {} updated", leg.to));
-                        answer(StatusCode::OK, self.participant_json(&leg, &room_sid, None))
-                    }
-                    (_, None) => error(404, 20404, "The requested resource was not found"),
-                }
+                answer(
+                    StatusCode::OK,
+                    json!({ "participants": listed.unwrap_or_default(), "next_page_uri": null, "page": 0, "page_size": 50, "start": 0, "end": 0 }),
+                )
             }
-            (&Method::GET, ["Conferences.json"]) => {
+            Operation::FetchParticipant => {
+                let found = self.with_world(|w| {
+                    let room = w.room_by_sid(&id(1)).filter(|r| !r.ended)?;
+                    let member = find_member(room, &id(3))?;
+                    Some(self.participant_json(w.leg(&member.sid), member, &room.sid))
+                });
+                found.map_or_else(not_found, |p| answer(StatusCode::OK, p))
+            }
+            Operation::UpdateParticipant => self.update_participant(&id(1), &id(3), request),
+            Operation::DeleteParticipant => self.delete_participant(&id(1), &id(3)),
+            Operation::ListConferences => {
                 let conferences: Vec<Value> = self.with_world(|w| {
                     w.rooms
                         .iter()
-                        .filter(|r| filter.get("FriendlyName").is_none_or(|n| r.name == *n))
-                        .map(|r| {
-                            let status = if r.ended { "completed" } else if r.started { "in-progress" } else { "init" };
-                            json!({ "sid": r.sid, "friendly_name": r.name, "status": status, "account_sid": self.config.account_sid })
+                        .map(|r| self.conference_json(r))
+                        .filter(|c| {
+                            request
+                                .filter("FriendlyName")
+                                .is_none_or(|n| c["friendly_name"] == n)
                         })
-                        .filter(|c| filter.get("Status").is_none_or(|s| c["status"] == *s))
+                        .filter(|c| request.filter("Status").is_none_or(|s| c["status"] == s))
                         .collect()
                 });
                 answer(
@@ -280,20 +390,91 @@ impl Sim {
                     json!({ "conferences": conferences, "next_page_uri": null, "page": 0, "page_size": 50, "start": 0, "end": 0 }),
                 )
             }
-            _ => error(404, 20404, "The requested resource was not found"),
-        };
-        Ok(answer)
+            Operation::FetchConference => self
+                .with_world(|w| w.room_by_sid(&id(1)).map(|r| self.conference_json(r)))
+                .map_or_else(not_found, |c| answer(StatusCode::OK, c)),
+            Operation::UpdateConference => self.update_conference(&id(1), request),
+        }
     }
 
-    fn update_call(&self, leg: &Leg, fields: &HashMap<&str, &str>) -> Answer {
-        if let Some(url) = fields.get("Url") {
+    fn create_call(self: &Arc<Self>, request: &Request) -> Answer {
+        let timeout = request
+            .field("Timeout")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(60u64);
+        // Twilio: Url, else Twiml (ignored when both are sent); Method
+        // defaults to POST; FallbackUrl optional (twilio-rules 4.1, [call]).
+        let target = match (request.field("Url"), request.field("Twiml")) {
+            (Some(url), _) => Target::Url {
+                url: url.to_owned(),
+                method: request.method("Method", "POST"),
+            },
+            (None, Some(twiml)) => Target::Twiml(twiml.to_owned()),
+            (None, None) => return error(400, 21205, "Url parameter is required."),
+        };
+        let sid = self.create_leg(NewLeg {
+            to: request.field("To").unwrap_or_default(),
+            from: request.field("From").unwrap_or_default(),
+            parent: None,
+            direction: "outbound-api",
+            status_callback: request.field("StatusCallback").map(str::to_owned),
+            callback_method: request.field("StatusCallbackMethod").map(str::to_owned),
+            callback_events: request.list("StatusCallbackEvent"),
+            label: None,
+            fallback: request
+                .field("FallbackUrl")
+                .map(|f| (f.to_owned(), request.method("FallbackMethod", "POST"))),
+        });
+        tokio::spawn(self.clone().run_outbound(
+            sid.clone(),
+            target,
+            self.scaled(Duration::from_secs(timeout)),
+        ));
+        let leg = self.with_world(|w| w.leg(&sid).cloned());
+        leg.map_or_else(
+            || error(500, 20500, "lost"),
+            |leg| answer(StatusCode::CREATED, self.call_json(&leg)),
+        )
+    }
+
+    fn update_call(&self, leg: &Leg, request: &Request) -> Answer {
+        let target = match (request.field("Url"), request.field("Twiml")) {
+            (Some(url), _) => Some(Target::Url {
+                url: url.to_owned(),
+                method: request.method("Method", "POST"),
+            }),
+            (None, Some(twiml)) => Some(Target::Twiml(twiml.to_owned())),
+            (None, None) => None,
+        };
+        if let Some(target) = target {
+            // Twilio: a redirect of a call not in progress fails with 21220
+            // (twilio-rules 4.5, U6 for the HTTP status, [e21220]).
             if leg.status != LegStatus::InProgress {
                 return error(400, 21220, "Call is not in-progress. Cannot redirect.");
             }
             self.log(format!("  {} redirected", leg.to));
-            self.interrupt(&leg.sid, Interrupt::Redirect((*url).to_owned()));
+            // Twilio: a new StatusCallback counts only with a Url; FallbackUrl
+            // replaces the call's (twilio-rules 4.3, [call#update]).
+            self.with_world(|w| {
+                *w.redirects.entry(leg.to.clone()).or_default() += 1;
+                if let Some(l) = w.leg_mut(&leg.sid) {
+                    if let Some(callback) = request.field("StatusCallback") {
+                        l.status_callback = Some(callback.to_owned());
+                    }
+                    if let Some(fallback) = request.field("FallbackUrl") {
+                        l.fallback = Some((
+                            fallback.to_owned(),
+                            request.method("FallbackMethod", "POST"),
+                        ));
+                    }
+                }
+            });
+            self.interrupt(&leg.sid, Interrupt::Redirect(target));
         }
-        match fields.get("Status").copied() {
+        // Twilio: Status=completed hangs up even an in-progress call;
+        // canceled only affects queued or ringing calls (twilio-rules 4.4,
+        // [call#update] [tf-readme]).
+        match request.field("Status") {
             Some("completed") => {
                 self.interrupt(&leg.sid, Interrupt::HangUp(EndReason::Api));
             }
@@ -310,72 +491,293 @@ impl Sim {
         answer(StatusCode::OK, self.call_json(leg))
     }
 
-    fn create_participant(
-        self: &Arc<Self>,
-        conference: &str,
-        fields: &HashMap<&str, &str>,
-        events: Vec<String>,
-    ) -> Answer {
-        let flag = |name: &str, default: bool| fields.get(name).map_or(default, |v| *v == "true");
-        let room_sid = if conference.starts_with("CF") {
-            conference.to_owned()
+    fn create_participant(self: &Arc<Self>, conference: &str, request: &Request) -> Answer {
+        let label = request.field("Label").map(str::to_owned);
+        // Twilio: a malformed label is rejected with 16024 (twilio-rules 3.5, [e16024]).
+        if label.as_deref().is_some_and(label_malformed) {
+            return error(400, 16024, "Participant label is invalid");
+        }
+        // Twilio: the path takes a CF SID or the friendly name; a name with
+        // no active conference creates one, a SID not active fails
+        // (twilio-rules 3.1, U4 for the error, [part#create]).
+        let room_sid = if conference.starts_with("CF") && conference.len() == 34 {
+            match self.with_world(|w| {
+                w.room_by_sid(conference)
+                    .filter(|r| !r.ended)
+                    .map(|r| r.sid.clone())
+            }) {
+                Some(sid) => sid,
+                None => return not_found(),
+            }
         } else {
             self.room_for(conference)
         };
-        let Some(name) = self.with_world(|w| {
-            w.rooms
-                .iter()
-                .find(|r| r.sid == room_sid)
-                .map(|r| r.name.clone())
-        }) else {
-            return error(404, 20404, "The requested resource was not found");
-        };
-        let label = fields.get("Label").map(|l| l.to_string());
-        let options = RoomOptions {
-            name: name.clone(),
-            start_on_enter: flag("StartConferenceOnEnter", true),
-            end_on_exit: flag("EndConferenceOnExit", false),
+        // Twilio: a label already used in the conference is rejected with
+        // 16026 (twilio-rules 3.5, [e16026]).
+        let taken = self.with_world(|w| {
+            w.room_by_sid(&room_sid).is_some_and(|r| {
+                label
+                    .as_ref()
+                    .is_some_and(|l| r.members.iter().any(|m| m.label.as_ref() == Some(l)))
+            })
+        });
+        if taken {
+            return error(400, 16026, "Participant label is already in use");
+        }
+        let sid = self.create_leg(NewLeg {
+            to: request.field("To").unwrap_or_default(),
+            from: request.field("From").unwrap_or_default(),
+            parent: None,
+            direction: "outbound-api",
+            status_callback: request.field("StatusCallback").map(str::to_owned),
+            callback_method: request.field("StatusCallbackMethod").map(str::to_owned),
+            callback_events: request.list("StatusCallbackEvent"),
             label: label.clone(),
-            status_callback: None,
-            events: Vec::new(),
-            wait_url: fields.get("WaitUrl").map(|w| w.to_string()),
-        };
-        let sid = self.create_leg(
-            fields.get("To").copied().unwrap_or_default(),
-            fields.get("From").copied().unwrap_or_default(),
-            None,
-            "outbound-api",
-            fields.get("StatusCallback").map(|s| s.to_string()),
-            events,
+            fallback: None,
+        });
+        // Twilio: ConferenceStatusCallback of the first participant only;
+        // ConferenceStatusCallbackEvent defaults to `start end` on REST
+        // (twilio-rules 1.14, [part] [oai]). Registered now: the room exists
+        // from this request on (twilio-rules 3.1; U10).
+        let callback = request.field("ConferenceStatusCallback").map(|url| {
+            let events = request.list("ConferenceStatusCallbackEvent");
+            RoomCallback {
+                url: url.to_owned(),
+                method: request.method("ConferenceStatusCallbackMethod", "POST"),
+                events: if events.is_empty() {
+                    vec!["start".into(), "end".into()]
+                } else {
+                    events
+                },
+            }
+        });
+        // Twilio: EarlyMedia defaults to true, StartConferenceOnEnter to
+        // true, EndConferenceOnExit and Muted to false (twilio-rules 3.3, [part#create]).
+        let member = Member {
+            sid: sid.clone(),
             label,
-        );
-        if flag("EarlyMedia", true) {
-            self.with_world(|w| {
-                if let Some(leg) = w.leg_mut(&sid) {
+            start_on_enter: request.flag("StartConferenceOnEnter", true),
+            end_on_exit: request.flag("EndConferenceOnExit", false),
+            muted: request.flag("Muted", false),
+            hold: false,
+            coaching: request.flag("Coaching", false),
+            wait: wait_audio(request.field("WaitUrl"), request.field("WaitMethod")),
+            via_rest: true,
+            joined: false,
+        };
+        let early_media = request.flag("EarlyMedia", true);
+        let (first, name) = self.with_world(|w| {
+            let first = Self::configure_room(w, &room_sid, callback.clone());
+            let room = w.room_by_sid_mut(&room_sid);
+            let name = room.map(|r| {
+                r.members.push(member.clone());
+                r.name.clone()
+            });
+            if let (Some(name), Some(leg)) = (&name, w.leg_mut(&sid)) {
+                if early_media {
                     leg.ringing_into = Some(name.clone());
                 }
-            });
+            }
+            (first, name)
+        });
+        if !first && callback.is_some() {
+            self.log("  ConferenceStatusCallback ignored: the first participant's wins");
         }
-        let timeout = fields
-            .get("Timeout")
+        if name.is_none() {
+            return not_found();
+        }
+        // Twilio: Timeout defaults to 60 (twilio-rules 3.3, [part#create]).
+        let timeout = request
+            .field("Timeout")
             .and_then(|t| t.parse().ok())
             .unwrap_or(60u64);
         tokio::spawn(self.clone().run_participant(
             sid.clone(),
-            options.clone(),
+            room_sid.clone(),
             self.scaled(Duration::from_secs(timeout)),
         ));
         let leg = self.with_world(|w| w.leg(&sid).cloned());
-        leg.map_or_else(
-            || error(500, 20500, "lost"),
-            |leg| {
-                answer(
-                    StatusCode::CREATED,
-                    self.participant_json(&leg, &room_sid, Some(&options)),
-                )
-            },
+        // Twilio: the create response says `queued` (twilio-rules 3.4, [part#create]).
+        let mut body = self.participant_json(leg.as_ref(), &member, &room_sid);
+        body["status"] = json!("queued");
+        answer(StatusCode::CREATED, body)
+    }
+
+    fn update_participant(
+        self: &Arc<Self>,
+        conference: &str,
+        id: &str,
+        request: &Request,
+    ) -> Answer {
+        let found = self.with_world(|w| {
+            let room = w.room_by_sid(conference).filter(|r| !r.ended)?;
+            Some((room.sid.clone(), find_member(room, id)?.clone()))
+        });
+        let Some((room_sid, before)) = found else {
+            return not_found();
+        };
+        // Twilio: updating a participant still connecting fails (twilio-rules
+        // 3.9, U5 for the status, code and text, [fpt-monitor] [dialpad-26]).
+        if !before.joined {
+            return error(400, 21220, "Participant is not connected");
+        }
+        let hold = request.field("Hold").map(|v| v == "true");
+        let muted = request.field("Muted").map(|v| v == "true");
+        let end_on_exit = request.field("EndConferenceOnExit").map(|v| v == "true");
+        let after = self.with_world(|w| {
+            let room = w.room_by_sid_mut(&room_sid)?;
+            let member = room.members.iter_mut().find(|m| m.sid == before.sid)?;
+            if let Some(end) = end_on_exit {
+                // Twilio: EndConferenceOnExit changed while on hold has no
+                // effect (twilio-rules 3.8, U5, [fpt-monitor] [fpt-conf]).
+                if !member.hold {
+                    member.end_on_exit = end;
+                }
+            }
+            if let Some(muted) = muted {
+                member.muted = muted;
+            }
+            if let Some(hold) = hold {
+                member.hold = hold;
+            }
+            if let Some(url) = request.field("WaitUrl") {
+                member.wait = wait_audio(Some(url), request.field("WaitMethod"));
+            }
+            Some(member.clone())
+        });
+        let Some(after) = after else {
+            return not_found();
+        };
+        let number = self.number_of(&after.sid);
+        self.log(format!("  participant {number} updated"));
+        if after.end_on_exit != before.end_on_exit || request.field("WaitUrl").is_some() {
+            // Twilio: EndConferenceOnExit or WaitUrl changes fire `modify` (twilio-rules 2.7).
+            self.room_event(&room_sid, "participant-modify", Some(&after), Vec::new());
+        } else if end_on_exit.is_some() && before.hold {
+            self.log(format!(
+                "  {number}: EndConferenceOnExit ignored while on hold"
+            ));
+        }
+        if after.muted != before.muted {
+            let event = if after.muted {
+                "participant-mute"
+            } else {
+                "participant-unmute"
+            };
+            self.room_event(&room_sid, event, Some(&after), Vec::new());
+        }
+        if after.hold != before.hold {
+            let event = if after.hold {
+                "participant-hold"
+            } else {
+                "participant-unhold"
+            };
+            self.room_event(&room_sid, event, Some(&after), Vec::new());
+            if after.hold {
+                self.play_hold_audio(&after.sid, &number, request);
+            }
+        }
+        let leg = self.with_world(|w| w.leg(&after.sid).cloned());
+        answer(
+            StatusCode::OK,
+            self.participant_json(leg.as_ref(), &after, &room_sid),
         )
     }
+
+    /// Twilio: without HoldUrl the default hold music plays; HoldMethod
+    /// defaults to GET (twilio-rules 3.7, 8.1, 8.2, U9, [part#update] [blog-hold]).
+    fn play_hold_audio(self: &Arc<Self>, sid: &str, number: &str, request: &Request) {
+        match request.field("HoldUrl").filter(|u| !u.is_empty()) {
+            None => {
+                self.log(format!(
+                    "  {number} hears Twilio's default hold music (no HoldUrl)"
+                ));
+                self.with_world(|w| {
+                    w.default_music
+                        .entry(number.to_owned())
+                        .or_default()
+                        .push(std::time::Instant::now())
+                });
+            }
+            Some(url) => {
+                let (sim, sid, url, number) = (
+                    self.clone(),
+                    sid.to_owned(),
+                    url.to_owned(),
+                    number.to_owned(),
+                );
+                let method = request.method("HoldMethod", "GET");
+                tokio::spawn(async move {
+                    if let Err(e) = sim
+                        .call_webhook(&sid, &url, &method, Vec::new(), "HoldUrl")
+                        .await
+                    {
+                        sim.application_error(
+                            &number,
+                            format!("HoldUrl {url}: {} (error {})", e.text, e.code),
+                        );
+                    }
+                });
+            }
+        }
+    }
+
+    /// Twilio: delete removes the participant, 204 (twilio-rules 3.10,
+    /// [part#delete]); U3: a REST participant's call is hung up, a TwiML
+    /// participant's call carries on after its `<Dial>`.
+    fn delete_participant(self: &Arc<Self>, conference: &str, id: &str) -> Answer {
+        let found = self.with_world(|w| {
+            let room = w.room_by_sid(conference).filter(|r| !r.ended)?;
+            Some((room.sid.clone(), find_member(room, id)?.clone()))
+        });
+        let Some((room_sid, member)) = found else {
+            return not_found();
+        };
+        let status = if member.via_rest {
+            "completed"
+        } else {
+            "in-progress"
+        };
+        self.remove_member(
+            &room_sid,
+            &member.sid,
+            Leave {
+                status,
+                reason: "participant_updated_via_api",
+                kicked: true,
+            },
+        );
+        if member.via_rest {
+            self.interrupt(&member.sid, Interrupt::HangUp(EndReason::Api));
+        }
+        no_content()
+    }
+
+    /// Twilio: Status=completed ends the conference (reason
+    /// conference-ended-via-api) (twilio-rules 3.11, [confres] [oai]).
+    fn update_conference(self: &Arc<Self>, conference: &str, request: &Request) -> Answer {
+        let Some(room) = self.with_world(|w| w.room_by_sid(conference).cloned()) else {
+            return not_found();
+        };
+        if request.field("Status") == Some("completed") && !room.ended {
+            self.log(format!("  room {} ended via the API", room.name));
+            self.end_room(&room.sid, "conference-ended-via-api", None);
+        }
+        if let Some(url) = request.field("AnnounceUrl") {
+            self.log(format!("  room {} announces {url}", room.name));
+        }
+        let room = self
+            .with_world(|w| w.room_by_sid(conference).cloned())
+            .unwrap_or(room);
+        answer(StatusCode::OK, self.conference_json(&room))
+    }
+}
+
+/// Twilio: a participant is named by its Call SID or its label (twilio-rules 3.2, [part]).
+fn find_member<'a>(room: &'a Room, id: &str) -> Option<&'a Member> {
+    room.members
+        .iter()
+        .find(|m| m.sid == id || m.label.as_deref() == Some(id))
 }
 
 fn short_path(path: &str) -> &str {

@@ -13,13 +13,14 @@ pub enum Verb {
     Play { url: String, loops: u32 },
     Pause(u32),
     Hangup,
-    Redirect(String),
-    Dial(Dial),
+    Redirect { url: String, method: String },
+    Dial(Box<Dial>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dial {
     pub action: Option<String>,
+    pub method: String,
     pub caller_id: Option<String>,
     pub timeout_secs: u32,
     pub target: DialTarget,
@@ -43,7 +44,11 @@ pub struct RoomOptions {
     pub label: Option<String>,
     pub status_callback: Option<String>,
     pub events: Vec<String>,
+    pub callback_method: String,
+    /// `None` when the attribute is absent (Twilio's default music).
     pub wait_url: Option<String>,
+    pub wait_method: Option<String>,
+    pub muted: bool,
 }
 
 fn attributes(element: &BytesStart) -> Result<HashMap<String, String>, String> {
@@ -133,6 +138,24 @@ fn events(attrs: &HashMap<String, String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn method(attrs: &HashMap<String, String>, name: &str) -> String {
+    attrs
+        .get(name)
+        .map_or_else(|| "POST".to_owned(), |m| m.to_ascii_uppercase())
+}
+
+/// Twilio: wait and hold TwiML may only use `<Play>`, `<Say>`, `<Pause>`
+/// and `<Redirect>` (twilio-rules 1.5, 8.1, [conf#waiturl]).
+pub fn check_wait_document(verbs: &[Verb]) -> Result<(), String> {
+    match verbs
+        .iter()
+        .find(|v| matches!(v, Verb::Hangup | Verb::Dial(_)))
+    {
+        Some(verb) => Err(format!("{verb:?} is not allowed in wait TwiML")),
+        None => Ok(()),
+    }
+}
+
 pub fn parse(xml: &str) -> Result<Vec<Verb>, String> {
     let root = parse_tree(xml)?;
     if root.name != "Response" {
@@ -160,7 +183,10 @@ fn verb(node: &Node) -> Result<Verb, String> {
                 .unwrap_or(1),
         ),
         "Hangup" => Verb::Hangup,
-        "Redirect" => Verb::Redirect(text),
+        "Redirect" => Verb::Redirect {
+            url: text,
+            method: method(&node.attrs, "method"),
+        },
         "Dial" => {
             let [child] = node.children.as_slice() else {
                 return Err("<Dial> needs exactly one noun here".into());
@@ -178,12 +204,18 @@ fn verb(node: &Node) -> Result<Verb, String> {
                     label: child.attrs.get("participantLabel").cloned(),
                     status_callback: child.attrs.get("statusCallback").cloned(),
                     events: events(&child.attrs),
+                    // Twilio: statusCallbackMethod defaults to POST
+                    // (twilio-rules 1.12, [conf#status-callback-event]).
+                    callback_method: method(&child.attrs, "statusCallbackMethod"),
                     wait_url: child.attrs.get("waitUrl").cloned(),
+                    wait_method: child.attrs.get("waitMethod").cloned(),
+                    muted: flag(&child.attrs, "muted", false),
                 }),
                 other => return Err(format!("<Dial><{other}> is not simulated")),
             };
-            Verb::Dial(Dial {
+            Verb::Dial(Box::new(Dial {
                 action: node.attrs.get("action").cloned(),
+                method: method(&node.attrs, "method"),
                 caller_id: node.attrs.get("callerId").cloned(),
                 timeout_secs: node
                     .attrs
@@ -191,7 +223,7 @@ fn verb(node: &Node) -> Result<Verb, String> {
                     .and_then(|t| t.parse().ok())
                     .unwrap_or(30),
                 target,
-            })
+            }))
         }
         other => return Err(format!("<{other}> is not a TwiML verb")),
     })

@@ -1,7 +1,7 @@
 //! The simulator's state: call legs, conference rooms, the timeline, and
-//! what the customer heard at every moment.
+//! what the watched people heard at every moment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use warm_transfer_core::domain::LegStatus;
@@ -15,7 +15,8 @@ pub enum EndReason {
     Api,
     /// `<Hangup>`, or the end of the TwiML document.
     Twiml,
-    /// The other side of a bridge went away.
+    /// The other side of a bridge went away, or the conference of a REST
+    /// participant ended.
     BridgeEnded,
     /// Busy, no answer, failed.
     NotAnswered,
@@ -23,10 +24,19 @@ pub enum EndReason {
     ApplicationError,
 }
 
+/// Where a leg's next TwiML comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A URL fetched with this method (`GET` or `POST`).
+    Url { url: String, method: String },
+    /// A document given inline (`Twiml` on a call update).
+    Twiml(String),
+}
+
 /// Something asked of a leg's runner from outside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Interrupt {
-    Redirect(String),
+    Redirect(Target),
     HangUp(EndReason),
 }
 
@@ -46,15 +56,19 @@ pub struct Leg {
     pub direction: &'static str,
     pub status: LegStatus,
     pub status_callback: Option<String>,
+    pub callback_method: String,
     pub callback_events: Vec<String>,
     pub next_sequence: u32,
     pub interrupt: Option<Interrupt>,
     pub location: Location,
     pub ended_by: Option<EndReason>,
     pub label: Option<String>,
-    /// Room whose members hear this leg ring (early media).
+    /// Room whose members hear this leg ring (a REST participant created
+    /// with early media, still ringing).
     pub ringing_into: Option<String>,
     pub answered_at: Option<Instant>,
+    /// `FallbackUrl` and `FallbackMethod` of a REST call.
+    pub fallback: Option<(String, String)>,
 }
 
 impl Leg {
@@ -63,23 +77,66 @@ impl Leg {
     }
 }
 
+/// What a participant hears while waiting in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitAudio {
+    /// No `waitUrl`: Twilio's default classical playlist.
+    Default,
+    /// `waitUrl=""`.
+    Silence,
+    Url {
+        url: String,
+        method: String,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Member {
     pub sid: String,
     pub label: Option<String>,
+    pub start_on_enter: bool,
     pub end_on_exit: bool,
+    pub muted: bool,
+    pub hold: bool,
+    pub coaching: bool,
+    pub wait: WaitAudio,
+    /// Added with the Participants API (hung up when the room ends) rather
+    /// than by `<Dial><Conference>` (whose call carries on).
+    pub via_rest: bool,
+    /// In the room; false while a REST participant's phone rings.
+    pub joined: bool,
+}
+
+/// The conference status callback, fixed by the first participant.
+#[derive(Debug, Clone)]
+pub struct RoomCallback {
+    pub url: String,
+    pub method: String,
+    pub events: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Room {
     pub sid: String,
     pub name: String,
+    /// Participants: joined, or (REST) still connecting.
     pub members: Vec<Member>,
     pub started: bool,
     pub ended: bool,
-    pub status_callback: Option<String>,
-    pub events: Vec<String>,
+    /// Whether the first participant has fixed the callback (even to none).
+    pub configured: bool,
+    pub callback: Option<RoomCallback>,
     pub next_sequence: u32,
+}
+
+impl Room {
+    pub fn joined(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.joined)
+    }
+
+    pub fn member(&self, sid: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.sid == sid)
+    }
 }
 
 /// One line of the timeline.
@@ -94,12 +151,21 @@ pub struct Entry {
 pub enum Situation {
     NotCalled,
     Ringing,
-    /// Talking with at least one other person.
+    /// Talking with at least one other person: bridged with a live leg, or
+    /// in a started conference with another member in progress and not on
+    /// hold.
     Connected,
-    /// In a room alone, or between two places.
+    /// Not talking with anyone, but in a room into which another party's
+    /// phone rings with early media: they hear it ring.
+    Waiting,
+    /// In a room with nobody to talk to (hearing the wait audio), on hold,
+    /// or between two places.
     Alone,
     Ended(EndReason),
 }
+
+/// A REST fault queued for the next request of an operation.
+pub type FaultQueue = VecDeque<super::Fault>;
 
 #[derive(Default)]
 pub struct World {
@@ -107,8 +173,16 @@ pub struct World {
     pub rooms: Vec<Room>,
     pub timeline: Vec<Entry>,
     pub violations: Vec<String>,
-    pub application_errors: Vec<String>,
-    pub faults: HashMap<super::Operation, Vec<(u16, u32, String)>>,
+    /// Application errors: the number whose call it hit, and what happened.
+    pub application_errors: Vec<(String, String)>,
+    pub faults: HashMap<super::Operation, FaultQueue>,
+    pub requests: HashMap<super::Operation, usize>,
+    /// Call updates with `Url` or `Twiml` applied, per number.
+    pub redirects: HashMap<String, usize>,
+    /// When each number started hearing Twilio's default music.
+    pub default_music: HashMap<String, Vec<Instant>>,
+    /// When each number last heard a `<Say>` or `<Play>`.
+    pub messages: HashMap<String, Instant>,
     /// Per watched number: its situation changes, in order.
     pub situations: HashMap<String, Vec<(Instant, Situation)>>,
 }
@@ -127,19 +201,51 @@ impl World {
         self.rooms.iter().rev().find(|r| r.name == name && !r.ended)
     }
 
+    pub fn room_by_sid(&self, sid: &str) -> Option<&Room> {
+        self.rooms.iter().find(|r| r.sid == sid)
+    }
+
+    pub fn room_by_sid_mut(&mut self, sid: &str) -> Option<&mut Room> {
+        self.rooms.iter_mut().find(|r| r.sid == sid)
+    }
+
     /// The most recent leg of a phone number (as called party).
     pub fn leg_of_number(&self, number: &str) -> Option<&Leg> {
         self.legs.iter().rev().find(|l| l.to == number)
     }
 
+    fn number_of(&self, sid: &str) -> String {
+        self.leg(sid).map(|l| l.to.clone()).unwrap_or_default()
+    }
+
+    /// Someone the member can talk with: the conference has started and
+    /// another joined member is in progress and not on hold.
     fn others_talking_in(&self, room: &str, except: &str) -> bool {
         self.room(room).is_some_and(|r| {
-            r.members.iter().any(|m| {
-                m.sid != except
-                    && self
-                        .leg(&m.sid)
-                        .is_some_and(|l| l.status == LegStatus::InProgress)
-            })
+            r.started
+                && r.joined().any(|m| {
+                    m.sid != except
+                        && !m.hold
+                        && self
+                            .leg(&m.sid)
+                            .is_some_and(|l| l.status == LegStatus::InProgress)
+                })
+        })
+    }
+
+    /// A REST participant's phone ringing into the room with early media.
+    fn ringing_into(&self, room: &str) -> bool {
+        self.legs
+            .iter()
+            .any(|l| l.is_live() && l.ringing_into.as_deref() == Some(room))
+    }
+
+    /// Whether a joined member hears the wait audio: the conference has not
+    /// started, or nobody else is in it.
+    pub fn is_waiting(&self, room_sid: &str, sid: &str) -> bool {
+        self.room_by_sid(room_sid).is_some_and(|r| {
+            r.member(sid).is_some_and(|m| m.joined)
+                && (!r.started || r.joined().all(|m| m.sid == sid))
         })
     }
 
@@ -160,10 +266,22 @@ impl World {
                         Situation::Alone
                     }
                 }
-                Location::InRoom(room) if self.others_talking_in(room, &leg.sid) => {
-                    Situation::Connected
+                Location::InRoom(room) => {
+                    let held = self
+                        .room(room)
+                        .and_then(|r| r.member(&leg.sid))
+                        .is_some_and(|m| m.hold);
+                    if held {
+                        Situation::Alone
+                    } else if self.others_talking_in(room, &leg.sid) {
+                        Situation::Connected
+                    } else if self.ringing_into(room) {
+                        Situation::Waiting
+                    } else {
+                        Situation::Alone
+                    }
                 }
-                _ => Situation::Alone,
+                Location::Nowhere => Situation::Alone,
             },
             _ => Situation::Ringing,
         }
@@ -180,5 +298,17 @@ impl World {
                 log.push((now, situation));
             }
         }
+    }
+
+    /// Members' numbers (joined) and ringing numbers of a live room.
+    pub fn room_view(&self, room: &Room) -> (Vec<String>, Vec<String>) {
+        let members = room.joined().map(|m| self.number_of(&m.sid)).collect();
+        let ringing = self
+            .legs
+            .iter()
+            .filter(|l| l.is_live() && l.ringing_into.as_deref() == Some(room.name.as_str()))
+            .map(|l| l.to.clone())
+            .collect();
+        (members, ringing)
     }
 }
