@@ -13,6 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
+use warm_transfer_core::handlers::callbacks::CALLBACK_RETRIES;
 use warm_transfer_core::handlers::{App, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::local::Dynalite;
@@ -98,6 +99,18 @@ async fn harness() -> Harness {
     Mock::given(method("POST"))
         .and(path_regex(r"/Conferences/[^/]+/Participants\.json$"))
         .respond_with(json(201, "participant.json"))
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(
+            r"/Conferences/CF[0-9a-f]{32}/Participants/[^/]+\.json$",
+        ))
+        .respond_with(json(200, "participant.json"))
+        .mount(&twilio)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ACCOUNT_PATH}/Conferences.json")))
+        .respond_with(json(200, "conference_list.json"))
         .mount(&twilio)
         .await;
     let config = config(&twilio, dynalite.endpoint());
@@ -223,6 +236,45 @@ fn golden(name: &str) -> String {
         .to_owned()
 }
 
+/// A golden document with the product's connection overrides on its status
+/// callback URLs (twilio-python renders the fragment like any other text).
+fn golden_with_retries(name: &str) -> String {
+    let mut xml = golden(name);
+    for events in ["/events/conference", "/events/customer-leg"] {
+        xml = xml.replace(
+            &format!("{events}\""),
+            &format!("{events}#{}\"", CALLBACK_RETRIES.replace('&', "&amp;")),
+        );
+    }
+    xml
+}
+
+/// The room's TwiML as the product writes it: the golden document, with the
+/// hold music fetched by GET (cacheable) and, for the customer, the
+/// fallback that runs when the room ends (the golden `redirect` case).
+fn golden_room(name: &str) -> String {
+    let xml = golden_with_retries(name)
+        .replace(
+            "wt-CA0123456789abcdef0123456789abcdef",
+            &format!("wt-{SESSION}"),
+        )
+        .replace(r#"waitMethod="POST""#, r#"waitMethod="GET""#);
+    if name != "conference_customer" {
+        return xml;
+    }
+    let redirect = golden("redirect");
+    let redirect =
+        &redirect[redirect.find("<Redirect").unwrap()..redirect.find("</Response>").unwrap()];
+    let fallback = redirect.replace(
+        &redirect[redirect.find('>').unwrap() + 1..redirect.find("</").unwrap()],
+        &format!("https://{HOST}/twiml/fallback?role=customer"),
+    );
+    xml.replace(
+        "</Dial></Response>",
+        &format!("</Dial>{fallback}</Response>"),
+    )
+}
+
 fn form(request: &Request) -> HashMap<String, String> {
     form_urlencoded::parse(&request.body).into_owned().collect()
 }
@@ -266,7 +318,11 @@ async fn start_call() {
     );
     assert_eq!(
         sent["StatusCallback"],
-        format!("https://{HOST}/events/agent-leg")
+        format!("https://{HOST}/events/agent-leg#{CALLBACK_RETRIES}")
+    );
+    assert_eq!(
+        sent["FallbackUrl"],
+        format!("https://{HOST}/twiml/fallback?role=first-agent")
     );
     assert_eq!(h.session().await.customer_number.as_str(), CUSTOMER);
 }
@@ -296,7 +352,7 @@ async fn start_transfer() {
     h.connected().await;
     let response = h.invoke(Endpoint::StartTransfer).await;
     assert_eq!(response.status(), 202, "{}", body(&response));
-    assert_eq!(json(&response)["transfer"]["state"], "requested");
+    assert_eq!(json(&response)["transfer"]["state"], "customer-in-room");
     let requests = h.twilio_requests().await;
     assert_eq!(requests.len(), 2, "redirect and participant, nothing else");
     let redirect = requests
@@ -327,7 +383,20 @@ async fn start_transfer() {
     assert_eq!(fields["Label"], "second-agent-1");
     assert_eq!(
         fields["StatusCallback"],
-        format!("https://{HOST}/events/participant?attempt=1&session={SESSION}")
+        format!("https://{HOST}/events/participant?attempt=1&session={SESSION}#{CALLBACK_RETRIES}")
+    );
+    // Agent two may create the room: the room's callback comes with it.
+    assert_eq!(
+        fields["ConferenceStatusCallback"],
+        format!("https://{HOST}/events/conference#{CALLBACK_RETRIES}")
+    );
+    assert_eq!(fields["WaitUrl"], "");
+    // The customer's move is recorded without waiting for a conference callback.
+    let session = h.session().await;
+    assert!(session.customer_in_room());
+    assert_eq!(
+        session.room_sid.as_deref(),
+        Some("CF00000000000000000000000000000001")
     );
     // The same request again (same Idempotency-Key) starts nothing new.
     let again = h.invoke(Endpoint::StartTransfer).await;
@@ -359,13 +428,53 @@ async fn leave_call() {
     assert_eq!(response.status(), 200, "{}", body(&response));
     assert_eq!(json(&response)["transfer"]["state"], "first-agent-left");
     let requests = h.twilio_requests().await;
+    // Agent two first becomes the room's anchor, then agent one is hung up.
+    let anchor = requests
+        .iter()
+        .position(|r| r.url.path().ends_with("/Participants/second-agent-1.json"))
+        .expect("agent two updated");
+    assert_eq!(form(&requests[anchor])["EndConferenceOnExit"], "true");
+    assert_eq!(anchor, requests.len() - 2);
+    let hang_up = requests.last().unwrap();
     assert!(
-        requests[0]
+        hang_up
             .url
             .path()
             .ends_with(&format!("/Calls/{SESSION}.json"))
     );
-    assert_eq!(form(&requests[0])["Status"], "completed");
+    assert_eq!(form(hang_up)["Status"], "completed");
+    assert!(h.session().await.transfer.unwrap().target_anchors_room);
+}
+
+#[tokio::test]
+async fn leave_call_is_refused_when_agent_two_cannot_anchor_the_room() {
+    let h = harness().await;
+    h.transferring(Some(LegStatus::InProgress)).await;
+    h.twilio.reset().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ACCOUNT_PATH}/Conferences.json")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("conference_list.json"), "application/json"),
+        )
+        .mount(&h.twilio)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw(
+            r#"{"code":20404,"message":"The requested resource was not found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}"#,
+            "application/json",
+        ))
+        .mount(&h.twilio)
+        .await;
+    let response = h.invoke(Endpoint::LeaveCall).await;
+    assert_eq!(response.status(), 409, "{}", body(&response));
+    assert!(
+        !h.twilio_requests()
+            .await
+            .iter()
+            .any(|r| r.url.path().ends_with(&format!("/Calls/{SESSION}.json"))),
+        "agent one was not hung up: the customer would be left with nobody"
+    );
 }
 
 #[tokio::test]
@@ -383,7 +492,7 @@ async fn dial_customer_matches_twilios_library() {
     let h = harness().await;
     let response = h.invoke(Endpoint::DialCustomer).await;
     assert_twiml(&response);
-    assert_eq!(body(&response), golden("dial_customer"));
+    assert_eq!(body(&response), golden_with_retries("dial_customer"));
 }
 
 #[tokio::test]
@@ -402,13 +511,7 @@ async fn agent_dial_ended_joins_the_room_only_with_a_transfer() {
     h.record_transfer().await;
     let response = h.invoke(Endpoint::AgentDialEnded).await;
     assert_twiml(&response);
-    assert_eq!(
-        body(&response),
-        golden("conference_first_agent").replace(
-            "wt-CA0123456789abcdef0123456789abcdef",
-            &format!("wt-{SESSION}")
-        )
-    );
+    assert_eq!(body(&response), golden_room("conference_first_agent"));
 }
 
 #[tokio::test]
@@ -416,13 +519,21 @@ async fn conference_twiml_matches_twilios_library() {
     let h = harness().await;
     let response = h.invoke(Endpoint::ConferenceTwiml).await;
     assert_twiml(&response);
-    assert_eq!(
-        body(&response),
-        golden("conference_customer").replace(
-            "wt-CA0123456789abcdef0123456789abcdef",
-            &format!("wt-{SESSION}")
-        )
+    assert_eq!(body(&response), golden_room("conference_customer"));
+}
+
+#[tokio::test]
+async fn fallback_sends_the_customer_on_and_apologises_to_anyone_else() {
+    let h = harness().await;
+    let response = h.invoke(Endpoint::FallbackTwiml).await;
+    assert_twiml(&response);
+    let xml = body(&response);
+    assert!(xml.contains("<Say>Sorry, no agent is available"), "{xml}");
+    assert!(
+        xml.ends_with("<Hangup /></Response>") || xml.ends_with("<Hangup/></Response>"),
+        "{xml}"
     );
+    assert!(h.twilio_requests().await.is_empty(), "stateless");
 }
 
 #[tokio::test]
@@ -457,6 +568,7 @@ async fn forged_or_unsigned_webhooks_are_refused_with_403() {
         Endpoint::DialCustomer,
         Endpoint::AgentDialEnded,
         Endpoint::ConferenceTwiml,
+        Endpoint::FallbackTwiml,
         Endpoint::StatusCallback,
     ] {
         let mut event: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
@@ -596,14 +708,31 @@ async fn with_the_store_down_webhooks_still_answer_valid_twiml() {
             body(&response)
         }
     };
-    assert_eq!(twiml(Endpoint::DialCustomer).await, golden("dial_customer"));
+    assert_eq!(
+        twiml(Endpoint::DialCustomer).await,
+        golden_with_retries("dial_customer")
+    );
     // Unsure whether the customer was just moved, the first agent follows into the room.
     assert!(
         twiml(Endpoint::AgentDialEnded)
             .await
             .contains(r#"participantLabel="first-agent""#)
     );
-    assert_eq!(twiml(Endpoint::StatusCallback).await, golden("empty"));
+    assert!(
+        twiml(Endpoint::FallbackTwiml)
+            .await
+            .contains("no agent is available")
+    );
+    // A callback that could not be recorded is answered so that Twilio
+    // sends it again (the URL's overrides ask for retries on a 5xx).
+    let response = app
+        .handle(
+            Endpoint::StatusCallback,
+            lambda_http::request::from_str(&recorded(Endpoint::StatusCallback)).unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(body(&response), golden("empty"));
 }
 
 #[tokio::test]
@@ -629,6 +758,22 @@ async fn twilio_failing_to_hang_up_the_first_agent_is_a_502_and_nothing_changes(
     let h = harness().await;
     h.transferring(Some(LegStatus::InProgress)).await;
     h.twilio.reset().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ACCOUNT_PATH}/Conferences.json")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("conference_list.json"), "application/json"),
+        )
+        .mount(&h.twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"/Participants/[^/]+\.json$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("participant.json"), "application/json"),
+        )
+        .mount(&h.twilio)
+        .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
         .mount(&h.twilio)
