@@ -10,6 +10,9 @@ pub enum EventSource {
     Twilio,
     /// The product's own repair, so that nobody is left alone or ringing.
     Product,
+    /// The reconciler: what it learned from Twilio after a callback was
+    /// lost, and the repair it made.
+    Reconciler,
 }
 
 impl EventSource {
@@ -18,6 +21,7 @@ impl EventSource {
             EventSource::Api => "api",
             EventSource::Twilio => "twilio",
             EventSource::Product => "product",
+            EventSource::Reconciler => "reconciler",
         }
     }
 
@@ -26,6 +30,7 @@ impl EventSource {
             "api" => Some(EventSource::Api),
             "twilio" => Some(EventSource::Twilio),
             "product" => Some(EventSource::Product),
+            "reconciler" => Some(EventSource::Reconciler),
             _ => None,
         }
     }
@@ -54,6 +59,15 @@ impl HistoryEvent {
         Self {
             at,
             source: EventSource::Twilio,
+            kind: kind.into(),
+            detail,
+        }
+    }
+
+    pub fn reconciler(at: OffsetDateTime, kind: impl Into<String>, detail: Option<String>) -> Self {
+        Self {
+            at,
+            source: EventSource::Reconciler,
             kind: kind.into(),
             detail,
         }

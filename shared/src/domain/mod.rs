@@ -3,6 +3,7 @@
 //! handlers drive it with commands (from the console) and observations (from
 //! Twilio's callbacks).
 
+mod deadline;
 mod error;
 mod history;
 mod leg;
@@ -10,6 +11,9 @@ mod observation;
 mod session;
 mod transfer;
 
+pub use deadline::{
+    PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON,
+};
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use leg::{LegObservation, LegStatus, Presence};
