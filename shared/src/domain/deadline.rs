@@ -26,10 +26,7 @@ impl CallSession {
         };
         live(&self.agent_leg)
             || live(&self.customer_leg)
-            || self
-                .transfer
-                .as_ref()
-                .is_some_and(|t| live(&t.target_leg))
+            || self.transfer.as_ref().is_some_and(|t| live(&t.target_leg))
     }
 
     /// Nothing can change any more: the call is over, every leg the session

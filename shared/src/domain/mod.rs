@@ -11,9 +11,7 @@ mod observation;
 mod session;
 mod transfer;
 
-pub use deadline::{
-    PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON,
-};
+pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON};
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use leg::{LegObservation, LegStatus, Presence};
