@@ -19,7 +19,8 @@ use tokio::net::TcpListener;
 use warm_transfer_core::domain::LegStatus;
 use warm_transfer_core::signature::validate_form;
 use warm_transfer_dev::sim::{
-    Connection, EndReason, Operation, Script, SimConfig, Simulator, Situation,
+    CallbackFault, CallbackKind, Connection, EndReason, Fault, Operation, Script, SimConfig,
+    Simulator, Situation,
 };
 
 const CUSTOMER: &str = "+15550200001";
@@ -33,8 +34,14 @@ const SOON: Duration = Duration::from_secs(10);
 struct Hook {
     path: String,
     url: String,
+    method: String,
     signature: Option<String>,
+    token: Option<String>,
+    region: Option<String>,
+    /// Form fields, or the query of a GET.
     params: Vec<(String, String)>,
+    /// What the signature covers after the URL: the form of a POST.
+    signed: Vec<(String, String)>,
 }
 
 impl Hook {
@@ -49,10 +56,11 @@ impl Hook {
 /// What a route answers: a status and a body.
 type Reply = (u16, String);
 
-/// A webhook app scripted per path; records every request.
+/// A webhook app scripted per path (a sequence of replies, the last one
+/// repeated); records every request.
 struct App {
     addr: SocketAddr,
-    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    routes: Arc<Mutex<HashMap<String, Vec<Reply>>>>,
     hooks: Arc<Mutex<Vec<Hook>>>,
 }
 
@@ -60,7 +68,7 @@ impl App {
     async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let routes: Arc<Mutex<HashMap<String, Vec<Reply>>>> = Arc::default();
         let hooks: Arc<Mutex<Vec<Hook>>> = Arc::default();
         let (served_routes, served_hooks) = (routes.clone(), hooks.clone());
         tokio::spawn(async move {
@@ -76,23 +84,41 @@ impl App {
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.unwrap().to_bytes();
                             let path = parts.uri.path().to_owned();
+                            let header = |name: &str| {
+                                parts
+                                    .headers
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned)
+                            };
+                            let signed: Vec<(String, String)> =
+                                form_urlencoded::parse(&body).into_owned().collect();
+                            let params = if parts.method == http::Method::GET {
+                                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                                    .into_owned()
+                                    .collect()
+                            } else {
+                                signed.clone()
+                            };
                             let hook = Hook {
                                 url: format!("http://{addr}{}", parts.uri),
                                 path: path.clone(),
-                                signature: parts
-                                    .headers
-                                    .get("X-Twilio-Signature")
-                                    .and_then(|v| v.to_str().ok())
-                                    .map(str::to_owned),
-                                params: form_urlencoded::parse(&body).into_owned().collect(),
+                                method: parts.method.to_string(),
+                                signature: header("X-Twilio-Signature"),
+                                token: header("I-Twilio-Idempotency-Token"),
+                                region: header("X-Home-Region"),
+                                params,
+                                signed,
                             };
                             hooks.lock().unwrap().push(hook);
-                            let (status, body) = routes
-                                .lock()
-                                .unwrap()
-                                .get(&path)
-                                .cloned()
-                                .unwrap_or((200, String::new()));
+                            let (status, body) = {
+                                let mut routes = routes.lock().unwrap();
+                                match routes.get_mut(&path) {
+                                    Some(replies) if replies.len() > 1 => replies.remove(0),
+                                    Some(replies) => replies[0].clone(),
+                                    None => (200, String::new()),
+                                }
+                            };
                             let mut response = http::Response::new(Full::new(Bytes::from(body)));
                             *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
                             response.headers_mut().insert(
@@ -129,10 +155,15 @@ impl App {
     }
 
     fn reply(&self, path: &str, status: u16, body: &str) {
-        self.routes
-            .lock()
-            .unwrap()
-            .insert(path.to_owned(), (status, body.to_owned()));
+        self.replies(path, &[(status, body)]);
+    }
+
+    /// `path` answers these, in turn, then the last one again and again.
+    fn replies(&self, path: &str, replies: &[(u16, &str)]) {
+        self.routes.lock().unwrap().insert(
+            path.to_owned(),
+            replies.iter().map(|(s, b)| (*s, b.to_string())).collect(),
+        );
     }
 
     fn hooks(&self, path: &str) -> Vec<Hook> {
@@ -273,13 +304,15 @@ impl Bench {
                 validate_form(
                     &self.token,
                     &hook.url,
-                    &hook.params,
+                    &hook.signed,
                     hook.signature.as_deref()
                 ),
                 Ok(()),
                 "bad signature on {hook:?}"
             );
             assert_eq!(hook.get("AccountSid"), Some(self.config_sid.as_str()));
+            assert_eq!(hook.region.as_deref(), Some("us1"), "{hook:?}");
+            assert!(hook.token.as_ref().is_some_and(|t| !t.is_empty()));
         }
         assert_eq!(self.sim.contract_violations(), Vec::<String>::new());
     }
@@ -478,7 +511,8 @@ async fn conference_ends_for_everyone_when_the_end_on_exit_member_leaves() {
             wait = b.app.url("/wait")
         ),
     );
-    b.app.twiml("/wait", "<Play>https://example.com/music.mp3</Play>");
+    b.app
+        .twiml("/wait", "<Play>https://example.com/music.mp3</Play>");
     b.app.twiml("/after-room", "<Say>The agent left</Say>");
     b.sim.watch(CUSTOMER);
     let agent = b.call(AGENT, "/agent").await;
@@ -758,5 +792,715 @@ async fn unanswered_dial_reports_no_answer_to_the_action_after_the_timeout() {
         s.status_of(TARGET).is_some_and(|st| st.is_final())
     })
     .await;
+    b.assert_clean();
+}
+
+/// The `StatusCallbackEvent`s a conference callback path received, in order.
+fn events_of(hooks: &[Hook]) -> Vec<String> {
+    hooks
+        .iter()
+        .map(|h| h.get("StatusCallbackEvent").unwrap_or("").to_owned())
+        .collect()
+}
+
+impl Bench {
+    /// The SID of the live conference of that name.
+    async fn conference(&self, name: &str) -> String {
+        let (_, rooms) = self
+            .get(&format!("Conferences.json?FriendlyName={name}"))
+            .await;
+        rooms["conferences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|c| c["status"] != "completed")
+            .and_then(|c| c["sid"].as_str())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Whether the room holds exactly these members, in any order.
+    fn in_room(&self, name: &str, members: &[&str]) -> bool {
+        let mut expected: Vec<&str> = members.to_vec();
+        expected.sort();
+        self.sim.connections().iter().any(|c| match c {
+            Connection::Room {
+                name: n,
+                members: m,
+                ..
+            } if n == name => {
+                let mut m: Vec<&str> = m.iter().map(String::as_str).collect();
+                m.sort();
+                m == expected
+            }
+            _ => false,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_conference_starts_with_two_participants_one_of_them_a_starter() {
+    let b = bench().await;
+    let events = b.app.url("/room-events");
+    b.app.twiml(
+        "/customer",
+        &format!(
+            r#"<Dial><Conference startConferenceOnEnter="false" waitUrl="" statusCallback="{events}" statusCallbackEvent="start end join leave">room-s</Conference></Dial>"#
+        ),
+    );
+    b.app.twiml(
+        "/agent",
+        r#"<Dial><Conference startConferenceOnEnter="false" waitUrl="">room-s</Conference></Dial>"#,
+    );
+    b.app.twiml(
+        "/target",
+        r#"<Dial><Conference waitUrl="">room-s</Conference></Dial>"#,
+    );
+    b.sim.watch(CUSTOMER);
+    b.call(CUSTOMER, "/customer").await;
+    b.wait_for("customer in room", |_| b.in_room("room-s", &[CUSTOMER]))
+        .await;
+    b.wait_for_hook("/room-events", 1).await;
+    assert_eq!(b.sim.situation(CUSTOMER), Situation::Alone);
+
+    // Two participants, neither a starter: still not started.
+    b.call(AGENT, "/agent").await;
+    b.wait_for("agent in room", |_| b.in_room("room-s", &[CUSTOMER, AGENT]))
+        .await;
+    b.wait_for_hook("/room-events", 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        events_of(&b.app.hooks("/room-events")),
+        ["participant-join", "participant-join"]
+    );
+    assert_eq!(b.sim.situation(CUSTOMER), Situation::Alone);
+    let conference = b.conference("room-s").await;
+    let (_, room) = b.get(&format!("Conferences/{conference}.json")).await;
+    assert_eq!(room["status"], "init");
+
+    // A starter joins: the conference starts, and everyone talks.
+    b.call(TARGET, "/target").await;
+    b.wait_for_hook("/room-events", 4).await;
+    assert_eq!(
+        events_of(&b.app.hooks("/room-events")),
+        [
+            "participant-join",
+            "participant-join",
+            "participant-join",
+            "conference-start"
+        ]
+    );
+    b.wait_for("customer talks", |s| {
+        s.situation(CUSTOMER) == Situation::Connected
+    })
+    .await;
+    let (_, room) = b.get(&format!("Conferences/{conference}.json")).await;
+    assert_eq!(room["status"], "in-progress");
+    assert!(!b.sim.heard_default_music(CUSTOMER));
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn wait_audio_is_default_music_silence_or_the_wait_url_fetched_with_its_method() {
+    let b = bench().await;
+    let wait = b.app.url("/wait");
+    let wait_get = b.app.url("/wait-get");
+    b.app.twiml(
+        "/default",
+        "<Dial><Conference>room-default</Conference></Dial>",
+    );
+    b.app.twiml(
+        "/silent",
+        r#"<Dial><Conference waitUrl="">room-silent</Conference></Dial>"#,
+    );
+    b.app.twiml(
+        "/posted",
+        &format!(r#"<Dial><Conference waitUrl="{wait}">room-posted</Conference></Dial>"#),
+    );
+    b.app.twiml(
+        "/got",
+        &format!(
+            r#"<Dial><Conference waitUrl="{wait_get}" waitMethod="GET">room-got</Conference></Dial>"#
+        ),
+    );
+    b.app.twiml(
+        "/wait",
+        r#"<Play loop="0">https://example.com/a.mp3</Play>"#,
+    );
+    b.app.reply("/wait-get", 200, "ID3 not really an mp3");
+    for number in [CUSTOMER, AGENT, TARGET, "+15550200004"] {
+        b.sim.watch(number);
+    }
+    b.sim.script(
+        "+15550200004",
+        Script::answer_after(Duration::from_millis(200)),
+    );
+    b.call(CUSTOMER, "/default").await;
+    b.call(AGENT, "/silent").await;
+    let posted = b.call(TARGET, "/posted").await;
+    let got = b.call("+15550200004", "/got").await;
+
+    let wait_hooks = b.wait_for_hook("/wait", 1).await;
+    assert_eq!(wait_hooks[0].method, "POST");
+    assert_eq!(wait_hooks[0].get("CallSid"), Some(posted.as_str()));
+    let get_hooks = b.wait_for_hook("/wait-get", 1).await;
+    assert_eq!(get_hooks[0].method, "GET");
+    assert_eq!(get_hooks[0].get("CallSid"), Some(got.as_str()));
+    b.wait_for("default music", |s| s.heard_default_music(CUSTOMER))
+        .await;
+    assert!(!b.sim.heard_default_music(AGENT));
+    assert!(!b.sim.heard_default_music(TARGET));
+    assert!(!b.sim.heard_default_music("+15550200004"));
+    let problems = b.sim.problems(CUSTOMER, Duration::from_secs(60));
+    assert!(
+        problems.iter().any(|p| p.contains("default music")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        b.sim.problems(AGENT, Duration::from_secs(60)),
+        Vec::<String>::new()
+    );
+    // All four wait alone: each is Alone, not Connected.
+    assert_eq!(b.sim.situation(AGENT), Situation::Alone);
+    assert!(b.sim.application_errors().is_empty());
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn a_failing_wait_url_drops_the_participant_to_its_next_verb() {
+    let b = bench().await;
+    let wait = b.app.url("/wait-down");
+    b.app.twiml(
+        "/customer",
+        &format!(
+            r#"<Dial><Conference waitUrl="{wait}">room-w</Conference></Dial><Say>Sorry</Say><Redirect>/next</Redirect>"#
+        ),
+    );
+    b.app.reply("/wait-down", 500, "oops");
+    b.app.twiml("/next", "<Hangup/>");
+    b.sim.watch(CUSTOMER);
+    let customer = b.call(CUSTOMER, "/customer").await;
+    // The relative <Redirect> is resolved against the document's URL.
+    let next = b.wait_for_hook("/next", 1).await;
+    assert_eq!(next[0].get("CallSid"), Some(customer.as_str()));
+    b.wait_for("customer ends", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    assert!(b.sim.connections().is_empty());
+    let errors = b.sim.application_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("/wait-down"), "{errors:?}");
+    // The default policy does not retry a 500.
+    assert_eq!(b.app.hooks("/wait-down").len(), 1);
+    let problems = b.sim.problems(CUSTOMER, Duration::from_secs(60));
+    assert!(
+        problems.iter().any(|p| p.contains("application error")),
+        "{problems:?}"
+    );
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn a_rest_participant_created_first_fixes_the_conference_callback() {
+    let b = bench().await;
+    b.sim
+        .script(TARGET, Script::answer_after(Duration::from_secs(10)));
+    b.sim.script("+15550200004", Script::busy());
+    let rest_events = b.app.url("/rest-room");
+    let twiml_events = b.app.url("/twiml-room");
+    b.app.twiml(
+        "/customer",
+        &format!(
+            r#"<Dial><Conference waitUrl="" participantLabel="customer" statusCallback="{twiml_events}" statusCallbackEvent="start end join leave">room-r</Conference></Dial><Say>The call is over</Say><Hangup/>"#
+        ),
+    );
+    b.sim.watch(CUSTOMER);
+
+    // The participant's phone rings: the room and its callback exist already.
+    let (status, participant) = b
+        .post(
+            "Conferences/room-r/Participants.json",
+            &[
+                ("From", CALLER_ID),
+                ("To", TARGET),
+                ("Label", "target"),
+                ("ConferenceStatusCallback", &rest_events),
+                ("ConferenceStatusCallbackEvent", "start"),
+                ("ConferenceStatusCallbackEvent", "end"),
+                ("ConferenceStatusCallbackEvent", "join"),
+                ("ConferenceStatusCallbackEvent", "leave"),
+                ("ConferenceStatusCallbackEvent", "modify"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{participant}");
+    assert_eq!(participant["status"], "queued");
+    let target_sid = participant["call_sid"].as_str().unwrap().to_owned();
+    let conference = participant["conference_sid"].as_str().unwrap().to_owned();
+    let customer = b.call(CUSTOMER, "/customer").await;
+    b.wait_for("customer in room, target ringing", |s| {
+        s.connections()
+            == [Connection::Room {
+                name: "room-r".into(),
+                members: vec![CUSTOMER.into()],
+                ringing: vec![TARGET.into()],
+            }]
+    })
+    .await;
+    // Someone rings into the room with early media: the customer waits, attended.
+    b.wait_for("waiting", |s| s.situation(CUSTOMER) == Situation::Waiting)
+        .await;
+
+    // Live participants, ringing ones included; a ringing one cannot be updated.
+    let (_, list) = b
+        .get(&format!("Conferences/{conference}/Participants.json"))
+        .await;
+    assert_eq!(list["participants"].as_array().unwrap().len(), 2, "{list}");
+    let (status, fetched) = b
+        .get(&format!(
+            "Conferences/{conference}/Participants/target.json"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["status"], "ringing");
+    let (status, refused) = b
+        .post(
+            &format!("Conferences/{conference}/Participants/target.json"),
+            &[("EndConferenceOnExit", "true")],
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["message"], "Participant is not connected");
+    assert_eq!(b.sim.requests(Operation::UpdateParticipant), 1);
+
+    // The target answers: the conference starts, on the REST callback only.
+    b.sim.script(TARGET, Script::answer_after(Duration::ZERO));
+    b.wait_for("target in room", |_| {
+        b.in_room("room-r", &[CUSTOMER, TARGET])
+    })
+    .await;
+    b.wait_for("customer talks", |s| {
+        s.situation(CUSTOMER) == Situation::Connected
+    })
+    .await;
+    let (status, updated) = b
+        .post(
+            &format!("Conferences/{conference}/Participants/{target_sid}.json"),
+            &[("EndConferenceOnExit", "true")],
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["end_conference_on_exit"], true);
+    assert_eq!(updated["status"], "connected");
+
+    // A busy participant leaves without having joined.
+    let (status, _) = b
+        .post(
+            &format!("Conferences/{conference}/Participants.json"),
+            &[("From", CALLER_ID), ("To", "+15550200004")],
+        )
+        .await;
+    assert_eq!(status, 201);
+    b.wait_for("busy", |s| {
+        s.status_of("+15550200004") == Some(LegStatus::Busy)
+    })
+    .await;
+
+    // The target leaves: the conference ends; the customer's <Dial> is over
+    // and its next verbs run.
+    assert!(b.sim.hang_up(TARGET));
+    b.wait_for("customer ends", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    assert_eq!(
+        b.sim.situation(CUSTOMER),
+        Situation::Ended(EndReason::Twiml)
+    );
+    assert!(b.sim.timeline_text().contains("says: The call is over"));
+    // Told, then hung up by the application within the grace: clean.
+    assert_eq!(
+        b.sim.problems(CUSTOMER, Duration::from_secs(5)),
+        Vec::<String>::new()
+    );
+
+    let events = b.wait_for_hook("/rest-room", 8).await;
+    assert!(b.app.hooks("/twiml-room").is_empty());
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|h| {
+            (
+                h.get("StatusCallbackEvent").unwrap().to_owned(),
+                h.get("ParticipantLabel").unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("participant-join", "customer"),
+        ("participant-join", "target"),
+        ("conference-start", ""),
+        ("participant-modify", "target"),
+        ("participant-leave", ""),
+        ("participant-leave", "target"),
+        ("participant-leave", "customer"),
+        ("conference-end", ""),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    let busy = &events[4];
+    assert_eq!(busy.get("ParticipantCallStatus"), Some("busy"));
+    assert_eq!(
+        busy.get("ReasonParticipantLeft"),
+        Some("participant_add_failed")
+    );
+    assert_eq!(events[5].get("CallSid"), Some(target_sid.as_str()));
+    assert_eq!(
+        events[5].get("ReasonParticipantLeft"),
+        Some("participant_hung_up")
+    );
+    assert_eq!(events[6].get("CallSid"), Some(customer.as_str()));
+    assert_eq!(
+        events[7].get("CallSidEndingConference"),
+        Some(target_sid.as_str())
+    );
+    assert_eq!(
+        events[7].get("ReasonConferenceEnded"),
+        Some("participant-with-end-conference-on-exit-left")
+    );
+    // A participant of an ended conference is gone.
+    let (status, gone) = b
+        .get(&format!(
+            "Conferences/{conference}/Participants/target.json"
+        ))
+        .await;
+    assert_eq!((status, gone["code"].as_u64()), (404, Some(20404)));
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn ending_the_conference_via_the_api_or_redirecting_a_member_takes_calls_out() {
+    let b = bench().await;
+    let events = b.app.url("/room-events");
+    let after = b.app.url("/after-room");
+    b.app.twiml(
+        "/customer",
+        &format!(
+            r#"<Dial action="{after}"><Conference waitUrl="" statusCallback="{events}" statusCallbackEvent="start end join leave">room-api</Conference></Dial>"#
+        ),
+    );
+    b.app.twiml(
+        "/agent",
+        r#"<Dial><Conference waitUrl="">room-api</Conference></Dial><Hangup/>"#,
+    );
+    b.app.twiml(
+        "/target",
+        r#"<Dial><Conference waitUrl="">room-api</Conference></Dial>"#,
+    );
+    b.app.twiml("/after-room", "<Hangup/>");
+    b.app.twiml("/elsewhere", r#"<Pause length="60"/>"#);
+    b.call(CUSTOMER, "/customer").await;
+    let agent = b.call(AGENT, "/agent").await;
+    b.call(TARGET, "/target").await;
+    b.wait_for("three in room", |s| {
+        s.connections()
+            .iter()
+            .any(|c| matches!(c, Connection::Room { members, .. } if members.len() == 3))
+    })
+    .await;
+
+    // Redirecting a member's call takes it out of the room.
+    let elsewhere = b.app.url("/elsewhere");
+    let (status, _) = b
+        .post(&format!("Calls/{agent}.json"), &[("Url", &elsewhere)])
+        .await;
+    assert_eq!(status, 200);
+    b.wait_for_hook("/elsewhere", 1).await;
+    assert_eq!(b.sim.redirects_of(AGENT), 1);
+    b.wait_for("agent out", |_| b.in_room("room-api", &[CUSTOMER, TARGET]))
+        .await;
+
+    let conference = b.conference("room-api").await;
+    let (status, ended) = b
+        .post(
+            &format!("Conferences/{conference}.json"),
+            &[("Status", "completed")],
+        )
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    let after = b.wait_for_hook("/after-room", 1).await;
+    assert_eq!(after[0].get("DialCallStatus"), Some("answered"));
+    let hooks = b.wait_for_hook("/room-events", 8).await;
+    let leave = hooks
+        .iter()
+        .find(|h| {
+            h.get("CallSid") == Some(agent.as_str())
+                && h.get("StatusCallbackEvent") == Some("participant-leave")
+        })
+        .unwrap();
+    assert_eq!(
+        leave.get("ReasonParticipantLeft"),
+        Some("participant_updated_via_api")
+    );
+    let end = hooks.last().unwrap();
+    assert_eq!(end.get("StatusCallbackEvent"), Some("conference-end"));
+    assert_eq!(
+        end.get("ReasonConferenceEnded"),
+        Some("conference-ended-via-api")
+    );
+    assert!(
+        hooks
+            .iter()
+            .any(|h| h.get("ReasonParticipantLeft") == Some("conference_ended_via_api"))
+    );
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn call_updates_follow_the_call_state() {
+    let b = bench().await;
+    b.sim
+        .script(CUSTOMER, Script::answer_after(Duration::from_secs(10)));
+    b.app.twiml("/start", r#"<Pause length="60"/>"#);
+    let sid = b.call(CUSTOMER, "/start").await;
+    b.wait_for("ringing", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Ringing)
+    })
+    .await;
+    let url = b.app.url("/elsewhere");
+    let (status, refused) = b.post(&format!("Calls/{sid}.json"), &[("Url", &url)]).await;
+    assert_eq!((status, refused["code"].as_u64()), (400, Some(21220)));
+    assert_eq!(b.sim.redirects_of(CUSTOMER), 0);
+    let (status, _) = b
+        .post(&format!("Calls/{sid}.json"), &[("Status", "canceled")])
+        .await;
+    assert_eq!(status, 200);
+    b.wait_for("canceled", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Canceled)
+    })
+    .await;
+    assert_eq!(b.sim.requests(Operation::UpdateCall), 2);
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn webhooks_carry_twilios_headers_and_retry_as_the_url_fragment_says() {
+    let b = bench().await;
+    // Default policy: a 500 is not retried; the fragment asks for 5xx retries.
+    b.app.replies(
+        "/flaky",
+        &[
+            (500, "no"),
+            (503, "no"),
+            (
+                200,
+                r#"<?xml version="1.0" encoding="UTF-8"?><Response><Pause length="60"/></Response>"#,
+            ),
+        ],
+    );
+    let flaky = format!("{}#rc=3&rp=ct,5xx", b.app.url("/flaky"));
+    let callback = b.app.url("/status-500");
+    b.app.reply("/status-500", 500, "no");
+    b.app.reply("/status-429", 429, "slow down");
+    let (status, call) = b
+        .post(
+            "Calls.json",
+            &[
+                ("To", CUSTOMER),
+                ("From", CALLER_ID),
+                ("Url", &flaky),
+                ("StatusCallback", &callback),
+                ("StatusCallbackEvent", "initiated"),
+                ("StatusCallbackEvent", "answered"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{call}");
+    let attempts = b.wait_for_hook("/flaky", 3).await;
+    // One event: the same idempotency token on every attempt; the fragment
+    // was neither sent nor signed (assert_clean checks the signatures).
+    assert!(attempts.iter().all(|h| h.token == attempts[0].token));
+    assert!(!attempts[0].url.contains('#'));
+    b.wait_for("in progress", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::InProgress)
+    })
+    .await;
+    let status_hooks = b.wait_for_hook("/status-500", 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Each callback once (no retry on 5xx by default), each its own token.
+    assert_eq!(b.app.hooks("/status-500").len(), 2);
+    assert_ne!(status_hooks[0].token, status_hooks[1].token);
+    assert!(b.sim.application_errors().is_empty());
+
+    // A 429 is never retried, whatever the fragment says.
+    let limited = format!("{}#rc=5&rp=all", b.app.url("/status-429"));
+    let url = b.app.url("/flaky");
+    let (status, _) = b
+        .post(
+            "Calls.json",
+            &[
+                ("To", AGENT),
+                ("From", CALLER_ID),
+                ("Url", &url),
+                ("StatusCallback", &limited),
+                ("StatusCallbackEvent", "initiated"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201);
+    b.wait_for_hook("/status-429", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.app.hooks("/status-429").len(), 1);
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn the_fallback_url_answers_when_the_twiml_fails() {
+    let b = bench().await;
+    b.app.reply("/down", 500, "oops");
+    b.app
+        .twiml("/fallback", "<Say>Sorry, one moment</Say><Hangup/>");
+    let (url, fallback) = (b.app.url("/down"), b.app.url("/fallback"));
+    let (status, _) = b
+        .post(
+            "Calls.json",
+            &[
+                ("To", CUSTOMER),
+                ("From", CALLER_ID),
+                ("Url", &url),
+                ("FallbackUrl", &fallback),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let hooks = b.wait_for_hook("/fallback", 1).await;
+    assert_eq!(hooks[0].get("ErrorCode"), Some("11200"));
+    assert_eq!(hooks[0].get("ErrorUrl"), Some(url.as_str()));
+    b.wait_for("ends", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    assert_eq!(
+        b.sim.situation(CUSTOMER),
+        Situation::Ended(EndReason::Twiml)
+    );
+    assert!(b.sim.application_errors().is_empty());
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn faults_can_apply_a_request_then_fail_or_answer_late() {
+    let b = bench().await;
+    b.app.twiml("/start", r#"<Pause length="60"/>"#);
+    b.app.twiml("/elsewhere", r#"<Pause length="60"/>"#);
+    let url = b.app.url("/start");
+    let form = [("To", CUSTOMER), ("From", CALLER_ID), ("Url", url.as_str())];
+
+    // Applied, then 500: the call exists anyway.
+    b.sim.fault_next(
+        Operation::CreateCall,
+        Fault::AppliedThenError { status: 500 },
+    );
+    let (status, error) = b.post("Calls.json", &form).await;
+    assert_eq!((status, error["code"].as_u64()), (500, Some(20500)));
+    assert_eq!(b.sim.calls_to(CUSTOMER), 1);
+    assert_eq!(b.sim.requests(Operation::CreateCall), 1);
+    b.wait_for("in progress", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::InProgress)
+    })
+    .await;
+    let sid = b.sim.calls()[0].sid.clone();
+
+    // Applied, answered late: the client gives up, the redirect happened.
+    b.sim.fault_next(
+        Operation::UpdateCall,
+        Fault::AppliedThenTimeout(Duration::from_millis(1500)),
+    );
+    let elsewhere = b.app.url("/elsewhere");
+    let sent = b
+        .http
+        .post(b.api(&format!("Calls/{sid}.json")))
+        .basic_auth(&b.config_sid, Some(&b.token))
+        .form(&[("Url", elsewhere.as_str())])
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(sent.is_err_and(|e| e.is_timeout()));
+    b.wait_for_hook("/elsewhere", 1).await;
+    assert_eq!(b.sim.redirects_of(CUSTOMER), 1);
+
+    // Refused: nothing happens.
+    b.sim.fault_next(
+        Operation::UpdateCall,
+        Fault::Refuse {
+            status: 503,
+            code: 20503,
+            message: "Service Unavailable".into(),
+        },
+    );
+    let (status, _) = b
+        .post(&format!("Calls/{sid}.json"), &[("Status", "completed")])
+        .await;
+    assert_eq!(status, 503);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(b.sim.status_of(CUSTOMER), Some(LegStatus::InProgress));
+    assert_eq!(b.sim.requests(Operation::UpdateCall), 2);
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn callbacks_can_be_lost_delayed_past_later_ones_or_duplicated() {
+    let b = bench().await;
+    b.app.twiml("/start", "<Hangup/>");
+    b.sim.on_callback(|info| {
+        (info.kind == CallbackKind::Call && info.number.as_deref() == Some(CUSTOMER))
+            .then_some(())?;
+        match info.event.as_str() {
+            "initiated" => Some(CallbackFault::Duplicate),
+            "ringing" => Some(CallbackFault::Lose),
+            "in-progress" => Some(CallbackFault::Delay(Duration::from_millis(500))),
+            _ => None,
+        }
+    });
+    let sid = b.call(CUSTOMER, "/start").await;
+    let hooks = b.wait_for_hook("/status", 4).await;
+    assert_eq!(
+        callbacks_of(&hooks, &sid),
+        pairs(&[
+            ("0", "initiated"),
+            ("0", "initiated"),
+            ("3", "completed"),
+            ("2", "in-progress")
+        ])
+    );
+    assert_eq!(hooks[0].token, hooks[1].token);
+    assert_ne!(hooks[0].token, hooks[2].token);
+    b.assert_clean();
+}
+
+#[tokio::test]
+async fn an_application_hang_up_without_a_word_strands_the_customer() {
+    let b = bench().await;
+    let action = b.app.url("/after-dial");
+    b.app.twiml(
+        "/start",
+        &format!(r#"<Dial action="{action}"><Number>{TARGET}</Number></Dial>"#),
+    );
+    b.app.twiml("/after-dial", "<Hangup/>");
+    b.sim.watch(CUSTOMER);
+    b.call(CUSTOMER, "/start").await;
+    b.wait_for("bridge", |s| s.situation(CUSTOMER) == Situation::Connected)
+        .await;
+    assert!(b.sim.hang_up(TARGET));
+    b.wait_for("ends", |s| {
+        s.status_of(CUSTOMER) == Some(LegStatus::Completed)
+    })
+    .await;
+    let stranded = b.sim.stranded(CUSTOMER, Duration::from_secs(5));
+    assert_eq!(stranded.len(), 1, "{stranded:?}");
+    assert!(stranded[0].contains("disconnected"));
     b.assert_clean();
 }
