@@ -212,12 +212,54 @@ fn the_table_is_the_one_the_store_and_tests_create() {
             (TABLE.sort_key.to_owned(), "RANGE".to_owned())
         ]
     );
-    for definition in table["AttributeDefinitions"].as_sequence().unwrap() {
-        assert_eq!(definition["AttributeType"], "S");
-    }
+    let definitions: Vec<(String, String)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                text(&d["AttributeName"]).unwrap(),
+                text(&d["AttributeType"]).unwrap(),
+            )
+        })
+        .collect();
+    let index = &TABLE.open_sessions;
     assert_eq!(
-        table["AttributeDefinitions"].as_sequence().unwrap().len(),
-        2
+        definitions,
+        [
+            (TABLE.partition_key, "S"),
+            (TABLE.sort_key, "S"),
+            (index.partition_key, "S"),
+            (index.sort_key, "N"),
+        ]
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+    );
+    // The reconciler's sparse index of open sessions.
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), 1);
+    let gsi = &indexes[0];
+    assert_eq!(text(&gsi["IndexName"]).unwrap(), index.name);
+    let index_keys: Vec<(String, String)> = gsi["KeySchema"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                text(&k["AttributeName"]).unwrap(),
+                text(&k["KeyType"]).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        index_keys,
+        vec![
+            (index.partition_key.to_owned(), "HASH".to_owned()),
+            (index.sort_key.to_owned(), "RANGE".to_owned())
+        ]
+    );
+    assert_eq!(
+        text(&gsi["Projection"]["ProjectionType"]).unwrap(),
+        index.projection
     );
     let ttl = &table["TimeToLiveSpecification"];
     assert_eq!(text(&ttl["AttributeName"]).unwrap(), TABLE.ttl_attribute);

@@ -11,8 +11,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use super::item::{self, n, s};
-use super::{CallStore, Command, StoreError};
+use super::item::{self, ItemMeta, n, s};
+use super::table::{TABLE, open_shards};
+use super::{CallStore, Command, DueSession, StoreError};
 use crate::config::Config;
 use crate::domain::{CallSession, HistoryEvent, Observation, Observed};
 use crate::ids::CallSid;
@@ -90,6 +91,51 @@ where
 }
 
 impl DynamoStore {
+    /// One shard of the open-sessions index: due sessions, oldest first.
+    async fn due_in_shard(
+        &self,
+        shard: String,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueSession>, StoreError> {
+        let index = &TABLE.open_sessions;
+        let mut due = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = i32::try_from(limit - due.len()).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index.name)
+                .key_condition_expression("#shard = :shard AND #check_at <= :now")
+                .expression_attribute_names("#shard", index.partition_key)
+                .expression_attribute_names("#check_at", index.sort_key)
+                .expression_attribute_values(":shard", s(&shard))
+                .expression_attribute_values(":now", n(now.unix_timestamp()))
+                .limit(page)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for found in output.items() {
+                let check_at = found
+                    .get(index.sort_key)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt(index.sort_key.to_owned()))?;
+                due.push(DueSession {
+                    session: item::session_from_item(found)?,
+                    check_at,
+                });
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() && due.len() < limit => start = Some(key.clone()),
+                _ => return Ok(due),
+            }
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>, ttl: Duration) -> Self {
         Self {
             client,
@@ -136,7 +182,7 @@ impl DynamoStore {
     async fn put_session(
         &self,
         session: &CallSession,
-        expires_at: i64,
+        meta: ItemMeta,
         condition: &str,
         values: HashMap<String, AttributeValue>,
     ) -> Result<(), Failure> {
@@ -144,7 +190,11 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item::session_item(session, expires_at)))
+            .set_item(Some(item::session_item(
+                session,
+                meta,
+                OffsetDateTime::now_utc(),
+            )))
             .condition_expression(condition);
         if !values.is_empty() {
             request = request.set_expression_attribute_values(Some(values));
@@ -152,7 +202,7 @@ impl DynamoStore {
         request.send().await.map(|_| ()).map_err(classify)
     }
 
-    async fn read(&self, id: &CallSid) -> Result<Option<(CallSession, i64)>, StoreError> {
+    async fn read(&self, id: &CallSid) -> Result<Option<(CallSession, ItemMeta)>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -165,12 +215,11 @@ impl DynamoStore {
         match output.item() {
             None => Ok(None),
             Some(found) => {
-                let expires_at = found
-                    .get("expires_at")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or_else(|| self.expires_at(OffsetDateTime::now_utc()));
-                Ok(Some((item::session_from_item(found)?, expires_at)))
+                let meta = ItemMeta::read(found).unwrap_or(ItemMeta {
+                    expires_at: self.expires_at(OffsetDateTime::now_utc()),
+                    check_lease: None,
+                });
+                Ok(Some((item::session_from_item(found)?, meta)))
             }
         }
     }
@@ -179,18 +228,16 @@ impl DynamoStore {
 #[async_trait]
 impl CallStore for DynamoStore {
     async fn create_session(&self, session: &CallSession) -> Result<(), StoreError> {
-        let expires_at = self.expires_at(session.created_at);
-        self.put_session(
-            session,
-            expires_at,
-            "attribute_not_exists(pk)",
-            HashMap::new(),
-        )
-        .await
-        .map_err(|failure| match failure {
-            Failure::ConditionFailed => StoreError::AlreadyExists,
-            Failure::Store(error) => error,
-        })
+        let meta = ItemMeta {
+            expires_at: self.expires_at(session.created_at),
+            check_lease: None,
+        };
+        self.put_session(session, meta, "attribute_not_exists(pk)", HashMap::new())
+            .await
+            .map_err(|failure| match failure {
+                Failure::ConditionFailed => StoreError::AlreadyExists,
+                Failure::Store(error) => error,
+            })
     }
 
     async fn get_session(&self, id: &CallSid) -> Result<Option<CallSession>, StoreError> {
@@ -199,7 +246,7 @@ impl CallStore for DynamoStore {
 
     async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let (current, expires_at) = self.read(id).await?.ok_or(StoreError::NotFound)?;
+            let (current, meta) = self.read(id).await?.ok_or(StoreError::NotFound)?;
             let mut next = current.clone();
             command(&mut next)?;
             if next == current {
@@ -208,7 +255,7 @@ impl CallStore for DynamoStore {
             next.version = current.version + 1;
             let expected = HashMap::from([(":version".to_owned(), n(current.version))]);
             match self
-                .put_session(&next, expires_at, "version = :version", expected)
+                .put_session(&next, meta, "version = :version", expected)
                 .await
             {
                 Ok(()) => return Ok(next),
@@ -243,6 +290,61 @@ impl CallStore for DynamoStore {
             // A callback about a call this table never held.
             Err(StoreError::NotFound) => Ok((Observed::Ignored, None)),
             Err(error) => Err(error),
+        }
+    }
+
+    async fn due_sessions(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueSession>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let queries = open_shards().map(|shard| self.due_in_shard(shard, now, limit));
+        let mut due = Vec::new();
+        for found in futures::future::join_all(queries).await {
+            due.extend(found?);
+        }
+        due.sort_by_key(|d| d.check_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn claim_check(
+        &self,
+        due: &DueSession,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let lease = lease_until.unix_timestamp();
+        let next = due
+            .session
+            .next_check(now)
+            .map_or(lease, |at| at.unix_timestamp().max(lease));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&due.session.id)))
+            .update_expression("SET #check_at = :next, #lease = :lease")
+            .condition_expression(
+                "version = :version AND #check_at = :seen \
+                 AND (attribute_not_exists(#lease) OR #lease <= :now)",
+            )
+            .expression_attribute_names("#check_at", item::CHECK_AT)
+            .expression_attribute_names("#lease", item::CHECK_LEASE)
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":lease", n(lease))
+            .expression_attribute_values(":version", n(due.session.version))
+            .expression_attribute_values(":seen", n(due.check_at))
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(Failure::ConditionFailed) => Ok(false),
+            Err(Failure::Store(error)) => Err(error),
         }
     }
 

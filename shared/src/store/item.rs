@@ -104,7 +104,55 @@ fn leg(item: &Item, prefix: &str) -> Result<Option<LegObservation>, StoreError> 
     }))
 }
 
-pub fn session_item(session: &CallSession, expires_at: i64) -> Item {
+/// Attributes of the open-sessions index and the reconciler's claim (see
+/// [`super::table::TABLE`]): present only while the session is not settled.
+pub const OPEN_SHARD: &str = "open_shard";
+pub const CHECK_AT: &str = "check_at";
+/// Epoch seconds until which one reconciler run holds the session.
+pub const CHECK_LEASE: &str = "check_lease";
+
+/// What a session item carries besides the session, kept across rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemMeta {
+    /// TTL: epoch seconds after which DynamoDB deletes the item.
+    pub expires_at: i64,
+    /// A reconciler run's claim, kept so a callback written meanwhile does
+    /// not hand the session to a second run.
+    pub check_lease: Option<i64>,
+}
+
+impl ItemMeta {
+    pub fn read(item: &Item) -> Option<Self> {
+        Some(Self {
+            expires_at: get_n(item, "expires_at")?,
+            check_lease: get_n(item, CHECK_LEASE),
+        })
+    }
+}
+
+/// The index shard a session belongs to: fixed by its SID, spread evenly
+/// (SIDs end in random hex digits).
+pub fn open_shard(id: &CallSid) -> String {
+    let last = id.as_str().chars().last().and_then(|c| c.to_digit(16));
+    format!("OPEN#{}", last.unwrap_or(0) % super::table::OPEN_SHARDS)
+}
+
+/// The session item as of `now`: the index attributes say when the
+/// reconciler must next look at it ([`CallSession::next_check`]), and are
+/// left out once it is settled, which takes it out of the index.
+pub fn session_item(session: &CallSession, meta: ItemMeta, now: OffsetDateTime) -> Item {
+    let mut item = session_attributes(session, meta.expires_at);
+    if let Some(check_at) = session.next_check(now) {
+        item.insert(OPEN_SHARD.into(), s(open_shard(&session.id)));
+        item.insert(CHECK_AT.into(), n(check_at.unix_timestamp()));
+        if let Some(lease) = meta.check_lease {
+            item.insert(CHECK_LEASE.into(), n(lease));
+        }
+    }
+    item
+}
+
+fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
     let mut item: Item = [
         ("pk", s(pk(&session.id))),
         ("sk", s(SESSION_SK)),

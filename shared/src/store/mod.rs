@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use dynamo::DynamoStore;
+pub use item::{CHECK_AT, CHECK_LEASE, OPEN_SHARD, open_shard};
 
 use crate::domain::{
     CallSession, DomainError, HistoryEvent, Observation, Observed, TransferDecision,
@@ -38,6 +39,15 @@ pub enum StoreError {
     Corrupt(String),
     #[error("DynamoDB refused the request: {0}")]
     Other(String),
+}
+
+/// A session the open-sessions index says is due for a check, as the index
+/// holds it (possibly a moment old: [`CallStore::claim_check`] compares it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueSession {
+    pub session: CallSession,
+    /// Epoch seconds the check was due at, as the index read it.
+    pub check_at: i64,
 }
 
 /// A domain command, applied to the current session by [`CallStore::update`].
@@ -69,6 +79,28 @@ pub trait CallStore: Send + Sync {
 
     /// The call's history, oldest first.
     async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// Open sessions whose next check is due at `now`, the longest overdue
+    /// first, at most `limit`: a Query on the sparse open-sessions index,
+    /// whose cost grows with the open calls, not the table.
+    async fn due_sessions(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueSession>, StoreError>;
+
+    /// Claims a due session for one reconciler run until `lease_until`. Of
+    /// concurrent claims of one session exactly one wins (`true`); a claim
+    /// also fails when the session changed since the index read it, or
+    /// another run's lease has not expired. The claim also schedules the
+    /// next check (the session's own [`CallSession::next_check`], not before
+    /// the lease ends), so a check that changes nothing writes nothing more.
+    async fn claim_check(
+        &self,
+        due: &DueSession,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Records a transfer: of concurrent requests for one call exactly one
     /// wins, the others see it (same idempotency key) or are refused.
