@@ -124,6 +124,10 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
             requests::fetch_participant(ACCOUNT, "CF00000000000000000000000000000001", "customer"),
         ),
         (
+            "list participants",
+            requests::list_participants(ACCOUNT, "CF00000000000000000000000000000001", Some(50)),
+        ),
+        (
             "end conference",
             requests::end_conference(ACCOUNT, "CF00000000000000000000000000000001"),
         ),
@@ -289,6 +293,7 @@ fn response_fixtures_conform_to_the_response_schemas() {
         ("call.json", "GET", call.as_str(), 200),
         ("call_list.json", "GET", calls.as_str(), 200),
         ("participant.json", "POST", participants.as_str(), 201),
+        ("participant_list.json", "GET", participants.as_str(), 200),
         ("conference_list.json", "GET", conferences.as_str(), 200),
     ] {
         let body: serde_json::Value = serde_json::from_str(

@@ -318,6 +318,22 @@ impl TwilioClient {
         .await
     }
 
+    /// Everyone in a room now, ringing participants included (one page of
+    /// up to `PageSize`; a room of this product holds at most four).
+    pub async fn list_participants(
+        &self,
+        conference_sid: &str,
+    ) -> Result<Vec<Participant>, TwilioError> {
+        let page: ParticipantPage = self
+            .json(requests::list_participants(
+                self.account_sid(),
+                conference_sid,
+                Some(50),
+            ))
+            .await?;
+        Ok(page.participants)
+    }
+
     pub async fn end_conference(&self, conference_sid: &str) -> Result<(), TwilioError> {
         self.send(&requests::end_conference(
             self.account_sid(),

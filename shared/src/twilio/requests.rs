@@ -311,3 +311,25 @@ pub fn list_conferences(account_sid: &str, filter: &ListConferences) -> RequestS
         )
     }
 }
+
+/// The participants of a conference (those connected, and those still
+/// being dialled or ringing). A participant who left is no longer listed.
+pub fn list_participants(
+    account_sid: &str,
+    conference_sid: &str,
+    page_size: Option<u32>,
+) -> RequestSpec {
+    let query = Form::default().number("PageSize", page_size);
+    RequestSpec {
+        query: query.0,
+        ..spec(
+            Method::GET,
+            account_path(
+                account_sid,
+                &format!("Conferences/{}/Participants.json", segment(conference_sid)),
+            ),
+            Form::default(),
+            Repeat::Safe,
+        )
+    }
+}

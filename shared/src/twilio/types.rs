@@ -232,6 +232,12 @@ pub struct Participant {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ParticipantPage {
+    pub participants: Vec<Participant>,
+    pub next_page_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Conference {
     pub sid: String,
     pub friendly_name: Option<String>,
