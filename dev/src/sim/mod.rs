@@ -4,6 +4,32 @@
 //! webhooks with valid signatures, bridges, conference rooms, status
 //! callbacks, and scripted people. Tests ask it at any moment who is
 //! connected to whom, and whether the customer was ever left alone.
+//!
+//! It is meant to be at least as strict as Twilio. Each rule it models cites
+//! `../shared/docs/twilio-rules.md` (rule number and source key) where it is
+//! implemented; the main ones:
+//!
+//! - conferences (`rooms.rs`): start at two participants, one a starter
+//!   (1.2); wait audio: default music when no `waitUrl`, silence for `""`,
+//!   the `waitUrl` fetched with `waitMethod` (POST) otherwise, a failing one
+//!   drops the participant to its next verb (1.4-1.7); endConferenceOnExit
+//!   ends the room, TwiML participants carry on after their `<Dial>`, REST
+//!   ones are hung up (1.8, U3); the first participant fixes the room's
+//!   callback, by TwiML or REST (1.13, 1.14); labels (1.11, 3.5); event
+//!   parameters and leave/end reasons (2.1-2.5, 2.7);
+//! - REST (`rest.rs`): participants created into a room that exists at once
+//!   (3.1), listed and fetched while live only (3.6), not updatable while
+//!   connecting (3.9, U5), EndConferenceOnExit ignored on hold (3.8), hold
+//!   audio (8.1, 8.2), delete (3.10, U3), conference `Status=completed`
+//!   (3.11); call updates by state (4.3-4.5), a redirected participant leaves
+//!   its room (4.8);
+//! - calls (`engine.rs`): status callbacks (5.1-5.6), `<Dial action>`
+//!   parameters (5.7-5.9), redirects of parent and child during `<Dial>`
+//!   (4.6, 4.7), FallbackUrl (6.11);
+//! - webhooks (`webhook.rs`): headers (6.1, 6.9), signatures without the
+//!   fragment (6.2, 6.3), overrides and retries (6.6-6.8), 429 (6.10),
+//!   status callbacks answered 4xx/5xx only logged (6.5), per-call callback
+//!   queues (5.2, 6.12).
 
 mod engine;
 pub mod people;
