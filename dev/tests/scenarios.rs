@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use warm_transfer_core::domain::LegStatus;
 use warm_transfer_core::signature::sign_form;
 use warm_transfer_dev::local::{LOCAL_API_TOKEN, LOCAL_AUTH_TOKEN, LocalOptions, LocalStack};
-use warm_transfer_dev::sim::{Connection, EndReason, Operation, Script, Situation};
+use warm_transfer_dev::sim::{
+    CallbackFault, CallbackInfo, CallbackKind, Connection, EndReason, Fault, Operation, Script,
+    Situation,
+};
 
 const AGENT: &str = "+15550100001";
 const CUSTOMER: &str = "+15550100002";
@@ -151,11 +154,15 @@ impl Scenario {
         );
     }
 
-    /// The invariant, and that nothing the product sent broke Twilio's contract.
+    /// The invariant, and that nothing the product sent broke Twilio's
+    /// contract: the customer is never alone (no agent present or ringing)
+    /// beyond the grace, never cut off except by their own hang-up or a
+    /// spoken goodbye after the last agent left, and never hears Twilio's
+    /// default music or an application error.
     fn assert_customer_never_stranded(&self) {
         let sim = &self.stack.sim;
         assert_eq!(
-            sim.stranded(CUSTOMER, GRACE),
+            sim.problems(CUSTOMER, GRACE),
             Vec::<String>::new(),
             "{}",
             sim.timeline_text()
@@ -349,16 +356,18 @@ async fn transfer_before_the_customer_answers_is_refused() {
 async fn twilio_failing_the_redirect_leaves_the_call_as_it_was_and_a_retry_succeeds() {
     let s = scenario().await;
     let sid = s.connected().await;
-    // Every attempt of the redirect (the client retries a 500 twice).
+    // Refused with a 500: the product cannot know it was not applied, so it
+    // looks the customer up instead of sending the redirect again.
     s.stack.sim.fail_next(
         Operation::UpdateCall,
-        3,
+        1,
         500,
         20500,
         "Internal Server Error",
     );
     let (status, body) = s.transfer(&sid, TARGET).await;
     assert_eq!(status, 502, "{body}");
+    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 0);
     assert!(
         body["error"]
             .as_str()
@@ -391,6 +400,7 @@ async fn twilio_failing_the_redirect_leaves_the_call_as_it_was_and_a_retry_succe
     assert_eq!(status, 202, "{body}");
     s.transfer_state(&sid, "target-answered").await;
     s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1);
     s.assert_customer_never_stranded();
 }
 
@@ -477,5 +487,221 @@ async fn a_plain_call_ends_with_hangup() {
         "the Dial action was asked"
     );
     assert!(sim.connections().is_empty());
+    s.assert_customer_never_stranded();
+}
+
+impl Scenario {
+    /// Connected, transferred, and the first agent has left: the customer
+    /// talks with the second agent.
+    async fn handed_over(&self) -> String {
+        let sid = self.connected().await;
+        let (status, body) = self.transfer(&sid, TARGET).await;
+        assert_eq!(status, 202, "{body}");
+        self.transfer_state(&sid, "target-answered").await;
+        self.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+        let (status, call) = self
+            .api(reqwest::Method::POST, &format!("/calls/{sid}/leave"), None)
+            .await;
+        assert_eq!(status, 200, "{call}");
+        self.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+        sid
+    }
+
+    /// The customer's call ends cleanly: a spoken goodbye, then hang-up,
+    /// within the grace of the last agent leaving.
+    async fn customer_released(&self, sid: &str) {
+        let sim = &self.stack.sim;
+        assert!(
+            sim.wait_for(SOON, |sim| sim.situation(CUSTOMER)
+                == Situation::Ended(EndReason::Twiml))
+                .await,
+            "{:?}\n{}",
+            sim.situation(CUSTOMER),
+            sim.timeline_text()
+        );
+        self.wait_call(sid, "ended", |c| c["state"] == "ended")
+            .await;
+        self.assert_customer_never_stranded();
+    }
+}
+
+#[tokio::test]
+async fn agent_two_hangs_up_after_the_handover() {
+    let s = scenario().await;
+    let sid = s.handed_over().await;
+    assert!(s.stack.sim.hang_up(TARGET));
+    // Agent two was made the room's anchor before agent one left, so Twilio
+    // itself ends the room and the customer hears the goodbye.
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn agent_two_hangs_up_after_the_handover_with_every_callback_lost() {
+    let s = scenario().await;
+    let sid = s.handed_over().await;
+    // From now on no callback reaches the product: the guarantee must not
+    // hang on one.
+    s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
+    assert!(s.stack.sim.hang_up(TARGET));
+    let sim = &s.stack.sim;
+    assert!(
+        sim.wait_for(SOON, |sim| sim.situation(CUSTOMER)
+            == Situation::Ended(EndReason::Twiml))
+            .await,
+        "{}",
+        sim.timeline_text()
+    );
+    s.assert_customer_never_stranded();
+    let _ = sid;
+}
+
+/// Agent one hangs up their own phone while agent two's rings.
+async fn agent_one_hangs_up_while_agent_two_rings(script: Script) -> (Scenario, String) {
+    let s = scenario().await;
+    s.stack.sim.script(TARGET, script);
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-ringing").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    assert!(s.stack.sim.hang_up(AGENT));
+    (s, sid)
+}
+
+#[tokio::test]
+async fn agent_one_hangs_up_while_agent_two_rings_and_agent_two_answers() {
+    let (s, sid) =
+        agent_one_hangs_up_while_agent_two_rings(Script::answer_after(Duration::from_secs(20)))
+            .await;
+    s.transfer_state(&sid, "first-agent-left").await;
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    assert_eq!(s.stack.sim.situation(CUSTOMER), Situation::Connected);
+    // Agent two is the room's anchor: their goodbye releases the customer.
+    s.wait_call(&sid, "agent two anchors the room", |c| {
+        c["events"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e["kind"] == "second agent now ends the room on leaving")
+        })
+    })
+    .await;
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn agent_one_hangs_up_while_agent_two_rings_and_agent_two_is_busy() {
+    let (s, sid) = agent_one_hangs_up_while_agent_two_rings(Script::busy()).await;
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn agent_one_hangs_up_while_agent_two_rings_and_agent_two_does_not_answer() {
+    let (s, sid) = agent_one_hangs_up_while_agent_two_rings(Script::no_answer()).await;
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn redirect_applied_but_answered_after_the_timeout_is_sent_once() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    // Twilio moves the customer, then answers long after the client gave up.
+    s.stack.sim.fault_next(
+        Operation::UpdateCall,
+        Fault::AppliedThenTimeout(Duration::from_secs(8)),
+    );
+    let (status, body) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        s.stack.sim.redirects_of(CUSTOMER),
+        1,
+        "{}",
+        s.stack.sim.timeline_text()
+    );
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1);
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn redirect_applied_but_answered_with_a_5xx_is_sent_once() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    s.stack.sim.fault_next(
+        Operation::UpdateCall,
+        Fault::AppliedThenError { status: 503 },
+    );
+    let (status, body) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 202, "{body}");
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1);
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn agent_two_reaches_the_room_before_the_customer() {
+    let s = scenario().await;
+    // Agent two answers at once; the REST participant creates the room and
+    // with it the room's callback (Twilio: the first participant's wins).
+    s.stack
+        .sim
+        .script(TARGET, Script::answer_after(Duration::ZERO));
+    let sid = s.handed_over().await;
+    let call = s
+        .wait_call(&sid, "the room's callbacks", |c| {
+            c["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "customer participant-join"))
+        })
+        .await;
+    assert_eq!(call["state"], "transferred");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn the_customers_participant_join_is_lost() {
+    let s = scenario().await;
+    s.stack.sim.on_callback(|cb: &CallbackInfo| {
+        (cb.kind == CallbackKind::Conference
+            && cb.event == "participant-join"
+            && cb.label.as_deref() == Some("customer"))
+        .then_some(CallbackFault::Lose)
+    });
+    let sid = s.handed_over().await;
+    assert_eq!(s.call(&sid).await["state"], "transferred");
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn every_callback_duplicated_and_some_reordered() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .on_callback(|cb: &CallbackInfo| match cb.event.as_str() {
+            // Early progress arrives late, after what followed it.
+            "ringing" | "initiated" | "participant-join" => {
+                Some(CallbackFault::Delay(Duration::from_millis(400)))
+            }
+            _ => Some(CallbackFault::Duplicate),
+        });
+    let sid = s.handed_over().await;
+    assert_eq!(s.call(&sid).await["transfer"]["state"], "first-agent-left");
+    assert!(s.stack.sim.hang_up(CUSTOMER));
+    let call = s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    assert_eq!(call["transfer"]["state"], "ended");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn a_transfer_to_a_number_already_on_the_call_is_refused() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    for number in [CUSTOMER, AGENT] {
+        let (status, body) = s.transfer(&sid, number).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["field"], "to");
+    }
+    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 0);
     s.assert_customer_never_stranded();
 }

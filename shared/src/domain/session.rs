@@ -233,6 +233,11 @@ impl CallSession {
         if target == self.customer_number || target == self.agent_number {
             return Err(DomainError::TargetOnTheCall);
         }
+        if !self.customer_in_room() {
+            // The customer will be moved into a new conference of that name.
+            self.room_ended = false;
+            self.room_sid = None;
+        }
         let attempt = self.transfer.as_ref().map_or(1, |t| t.attempt + 1);
         self.transfer = Some(Transfer {
             attempt,
@@ -374,9 +379,12 @@ impl CallSession {
         let presence = match event {
             ConferenceEvent::Join => Presence::Joined,
             ConferenceEvent::Leave => Presence::Left,
+            // The room's name outlives one conference: a room that ended
+            // before the customer came in (a failed attempt) says nothing
+            // about the next one.
             ConferenceEvent::End => {
-                let changed = !self.room_ended;
-                self.room_ended = true;
+                let changed = !self.room_ended && self.customer_in_room();
+                self.room_ended |= changed;
                 return changed;
             }
             ConferenceEvent::Start => return false,
@@ -918,6 +926,21 @@ mod tests {
         );
         target(&mut s, 1, LegStatus::Ringing, 1);
         s
+    }
+
+    #[test]
+    fn a_room_that_ended_before_the_customer_came_says_nothing_about_the_next() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        s.room_named("CF00000000000000000000000000000001");
+        s.fail_transfer(1, "redirect refused".into(), false).unwrap();
+        assert_eq!(room(&mut s, ConferenceEvent::End, None), Observed::Ignored);
+        assert_eq!(s.state(), SessionState::Connected);
+        transfer(&mut s).unwrap();
+        assert_eq!(s.room_sid, None, "the next room is a new conference");
+        s.customer_redirected(2).unwrap();
+        assert_eq!(room(&mut s, ConferenceEvent::End, None), Observed::Applied);
+        assert_eq!(s.state(), SessionState::Ended);
     }
 
     #[test]

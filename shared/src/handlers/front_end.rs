@@ -179,7 +179,10 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
         conference_status_callback: Some(callbacks.conference_events()),
         conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
         conference_status_callback_method: Some(HttpMethod::Post),
-        wait_url: Some(String::new()),
+        // Heard only if agent two answers before anyone else is in the room.
+        // The REST field must be a URL ("" for silence is TwiML-only).
+        wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
+        wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
         ..CreateParticipant::new(session.caller_id.clone(), target.clone())
     };
     let ring = app.twilio.create_participant(&room, &second_agent);
