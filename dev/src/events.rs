@@ -166,6 +166,8 @@ fn spec(endpoint: Endpoint) -> Spec {
             spec.path_parameters.push(("leg", "participant".into()));
             spec
         }
+        // Not HTTP: `event` answers with `scheduled_event`.
+        Endpoint::Reconciler => unreachable!("the reconciler is scheduled, not routed"),
         Endpoint::Console => Spec {
             method: "GET",
             path: "/console".into(),
@@ -179,6 +181,9 @@ fn spec(endpoint: Endpoint) -> Spec {
 
 /// The event API Gateway hands the function for this endpoint's sample request.
 pub fn event(endpoint: Endpoint) -> Value {
+    if endpoint == Endpoint::Reconciler {
+        return scheduled_event();
+    }
     let spec = spec(endpoint);
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(spec.query.iter().map(|(k, v)| (*k, v.as_str())))
@@ -280,6 +285,21 @@ fn headers_user_agent(spec: &Spec) -> &'static str {
 }
 
 /// Where the event of an endpoint lives, relative to the workspace.
+/// The EventBridge event that the reconciler's schedule delivers.
+pub fn scheduled_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-25T07:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/warm-transfer-reconciler"],
+        "detail": {}
+    })
+}
+
 pub fn file_name(endpoint: Endpoint) -> String {
     format!("events/{}.json", endpoint.function_name())
 }

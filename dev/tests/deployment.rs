@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::Value;
 use warm_transfer_core::config::vars;
-use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::handlers::{Caller, Endpoint};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -107,16 +107,32 @@ fn template_routes_match_the_handlers() {
             .into_iter()
             .find(|e| e.function_name() == name)
             .unwrap_or_else(|| panic!("{id}: no endpoint serves {name}"));
+        assert_eq!(
+            template["Resources"][&id]["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{id}"
+        );
+        if endpoint.caller() == Caller::Schedule {
+            // An EventBridge schedule, its rate a parameter; no route.
+            let schedule = &props["Events"]["Schedule"];
+            assert_eq!(schedule["Type"], "Schedule", "{id}");
+            assert_eq!(
+                text(&schedule["Properties"]["Schedule"]).as_deref(),
+                Some("ReconcilerSchedule"),
+                "{id}"
+            );
+            assert_eq!(
+                text(&template["Parameters"]["ReconcilerSchedule"]["Default"]).as_deref(),
+                Some("rate(1 minute)")
+            );
+            assert!(props["Events"]["Api"].is_null(), "{id}");
+            continue;
+        }
         let api = &props["Events"]["Api"];
         assert_eq!(api["Type"], "HttpApi", "{id}");
         let method = text(&api["Properties"]["Method"]).unwrap();
         let path = text(&api["Properties"]["Path"]).unwrap();
         assert_eq!(method, endpoint.method().as_str(), "{id} method");
         assert_eq!(path, endpoint.route(), "{id} path");
-        assert_eq!(
-            template["Resources"][&id]["Metadata"]["BuildMethod"], "rust-cargolambda",
-            "{id}"
-        );
     }
 }
 
@@ -174,8 +190,25 @@ fn each_function_may_only_touch_the_calls_table() {
         };
         for policy in policies {
             for statement in policy["Statement"].as_sequence().unwrap() {
-                let resource = &statement["Resource"];
-                assert_eq!(text(resource).as_deref(), Some("CallsTable.Arn"), "{id}");
+                // The table, or (Query only) its open-sessions index.
+                let resource = text(&statement["Resource"]);
+                let index = format!(
+                    "${{CallsTable.Arn}}/index/{}",
+                    warm_transfer_core::store::table::TABLE.open_sessions.name
+                );
+                let on_index = resource.as_deref() == Some(index.as_str());
+                assert!(
+                    resource.as_deref() == Some("CallsTable.Arn") || on_index,
+                    "{id}: {resource:?}"
+                );
+                if on_index {
+                    assert_eq!(
+                        statement["Action"].as_sequence().unwrap().len(),
+                        1,
+                        "{id}: only Query on the index"
+                    );
+                    assert_eq!(statement["Action"][0], "dynamodb:Query", "{id}");
+                }
                 for action in statement["Action"].as_sequence().unwrap() {
                     let action = action.as_str().unwrap();
                     assert!(

@@ -79,6 +79,10 @@ impl App {
                 Caller::FrontEnd => self.front_end(endpoint, req).await,
                 Caller::Twilio => self.webhook(endpoint, req).await,
                 Caller::Public => super::console::page(),
+                // Scheduled, not HTTP: its binary runs `serve_scheduled`.
+                Caller::Schedule => {
+                    ApiError::NotFound("not an HTTP endpoint".into()).into_response()
+                }
             };
             tracing::info!(status = response.status().as_u16(), "answered");
             response

@@ -19,6 +19,8 @@ pub enum Endpoint {
     FallbackTwiml,
     StatusCallback,
     Console,
+    /// Not HTTP: runs on an EventBridge schedule.
+    Reconciler,
 }
 
 /// Who calls an endpoint, which decides how it authenticates and answers.
@@ -30,10 +32,12 @@ pub enum Caller {
     Twilio,
     /// Anyone: the console page, which holds no secret.
     Public,
+    /// No caller: an EventBridge schedule invokes it; it has no route.
+    Schedule,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::StartCall,
         Endpoint::GetCall,
         Endpoint::StartTransfer,
@@ -45,6 +49,7 @@ impl Endpoint {
         Endpoint::FallbackTwiml,
         Endpoint::StatusCallback,
         Endpoint::Console,
+        Endpoint::Reconciler,
     ];
 
     /// The binary's name in `functions/`.
@@ -61,6 +66,7 @@ impl Endpoint {
             Endpoint::FallbackTwiml => "fallback-twiml",
             Endpoint::StatusCallback => "status-callback",
             Endpoint::Console => "console",
+            Endpoint::Reconciler => "reconciler",
         }
     }
 
@@ -85,6 +91,8 @@ impl Endpoint {
             Endpoint::FallbackTwiml => "/twiml/fallback",
             Endpoint::StatusCallback => "/events/{leg}",
             Endpoint::Console => "/console",
+            // Never resolved: see `resolve`.
+            Endpoint::Reconciler => "",
         }
     }
 
@@ -101,6 +109,7 @@ impl Endpoint {
             | Endpoint::FallbackTwiml
             | Endpoint::StatusCallback => Caller::Twilio,
             Endpoint::Console => Caller::Public,
+            Endpoint::Reconciler => Caller::Schedule,
         }
     }
 
@@ -108,7 +117,7 @@ impl Endpoint {
     /// API Gateway does this in AWS; the development server and tests use it.
     pub fn resolve(method: &Method, path: &str) -> Option<(Endpoint, Vec<(String, String)>)> {
         Endpoint::ALL.into_iter().find_map(|endpoint| {
-            if endpoint.method() != *method {
+            if endpoint.method() != *method || endpoint.caller() == Caller::Schedule {
                 return None;
             }
             match_route(endpoint.route(), path).map(|params| (endpoint, params))
@@ -146,6 +155,10 @@ mod tests {
     #[test]
     fn every_endpoint_resolves_from_its_own_route() {
         for endpoint in Endpoint::ALL {
+            if endpoint.caller() == Caller::Schedule {
+                assert!(Endpoint::resolve(&endpoint.method(), endpoint.route()).is_none());
+                continue;
+            }
             let path = endpoint
                 .route()
                 .replace("{callSid}", "CA0123456789abcdef0123456789abcdef")

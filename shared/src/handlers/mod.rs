@@ -8,6 +8,7 @@ pub mod endpoint;
 mod follow_up;
 mod front_end;
 pub mod http;
+pub mod reconciler;
 mod views;
 pub mod webhooks;
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{CallSession, HistoryEvent, LegObservation, TransferOutcome};
+use crate::domain::{CallSession, EventSource, HistoryEvent, LegObservation, TransferOutcome};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -19,6 +19,9 @@ pub struct CallView {
     agent_leg: Option<LegView>,
     customer_leg: Option<LegView>,
     transfer: Option<TransferView>,
+    /// Repairs the reconciler made after lost callbacks (history entries
+    /// whose source is `reconciler`).
+    repairs: usize,
     events: Vec<EventView>,
 }
 
@@ -89,6 +92,10 @@ impl CallView {
             agent_leg: leg(&session.agent_leg),
             customer_leg: leg(&session.customer_leg),
             transfer,
+            repairs: events
+                .iter()
+                .filter(|e| e.source == EventSource::Reconciler)
+                .count(),
             events: events
                 .into_iter()
                 .map(|e| EventView {

@@ -1,0 +1,480 @@
+//! The reconciler: repairs calls whose Twilio callbacks were lost.
+//!
+//! Twilio does not send a callback again once it was answered (or failed
+//! after connecting), so a Lambda error or a throttle can lose one for good.
+//! On a schedule (EventBridge, every minute by default) the reconciler
+//! queries the sparse open-sessions index for the sessions whose deadline
+//! ([`CallSession::next_check`]) passed without progress, claims each (one
+//! run per session, however many run at once), asks Twilio what is true and
+//! hands that to the same domain rules a callback goes through:
+//!
+//! - each known leg is fetched (leg 1 = the session id, the customer's leg,
+//!   the current transfer's second agent); an unknown customer leg is found
+//!   as leg 1's child call, an unknown second agent in the room;
+//! - the live room's participants say who joined, and who is gone;
+//! - what moves the session forward is applied with [`CallStore::observe`],
+//!   then [`follow_up::carry_out`] does what the session now needs (end a
+//!   leg nobody needs, make the second agent the room's anchor, end a room
+//!   a customer is alone in), each confirmed before it counts.
+//!
+//! An uncertain answer from Twilio (5xx, timeout, an unreadable body) or
+//! any refusal leaves the session as it is: it is looked at again on its
+//! next deadline, never guessed. A 429 also ends the run's work early.
+//! Every repair is one history entry with source `reconciler` and one JSON
+//! log line.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::app::App;
+use super::follow_up;
+use crate::domain::{
+    CallSession, ConferenceEvent, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
+    Observed, Presence, RoomParticipant,
+};
+use crate::ids::CallSid;
+use crate::store::{DueSession, StoreError};
+use crate::twilio::{ListCalls, ListConferences, Participant, TwilioError};
+
+/// Sessions taken per run; the rest wait for the next run.
+pub const BATCH: usize = 200;
+/// Sessions checked at once: bounds the requests in flight to Twilio.
+pub const CONCURRENCY: usize = 4;
+/// How long a claimed session belongs to one run.
+pub const LEASE: time::Duration = time::Duration::seconds(90);
+/// History `kind` of a callback the reconciler recovered from Twilio.
+pub const RECOVERED: &str = "reconciler: lost callback recovered";
+/// History `kind` of a follow-up the reconciler carried out.
+pub const REPAIRED: &str = "reconciler: repaired";
+
+/// What one run did (also the function's result, in its invocation log).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// Sessions the index said were due.
+    pub due: usize,
+    /// Claimed and compared with Twilio.
+    pub checked: usize,
+    /// Claimed by another run first.
+    pub taken: usize,
+    /// Twilio's answer was uncertain or refused: looked at again next time.
+    pub uncertain: usize,
+    /// Not started because Twilio throttled this run.
+    pub deferred: usize,
+    /// Repairs made (history entries with source `reconciler`).
+    pub repairs: usize,
+}
+
+enum Outcome {
+    Taken,
+    Checked { repairs: usize },
+    Uncertain,
+    Deferred,
+}
+
+/// Why a session was left alone this time.
+#[derive(Debug, thiserror::Error)]
+enum Skip {
+    #[error(transparent)]
+    Twilio(#[from] TwilioError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Skip {
+    fn throttled(&self) -> bool {
+        matches!(self, Skip::Twilio(error) if error.status() == Some(429))
+    }
+}
+
+/// One scheduled run over the sessions due at `now`.
+pub async fn run(app: &App, now: OffsetDateTime) -> Result<RunReport, StoreError> {
+    let due = app.store.due_sessions(now, BATCH).await?;
+    let throttled = AtomicBool::new(false);
+    let mut report = RunReport {
+        due: due.len(),
+        ..RunReport::default()
+    };
+    let outcomes: Vec<Outcome> = futures::stream::iter(due)
+        .map(|due| check(app, due, now, &throttled))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Taken => report.taken += 1,
+            Outcome::Checked { repairs } => {
+                report.checked += 1;
+                report.repairs += repairs;
+            }
+            Outcome::Uncertain => report.uncertain += 1,
+            Outcome::Deferred => report.deferred += 1,
+        }
+    }
+    tracing::info!(
+        due = report.due,
+        checked = report.checked,
+        taken = report.taken,
+        uncertain = report.uncertain,
+        deferred = report.deferred,
+        repairs = report.repairs,
+        "reconciler run"
+    );
+    Ok(report)
+}
+
+async fn check(app: &App, due: DueSession, now: OffsetDateTime, throttled: &AtomicBool) -> Outcome {
+    if throttled.load(Ordering::Relaxed) {
+        return Outcome::Deferred;
+    }
+    let call = due.session.id.clone();
+    match app.store.claim_check(&due, now, now + LEASE).await {
+        Ok(true) => {}
+        Ok(false) => return Outcome::Taken,
+        Err(error) => {
+            tracing::warn!(%error, %call, "reconciler could not claim the session");
+            return Outcome::Uncertain;
+        }
+    }
+    match reconcile(app, due.session).await {
+        Ok(repairs) => Outcome::Checked { repairs },
+        Err(skip) => {
+            if skip.throttled() {
+                throttled.store(true, Ordering::Relaxed);
+            }
+            tracing::warn!(error = %skip, %call, "reconciler left the session for its next check");
+            Outcome::Uncertain
+        }
+    }
+}
+
+/// Compares one claimed session with Twilio and repairs it. The count of
+/// repairs made.
+async fn reconcile(app: &App, session: CallSession) -> Result<usize, Skip> {
+    let observations = look(app, &session).await?;
+    let mut repairs = 0;
+    let mut current = session;
+    // Only what moves the session forward is written (a healthy call
+    // costs no write at all).
+    for observation in observations {
+        if current.clone().observe(observation.clone()) == Observed::Ignored {
+            continue;
+        }
+        let describe = observation.describe();
+        // Ignored when a callback got there between the look and the write.
+        if let (Observed::Applied, Some(next)) = app.store.observe(&current.id, observation).await?
+        {
+            current = next;
+            record(app, &current.id, RECOVERED, describe).await;
+            repairs += 1;
+        }
+    }
+    let needed = current.follow_ups();
+    if needed.is_empty() {
+        return Ok(repairs);
+    }
+    follow_up::carry_out(app, &current).await;
+    repairs += confirm(app, &current, needed).await?;
+    Ok(repairs)
+}
+
+/// Which follow-ups took effect: an ended leg is fetched again (and its end
+/// applied), the others are recorded on the session by `carry_out`.
+async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Result<usize, Skip> {
+    let mut repairs = 0;
+    for follow_up in &needed {
+        if let FollowUp::EndLeg(leg) = follow_up {
+            let observation = match leg_observation(app, before, leg).await {
+                Ok(Some(observation)) => observation,
+                _ => continue,
+            };
+            let ended = matches!(&observation, Observation::AgentLeg(o)
+                | Observation::CustomerLeg(o)
+                | Observation::TargetLeg { observation: o, .. } if o.status.is_final());
+            if ended {
+                app.store.observe(&before.id, observation).await?;
+                let role = role_of(before, leg);
+                record(
+                    app,
+                    &before.id,
+                    REPAIRED,
+                    format!("hung up the {role}'s leg"),
+                )
+                .await;
+                repairs += 1;
+            }
+        }
+    }
+    let after = app
+        .store
+        .get_session(&before.id)
+        .await?
+        .unwrap_or_else(|| before.clone());
+    let still_needed = after.follow_ups();
+    for follow_up in &needed {
+        let detail = match follow_up {
+            FollowUp::EndLeg(_) => continue,
+            FollowUp::AnchorRoomOnTarget { .. } => "the second agent now ends the room on leaving",
+            FollowUp::ReleaseCustomer => "customer alone in the room: room ended, fallback",
+        };
+        if !still_needed.contains(follow_up) {
+            record(app, &before.id, REPAIRED, detail.to_owned()).await;
+            repairs += 1;
+        }
+    }
+    Ok(repairs)
+}
+
+/// One history entry and one JSON log line per repair.
+async fn record(app: &App, call: &CallSid, kind: &'static str, detail: String) {
+    tracing::info!(%call, repair = kind, detail = %detail, source = "reconciler", "repair");
+    let event = HistoryEvent::reconciler(OffsetDateTime::now_utc(), kind, Some(detail));
+    if let Err(error) = app.store.append_event(call, &event).await {
+        tracing::warn!(%error, %call, "repair made but not in the history");
+    }
+}
+
+fn role_of(session: &CallSession, leg: &CallSid) -> &'static str {
+    if *leg == session.id {
+        "first agent"
+    } else if session
+        .customer_leg
+        .as_ref()
+        .is_some_and(|l| l.call_sid == *leg)
+    {
+        "customer"
+    } else {
+        "second agent"
+    }
+}
+
+/// What Twilio says about the session's legs and room, as observations.
+/// Any failure stops the look: nothing is applied from half an answer.
+async fn look(app: &App, session: &CallSession) -> Result<Vec<Observation>, Skip> {
+    let now = OffsetDateTime::now_utc();
+    let mut observations = Vec::new();
+    let mut live_legs = Vec::new();
+    if session
+        .agent_leg
+        .as_ref()
+        .is_none_or(|l| !l.status.is_final())
+    {
+        live_legs.push(session.id.clone());
+    }
+    match &session.customer_leg {
+        Some(leg) if !leg.status.is_final() => live_legs.push(leg.call_sid.clone()),
+        Some(_) => {}
+        None => {
+            // The customer's callbacks never came: leg 1's child is the customer.
+            let children = app
+                .twilio
+                .list_calls(&ListCalls {
+                    parent_call_sid: Some(session.id.clone()),
+                    page_size: Some(20),
+                    ..ListCalls::default()
+                })
+                .await?;
+            if let Some(child) = children.first() {
+                if let Ok(sid) = CallSid::parse(&child.sid) {
+                    live_legs.push(sid);
+                }
+            }
+        }
+    }
+    let transfer = session.transfer.as_ref();
+    if let Some(leg) = transfer.and_then(|t| t.target_leg.as_ref()) {
+        if !leg.status.is_final() {
+            live_legs.push(leg.call_sid.clone());
+        }
+    }
+    for leg in &live_legs {
+        if let Some(observation) = leg_observation(app, session, leg).await? {
+            observations.push(observation);
+        }
+    }
+    if transfer.is_some() && !session.is_ended() {
+        for observation in look_at_room(app, session, now).await? {
+            // The second agent seen in the room for the first time: their leg.
+            if let Observation::TargetLeg { .. } = observation {
+                observations.insert(0, observation);
+            } else {
+                observations.push(observation);
+            }
+        }
+    }
+    Ok(observations)
+}
+
+/// A leg's status as Twilio has it now. `None` when the call is not one of
+/// the session's legs or Twilio names a status the product does not know.
+async fn leg_observation(
+    app: &App,
+    session: &CallSession,
+    leg: &CallSid,
+) -> Result<Option<Observation>, TwilioError> {
+    let call = app.twilio.fetch_call(leg).await?;
+    let Some(status) = call.status.as_deref().and_then(LegStatus::parse) else {
+        return Ok(None);
+    };
+    Ok(as_observation(session, leg, status))
+}
+
+fn as_observation(session: &CallSession, leg: &CallSid, status: LegStatus) -> Option<Observation> {
+    let observed = LegObservation {
+        call_sid: leg.clone(),
+        status,
+        // A fetch has no sequence number: the rank alone says whether it
+        // is news, so it never moves a leg backwards.
+        sequence: None,
+        at: OffsetDateTime::now_utc(),
+    };
+    if *leg == session.id {
+        return Some(Observation::AgentLeg(observed));
+    }
+    let transfer = session.transfer.as_ref();
+    let is_target = transfer
+        .and_then(|t| t.target_leg.as_ref())
+        .is_some_and(|l| l.call_sid == *leg);
+    if is_target {
+        return transfer.map(|t| Observation::TargetLeg {
+            attempt: t.attempt,
+            observation: observed,
+        });
+    }
+    let other_customer = session
+        .customer_leg
+        .as_ref()
+        .is_some_and(|l| l.call_sid != *leg);
+    (!other_customer).then_some(Observation::CustomerLeg(observed))
+}
+
+/// The live room's participants: who joined, who is no longer there, and
+/// the current second agent's leg if no callback named it.
+async fn look_at_room(
+    app: &App,
+    session: &CallSession,
+    now: OffsetDateTime,
+) -> Result<Vec<Observation>, TwilioError> {
+    let Some(transfer) = &session.transfer else {
+        return Ok(Vec::new());
+    };
+    let rooms = app
+        .twilio
+        .list_conferences(&ListConferences {
+            friendly_name: Some(transfer.room.as_str().to_owned()),
+            status: None,
+            page_size: Some(20),
+        })
+        .await?;
+    // No live room: whether it ended or never started, the legs tell.
+    let Some(room) = rooms
+        .into_iter()
+        .find(|room| room.status.as_deref() != Some("completed"))
+    else {
+        return Ok(Vec::new());
+    };
+    let participants = app.twilio.list_participants(&room.sid).await?;
+    Ok(room_observations(session, &participants, now))
+}
+
+fn room_observations(
+    session: &CallSession,
+    participants: &[Participant],
+    now: OffsetDateTime,
+) -> Vec<Observation> {
+    let mut out = Vec::new();
+    let Some(transfer) = &session.transfer else {
+        return out;
+    };
+    let current_target = RoomParticipant::SecondAgent {
+        attempt: transfer.attempt,
+    };
+    let listed = |who: RoomParticipant| {
+        participants
+            .iter()
+            .find(|p| p.label.as_deref() == Some(who.label().as_str()))
+    };
+    let conference = |event, who| Observation::Conference {
+        event,
+        participant: Some(who),
+        sequence: None,
+        at: now,
+    };
+    if transfer.target_leg.is_none() {
+        let found = listed(current_target).and_then(|p| CallSid::parse(&p.call_sid).ok());
+        let status = listed(current_target).and_then(|p| match p.status.as_deref() {
+            Some("connected") => Some(LegStatus::InProgress),
+            Some("ringing") => Some(LegStatus::Ringing),
+            Some("queued" | "connecting") => Some(LegStatus::Initiated),
+            _ => None,
+        });
+        if let (Some(sid), Some(status)) = (found, status) {
+            out.push(Observation::TargetLeg {
+                attempt: transfer.attempt,
+                observation: LegObservation {
+                    call_sid: sid,
+                    status,
+                    sequence: None,
+                    at: now,
+                },
+            });
+        }
+    }
+    let presences = [
+        (RoomParticipant::Customer, session.customer_presence),
+        (RoomParticipant::FirstAgent, session.first_agent_presence),
+        (current_target, transfer.target_presence),
+    ];
+    for (who, stored) in presences {
+        match listed(who) {
+            Some(p) if p.status.as_deref() == Some("connected") && stored == Presence::Never => {
+                out.push(conference(ConferenceEvent::Join, who));
+            }
+            // A participant is listed only while in the room.
+            None if stored == Presence::Joined => {
+                out.push(conference(ConferenceEvent::Leave, who));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The EventBridge scheduled event (`detail-type: Scheduled Event`); only
+/// its time is read, for the log.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ScheduledEvent {
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default, rename = "detail-type")]
+    pub detail_type: Option<String>,
+}
+
+impl App {
+    /// Runs the Lambda runtime loop of a scheduled function: one
+    /// reconciler run per event.
+    pub async fn serve_scheduled(
+        self,
+        endpoint: super::Endpoint,
+    ) -> Result<(), lambda_runtime::Error> {
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<ScheduledEvent>| {
+                let app = self.clone();
+                async move {
+                    tracing::info!(
+                        endpoint = endpoint.function_name(),
+                        scheduled = event.payload.time.as_deref().unwrap_or_default(),
+                        request_id = %event.context.request_id,
+                        "scheduled run"
+                    );
+                    let report = run(&app, OffsetDateTime::now_utc()).await?;
+                    Ok::<_, lambda_runtime::Error>(report)
+                }
+            },
+        ))
+        .await
+    }
+}
