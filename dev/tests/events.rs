@@ -390,7 +390,10 @@ async fn start_transfer() {
         fields["ConferenceStatusCallback"],
         format!("https://{HOST}/events/conference#{CALLBACK_RETRIES}")
     );
-    assert_eq!(fields["WaitUrl"], format!("https://{HOST}/twiml/hold-music"));
+    assert_eq!(
+        fields["WaitUrl"],
+        format!("https://{HOST}/twiml/hold-music")
+    );
     assert_eq!(fields["WaitMethod"], "GET");
     // The customer's move is recorded without waiting for a conference callback.
     let session = h.session().await;

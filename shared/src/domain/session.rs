@@ -933,7 +933,8 @@ mod tests {
         let mut s = connected();
         transfer(&mut s).unwrap();
         s.room_named("CF00000000000000000000000000000001");
-        s.fail_transfer(1, "redirect refused".into(), false).unwrap();
+        s.fail_transfer(1, "redirect refused".into(), false)
+            .unwrap();
         assert_eq!(room(&mut s, ConferenceEvent::End, None), Observed::Ignored);
         assert_eq!(s.state(), SessionState::Connected);
         transfer(&mut s).unwrap();
