@@ -589,7 +589,9 @@ async fn agent_one_hangs_up_while_agent_two_rings_and_agent_two_answers() {
 
 #[tokio::test]
 async fn agent_one_hangs_up_while_agent_two_rings_and_agent_two_is_busy() {
-    let (s, sid) = agent_one_hangs_up_while_agent_two_rings(Script::busy()).await;
+    let (s, sid) =
+        agent_one_hangs_up_while_agent_two_rings(Script::decline_after(Duration::from_secs(20)))
+            .await;
     s.customer_released(&sid).await;
 }
 

@@ -394,6 +394,7 @@ impl Sim {
                 (delay.min(give_up), delay <= give_up)
             }
             Answer::Busy | Answer::Fail => (self.scaled(Duration::from_millis(80)), false),
+            Answer::DeclineAfter(delay) => (self.scaled(delay).min(give_up), false),
             Answer::NoAnswer => (give_up, false),
         };
         match self.wait(sid, Some(wait), |_| false).await {
@@ -403,7 +404,9 @@ impl Sim {
             Wake::Interrupted(_) => Ring::Interrupted,
             Wake::Condition | Wake::Timeout if answered => Ring::Answered,
             Wake::Condition | Wake::Timeout => match script.answer {
-                Answer::Busy => Ring::NotAnswered(LegStatus::Busy, EndReason::NotAnswered),
+                Answer::Busy | Answer::DeclineAfter(_) => {
+                    Ring::NotAnswered(LegStatus::Busy, EndReason::NotAnswered)
+                }
                 Answer::Fail => Ring::NotAnswered(LegStatus::Failed, EndReason::NotAnswered),
                 _ => Ring::NotAnswered(LegStatus::NoAnswer, EndReason::NotAnswered),
             },

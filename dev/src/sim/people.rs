@@ -6,6 +6,8 @@ use std::time::Duration;
 pub enum Answer {
     After(Duration),
     Busy,
+    /// Rings this long, then declines (the network reports busy).
+    DeclineAfter(Duration),
     NoAnswer,
     Fail,
 }
@@ -28,6 +30,13 @@ impl Script {
     pub fn busy() -> Self {
         Self {
             answer: Answer::Busy,
+            hang_up_after: None,
+        }
+    }
+
+    pub fn decline_after(delay: Duration) -> Self {
+        Self {
+            answer: Answer::DeclineAfter(delay),
             hang_up_after: None,
         }
     }

@@ -15,7 +15,8 @@ use super::follow_up;
 use super::http::{self as web, ApiError};
 use super::views::CallView;
 use crate::domain::{
-    CallSession, DomainError, FollowUp, HistoryEvent, Presence, RoomParticipant, TransferDecision,
+    CallSession, DomainError, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
+    Presence, RoomParticipant, TransferDecision,
 };
 use crate::ids::{CallSid, PhoneNumber};
 use crate::store::StoreError;
@@ -207,9 +208,27 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     let attempt = transfer.attempt;
     let Some(reason) = failure else {
         let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
+        // Agent two's call is known from now on, even if every one of its
+        // callbacks is lost (the reconciler looks it up by this SID).
+        let dialled = rang
+            .as_ref()
+            .ok()
+            .and_then(|p| CallSid::parse(&p.call_sid).ok())
+            .map(|call_sid| LegObservation {
+                call_sid,
+                status: LegStatus::Queued,
+                sequence: None,
+                at: OffsetDateTime::now_utc(),
+            });
         let placed = |s: &mut CallSession| {
             if let Some(room_sid) = &room_sid {
                 s.room_named(room_sid);
+            }
+            if let Some(observation) = &dialled {
+                s.observe(Observation::TargetLeg {
+                    attempt,
+                    observation: observation.clone(),
+                });
             }
             s.customer_redirected(attempt)
         };
