@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use warm_transfer_core::domain::LegStatus;
+use warm_transfer_core::handlers::reconciler;
 use warm_transfer_core::signature::sign_form;
 use warm_transfer_dev::local::{LOCAL_API_TOKEN, LOCAL_AUTH_TOKEN, LocalOptions, LocalStack};
 use warm_transfer_dev::sim::{
@@ -706,4 +707,36 @@ async fn a_transfer_to_a_number_already_on_the_call_is_refused() {
     }
     assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 0);
     s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(TARGET, Script::decline_after(Duration::from_secs(20)));
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-ringing").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    // From now on no callback reaches the product: agent one hangs up, agent
+    // two declines, and the product hears of neither.
+    s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
+    assert!(s.stack.sim.hang_up(AGENT));
+    assert!(
+        s.stack
+            .sim
+            .wait_for(SOON, |sim| sim
+                .status_of(TARGET)
+                .is_some_and(|st| st.is_final()))
+            .await
+    );
+    assert_eq!(s.call(&sid).await["transfer"]["state"], "target-ringing");
+    // One run of the reconciler, as the schedule's next period would start it.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let report = reconciler::run(&s.stack.app, later).await.unwrap();
+    assert!(report.repairs >= 1, "{report:?}");
+    s.customer_released(&sid).await;
+    let call = s.call(&sid).await;
+    assert!(call["repairs"].as_u64().unwrap() >= 1, "{call:#}");
 }
