@@ -116,6 +116,19 @@ impl Scenario {
         sid
     }
 
+    /// Waits until this number's latest call has ended, whatever the reason.
+    async fn wait_call_over(&self, number: &str) {
+        let sim = &self.stack.sim;
+        assert!(
+            sim.wait_for(SOON, |sim| sim
+                .status_of(number)
+                .is_some_and(|st| st.is_final()))
+                .await,
+            "{number} still on a call\n{}",
+            sim.timeline_text()
+        );
+    }
+
     async fn transfer_state(&self, sid: &str, state: &str) -> Value {
         self.wait_call(sid, state, |c| c["transfer"]["state"] == state)
             .await
@@ -197,14 +210,7 @@ async fn happy_path_warm_transfer() {
     assert!(s.stack.sim.hang_up(CUSTOMER));
     let call = s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
     assert_eq!(call["transfer"]["state"], "ended");
-    assert!(
-        s.stack
-            .sim
-            .wait_for(SOON, |sim| sim
-                .status_of(TARGET)
-                .is_some_and(|st| st.is_final()))
-            .await
-    );
+    s.wait_call_over(TARGET).await;
     assert!(
         s.stack.sim.connections().is_empty(),
         "{:?}",
@@ -295,22 +301,8 @@ async fn customer_hangs_up_while_second_agent_rings() {
     assert_eq!(call["transfer"]["state"], "ended");
     // Nobody is left ringing or waiting in an empty room.
     let sim = &s.stack.sim;
-    assert!(
-        sim.wait_for(SOON, |sim| sim
-            .status_of(TARGET)
-            .is_some_and(|st| st.is_final()))
-            .await,
-        "{}",
-        sim.timeline_text()
-    );
-    assert!(
-        sim.wait_for(SOON, |sim| sim
-            .status_of(AGENT)
-            .is_some_and(|st| st.is_final()))
-            .await,
-        "{}",
-        sim.timeline_text()
-    );
+    s.wait_call_over(TARGET).await;
+    s.wait_call_over(AGENT).await;
     assert!(
         sim.wait_for(SOON, |sim| sim.situation(CUSTOMER)
             == Situation::Ended(EndReason::Person))
@@ -385,16 +377,7 @@ async fn twilio_failing_the_redirect_leaves_the_call_as_it_was_and_a_retry_succe
             .contains(&Connection::Bridge(AGENT.into(), CUSTOMER.into()))
     );
     // The second agent, rung in parallel, was called off.
-    assert!(
-        s.stack
-            .sim
-            .wait_for(SOON, |sim| sim
-                .status_of(TARGET)
-                .is_some_and(|st| st.is_final()))
-            .await,
-        "{}",
-        s.stack.sim.timeline_text()
-    );
+    s.wait_call_over(TARGET).await;
     assert_eq!(s.stack.sim.situation(CUSTOMER), Situation::Connected);
 
     let (status, body) = s.transfer(&sid, TARGET).await;
@@ -723,14 +706,7 @@ async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
     // two declines, and the product hears of neither.
     s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
     assert!(s.stack.sim.hang_up(AGENT));
-    assert!(
-        s.stack
-            .sim
-            .wait_for(SOON, |sim| sim
-                .status_of(TARGET)
-                .is_some_and(|st| st.is_final()))
-            .await
-    );
+    s.wait_call_over(TARGET).await;
     assert_eq!(s.call(&sid).await["transfer"]["state"], "target-ringing");
     // One run of the reconciler, as the schedule's next period would start it.
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
