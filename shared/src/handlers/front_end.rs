@@ -188,6 +188,7 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     };
     let ring = app.twilio.create_participant(&room, &second_agent);
     let (redirected, rang) = futures::join!(redirect, ring);
+    let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
 
     let moved = match &redirected {
         None | Some(Ok(_)) => true,
@@ -195,8 +196,7 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
         // redirect again would pull them out of the room. Look instead.
         Some(Err(error)) if error.is_uncertain() => {
             tracing::warn!(%error, call = %sid, "redirect outcome unknown; looking the customer up");
-            let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
-            customer_reached_room(app, &session, room_sid).await
+            customer_reached_room(app, &session, room_sid.as_deref()).await
         }
         Some(Err(_)) => false,
     };
@@ -207,7 +207,6 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     };
     let attempt = transfer.attempt;
     let Some(reason) = failure else {
-        let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
         // Agent two's call is known from now on, even if every one of its
         // callbacks is lost (the reconciler looks it up by this SID).
         let dialled = rang
@@ -276,7 +275,7 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
 /// After a redirect whose outcome Twilio did not tell: is the customer in
 /// the room? Asked of Twilio (the room's `customer` participant) and of the
 /// stored session (a join callback) a few times while the move settles.
-async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Option<String>) -> bool {
+async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Option<&str>) -> bool {
     let label = RoomParticipant::Customer.label();
     for _ in 0..REDIRECT_LOOKUPS {
         tokio::time::sleep(REDIRECT_LOOKUP_PAUSE).await;
@@ -285,8 +284,8 @@ async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Optio
                 return true;
             }
         }
-        let room = match &room_sid {
-            Some(room) => Ok(room.clone()),
+        let room = match room_sid {
+            Some(room) => Ok(room.to_owned()),
             None => follow_up::room_sid(app, session).await,
         };
         if let Ok(room) = room {
@@ -348,26 +347,21 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     let anchored = current
         .transfer
         .as_ref()
+        .filter(|transfer| !transfer.target_anchors_room)
         .map(|transfer| FollowUp::AnchorRoomOnTarget {
             attempt: transfer.attempt,
         });
     if let Some(FollowUp::AnchorRoomOnTarget { attempt }) = &anchored {
-        let already = current
-            .transfer
-            .as_ref()
-            .is_some_and(|t| t.target_anchors_room);
-        if !already {
-            if let Err(error) = follow_up::anchor_room_on_target(app, &current, *attempt).await {
-                tracing::warn!(%error, call = %sid, "second agent could not be made the room's anchor");
-                return Err(if error.is_refusal() {
-                    ApiError::Conflict {
-                        message: "the second agent is no longer in the room".into(),
-                        state: "target-left".into(),
-                    }
-                } else {
-                    ApiError::Upstream(format!("Twilio could not update the second agent: {error}"))
-                });
-            }
+        if let Err(error) = follow_up::anchor_room_on_target(app, &current, *attempt).await {
+            tracing::warn!(%error, call = %sid, "second agent could not be made the room's anchor");
+            return Err(if error.is_refusal() {
+                ApiError::Conflict {
+                    message: "the second agent is no longer in the room".into(),
+                    state: "target-left".into(),
+                }
+            } else {
+                ApiError::Upstream(format!("Twilio could not update the second agent: {error}"))
+            });
         }
     }
     // Hanging up leg 1 leaves the room to the customer and the second agent:
