@@ -151,14 +151,10 @@ impl CallSession {
     /// The guarantee the product keeps: a customer in the room always has
     /// an agent present or ringing. This says when that no longer holds.
     pub fn customer_alone(&self) -> bool {
-        let customer_live = !final_leg(&self.customer_leg);
         let target_live = self.transfer.as_ref().is_some_and(Transfer::target_live);
-        customer_live
-            && self.customer_in_room()
-            && !self.room_ended
-            && !self.customer_released
-            && self.first_agent_gone()
-            && !target_live
+        // Not ended: the customer's leg is live, the room has not closed on
+        // them and they were not released already.
+        !self.is_ended() && self.customer_in_room() && self.first_agent_gone() && !target_live
     }
 
     pub fn state(&self) -> SessionState {
