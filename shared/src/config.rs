@@ -87,21 +87,6 @@ pub enum CustomerFallback {
     Twiml(Url),
 }
 
-impl CustomerFallback {
-    /// An E.164 number or an absolute http(s) URL.
-    fn parse(value: &str) -> Result<Self, String> {
-        if value.starts_with('+') {
-            return PhoneNumber::parse(value)
-                .map(CustomerFallback::Number)
-                .map_err(|e| e.to_string());
-        }
-        match Url::parse(value) {
-            Ok(url) if matches!(url.scheme(), "https" | "http") => Ok(CustomerFallback::Twiml(url)),
-            _ => Err("must be an E.164 number or an http(s) URL".to_owned()),
-        }
-    }
-}
-
 /// How the REST client authenticates to Twilio.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TwilioCredentials {
@@ -241,10 +226,14 @@ impl Config {
             hold_music_url: get(HOLD_MUSIC_URL)
                 .map(|v| url(HOLD_MUSIC_URL, v))
                 .transpose()?,
-            customer_fallback: get(CUSTOMER_FALLBACK)
-                .map(|v| CustomerFallback::parse(v).map_err(|e| malformed(CUSTOMER_FALLBACK, &e)))
-                .transpose()?
-                .unwrap_or_default(),
+            // An E.164 number to dial, or a TwiML URL.
+            customer_fallback: match get(CUSTOMER_FALLBACK) {
+                None => CustomerFallback::Goodbye,
+                Some(number) if number.starts_with('+') => PhoneNumber::parse(number)
+                    .map(CustomerFallback::Number)
+                    .map_err(|e| malformed(CUSTOMER_FALLBACK, &e.to_string()))?,
+                Some(twiml) => CustomerFallback::Twiml(url(CUSTOMER_FALLBACK, twiml)?),
+            },
         })
     }
 }
