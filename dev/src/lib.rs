@@ -3,7 +3,10 @@
 //! and the benchmarks.
 
 pub mod bench;
+pub mod contract;
+pub mod dynalite;
 pub mod events;
 pub mod local;
+pub mod paths;
 pub mod server;
 pub mod sim;

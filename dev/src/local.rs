@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dynalite::Dynalite;
 use tokio::net::TcpListener;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::handlers::App;
 use warm_transfer_core::store::DynamoStore;
-use warm_transfer_core::store::local::Dynalite;
 use warm_transfer_core::twilio::TwilioClient;
 
 use crate::server::DevServer;

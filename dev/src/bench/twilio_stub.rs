@@ -12,8 +12,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-const CALL: &str = include_str!("../../../shared/tests/fixtures/twilio/call.json");
-const PARTICIPANT: &str = include_str!("../../../shared/tests/fixtures/twilio/participant.json");
+const CALL: &str = include_str!("../../fixtures/twilio/call.json");
+const PARTICIPANT: &str = include_str!("../../fixtures/twilio/participant.json");
 
 pub struct TwilioStub {
     addr: SocketAddr,

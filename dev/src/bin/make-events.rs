@@ -1,12 +1,10 @@
 //! Rewrites `events/*.json` (run from anywhere in the workspace).
 
-use std::path::Path;
-
 use warm_transfer_core::handlers::Endpoint;
 use warm_transfer_dev::events::{event, file_name};
 
 fn main() -> std::io::Result<()> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = warm_transfer_dev::paths::workspace();
     for endpoint in Endpoint::ALL {
         let path = workspace.join(file_name(endpoint));
         let text = serde_json::to_string_pretty(&event(endpoint)).map_err(std::io::Error::other)?;

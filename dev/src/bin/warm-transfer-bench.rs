@@ -16,7 +16,6 @@ use warm_transfer_core::domain::{CallSession, LegObservation, LegStatus, Observa
 use warm_transfer_core::handlers::{App, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::signature::sign_form;
-use warm_transfer_core::store::local::Dynalite;
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
 use warm_transfer_dev::bench::delay_proxy::DelayProxy;
@@ -24,6 +23,7 @@ use warm_transfer_dev::bench::load::{self, Request};
 use warm_transfer_dev::bench::percentile;
 use warm_transfer_dev::bench::runtime_api::RuntimeApi;
 use warm_transfer_dev::bench::twilio_stub::TwilioStub;
+use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events;
 use warm_transfer_dev::local::LOCAL_AUTH_TOKEN;
 use warm_transfer_dev::server::DevServer;
@@ -67,7 +67,7 @@ impl Settings {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    warm_transfer_dev::paths::workspace()
 }
 
 fn ms(d: Duration) -> f64 {

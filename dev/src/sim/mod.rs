@@ -46,13 +46,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::contract::OpenApi;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use warm_transfer_core::domain::LegStatus;
-use warm_transfer_core::twilio::contract::OpenApi;
 
 pub use people::{Answer, Script};
 pub use webhook::{CallbackFault, CallbackInfo, CallbackKind};
@@ -121,10 +121,7 @@ impl Default for SimConfig {
             account_sid: "AC00000000000000000000000000000001".into(),
             auth_token: "simulator-auth-token".into(),
             time_scale: 1.0,
-            openapi_path: PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/twilio/twilio_api_v2010.json"
-            )),
+            openapi_path: crate::paths::twilio_openapi(),
             default_script: |_| None,
         }
     }
@@ -201,7 +198,7 @@ pub enum SimError {
     #[error("simulator: {0}")]
     Io(#[from] std::io::Error),
     #[error("simulator: {0}")]
-    Contract(#[from] warm_transfer_core::twilio::contract::ContractError),
+    Contract(#[from] crate::contract::ContractError),
     #[error("simulator: {0}")]
     Http(String),
 }

@@ -4,7 +4,6 @@
 
 mod dynamo;
 mod item;
-pub mod local;
 pub mod table;
 
 use std::sync::Mutex;

@@ -343,20 +343,6 @@ impl TwilioClient {
         .map(|_| ())
     }
 
-    pub async fn remove_participant(
-        &self,
-        conference_sid: &str,
-        participant: &str,
-    ) -> Result<(), TwilioError> {
-        self.send(&requests::remove_participant(
-            self.account_sid(),
-            conference_sid,
-            participant,
-        ))
-        .await
-        .map(|_| ())
-    }
-
     pub async fn list_conferences(
         &self,
         filter: &ListConferences,

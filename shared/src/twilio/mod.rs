@@ -3,7 +3,6 @@
 //! checker of requests against Twilio's own OpenAPI description.
 
 mod client;
-pub mod contract;
 mod error;
 pub mod requests;
 mod types;

@@ -287,15 +287,6 @@ pub fn end_conference(account_sid: &str, conference_sid: &str) -> RequestSpec {
     spec(Method::POST, path, form, Repeat::Safe)
 }
 
-pub fn remove_participant(
-    account_sid: &str,
-    conference_sid: &str,
-    participant: &str,
-) -> RequestSpec {
-    let path = participant_path(account_sid, conference_sid, participant);
-    spec(Method::DELETE, path, Form::default(), Repeat::Safe)
-}
-
 pub fn list_conferences(account_sid: &str, filter: &ListConferences) -> RequestSpec {
     let query = Form::default()
         .text("FriendlyName", filter.friendly_name.as_ref())

@@ -7,10 +7,6 @@ use quick_xml::reader::Reader;
 use serde::Deserialize;
 use warm_transfer_core::twiml::*;
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/golden/twiml.json"
-);
 const BASE: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
 const ROOM: &str = "wt-CA0123456789abcdef0123456789abcdef";
 
@@ -102,7 +98,9 @@ fn build(name: &str) -> Response {
 
 #[test]
 fn every_golden_case_is_reproduced_byte_for_byte() {
-    let golden: Golden = serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap();
+    let golden: Golden =
+        serde_json::from_str(&std::fs::read_to_string(super::golden("twiml.json")).unwrap())
+            .unwrap();
     assert_eq!(golden.cases.len(), 12);
     for case in &golden.cases {
         assert_eq!(build(&case.name).to_xml(), case.xml, "case {}", case.name);

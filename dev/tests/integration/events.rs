@@ -4,7 +4,6 @@
 //! must also match what `make-events` generates.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,22 +15,14 @@ use warm_transfer_core::domain::*;
 use warm_transfer_core::handlers::callbacks::CALLBACK_RETRIES;
 use warm_transfer_core::handlers::{App, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
-use warm_transfer_core::store::local::Dynalite;
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
+use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events::*;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const TABLE: &str = "calls-events";
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/golden/twiml.json"
-);
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/twilio"
-);
 const ACCOUNT_PATH: &str = "/2010-04-01/Accounts/AC00000000000000000000000000000001";
 
 struct Harness {
@@ -42,7 +33,7 @@ struct Harness {
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
+    super::twilio_fixture(name)
 }
 
 fn sid(s: &str) -> CallSid {
@@ -209,9 +200,7 @@ impl Harness {
 }
 
 fn recorded(endpoint: Endpoint) -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(file_name(endpoint));
+    let file = warm_transfer_dev::paths::workspace().join(file_name(endpoint));
     std::fs::read_to_string(file).unwrap()
 }
 
@@ -224,7 +213,11 @@ fn json(response: &Response<Body>) -> Value {
 }
 
 fn golden(name: &str) -> String {
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap();
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(warm_transfer_dev::paths::reference().join("golden/twiml.json"))
+            .unwrap(),
+    )
+    .unwrap();
     file["cases"]
         .as_array()
         .unwrap()

@@ -9,7 +9,7 @@ use std::process::Command;
 
 #[test]
 fn console_drives_a_warm_transfer_in_chromium() {
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dev = warm_transfer_dev::paths::dev();
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     let output = Command::new("node")
         .arg("--test")

@@ -3,14 +3,14 @@
 //! not the others fails here, not in a deployed stack.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_norway::Value;
 use warm_transfer_core::config::vars;
 use warm_transfer_core::handlers::{Caller, Endpoint};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    warm_transfer_dev::paths::workspace()
 }
 
 fn template() -> Value {

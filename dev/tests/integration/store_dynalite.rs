@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use warm_transfer_core::domain::*;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
-use warm_transfer_core::store::local::Dynalite;
 use warm_transfer_core::store::{CallStore, DynamoStore, StoreError};
+use warm_transfer_dev::dynalite::Dynalite;
 
 const TABLE: &str = "calls-test";
 const TTL: Duration = Duration::from_secs(72 * 3600);

@@ -9,8 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use tokio::process::{Child, Command};
 
-use super::StoreError;
-use super::table;
+use warm_transfer_core::store::{StoreError, table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -32,8 +31,7 @@ fn binary() -> Result<PathBuf, LocalError> {
     if let Some(explicit) = std::env::var_os("DYNALITE_BIN") {
         return Ok(PathBuf::from(explicit));
     }
-    let workspace =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dev/node_modules/.bin/dynalite");
+    let workspace = crate::paths::dev().join("node_modules/.bin/dynalite");
     if workspace.exists() {
         return Ok(workspace);
     }

@@ -15,9 +15,9 @@ use warm_transfer_core::domain::*;
 use warm_transfer_core::handlers::reconciler::{self, RunReport};
 use warm_transfer_core::handlers::{App, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
-use warm_transfer_core::store::local::Dynalite;
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::{RetryPolicy, TwilioClient, TwilioClientConfig};
+use warm_transfer_dev::dynalite::Dynalite;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const TABLE: &str = "calls-reconciler";
@@ -657,11 +657,9 @@ async fn the_call_view_counts_the_repairs() {
     lone_customer(&h).await;
     let report = h.run_at(SOON).await;
     assert!(report.repairs >= 3, "{report:?}");
-    let event = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/get-call.json"
-    ))
-    .unwrap();
+    let event =
+        std::fs::read_to_string(warm_transfer_dev::paths::workspace().join("events/get-call.json"))
+            .unwrap();
     let request = lambda_http::request::from_str(&event).unwrap();
     let response = h.app.handle(Endpoint::GetCall, request).await;
     assert_eq!(response.status(), 200);

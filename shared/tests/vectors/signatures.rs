@@ -5,11 +5,6 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use warm_transfer_core::signature::{SignatureError, sign_form, validate_form, validate_json};
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/golden/signatures.json"
-);
-
 #[derive(Deserialize)]
 struct File {
     vectors: Vec<Vector>,
@@ -48,7 +43,9 @@ impl Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let file: File = serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
+    let file: File =
+        serde_json::from_str(&std::fs::read_to_string(super::golden("signatures.json")).unwrap())
+            .unwrap();
     assert!(file.vectors.len() >= 6);
     file.vectors
 }

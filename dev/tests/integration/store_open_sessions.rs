@@ -16,9 +16,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use warm_transfer_core::domain::*;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
-use warm_transfer_core::store::local::Dynalite;
 use warm_transfer_core::store::table::{OPEN_SHARDS, TABLE};
 use warm_transfer_core::store::{CHECK_AT, CallStore, DueSession, DynamoStore, OPEN_SHARD};
+use warm_transfer_dev::dynalite::Dynalite;
 
 const TABLE_NAME: &str = "calls-open-sessions";
 const TTL: Duration = Duration::from_secs(72 * 3600);
