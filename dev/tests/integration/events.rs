@@ -12,8 +12,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
-use warm_transfer_core::handlers::callbacks::CALLBACK_RETRIES;
-use warm_transfer_core::handlers::{App, Endpoint};
+use warm_transfer_core::handlers::webhook_urls::CALLBACK_RETRIES;
+use warm_transfer_core::handlers::{App, Caller, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
@@ -561,13 +561,11 @@ async fn console_page() {
 #[tokio::test]
 async fn forged_or_unsigned_webhooks_are_refused_with_403() {
     let h = harness().await;
-    for endpoint in [
-        Endpoint::DialCustomer,
-        Endpoint::AgentDialEnded,
-        Endpoint::ConferenceTwiml,
-        Endpoint::FallbackTwiml,
-        Endpoint::StatusCallback,
-    ] {
+    // Every endpoint the table says Twilio calls checks the signature.
+    let twilio_calls = Endpoint::ALL
+        .into_iter()
+        .filter(|e| e.caller() == Caller::Twilio);
+    for endpoint in twilio_calls {
         let mut event: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
         event["headers"]["x-twilio-signature"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
         assert_eq!(
@@ -599,11 +597,27 @@ async fn forged_or_unsigned_webhooks_are_refused_with_403() {
 #[tokio::test]
 async fn front_end_refuses_bad_tokens_and_bad_input_clearly() {
     let h = harness().await;
-    let mut event: Value = serde_json::from_str(&recorded(Endpoint::StartCall)).unwrap();
-    event["headers"]["authorization"] = "Bearer wrong".into();
-    let response = h.invoke_text(Endpoint::StartCall, &event.to_string()).await;
-    assert_eq!(response.status(), 401);
-    assert!(json(&response)["error"].is_string());
+    // Every endpoint the table says the console calls checks the token.
+    let console_calls = Endpoint::ALL
+        .into_iter()
+        .filter(|e| e.caller() == Caller::FrontEnd);
+    for endpoint in console_calls {
+        let mut event: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
+        event["headers"]["authorization"] = "Bearer wrong".into();
+        let response = h.invoke_text(endpoint, &event.to_string()).await;
+        assert_eq!(response.status(), 401, "{endpoint:?}");
+        assert!(json(&response)["error"].is_string());
+    }
+    assert!(h.twilio_requests().await.is_empty());
+
+    let mut event: Value = serde_json::from_str(&recorded(Endpoint::StartTransfer)).unwrap();
+    event["body"] = r#"{"to":5}"#.into();
+    let response = h.invoke_text(Endpoint::StartTransfer, &event.to_string()).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(&response)["field"], "to", "a wrongly typed field is named");
+    event["body"] = "{}".into();
+    let response = h.invoke_text(Endpoint::StartTransfer, &event.to_string()).await;
+    assert_eq!(json(&response)["field"], "to", "a missing field is named");
 
     let mut event: Value = serde_json::from_str(&recorded(Endpoint::StartCall)).unwrap();
     event["body"] = r#"{"agentNumber":"555-0100","customerNumber":"+14155550100"}"#.into();

@@ -145,7 +145,7 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
                 ACCOUNT,
                 &call,
                 &UpdateCall {
-                    status: Some(*status),
+                    status: Some(status),
                     ..UpdateCall::default()
                 },
             ),

@@ -2,39 +2,20 @@
 
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventSource {
-    /// An action of the front-end API.
-    Api,
-    /// A callback or webhook from Twilio.
-    Twilio,
-    /// The product's own repair, so that nobody is left alone or ringing.
-    Product,
-    /// The reconciler: what it learned from Twilio after a callback was
-    /// lost, and the repair it made.
-    Reconciler,
-}
-
-impl EventSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventSource::Api => "api",
-            EventSource::Twilio => "twilio",
-            EventSource::Product => "product",
-            EventSource::Reconciler => "reconciler",
-        }
+wire_enum!(
+    /// Who wrote a history entry.
+    EventSource {
+        /// An action of the front-end API.
+        Api => "api",
+        /// A callback or webhook from Twilio.
+        Twilio => "twilio",
+        /// The product's own repair, so that nobody is left alone or ringing.
+        Product => "product",
+        /// The reconciler: what it learned from Twilio after a callback was
+        /// lost, and the repair it made.
+        Reconciler => "reconciler",
     }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "api" => Some(EventSource::Api),
-            "twilio" => Some(EventSource::Twilio),
-            "product" => Some(EventSource::Product),
-            "reconciler" => Some(EventSource::Reconciler),
-            _ => None,
-        }
-    }
-}
+);
 
 /// One entry of the history. `detail` never holds a full phone number.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,53 +5,25 @@ use time::OffsetDateTime;
 
 use crate::ids::CallSid;
 
-/// Twilio's `CallStatus` values.
-/// Serialised as the API names it (kebab-case, same as `as_str`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LegStatus {
-    Queued,
-    Initiated,
-    Ringing,
-    InProgress,
-    Completed,
-    Busy,
-    NoAnswer,
-    Failed,
-    Canceled,
-}
+wire_enum!(
+    /// Twilio's `CallStatus` values.
+    /// Serialised as the API names it (kebab-case, same as `as_str`).
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    LegStatus {
+        Queued => "queued",
+        Initiated => "initiated",
+        Ringing => "ringing",
+        InProgress => "in-progress",
+        Completed => "completed",
+        Busy => "busy",
+        NoAnswer => "no-answer",
+        Failed => "failed",
+        Canceled => "canceled",
+    }
+);
 
 impl LegStatus {
-    pub const ALL: [LegStatus; 9] = [
-        LegStatus::Queued,
-        LegStatus::Initiated,
-        LegStatus::Ringing,
-        LegStatus::InProgress,
-        LegStatus::Completed,
-        LegStatus::Busy,
-        LegStatus::NoAnswer,
-        LegStatus::Failed,
-        LegStatus::Canceled,
-    ];
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == value)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LegStatus::Queued => "queued",
-            LegStatus::Initiated => "initiated",
-            LegStatus::Ringing => "ringing",
-            LegStatus::InProgress => "in-progress",
-            LegStatus::Completed => "completed",
-            LegStatus::Busy => "busy",
-            LegStatus::NoAnswer => "no-answer",
-            LegStatus::Failed => "failed",
-            LegStatus::Canceled => "canceled",
-        }
-    }
-
     /// The call is over; nothing Twilio says afterwards changes that.
     pub fn is_final(self) -> bool {
         self.rank() == Self::FINAL_RANK

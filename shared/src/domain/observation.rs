@@ -4,36 +4,16 @@ use time::OffsetDateTime;
 
 use super::leg::LegObservation;
 
-/// Conference events the product subscribes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConferenceEvent {
-    Start,
-    End,
-    Join,
-    Leave,
-}
-
-impl ConferenceEvent {
-    /// From Twilio's `StatusCallbackEvent` of a conference callback.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "conference-start" => Some(ConferenceEvent::Start),
-            "conference-end" => Some(ConferenceEvent::End),
-            "participant-join" => Some(ConferenceEvent::Join),
-            "participant-leave" => Some(ConferenceEvent::Leave),
-            _ => None,
-        }
+wire_enum!(
+    /// Conference events the product subscribes to, as a conference
+    /// callback's `StatusCallbackEvent` names them.
+    ConferenceEvent {
+        Start => "conference-start",
+        End => "conference-end",
+        Join => "participant-join",
+        Leave => "participant-leave",
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConferenceEvent::Start => "conference-start",
-            ConferenceEvent::End => "conference-end",
-            ConferenceEvent::Join => "participant-join",
-            ConferenceEvent::Leave => "participant-leave",
-        }
-    }
-}
+);
 
 /// Who a conference participant is, from its `ParticipantLabel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,33 +51,21 @@ pub enum FollowUp {
     ReleaseCustomer,
 }
 
-/// Serialised as the API names it (kebab-case, same as `as_str`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SessionState {
-    AgentRinging,
-    AgentAnswered,
-    CustomerRinging,
-    Connected,
-    Transferring,
-    /// The first agent left; the customer talks with the second agent.
-    Transferred,
-    Ended,
-}
-
-impl SessionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionState::AgentRinging => "agent-ringing",
-            SessionState::AgentAnswered => "agent-answered",
-            SessionState::CustomerRinging => "customer-ringing",
-            SessionState::Connected => "connected",
-            SessionState::Transferring => "transferring",
-            SessionState::Transferred => "transferred",
-            SessionState::Ended => "ended",
-        }
+wire_enum!(
+    /// Serialised as the API names it (kebab-case, same as `as_str`).
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    SessionState {
+        AgentRinging => "agent-ringing",
+        AgentAnswered => "agent-answered",
+        CustomerRinging => "customer-ringing",
+        Connected => "connected",
+        Transferring => "transferring",
+        /// The first agent left; the customer talks with the second agent.
+        Transferred => "transferred",
+        Ended => "ended",
     }
-}
+);
 
 /// What a transfer request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,45 +34,29 @@ pub struct Transfer {
     pub outcome: Option<TransferOutcome>,
 }
 
-/// Serialised as the API names it (kebab-case, same as `as_str`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransferState {
-    Requested,
-    CustomerInRoom,
-    FirstAgentInRoom,
-    TargetRinging,
-    TargetAnswered,
-    TargetBusy,
-    TargetNoAnswer,
-    TargetFailed,
-    /// The second agent answered, then hung up before the first agent left.
-    TargetLeft,
-    Cancelled,
-    Failed,
-    FirstAgentLeft,
-    Ended,
-}
+wire_enum!(
+    /// Serialised as the API names it (kebab-case, same as `as_str`).
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    TransferState {
+        Requested => "requested",
+        CustomerInRoom => "customer-in-room",
+        FirstAgentInRoom => "first-agent-in-room",
+        TargetRinging => "target-ringing",
+        TargetAnswered => "target-answered",
+        TargetBusy => "target-busy",
+        TargetNoAnswer => "target-no-answer",
+        TargetFailed => "target-failed",
+        /// The second agent answered, then hung up before the first agent left.
+        TargetLeft => "target-left",
+        Cancelled => "cancelled",
+        Failed => "failed",
+        FirstAgentLeft => "first-agent-left",
+        Ended => "ended",
+    }
+);
 
 impl TransferState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferState::Requested => "requested",
-            TransferState::CustomerInRoom => "customer-in-room",
-            TransferState::FirstAgentInRoom => "first-agent-in-room",
-            TransferState::TargetRinging => "target-ringing",
-            TransferState::TargetAnswered => "target-answered",
-            TransferState::TargetBusy => "target-busy",
-            TransferState::TargetNoAnswer => "target-no-answer",
-            TransferState::TargetFailed => "target-failed",
-            TransferState::TargetLeft => "target-left",
-            TransferState::Cancelled => "cancelled",
-            TransferState::Failed => "failed",
-            TransferState::FirstAgentLeft => "first-agent-left",
-            TransferState::Ended => "ended",
-        }
-    }
-
     /// Still trying to reach the second agent or waiting for the handover.
     pub fn is_active(self) -> bool {
         matches!(

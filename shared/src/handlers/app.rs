@@ -7,9 +7,10 @@ use std::sync::Arc;
 use lambda_http::{Body, Request, Response, service_fn};
 use tracing::Instrument;
 
-use super::callbacks::Callbacks;
-use super::http::{self as web, ApiError};
-use super::{Caller, Endpoint, front_end, webhooks};
+use super::api_error::ApiError;
+use super::webhook_urls::WebhookUrls;
+use super::webhooks::{Reply, Webhook};
+use super::{Endpoint, bearer, console, cors, front_end, request, responses, webhooks};
 use crate::config::Config;
 use crate::public_url;
 use crate::signature;
@@ -67,20 +68,31 @@ impl App {
     }
 
     /// Answers one request. Never fails: every error becomes a response the
-    /// caller understands (JSON for the console, TwiML for Twilio).
+    /// caller understands (JSON for the console, TwiML for Twilio). One arm
+    /// per endpoint and no wildcard, so an endpoint without a handler does
+    /// not compile.
     pub async fn handle(&self, endpoint: Endpoint, req: Request) -> Response<Body> {
         let span = tracing::info_span!(
             "request",
-            request_id = %web::request_id(&req),
+            request_id = %request::request_id(&req),
             endpoint = endpoint.function_name(),
         );
         async {
-            let response = match endpoint.caller() {
-                Caller::FrontEnd => self.front_end(endpoint, req).await,
-                Caller::Twilio => self.webhook(endpoint, req).await,
-                Caller::Public => super::console::page(),
-                // Scheduled, not HTTP: its binary runs `serve_scheduled`.
-                Caller::Schedule => {
+            let req = &req;
+            let response = match endpoint {
+                Endpoint::StartCall => self.api(req, front_end::start_call).await,
+                Endpoint::GetCall => self.api(req, front_end::get_call).await,
+                Endpoint::StartTransfer => self.api(req, front_end::start_transfer).await,
+                Endpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
+                Endpoint::LeaveCall => self.api(req, front_end::leave_call).await,
+                Endpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,
+                Endpoint::AgentDialEnded => self.webhook(req, webhooks::agent_dial_ended).await,
+                Endpoint::ConferenceTwiml => self.webhook(req, webhooks::conference).await,
+                Endpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
+                Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
+                Endpoint::Console => console::page(),
+                // Scheduled, not HTTP: its binary runs the reconciler directly.
+                Endpoint::Reconciler => {
                     ApiError::NotFound("not an HTTP endpoint".into()).into_response()
                 }
             };
@@ -91,39 +103,44 @@ impl App {
         .await
     }
 
-    async fn front_end(&self, endpoint: Endpoint, req: Request) -> Response<Body> {
+    /// A front-end API request: CORS preflight, the bearer token, then the
+    /// handler; its error, if any, as the JSON error body.
+    async fn api(
+        &self,
+        req: &Request,
+        handler: impl AsyncFnOnce(&App, &Request) -> Result<Response<Body>, ApiError>,
+    ) -> Response<Body> {
         let origin = self.config.cors_allow_origin.as_deref();
         if req.method() == http::Method::OPTIONS {
-            return web::preflight(origin);
+            return cors::preflight(origin);
         }
-        let result = match web::check_bearer(req.headers(), self.config.api_token.expose()) {
+        let result = match bearer::check_bearer(req.headers(), self.config.api_token.expose()) {
+            Ok(()) => handler(self, req).await,
             Err(error) => Err(error),
-            Ok(()) => match endpoint {
-                Endpoint::StartCall => front_end::start_call(self, &req).await,
-                Endpoint::GetCall => front_end::get_call(self, &req).await,
-                Endpoint::StartTransfer => front_end::start_transfer(self, &req).await,
-                Endpoint::CancelTransfer => front_end::cancel_transfer(self, &req).await,
-                Endpoint::LeaveCall => front_end::leave_call(self, &req).await,
-                _ => Err(ApiError::NotFound("no such endpoint".into())),
-            },
         };
         let mut response = result.unwrap_or_else(|error| {
             tracing::info!(%error, "request refused");
             error.into_response()
         });
-        web::add_cors(&mut response, origin);
+        cors::add_cors(&mut response, origin);
         response
     }
 
-    async fn webhook(&self, endpoint: Endpoint, req: Request) -> Response<Body> {
-        let signed_url = match public_url::signed_url(&req, self.config.public_base_url.as_ref()) {
+    /// A Twilio webhook: the signature over the URL Twilio used, then the
+    /// handler, whose answer is always TwiML.
+    async fn webhook<R: Into<Reply>>(
+        &self,
+        req: &Request,
+        handler: impl AsyncFnOnce(&App, &Webhook<'_>) -> R,
+    ) -> Response<Body> {
+        let signed_url = match public_url::signed_url(req, self.config.public_base_url.as_ref()) {
             Ok(url) => url,
             Err(error) => {
                 tracing::warn!(%error, "cannot rebuild the URL Twilio signed");
-                return web::forbidden();
+                return responses::forbidden();
             }
         };
-        let params = web::form_params(&req);
+        let params = request::form_params(req);
         let header = req
             .headers()
             .get("x-twilio-signature")
@@ -135,45 +152,39 @@ impl App {
             header,
         ) {
             tracing::warn!(%error, "webhook signature rejected");
-            return web::forbidden();
+            return responses::forbidden();
         }
-        let callbacks = self.callbacks_from_signed(&req, &signed_url);
-        let xml = match endpoint {
-            Endpoint::DialCustomer => webhooks::dial_customer(self, &req, &params, &callbacks),
-            Endpoint::AgentDialEnded => webhooks::agent_dial_ended(self, &params, &callbacks).await,
-            Endpoint::ConferenceTwiml => webhooks::conference(self, &req, &params, &callbacks),
-            Endpoint::FallbackTwiml => webhooks::fallback(self, &req, &params, &callbacks),
-            Endpoint::StatusCallback => {
-                match webhooks::status_callback(self, &req, &params, &callbacks).await {
-                    Ok(xml) => xml,
-                    Err(webhooks::NotRecorded) => return web::retry_later(webhooks::empty()),
-                }
-            }
-            _ => webhooks::empty(),
+        let hook = Webhook {
+            request: req,
+            params,
+            urls: self.urls_from_signed(req, &signed_url),
         };
-        web::twiml(xml)
+        match handler(self, &hook).await.into() {
+            Reply::Twiml(xml) => responses::twiml(xml),
+            Reply::RetryLater => responses::retry_later(webhooks::empty()),
+        }
     }
 
-    /// Callback URLs for a front-end request: the configured public base, or
+    /// Webhook URLs for a front-end request: the configured public base, or
     /// the API's own address as this request reached it.
-    pub(crate) fn callbacks(&self, req: &Request) -> Result<Callbacks, ApiError> {
+    pub(crate) fn urls(&self, req: &Request) -> Result<WebhookUrls, ApiError> {
         if let Some(base) = &self.config.public_base_url {
-            return Ok(Callbacks::new(base));
+            return Ok(WebhookUrls::new(base));
         }
         let signed = public_url::signed_url(req, None)
             .map_err(|error| ApiError::bad_request("host", error.to_string()))?;
-        Ok(self.callbacks_from_signed(req, &signed))
+        Ok(self.urls_from_signed(req, &signed))
     }
 
-    fn callbacks_from_signed(&self, req: &Request, signed_url: &str) -> Callbacks {
+    fn urls_from_signed(&self, req: &Request, signed_url: &str) -> WebhookUrls {
         if let Some(base) = &self.config.public_base_url {
-            return Callbacks::new(base);
+            return WebhookUrls::new(base);
         }
         let without_query = signed_url.split(['?', '#']).next().unwrap_or(signed_url);
         let route = public_url::route_path(req);
         let base = without_query
             .strip_suffix(route.trim_end_matches('/'))
             .unwrap_or(without_query);
-        Callbacks::from_base(base)
+        WebhookUrls::from_base(base)
     }
 }

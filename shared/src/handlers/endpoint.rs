@@ -3,24 +3,60 @@
 
 use http::Method;
 
-/// Every function of the product. The SAM template, the `functions/` crates,
-/// the `events/` fixtures and the development server are all checked against
-/// this list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    StartCall,
-    GetCall,
-    StartTransfer,
-    CancelTransfer,
-    LeaveCall,
-    DialCustomer,
-    AgentDialEnded,
-    ConferenceTwiml,
-    FallbackTwiml,
-    StatusCallback,
-    Console,
-    /// Not HTTP: runs on an EventBridge schedule.
-    Reconciler,
+/// The endpoint table: every function of the product with its binary's
+/// name in `functions/` (also its `events/` file), method, route in API
+/// Gateway's syntax (`{name}` marks a path parameter) and caller. The SAM
+/// template, the `functions/` crates, the `events/` fixtures and the
+/// development server are all checked against it; the dispatch in
+/// [`App::handle`](super::App::handle) matches on it without a wildcard.
+macro_rules! endpoints {
+    ($($(#[$doc:meta])* $variant:ident => ($function:literal, $method:ident, $route:literal, $caller:ident)),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Endpoint { $($(#[$doc])* $variant),+ }
+
+        impl Endpoint {
+            pub const ALL: [Endpoint; [$($function),+].len()] = [$(Endpoint::$variant),+];
+
+            /// This endpoint's row of the table.
+            pub const fn spec(self) -> EndpointSpec {
+                match self {
+                    $(Endpoint::$variant => EndpointSpec {
+                        function: $function,
+                        method: Method::$method,
+                        route: $route,
+                        caller: Caller::$caller,
+                    }),+
+                }
+            }
+        }
+    };
+}
+
+endpoints! {
+    StartCall => ("start-call", POST, "/calls", FrontEnd),
+    GetCall => ("get-call", GET, "/calls/{callSid}", FrontEnd),
+    StartTransfer => ("start-transfer", POST, "/calls/{callSid}/transfer", FrontEnd),
+    CancelTransfer => ("cancel-transfer", POST, "/calls/{callSid}/transfer/cancel", FrontEnd),
+    LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
+    DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
+    AgentDialEnded => ("agent-dial-ended", POST, "/twiml/agent-dial-ended", Twilio),
+    ConferenceTwiml => ("conference-twiml", POST, "/twiml/conference", Twilio),
+    FallbackTwiml => ("fallback-twiml", POST, "/twiml/fallback", Twilio),
+    StatusCallback => ("status-callback", POST, "/events/{leg}", Twilio),
+    Console => ("console", GET, "/console", Public),
+    /// Not HTTP: runs on an EventBridge schedule; `resolve` never answers with it.
+    Reconciler => ("reconciler", POST, "", Schedule),
+}
+
+/// One row of the endpoint table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// The binary's name in `functions/` (and its events file's name).
+    pub function: &'static str,
+    pub method: Method,
+    /// The route in API Gateway's syntax (`{name}` marks a path parameter).
+    pub route: &'static str,
+    pub caller: Caller,
 }
 
 /// Who calls an endpoint, which decides how it authenticates and answers.
@@ -37,80 +73,22 @@ pub enum Caller {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 12] = [
-        Endpoint::StartCall,
-        Endpoint::GetCall,
-        Endpoint::StartTransfer,
-        Endpoint::CancelTransfer,
-        Endpoint::LeaveCall,
-        Endpoint::DialCustomer,
-        Endpoint::AgentDialEnded,
-        Endpoint::ConferenceTwiml,
-        Endpoint::FallbackTwiml,
-        Endpoint::StatusCallback,
-        Endpoint::Console,
-        Endpoint::Reconciler,
-    ];
-
     /// The binary's name in `functions/`.
     pub fn function_name(self) -> &'static str {
-        match self {
-            Endpoint::StartCall => "start-call",
-            Endpoint::GetCall => "get-call",
-            Endpoint::StartTransfer => "start-transfer",
-            Endpoint::CancelTransfer => "cancel-transfer",
-            Endpoint::LeaveCall => "leave-call",
-            Endpoint::DialCustomer => "dial-customer",
-            Endpoint::AgentDialEnded => "agent-dial-ended",
-            Endpoint::ConferenceTwiml => "conference-twiml",
-            Endpoint::FallbackTwiml => "fallback-twiml",
-            Endpoint::StatusCallback => "status-callback",
-            Endpoint::Console => "console",
-            Endpoint::Reconciler => "reconciler",
-        }
+        self.spec().function
     }
 
     pub fn method(self) -> Method {
-        match self {
-            Endpoint::GetCall | Endpoint::Console => Method::GET,
-            _ => Method::POST,
-        }
+        self.spec().method
     }
 
     /// The route in API Gateway's syntax (`{name}` marks a path parameter).
     pub fn route(self) -> &'static str {
-        match self {
-            Endpoint::StartCall => "/calls",
-            Endpoint::GetCall => "/calls/{callSid}",
-            Endpoint::StartTransfer => "/calls/{callSid}/transfer",
-            Endpoint::CancelTransfer => "/calls/{callSid}/transfer/cancel",
-            Endpoint::LeaveCall => "/calls/{callSid}/leave",
-            Endpoint::DialCustomer => "/twiml/dial-customer",
-            Endpoint::AgentDialEnded => "/twiml/agent-dial-ended",
-            Endpoint::ConferenceTwiml => "/twiml/conference",
-            Endpoint::FallbackTwiml => "/twiml/fallback",
-            Endpoint::StatusCallback => "/events/{leg}",
-            Endpoint::Console => "/console",
-            // Never resolved: see `resolve`.
-            Endpoint::Reconciler => "",
-        }
+        self.spec().route
     }
 
     pub fn caller(self) -> Caller {
-        match self {
-            Endpoint::StartCall
-            | Endpoint::GetCall
-            | Endpoint::StartTransfer
-            | Endpoint::CancelTransfer
-            | Endpoint::LeaveCall => Caller::FrontEnd,
-            Endpoint::DialCustomer
-            | Endpoint::AgentDialEnded
-            | Endpoint::ConferenceTwiml
-            | Endpoint::FallbackTwiml
-            | Endpoint::StatusCallback => Caller::Twilio,
-            Endpoint::Console => Caller::Public,
-            Endpoint::Reconciler => Caller::Schedule,
-        }
+        self.spec().caller
     }
 
     /// Finds the endpoint serving `method path`, with its path parameters.

@@ -9,6 +9,7 @@
 use time::OffsetDateTime;
 
 use super::app::App;
+use super::history;
 use crate::domain::{CallSession, FollowUp, HistoryEvent, RoomParticipant};
 use crate::twilio::{ListConferences, TwilioError, UpdateParticipant};
 
@@ -79,9 +80,9 @@ async fn record_done(app: &App, session: &CallSession, follow_up: &FollowUp) {
         Ok(())
     };
     let event = HistoryEvent::product(OffsetDateTime::now_utc(), kind, None);
-    let (recorded, _) = futures::join!(
+    let (recorded, ()) = futures::join!(
         app.store.update(&session.id, &done),
-        app.store.append_event(&session.id, &event),
+        history::record(app.store.as_ref(), &session.id, &event),
     );
     if let Err(error) = recorded {
         tracing::warn!(%error, call = %session.id, kind, "follow-up done but not recorded");

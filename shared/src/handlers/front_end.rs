@@ -9,20 +9,20 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
+use super::api_error::ApiError;
 use super::app::App;
-use super::callbacks::RoomRole;
-use super::follow_up;
-use super::http::{self as web, ApiError};
+use super::responses::json;
 use super::views::CallView;
+use super::webhook_urls::RoomRole;
+use super::{follow_up, history, request};
 use crate::domain::{
-    CallSession, DomainError, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
-    Presence, RoomParticipant, TransferDecision,
+    CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation, Presence,
+    RoomParticipant, TransferDecision,
 };
 use crate::ids::{CallSid, PhoneNumber};
-use crate::store::StoreError;
 use crate::twilio::{
     CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateCall, CreateParticipant,
-    HttpMethod, ParticipantBeep, TwilioError,
+    HttpMethod, Participant, ParticipantBeep, TwilioError,
 };
 
 /// How long the first agent's phone rings before the call is given up.
@@ -36,11 +36,13 @@ const REDIRECT_LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_mil
 /// Longest `Idempotency-Key` accepted; keys are opaque to us.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
+// Required fields are `Option`s checked by `required`, so a missing one is
+// named in the error like any other bad field.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StartCallBody {
-    agent_number: String,
-    customer_number: String,
+    agent_number: Option<String>,
+    customer_number: Option<String>,
     #[serde(default)]
     caller_id: Option<String>,
 }
@@ -48,13 +50,16 @@ struct StartCallBody {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TransferBody {
-    to: String,
+    to: Option<String>,
 }
 
 pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: StartCallBody = json_body(req)?;
-    let agent = phone("agentNumber", &body.agent_number)?;
-    let customer = phone("customerNumber", &body.customer_number)?;
+    let agent = phone("agentNumber", required("agentNumber", &body.agent_number)?)?;
+    let customer = phone(
+        "customerNumber",
+        required("customerNumber", &body.customer_number)?,
+    )?;
     if agent == customer {
         return Err(ApiError::bad_request(
             "customerNumber",
@@ -65,21 +70,21 @@ pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
         Some(raw) => phone("callerId", raw)?,
         None => app.config.default_caller_id.clone(),
     };
-    let callbacks = app.callbacks(req)?;
+    let urls = app.urls(req)?;
 
     // The call SID Twilio returns is the session's key, so the call comes first.
     let call = app
         .twilio
         .create_call(&CreateCall {
-            status_callback: Some(callbacks.agent_leg_events()),
+            status_callback: Some(urls.agent_leg_events()),
             status_callback_event: CallStatusEvent::ALL.to_vec(),
             status_callback_method: Some(HttpMethod::Post),
             timeout: Some(AGENT_RING_SECS),
-            fallback_url: Some(callbacks.fallback(RoomRole::FirstAgent)),
+            fallback_url: Some(urls.fallback(RoomRole::FirstAgent)),
             ..CreateCall::new(
                 agent.clone(),
                 caller_id.clone(),
-                callbacks.dial_customer(&customer, &caller_id),
+                urls.dial_customer(&customer, &caller_id),
             )
         })
         .await
@@ -91,17 +96,19 @@ pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     let session = CallSession::start(sid.clone(), agent, customer, caller_id, now);
     let created = app.store.create_session(&session);
     let started = HistoryEvent::api(now, "call started", None);
-    let logged = app.store.append_event(&sid, &started);
-    let (created, _) = futures::join!(created, logged);
+    let logged = history::record(app.store.as_ref(), &sid, &started);
+    let (created, ()) = futures::join!(created, logged);
     if let Err(error) = created {
         // Without a session the call could never be transferred: take it back
         // before the agent answers rather than leave a call nobody can manage.
         tracing::error!(%error, call = %sid, "session not stored; cancelling the call");
-        let _ = app.twilio.end_call(&sid).await;
-        return Err(store_error(error));
+        if let Err(error) = app.twilio.end_call(&sid).await {
+            tracing::error!(%error, call = %sid, "unmanageable call could not be cancelled");
+        }
+        return Err(error.into());
     }
     tracing::info!(call = %sid, "call started");
-    Ok(web::json(
+    Ok(json(
         StatusCode::CREATED,
         &CallView::new(&session, Vec::new()),
     ))
@@ -111,33 +118,28 @@ pub async fn get_call(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
     let sid = call_sid(req)?;
     let (session, events) =
         futures::join!(app.store.get_session(&sid), app.store.list_events(&sid));
-    let session = session
-        .map_err(store_error)?
-        .ok_or_else(|| not_found(&sid))?;
-    let events = events.map_err(store_error)?;
-    Ok(web::json(StatusCode::OK, &CallView::new(&session, events)))
+    let session = session?.ok_or_else(|| not_found(&sid))?;
+    let events = events?;
+    Ok(json(StatusCode::OK, &CallView::new(&session, events)))
 }
 
 pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
     let body: TransferBody = json_body(req)?;
-    let target = phone("to", &body.to)?;
+    let target = phone("to", required("to", &body.to)?)?;
     let key = idempotency_key(req)?;
-    let callbacks = app.callbacks(req)?;
+    let urls = app.urls(req)?;
     let now = OffsetDateTime::now_utc();
 
     // Round trip 1: the transfer is durable before Twilio hears of it, so the
     // `<Dial action>` webhook that the redirect triggers finds it.
     let recorded = app.store.request_transfer(&sid, target.clone(), key, now);
     let requested = HistoryEvent::api(now, "transfer requested", Some(target.masked()));
-    let logged = app.store.append_event(&sid, &requested);
-    let (recorded, _) = futures::join!(recorded, logged);
-    let (decision, session) = recorded.map_err(store_error)?;
+    let logged = history::record(app.store.as_ref(), &sid, &requested);
+    let (recorded, ()) = futures::join!(recorded, logged);
+    let (decision, session) = recorded?;
     if decision == TransferDecision::Existing {
-        return Ok(web::json(
-            StatusCode::OK,
-            &CallView::new(&session, Vec::new()),
-        ));
+        return Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())));
     }
     let Some(transfer) = session.transfer.clone() else {
         return Err(ApiError::Unavailable("transfer not recorded".into()));
@@ -150,7 +152,7 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
                 app.twilio
                     .redirect_call(
                         &customer.call_sid,
-                        &callbacks.conference(&transfer.room, RoomRole::Customer),
+                        &urls.conference(&transfer.room, RoomRole::Customer),
                     )
                     .await,
             ),
@@ -172,12 +174,12 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
         start_conference_on_enter: Some(true),
         end_conference_on_exit: Some(false),
         timeout: Some(app.config.transfer_ring_timeout_secs),
-        status_callback: Some(callbacks.participant_events(&sid, transfer.attempt)),
+        status_callback: Some(urls.participant_events(&sid, transfer.attempt)),
         status_callback_event: CallStatusEvent::ALL.to_vec(),
         status_callback_method: Some(HttpMethod::Post),
         // This participant may reach the room before the customer does, and
         // Twilio takes the room's callback from whoever comes first.
-        conference_status_callback: Some(callbacks.conference_events()),
+        conference_status_callback: Some(urls.conference_events()),
         conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
         conference_status_callback_method: Some(HttpMethod::Post),
         // Heard only if agent two answers before anyone else is in the room.
@@ -207,69 +209,93 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     };
     let attempt = transfer.attempt;
     let Some(reason) = failure else {
-        // Agent two's call is known from now on, even if every one of its
-        // callbacks is lost (the reconciler looks it up by this SID).
-        let dialled = rang
-            .as_ref()
-            .ok()
-            .and_then(|p| CallSid::parse(&p.call_sid).ok())
-            .map(|call_sid| LegObservation {
-                call_sid,
-                status: LegStatus::Queued,
-                sequence: None,
-                at: OffsetDateTime::now_utc(),
-            });
-        let placed = |s: &mut CallSession| {
-            if let Some(room_sid) = &room_sid {
-                s.room_named(room_sid);
-            }
-            if let Some(observation) = &dialled {
-                s.observe(Observation::TargetLeg {
-                    attempt,
-                    observation: observation.clone(),
-                });
-            }
-            s.customer_redirected(attempt)
-        };
-        // Who is in the room must not hang on one conference callback that
-        // Twilio never sends twice.
-        let session = match app.store.update(&sid, &placed).await {
-            Ok(session) => session,
-            Err(error) => {
-                tracing::warn!(%error, call = %sid, "customer's move not recorded");
-                session
-            }
-        };
+        let session = record_placement(app, session, attempt, room_sid, &rang).await;
         tracing::info!(call = %sid, attempt, "transfer under way");
-        return Ok(web::json(
+        return Ok(json(
             StatusCode::ACCEPTED,
             &CallView::new(&session, Vec::new()),
         ));
     };
-
     // The customer is still bridged with the first agent, so a second agent
     // ringing into an empty room must be called off.
     if let (false, Ok(participant)) = (moved, &rang) {
-        if let Ok(target_sid) = CallSid::parse(&participant.call_sid) {
-            let _ = app.twilio.end_call(&target_sid).await;
-        }
+        call_off_second_agent(app, participant).await;
     }
     tracing::warn!(call = %sid, attempt, %reason, "transfer failed");
-    let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.clone(), moved);
-    let recorded = app.store.update(&sid, &fail);
+    record_failure(app, &sid, attempt, &reason, moved).await;
+    Err(ApiError::Upstream(reason))
+}
+
+/// The transfer is under way: the room's SID, agent two's call (known from
+/// now on even if every one of its callbacks is lost: the reconciler looks
+/// it up by this SID) and the customer's move are recorded at once, so who
+/// is in the room does not hang on one conference callback that Twilio
+/// never sends twice.
+async fn record_placement(
+    app: &App,
+    session: CallSession,
+    attempt: u32,
+    room_sid: Option<String>,
+    rang: &Result<Participant, TwilioError>,
+) -> CallSession {
+    let dialled = rang
+        .as_ref()
+        .ok()
+        .and_then(|p| CallSid::parse(&p.call_sid).ok())
+        .map(|call_sid| LegObservation {
+            call_sid,
+            status: LegStatus::Queued,
+            sequence: None,
+            at: OffsetDateTime::now_utc(),
+        });
+    let placed = |s: &mut CallSession| {
+        if let Some(room_sid) = &room_sid {
+            s.room_named(room_sid);
+        }
+        if let Some(observation) = &dialled {
+            s.observe(Observation::TargetLeg {
+                attempt,
+                observation: observation.clone(),
+            });
+        }
+        s.customer_redirected(attempt)
+    };
+    match app.store.update(&session.id, &placed).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::warn!(%error, call = %session.id, "customer's move not recorded");
+            session
+        }
+    }
+}
+
+/// Hangs up a second agent who was dialled into a room the customer never
+/// reached.
+async fn call_off_second_agent(app: &App, participant: &Participant) {
+    let Ok(target) = CallSid::parse(&participant.call_sid) else {
+        return;
+    };
+    if let Err(error) = app.twilio.end_call(&target).await {
+        tracing::warn!(%error, "second agent ringing into an empty room could not be called off");
+    }
+}
+
+/// Records the failed attempt, then carries out what it makes necessary:
+/// whatever made it fail may have left someone alone.
+async fn record_failure(app: &App, sid: &CallSid, attempt: u32, reason: &str, moved: bool) {
+    let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.to_owned(), moved);
+    let recorded = app.store.update(sid, &fail);
     let failed = HistoryEvent::api(
         OffsetDateTime::now_utc(),
         "transfer failed",
-        Some(reason.clone()),
+        Some(reason.to_owned()),
     );
-    let logged = app.store.append_event(&sid, &failed);
-    let (recorded, _) = futures::join!(recorded, logged);
+    let logged = history::record(app.store.as_ref(), sid, &failed);
+    let (recorded, ()) = futures::join!(recorded, logged);
     match recorded {
-        // Whatever made it fail may have left someone alone.
         Ok(session) => follow_up::carry_out(app, &session).await,
         Err(error) => tracing::error!(%error, call = %sid, "transfer failure not recorded"),
     }
-    Err(ApiError::Upstream(reason))
 }
 
 /// After a redirect whose outcome Twilio did not tell: is the customer in
@@ -302,15 +328,9 @@ pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>,
     let session = app
         .store
         .update(&sid, &|s: &mut CallSession| s.cancel_transfer())
-        .await
-        .map_err(store_error)?;
-    let _ = app
-        .store
-        .append_event(
-            &sid,
-            &HistoryEvent::api(OffsetDateTime::now_utc(), "transfer cancelled", None),
-        )
-        .await;
+        .await?;
+    let cancelled = HistoryEvent::api(OffsetDateTime::now_utc(), "transfer cancelled", None);
+    history::record(app.store.as_ref(), &sid, &cancelled).await;
     // The second agent's leg is known once its first callback arrived; if it
     // has not, the status-callback handler calls it off when it does.
     if let Some(target) = session
@@ -322,10 +342,7 @@ pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>,
             tracing::warn!(%error, "second agent's leg could not be ended");
         }
     }
-    Ok(web::json(
-        StatusCode::OK,
-        &CallView::new(&session, Vec::new()),
-    ))
+    Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
 }
 
 pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -335,13 +352,9 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     let current = app
         .store
         .get_session(&sid)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| not_found(&sid))?;
-    current
-        .clone()
-        .first_agent_leaves()
-        .map_err(|refusal| store_error(StoreError::Rejected(refusal)))?;
+    current.clone().first_agent_leaves()?;
     // First make the second agent the room's anchor, so that when they say
     // goodbye the customer is not left in a room with nobody.
     let anchored = current
@@ -378,30 +391,29 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     };
     let recorded = app.store.update(&sid, &left);
     let event = HistoryEvent::api(OffsetDateTime::now_utc(), "first agent left", None);
-    let logged = app.store.append_event(&sid, &event);
-    let (recorded, _) = futures::join!(recorded, logged);
-    let session = recorded.map_err(store_error)?;
-    Ok(web::json(
-        StatusCode::OK,
-        &CallView::new(&session, Vec::new()),
-    ))
+    let logged = history::record(app.store.as_ref(), &sid, &event);
+    let (recorded, ()) = futures::join!(recorded, logged);
+    let session = recorded?;
+    Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
 }
 
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes = web::body_bytes(req);
+    let bytes = request::body_bytes(req);
     if bytes.is_empty() {
         return Err(ApiError::bad_request("body", "a JSON object is required"));
     }
-    serde_json::from_slice(bytes).map_err(|error| {
-        // serde names the offending field in its message ("missing field `to`").
-        let field = error
-            .to_string()
-            .split('`')
-            .nth(1)
-            .unwrap_or("body")
-            .to_owned();
-        ApiError::bad_request(&field, error.to_string())
+    let mut body = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut body).map_err(|error| {
+        let field = error.path().to_string();
+        let field = if field == "." { "body" } else { &field };
+        ApiError::bad_request(field, error.into_inner().to_string())
     })
+}
+
+fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, ApiError> {
+    value
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request(field, "is required"))
 }
 
 fn phone(field: &str, raw: &str) -> Result<PhoneNumber, ApiError> {
@@ -414,7 +426,7 @@ fn phone(field: &str, raw: &str) -> Result<PhoneNumber, ApiError> {
 }
 
 fn call_sid(req: &Request) -> Result<CallSid, ApiError> {
-    let raw = web::path_param(req, "callSid").unwrap_or_default();
+    let raw = request::path_param(req, "callSid").unwrap_or_default();
     CallSid::parse(&raw)
         .map_err(|_| ApiError::bad_request("callSid", "must be CA followed by 32 hex digits"))
 }
@@ -439,30 +451,6 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
 
 fn not_found(sid: &CallSid) -> ApiError {
     ApiError::NotFound(format!("no call {sid}"))
-}
-
-pub(crate) fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::NotFound => ApiError::NotFound("no such call".into()),
-        StoreError::Rejected(DomainError::TargetOnTheCall) => {
-            ApiError::bad_request("to", DomainError::TargetOnTheCall.to_string())
-        }
-        StoreError::Rejected(refusal) => ApiError::Conflict {
-            message: refusal.to_string(),
-            state: refusal.state().to_string(),
-        },
-        StoreError::AlreadyExists => ApiError::Conflict {
-            message: "the call already exists".into(),
-            state: "exists".into(),
-        },
-        StoreError::Throttled
-        | StoreError::Unavailable(_)
-        | StoreError::Conflict
-        | StoreError::Corrupt(_)
-        | StoreError::Other(_) => {
-            ApiError::Unavailable(format!("call state unavailable, try again: {error}"))
-        }
-    }
 }
 
 fn upstream(what: &'static str) -> impl Fn(TwilioError) -> ApiError {

@@ -1,16 +1,22 @@
 //! The entrypoints layer: maps HTTP requests (API Gateway events, or the
 //! development server) to the domain, the store and the Twilio client.
 
+mod api_error;
 mod app;
-pub mod callbacks;
+mod bearer;
 mod console;
+mod cors;
 pub mod endpoint;
 mod follow_up;
 mod front_end;
-pub mod http;
+mod history;
 pub mod reconciler;
+mod request;
+mod responses;
 mod views;
-pub mod webhooks;
+pub mod webhook_urls;
+mod webhooks;
 
+pub use api_error::ApiError;
 pub use app::{App, StartupError};
 pub use endpoint::{Caller, Endpoint};

@@ -30,7 +30,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::app::App;
-use super::follow_up;
+use super::{follow_up, history};
 use crate::domain::{
     CallSession, ConferenceEvent, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
     Observed, Presence, RoomParticipant,
@@ -232,9 +232,7 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
 async fn record(app: &App, call: &CallSid, kind: &'static str, detail: String) {
     tracing::info!(%call, repair = kind, detail = %detail, source = "reconciler", "repair");
     let event = HistoryEvent::reconciler(OffsetDateTime::now_utc(), kind, Some(detail));
-    if let Err(error) = app.store.append_event(call, &event).await {
-        tracing::warn!(%error, %call, "repair made but not in the history");
-    }
+    history::record(app.store.as_ref(), call, &event).await;
 }
 
 fn role_of(session: &CallSession, leg: &CallSid) -> &'static str {

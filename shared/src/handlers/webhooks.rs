@@ -8,9 +8,8 @@ use lambda_http::Request;
 use time::OffsetDateTime;
 
 use super::app::App;
-use super::callbacks::{Callbacks, RoomRole};
-use super::follow_up;
-use super::http as web;
+use super::webhook_urls::{RoomRole, WebhookUrls};
+use super::{follow_up, history, request};
 use crate::config::CustomerFallback;
 use crate::domain::{
     ConferenceEvent, HistoryEvent, LegObservation, LegStatus, Observation, Observed,
@@ -28,11 +27,49 @@ const APOLOGY: &str = "Sorry, this call cannot be connected. Goodbye.";
 /// What a customer hears when no agent is left for them.
 const NO_AGENT_LEFT: &str = "Sorry, no agent is available to continue this call. Goodbye.";
 
-/// A status callback that could not be recorded: the answer must make
-/// Twilio send it again (a 5xx, which the callback URL's connection
-/// overrides ask Twilio to retry), not a 200 that loses it for good.
+/// A Twilio request whose signature verified: its form fields, in the
+/// order sent, and the URLs to hand back to Twilio.
+pub(crate) struct Webhook<'r> {
+    pub(crate) request: &'r Request,
+    pub(crate) params: Vec<(String, String)>,
+    pub(crate) urls: WebhookUrls,
+}
+
+impl Webhook<'_> {
+    /// First value of each form field, by name.
+    fn form(&self) -> HashMap<&str, &str> {
+        request::form_map(&self.params)
+    }
+
+    fn query(&self, name: &str) -> Option<String> {
+        request::query_param(self.request, name)
+    }
+}
+
+/// What a webhook answers Twilio.
+pub(crate) enum Reply {
+    /// The next verbs for the call (empty for a status callback).
+    Twiml(String),
+    /// Not done: a 5xx, which the callback URL's connection overrides ask
+    /// Twilio to retry, not a 200 that loses the callback for good.
+    RetryLater,
+}
+
+impl From<String> for Reply {
+    fn from(xml: String) -> Self {
+        Reply::Twiml(xml)
+    }
+}
+
+/// A status callback that could not be recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotRecorded;
+
+impl From<Result<String, NotRecorded>> for Reply {
+    fn from(answer: Result<String, NotRecorded>) -> Self {
+        answer.map_or(Reply::RetryLater, Reply::Twiml)
+    }
+}
 
 pub fn empty() -> String {
     TwiML::new().to_xml()
@@ -44,37 +81,34 @@ fn apology() -> String {
 
 /// Leg 1 answered: dial the customer. Stateless: the numbers travel in the
 /// query string of the URL the start-call handler gave Twilio.
-pub fn dial_customer(
-    _app: &App,
-    req: &Request,
-    _params: &[(String, String)],
-    callbacks: &Callbacks,
-) -> String {
-    let to = web::query_param(req, "to").and_then(|v| PhoneNumber::parse(&v).ok());
-    let caller_id = web::query_param(req, "callerId").and_then(|v| PhoneNumber::parse(&v).ok());
+pub(crate) async fn dial_customer(_app: &App, hook: &Webhook<'_>) -> String {
+    let to = hook.query("to").and_then(|v| PhoneNumber::parse(&v).ok());
+    let caller_id = hook
+        .query("callerId")
+        .and_then(|v| PhoneNumber::parse(&v).ok());
     let (Some(to), Some(caller_id)) = (to, caller_id) else {
         tracing::warn!("dial-customer without valid to/callerId");
         return apology();
     };
     tracing::info!(customer = %to, "dialling the customer");
-    dial_customer_twiml(callbacks, &to, &caller_id)
+    dial_customer_twiml(&hook.urls, &to, &caller_id)
 }
 
 pub fn dial_customer_twiml(
-    callbacks: &Callbacks,
+    urls: &WebhookUrls,
     to: &PhoneNumber,
     caller_id: &PhoneNumber,
 ) -> String {
     TwiML::new()
         .dial(
             Dial::new()
-                .action(callbacks.agent_dial_ended())
+                .action(urls.agent_dial_ended())
                 .method(HttpMethod::Post)
                 .caller_id(caller_id.as_str())
                 .answer_on_bridge(true)
                 .number(
                     Number::new(to.as_str())
-                        .status_callback(callbacks.customer_leg_events())
+                        .status_callback(urls.customer_leg_events())
                         .status_callback_events(NumberEvent::EVERY)
                         .status_callback_method(HttpMethod::Post),
                 ),
@@ -87,13 +121,13 @@ pub fn dial_customer_twiml(
 /// hanging up (the last agent left, or the product ended a room the
 /// customer was alone in), Twilio runs the next verb, which takes the
 /// customer to the fallback instead of silence or a dropped call.
-pub fn room_twiml(app: &App, callbacks: &Callbacks, room: &RoomName, role: RoomRole) -> String {
+pub fn room_twiml(app: &App, urls: &WebhookUrls, room: &RoomName, role: RoomRole) -> String {
     let conference = Conference::new(room.as_str())
         .beep(Beep::False)
         .start_conference_on_enter(true)
         .end_conference_on_exit(role == RoomRole::Customer)
         .participant_label(role.as_str())
-        .status_callback(callbacks.conference_events())
+        .status_callback(urls.conference_events())
         .status_callback_events(ConferenceEventKind::LIFECYCLE)
         .status_callback_method(HttpMethod::Post);
     // Without a waitUrl Twilio plays its own music; "" is silence. A static
@@ -107,9 +141,7 @@ pub fn room_twiml(app: &App, callbacks: &Callbacks, room: &RoomName, role: RoomR
     let twiml = TwiML::new().dial(Dial::new().conference(conference));
     match role {
         RoomRole::Customer => twiml
-            .redirect(
-                Redirect::new(callbacks.fallback(RoomRole::Customer)).method(HttpMethod::Post),
-            )
+            .redirect(Redirect::new(urls.fallback(RoomRole::Customer)).method(HttpMethod::Post))
             .to_xml(),
         RoomRole::FirstAgent => twiml.to_xml(),
     }
@@ -119,22 +151,14 @@ pub fn room_twiml(app: &App, callbacks: &Callbacks, room: &RoomName, role: RoomR
 /// `FallbackUrl` after a failing webhook, and the customer's next verb
 /// after their room ended. Stateless, so it answers even when DynamoDB
 /// does not.
-pub fn fallback(
-    app: &App,
-    req: &Request,
-    params: &[(String, String)],
-    _callbacks: &Callbacks,
-) -> String {
-    let form = web::form_map(params);
-    if let Some(code) = form.get("ErrorCode") {
+pub(crate) async fn fallback(app: &App, hook: &Webhook<'_>) -> String {
+    if let Some(code) = hook.form().get("ErrorCode") {
         tracing::warn!(
             error_code = code,
             "Twilio fell back after a failing webhook"
         );
     }
-    let role = web::query_param(req, "role")
-        .as_deref()
-        .and_then(RoomRole::parse);
+    let role = hook.query("role").as_deref().and_then(RoomRole::parse);
     if role != Some(RoomRole::Customer) {
         return apology();
     }
@@ -156,32 +180,21 @@ pub fn fallback(
 }
 
 /// The redirected customer leg asks where to go: the room named in the URL.
-pub fn conference(
-    app: &App,
-    req: &Request,
-    _params: &[(String, String)],
-    callbacks: &Callbacks,
-) -> String {
-    let room = web::query_param(req, "room").and_then(|v| RoomName::parse(&v).ok());
-    let role = web::query_param(req, "role")
-        .as_deref()
-        .and_then(RoomRole::parse);
+pub(crate) async fn conference(app: &App, hook: &Webhook<'_>) -> String {
+    let room = hook.query("room").and_then(|v| RoomName::parse(&v).ok());
+    let role = hook.query("role").as_deref().and_then(RoomRole::parse);
     let (Some(room), Some(role)) = (room, role) else {
         tracing::warn!("conference TwiML without a valid room/role");
         return apology();
     };
-    room_twiml(app, callbacks, &room, role)
+    room_twiml(app, &hook.urls, &room, role)
 }
 
 /// Leg 1's `<Dial>` ended. With a transfer under way the customer was just
 /// redirected into the room and the first agent follows; otherwise the call
 /// is over. One consistent read decides.
-pub async fn agent_dial_ended(
-    app: &App,
-    params: &[(String, String)],
-    callbacks: &Callbacks,
-) -> String {
-    let form = web::form_map(params);
+pub(crate) async fn agent_dial_ended(app: &App, hook: &Webhook<'_>) -> String {
+    let form = hook.form();
     let Some(sid) = form.get("CallSid").and_then(|v| CallSid::parse(v).ok()) else {
         return TwiML::new().hangup().to_xml();
     };
@@ -193,8 +206,8 @@ pub async fn agent_dial_ended(
         format!("first agent's dial ended ({dial_status})"),
         None,
     );
-    let logged = app.store.append_event(&sid, &ended);
-    let (session, _) = futures::join!(session, logged);
+    let logged = history::record(app.store.as_ref(), &sid, &ended);
+    let (session, ()) = futures::join!(session, logged);
     let join_room = match session {
         Ok(Some(session)) => session.first_agent_should_join_room(),
         Ok(None) => false,
@@ -207,7 +220,7 @@ pub async fn agent_dial_ended(
     };
     if join_room {
         tracing::info!(call = %sid, "first agent follows the customer into the room");
-        room_twiml(app, callbacks, &sid.room(), RoomRole::FirstAgent)
+        room_twiml(app, &hook.urls, &sid.room(), RoomRole::FirstAgent)
     } else {
         TwiML::new().hangup().to_xml()
     }
@@ -216,23 +229,18 @@ pub async fn agent_dial_ended(
 /// Status callbacks of every leg and of the conference. A callback that
 /// moves the call forward is followed by whatever it makes necessary
 /// (see [`CallSession::follow_ups`]).
-pub async fn status_callback(
-    app: &App,
-    req: &Request,
-    params: &[(String, String)],
-    _callbacks: &Callbacks,
-) -> Result<String, NotRecorded> {
-    let form = web::form_map(params);
-    let leg = web::path_param(req, "leg").unwrap_or_default();
-    let Some((session_sid, observation)) = observation(&leg, req, &form) else {
+pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<String, NotRecorded> {
+    let form = hook.form();
+    let leg = request::path_param(hook.request, "leg").unwrap_or_default();
+    let Some((session_sid, observation)) = observation(&leg, hook.request, &form) else {
         tracing::warn!(leg, "status callback not understood; ignored");
         return Ok(empty());
     };
     let now = OffsetDateTime::now_utc();
     let event = HistoryEvent::twilio(now, observation.describe(), None);
-    let (observed, _) = futures::join!(
+    let (observed, ()) = futures::join!(
         app.store.observe(&session_sid, observation),
-        app.store.append_event(&session_sid, &event),
+        history::record(app.store.as_ref(), &session_sid, &event),
     );
     match observed {
         Ok((Observed::Applied, Some(session))) => follow_up::carry_out(app, &session).await,
@@ -276,8 +284,8 @@ fn observation(
             Some((session, Observation::CustomerLeg(leg_observation()?)))
         }
         "participant" => {
-            let session = CallSid::parse(&web::query_param(req, "session")?).ok()?;
-            let attempt = web::query_param(req, "attempt")?.parse().ok()?;
+            let session = CallSid::parse(&request::query_param(req, "session")?).ok()?;
+            let attempt = request::query_param(req, "attempt")?.parse().ok()?;
             Some((
                 session,
                 Observation::TargetLeg {

@@ -37,12 +37,12 @@ impl RoomRole {
 pub const CALLBACK_RETRIES: &str = "rc=3&rp=ct,rt,5xx";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Callbacks {
+pub struct WebhookUrls {
     /// Public base, without a trailing slash, e.g. `https://calls.example.com/api`.
     base: String,
 }
 
-impl Callbacks {
+impl WebhookUrls {
     pub fn new(base: &Url) -> Self {
         Self::from_base(base.as_str())
     }
@@ -148,8 +148,8 @@ mod tests {
     use crate::handlers::Endpoint;
     use http::Method;
 
-    fn callbacks(base: &str) -> Callbacks {
-        Callbacks::new(&Url::parse(base).unwrap())
+    fn urls(base: &str) -> WebhookUrls {
+        WebhookUrls::new(&Url::parse(base).unwrap())
     }
 
     fn endpoint_of(url: &str, base: &str) -> Endpoint {
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn every_callback_resolves_to_the_endpoint_that_serves_it() {
         let base = "https://abc123.execute-api.us-east-1.amazonaws.com/prod";
-        let c = callbacks(&format!("{base}/"));
+        let c = urls(&format!("{base}/"));
         let sid = CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap();
         let customer = PhoneNumber::parse("+14155550100").unwrap();
         let caller = PhoneNumber::parse("+15005550006").unwrap();
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn query_values_are_encoded() {
-        let c = callbacks("https://calls.example.com");
+        let c = urls("https://calls.example.com");
         let customer = PhoneNumber::parse("+14155550100").unwrap();
         let caller = PhoneNumber::parse("+15005550006").unwrap();
         assert_eq!(
