@@ -56,12 +56,13 @@ impl Dynalite {
             .and_then(|l| l.local_addr())
             .map_err(|e| LocalError::Start(e.to_string()))?
             .port();
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
+            .stderr(Stdio::null());
+        let child = crate::process::die_with_parent(&mut command)
             .spawn()
             .map_err(|e| LocalError::Start(format!("{}: {e}", binary.display())))?;
         let dynalite = Self {

@@ -8,5 +8,6 @@ pub mod dynalite;
 pub mod events;
 pub mod local;
 pub mod paths;
+pub mod process;
 pub mod server;
 pub mod sim;

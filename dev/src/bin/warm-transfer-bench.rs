@@ -357,22 +357,23 @@ async fn wait_until_serving(request: &Request, timeout: Duration) -> Result<Dura
 }
 
 fn start_gunicorn(venv: &Path, workers: usize, port: u16) -> Result<tokio::process::Child, Error> {
-    Ok(tokio::process::Command::new(venv.join("bin/gunicorn"))
-        .args([
-            "--workers",
-            &workers.to_string(),
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--log-level",
-            "warning",
-            "seed.wsgi",
-        ])
-        .current_dir(workspace().join("dev/bench/django_seed"))
-        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?)
+    Ok(warm_transfer_dev::process::die_with_parent(
+        tokio::process::Command::new(venv.join("bin/gunicorn"))
+            .args([
+                "--workers",
+                &workers.to_string(),
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--log-level",
+                "warning",
+                "seed.wsgi",
+            ])
+            .current_dir(workspace().join("dev/bench/django_seed"))
+            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .spawn()?)
 }
 
 /// Sends `signal` (TERM: gunicorn's master stops its workers; INT: the
@@ -432,14 +433,14 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
     let ours_port = free_port()?;
     let ours_base = format!("http://127.0.0.1:{ours_port}");
     let started = Instant::now();
-    let ours_server =
+    let ours_server = warm_transfer_dev::process::die_with_parent(
         tokio::process::Command::new(workspace().join("target/release/warm-transfer-local"))
             .args(["--no-demo", "--port", &ours_port.to_string()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
+            .stderr(Stdio::null()),
+    )
+    .spawn()?;
     let ours_request = webhook_request(&ours_base, DIAL_CUSTOMER_PATH, LOCAL_AUTH_TOKEN);
     wait_until_serving(&ours_request, Duration::from_secs(30)).await?;
     let ours_ready = started.elapsed();
@@ -541,13 +542,14 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         ];
         // The function binary, talking to the given Runtime API.
         let start_function = |api: &RuntimeApi| {
-            tokio::process::Command::new(&binary)
-                .envs(env.iter().cloned())
-                .env("AWS_LAMBDA_RUNTIME_API", api.address())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
+            warm_transfer_dev::process::die_with_parent(
+                tokio::process::Command::new(&binary)
+                    .envs(env.iter().cloned())
+                    .env("AWS_LAMBDA_RUNTIME_API", api.address())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )
+            .spawn()
         };
         let mut starts = Vec::new();
         for _ in 0..settings.cold_starts() {

@@ -1,7 +1,7 @@
 //! Runs the product on this machine with no AWS or Twilio account: dynalite,
 //! the Twilio simulator and the development server. First a complete warm
 //! transfer is driven through the real handlers and its timeline printed;
-//! then the agent console stays up until Ctrl-C.
+//! then the agent console stays up until Ctrl-C or SIGTERM.
 //!
 //! Options: `--port N` (default 3000, 0 for any), `--no-demo`, `--no-serve`.
 
@@ -175,7 +175,17 @@ async fn main() -> Result<(), Error> {
             "simulated people: numbers ending 0486 are busy, 0404 never answer, 0500 fail; others answer"
         );
         println!("Ctrl-C to stop");
-        tokio::signal::ctrl_c().await?;
+        stopped().await?;
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM: either way `main` returns and the stack's drop stops
+/// dynalite (which also dies with this process if it is killed outright).
+async fn stopped() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted,
+        _ = terminate.recv() => Ok(()),
+    }
 }

@@ -612,11 +612,19 @@ async fn front_end_refuses_bad_tokens_and_bad_input_clearly() {
 
     let mut event: Value = serde_json::from_str(&recorded(Endpoint::StartTransfer)).unwrap();
     event["body"] = r#"{"to":5}"#.into();
-    let response = h.invoke_text(Endpoint::StartTransfer, &event.to_string()).await;
+    let response = h
+        .invoke_text(Endpoint::StartTransfer, &event.to_string())
+        .await;
     assert_eq!(response.status(), 400);
-    assert_eq!(json(&response)["field"], "to", "a wrongly typed field is named");
+    assert_eq!(
+        json(&response)["field"],
+        "to",
+        "a wrongly typed field is named"
+    );
     event["body"] = "{}".into();
-    let response = h.invoke_text(Endpoint::StartTransfer, &event.to_string()).await;
+    let response = h
+        .invoke_text(Endpoint::StartTransfer, &event.to_string())
+        .await;
     assert_eq!(json(&response)["field"], "to", "a missing field is named");
 
     let mut event: Value = serde_json::from_str(&recorded(Endpoint::StartCall)).unwrap();
