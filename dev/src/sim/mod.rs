@@ -302,6 +302,11 @@ impl Simulator {
         });
     }
 
+    /// Drops every fault still queued: Twilio is back to normal.
+    pub fn clear_faults(&self) {
+        self.sim.with_world(|w| w.faults.clear());
+    }
+
     /// How many requests of `operation` reached the simulator, faulted and
     /// refused ones included.
     pub fn requests(&self, operation: Operation) -> usize {

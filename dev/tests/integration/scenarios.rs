@@ -12,7 +12,7 @@ use warm_transfer_core::signature::sign_form;
 use warm_transfer_dev::local::{LOCAL_API_TOKEN, LOCAL_AUTH_TOKEN, LocalOptions, LocalStack};
 use warm_transfer_dev::sim::{
     CallbackFault, CallbackInfo, CallbackKind, Connection, EndReason, Fault, Operation, Script,
-    Situation,
+    Simulator, Situation,
 };
 
 const AGENT: &str = "+15550100001";
@@ -28,10 +28,16 @@ struct Scenario {
 }
 
 async fn scenario() -> Scenario {
+    scenario_ringing_for(20).await
+}
+
+/// A scenario whose second agents ring for up to `ring_timeout_secs`
+/// (Twilio's time; the simulator runs ten times faster).
+async fn scenario_ringing_for(ring_timeout_secs: u32) -> Scenario {
     let stack = LocalStack::start(LocalOptions {
         port: 0,
         time_scale: 0.1,
-        ring_timeout_secs: 20,
+        ring_timeout_secs,
     })
     .await
     .unwrap();
@@ -715,4 +721,167 @@ async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
     s.customer_released(&sid).await;
     let call = s.call(&sid).await;
     assert!(call["repairs"].as_u64().unwrap() >= 1, "{call:#}");
+}
+
+/// One reconciler run, as the schedule's next period would start it: late
+/// enough that every open session is due for a check.
+async fn reconcile_later(s: &Scenario) -> reconciler::RunReport {
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    reconciler::run(&s.stack.app, later).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_reconciler_hangs_up_a_second_agent_nobody_could_call_off() {
+    // Twilio's longest ring: the orphan is still ringing when the reconciler looks.
+    let s = scenario_ringing_for(600).await;
+    let sim = &s.stack.sim;
+    sim.script(TARGET, Script::answer_after(Duration::from_secs(100)));
+    let sid = s.connected().await;
+    // None of agent two's callbacks arrive, and Twilio fails every call
+    // update for a while: the redirect (so the transfer fails) and then each
+    // attempt to call off agent two, who was dialled in parallel.
+    sim.on_callback(|cb: &CallbackInfo| {
+        (cb.number.as_deref() == Some(TARGET)).then_some(CallbackFault::Lose)
+    });
+    sim.fail_next(Operation::UpdateCall, 40, 503, 20503, "Service Unavailable");
+    let (status, body) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 502, "{body}");
+    sim.clear_faults();
+    assert_eq!(s.call(&sid).await["transfer"]["state"], "failed");
+    // Twilio is back, but nothing tells the product agent two still rings.
+    assert_eq!(
+        sim.status_of(TARGET),
+        Some(LegStatus::Ringing),
+        "{}",
+        sim.timeline_text()
+    );
+    let report = reconcile_later(&s).await;
+    assert!(report.repairs >= 1, "{report:?}");
+    s.wait_call_over(TARGET).await;
+    assert_eq!(sim.status_of(TARGET), Some(LegStatus::Canceled));
+    let call = s.call(&sid).await;
+    assert!(call["repairs"].as_u64().unwrap() >= 1, "{call:#}");
+    assert!(
+        call["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["source"] == "reconciler"),
+        "{call:#}"
+    );
+    // The customer never left agent one.
+    assert!(
+        sim.connections()
+            .contains(&Connection::Bridge(AGENT.into(), CUSTOMER.into()))
+    );
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn two_reconciler_runs_at_once_make_each_repair_once() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(TARGET, Script::decline_after(Duration::from_secs(20)));
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-ringing").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
+    assert!(s.stack.sim.hang_up(AGENT));
+    s.wait_call_over(TARGET).await;
+    let ended_rooms = s.stack.sim.requests(Operation::UpdateConference);
+    // Two overlapping schedules start their runs at the same moment.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let (a, b) = futures::join!(
+        reconciler::run(&s.stack.app, later),
+        reconciler::run(&s.stack.app, later)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        a.checked + b.checked,
+        1,
+        "one run checks the call: {a:?} {b:?}"
+    );
+    assert_eq!(
+        a.taken + b.taken,
+        1,
+        "the other finds it taken: {a:?} {b:?}"
+    );
+    assert_eq!(
+        s.stack.sim.requests(Operation::UpdateConference) - ended_rooms,
+        1,
+        "the lone customer's room is ended once\n{}",
+        s.stack.sim.timeline_text()
+    );
+    s.customer_released(&sid).await;
+    let call = s.call(&sid).await;
+    assert_eq!(
+        call["repairs"].as_u64(),
+        Some((a.repairs + b.repairs) as u64)
+    );
+}
+
+#[tokio::test]
+async fn the_reconciler_leaves_healthy_calls_alone() {
+    const HEALTHY: usize = 4;
+    let s = scenario().await;
+    let sim = &s.stack.sim;
+    let number = |role: u32, n: usize| format!("+1555010{role}{n:03}");
+    let mut calls = Vec::new();
+    for n in 0..HEALTHY {
+        let (agent, customer, target) = (number(7, n), number(8, n), number(9, n));
+        for person in [&agent, &customer, &target] {
+            sim.script(person, Script::answer_after(Duration::from_millis(300)));
+        }
+        sim.watch(&customer);
+        let (status, call) = s
+            .api(
+                reqwest::Method::POST,
+                "/calls",
+                Some(json!({ "agentNumber": agent, "customerNumber": customer })),
+            )
+            .await;
+        assert_eq!(status, 201, "{call}");
+        let sid = call["callSid"].as_str().unwrap().to_owned();
+        s.wait_call(&sid, "connected", |c| c["state"] == "connected")
+            .await;
+        // Half of them mid-transfer (agent two on the line with both), half
+        // already handed over to agent two.
+        assert_eq!(s.transfer(&sid, &target).await.0, 202);
+        s.transfer_state(&sid, "target-answered").await;
+        if n % 2 == 1 {
+            let (status, _) = s
+                .api(reqwest::Method::POST, &format!("/calls/{sid}/leave"), None)
+                .await;
+            assert_eq!(status, 200);
+            s.transfer_state(&sid, "first-agent-left").await;
+        }
+        calls.push((sid, customer));
+    }
+    // Let every callback of those moves arrive before looking.
+    assert!(sim.wait_for(SOON, |sim| sim.callbacks_settled()).await);
+    let changes = |sim: &Simulator| {
+        [
+            Operation::UpdateCall,
+            Operation::UpdateParticipant,
+            Operation::UpdateConference,
+            Operation::CreateCall,
+            Operation::CreateParticipant,
+        ]
+        .map(|op| sim.requests(op))
+    };
+    let before = changes(sim);
+    let report = reconcile_later(&s).await;
+    assert_eq!(
+        report.checked, HEALTHY,
+        "every open call was looked at: {report:?}"
+    );
+    assert_eq!(report.repairs, 0, "{report:?}");
+    assert_eq!(changes(sim), before, "nothing was changed at Twilio");
+    for (sid, customer) in &calls {
+        assert_eq!(s.call(sid).await["repairs"].as_u64(), Some(0));
+        assert_eq!(sim.situation(customer), Situation::Connected);
+        assert_eq!(sim.problems(customer, GRACE), Vec::<String>::new());
+    }
 }
