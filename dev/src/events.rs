@@ -96,6 +96,9 @@ fn spec(endpoint: Endpoint) -> Spec {
         }
         Endpoint::CancelTransfer => front_end("POST", call_path("/transfer/cancel"), None),
         Endpoint::LeaveCall => front_end("POST", call_path("/leave"), None),
+        Endpoint::HoldCustomer => {
+            front_end("POST", call_path("/hold"), Some(json!({ "held": true })))
+        }
         Endpoint::DialCustomer => twilio(
             "/twiml/dial-customer",
             vec![("callerId", CALLER_ID.into()), ("to", CUSTOMER.into())],
@@ -139,6 +142,18 @@ fn spec(endpoint: Endpoint) -> Spec {
         Endpoint::FallbackTwiml => twilio(
             "/twiml/fallback",
             vec![("role", "customer".into())],
+            vec![
+                ("CallSid", CUSTOMER_LEG),
+                ("ParentCallSid", SESSION),
+                ("CallStatus", "in-progress"),
+                ("Direction", "outbound-dial"),
+                ("From", CALLER_ID),
+                ("To", CUSTOMER),
+            ],
+        ),
+        Endpoint::HoldTwiml => twilio(
+            "/twiml/hold",
+            vec![("for", "hold".into())],
             vec![
                 ("CallSid", CUSTOMER_LEG),
                 ("ParentCallSid", SESSION),

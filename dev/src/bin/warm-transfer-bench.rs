@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
-use warm_transfer_core::domain::{CallSession, LegObservation, LegStatus, Observation};
+use warm_transfer_core::domain::{
+    CallSession, LegObservation, LegStatus, Observation, TransferKind,
+};
 use warm_transfer_core::handlers::{App, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::signature::sign_form;
@@ -159,6 +161,7 @@ async fn round_trips(settings: &Settings, delay: Duration) -> Result<Vec<Timing>
     near.request_transfer(
         &transferring,
         phone("+15550100003"),
+        TransferKind::Warm,
         None,
         OffsetDateTime::now_utc(),
     )

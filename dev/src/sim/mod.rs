@@ -438,9 +438,11 @@ impl Simulator {
     ///   person is connected with them (a bridge with a leg in progress, or
     ///   a started conference with another joined member in progress and not
     ///   on hold) or, in a room, when another party's phone rings into it
-    ///   with early media ([`Situation::Waiting`]). Being on hold oneself,
-    ///   waiting in a room, or running TwiML outside any bridge or room
-    ///   counts as alone.
+    ///   with early media ([`Situation::Waiting`]), or on hold while others
+    ///   are connected in the room, one of whom can take them off hold
+    ///   ([`Situation::OnHold`]). Being on hold with nobody there, waiting
+    ///   in a room, or running TwiML outside any bridge or room counts as
+    ///   alone.
     /// - an ending of the call, once they had been connected, that is not
     ///   their own hang-up ([`EndReason::Person`]), except a clean ending by
     ///   the product: [`EndReason::Twiml`] (`<Hangup/>` or the end of the
@@ -459,7 +461,9 @@ impl Simulator {
         for (i, (at, situation)) in log.iter().enumerate() {
             let until = log.get(i + 1).map_or_else(Instant::now, |(next, _)| *next);
             match situation {
-                Situation::Connected | Situation::Waiting => last_attended = Some(*at),
+                Situation::Connected | Situation::Waiting | Situation::OnHold => {
+                    last_attended = Some(*at)
+                }
                 Situation::Alone if until.duration_since(*at) > grace => problems.push(format!(
                     "{number} alone for {:?} at {:?}",
                     until.duration_since(*at),

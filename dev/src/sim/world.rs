@@ -158,6 +158,10 @@ pub enum Situation {
     /// Not talking with anyone, but in a room into which another party's
     /// phone rings with early media: they hear it ring.
     Waiting,
+    /// On hold in a room where others are connected: an agent is there
+    /// who can take them off hold (a consult). On hold with nobody there is
+    /// [`Situation::Alone`].
+    OnHold,
     /// In a room with nobody to talk to (hearing the wait audio), on hold,
     /// or between two places.
     Alone,
@@ -271,7 +275,9 @@ impl World {
                         .room(room)
                         .and_then(|r| r.member(&leg.sid))
                         .is_some_and(|m| m.hold);
-                    if held {
+                    if held && self.others_talking_in(room, &leg.sid) {
+                        Situation::OnHold
+                    } else if held {
                         Situation::Alone
                     } else if self.others_talking_in(room, &leg.sid) {
                         Situation::Connected

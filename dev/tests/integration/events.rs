@@ -170,6 +170,7 @@ impl Harness {
             .request_transfer(
                 &sid(SESSION),
                 phone(TARGET),
+                TransferKind::Warm,
                 None,
                 OffsetDateTime::now_utc(),
             )
@@ -441,6 +442,51 @@ async fn leave_call() {
     );
     assert_eq!(form(hang_up)["Status"], "completed");
     assert!(h.session().await.transfer.unwrap().target_anchors_room);
+}
+
+#[tokio::test]
+async fn hold_customer_holds_the_customer_participant_with_the_products_hold_audio() {
+    let h = harness().await;
+    h.transferring(Some(LegStatus::InProgress)).await;
+    // Holding needs the customer in the room with agent one.
+    let moved = |s: &mut CallSession| s.customer_redirected(1);
+    h.store.update(&sid(SESSION), &moved).await.unwrap();
+    let response = h.invoke(Endpoint::HoldCustomer).await;
+    assert_eq!(response.status(), 200, "{}", body(&response));
+    let call = json(&response);
+    assert_eq!(call["customerHeld"], true);
+    assert_eq!(call["transfer"]["state"], "consulting");
+    let requests = h.twilio_requests().await;
+    let hold = requests.last().unwrap();
+    assert!(
+        hold.url.path().ends_with("/Participants/customer.json"),
+        "{}",
+        hold.url
+    );
+    let sent = form(hold);
+    assert_eq!(sent["Hold"], "true");
+    assert_eq!(
+        sent["HoldUrl"],
+        format!("https://{HOST}/twiml/hold?for=hold")
+    );
+    assert_eq!(sent["HoldMethod"], "POST");
+    assert!(h.session().await.customer_held);
+}
+
+#[tokio::test]
+async fn hold_twiml_loops_the_hold_music() {
+    let h = harness().await;
+    let response = h.invoke(Endpoint::HoldTwiml).await;
+    assert_twiml(&response);
+    // An audio file given straight as HoldUrl would play once; this loops.
+    assert!(
+        body(&response).ends_with(&format!(
+            "<Response><Play loop=\"0\">https://{HOST}/twiml/hold-music</Play></Response>"
+        )),
+        "{}",
+        body(&response)
+    );
+    assert!(h.twilio_requests().await.is_empty(), "stateless");
 }
 
 #[tokio::test]

@@ -337,7 +337,13 @@ impl Harness {
         self.connected(n).await;
         let id = agent_sid(n);
         self.store
-            .request_transfer(&id, phone("+15550100003"), None, OffsetDateTime::now_utc())
+            .request_transfer(
+                &id,
+                phone("+15550100003"),
+                TransferKind::Warm,
+                None,
+                OffsetDateTime::now_utc(),
+            )
             .await
             .unwrap();
         self.store

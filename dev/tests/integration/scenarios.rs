@@ -885,3 +885,229 @@ async fn the_reconciler_leaves_healthy_calls_alone() {
         assert_eq!(sim.problems(customer, GRACE), Vec::<String>::new());
     }
 }
+
+// Consult (customer on hold), take-back and blind transfers.
+
+impl Scenario {
+    async fn hold(&self, sid: &str, held: bool) -> (u16, Value) {
+        self.api(
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/hold"),
+            Some(json!({ "held": held })),
+        )
+        .await
+    }
+
+    async fn post(&self, sid: &str, action: &str) -> (u16, Value) {
+        self.api(
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/{action}"),
+            None,
+        )
+        .await
+    }
+
+    /// A warm transfer whose second agent has answered, then a consult:
+    /// the customer on hold while the agents talk.
+    async fn consulting(&self) -> String {
+        let sid = self.connected().await;
+        assert_eq!(self.transfer(&sid, TARGET).await.0, 202);
+        self.transfer_state(&sid, "target-answered").await;
+        self.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+        let (status, call) = self.hold(&sid, true).await;
+        assert_eq!(status, 200, "{call}");
+        assert_eq!(call["transfer"]["state"], "consulting");
+        assert_eq!(call["customerHeld"], true);
+        let sim = &self.stack.sim;
+        assert!(
+            sim.wait_for(SOON, |sim| sim.situation(CUSTOMER) == Situation::OnHold)
+                .await,
+            "{}",
+            sim.timeline_text()
+        );
+        sid
+    }
+
+    async fn customer_talking(&self) {
+        let sim = &self.stack.sim;
+        assert!(
+            sim.wait_for(SOON, |sim| sim.situation(CUSTOMER) == Situation::Connected)
+                .await,
+            "{:?}\n{}",
+            sim.situation(CUSTOMER),
+            sim.timeline_text()
+        );
+    }
+
+    async fn blind_transfer(&self, sid: &str) -> (u16, Value) {
+        self.api(
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/transfer"),
+            Some(json!({ "to": TARGET, "kind": "cold" })),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn consult_then_complete() {
+    let s = scenario().await;
+    let sid = s.consulting().await;
+    // Completing takes the customer off hold, then agent one leaves.
+    let (status, call) = s.post(&sid, "leave").await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["customerHeld"], false);
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    s.transfer_state(&sid, "first-agent-left").await;
+    s.customer_talking().await;
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn consult_then_cancel() {
+    let s = scenario().await;
+    let sid = s.consulting().await;
+    let (status, call) = s.post(&sid, "transfer/cancel").await;
+    assert_eq!(status, 200, "{call}");
+    s.transfer_state(&sid, "cancelled").await;
+    s.wait_call_over(TARGET).await;
+    // Agent one has the customer back, off hold.
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.customer_talking().await;
+    s.wait_call(&sid, "customer off hold", |c| c["customerHeld"] == false)
+        .await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn consult_then_three_way_then_agent_one_leaves() {
+    let s = scenario().await;
+    let sid = s.consulting().await;
+    let (status, call) = s.hold(&sid, false).await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["transfer"]["state"], "three-way");
+    s.customer_talking().await;
+    let (status, call) = s.post(&sid, "leave").await;
+    assert_eq!(status, 200, "{call}");
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    s.transfer_state(&sid, "first-agent-left").await;
+    s.customer_talking().await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn customer_hangs_up_while_on_hold() {
+    let s = scenario().await;
+    let sid = s.consulting().await;
+    assert!(s.stack.sim.hang_up(CUSTOMER));
+    s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    // The room ends with the customer; nobody is left in it.
+    s.wait_call_over(AGENT).await;
+    s.wait_call_over(TARGET).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn agent_two_hangs_up_during_the_consult() {
+    let s = scenario().await;
+    let sid = s.consulting().await;
+    assert!(s.stack.sim.hang_up(TARGET));
+    // The product takes the customer off hold: agent one has them back.
+    s.transfer_state(&sid, "target-left").await;
+    s.customer_talking().await;
+    s.wait_call(&sid, "customer off hold", |c| c["customerHeld"] == false)
+        .await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn holding_is_refused_without_a_transfer_under_way() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    let (status, body) = s.hold(&sid, true).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(s.stack.sim.requests(Operation::UpdateParticipant), 0);
+    let (status, body) = s
+        .api(
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/hold"),
+            Some(json!({ "held": "yes" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "held");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn take_back_after_agent_two_answered() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    // Wrong person: agent one takes the call back.
+    let (status, call) = s.post(&sid, "transfer/cancel").await;
+    assert_eq!(status, 200, "{call}");
+    s.wait_call_over(TARGET).await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.customer_talking().await;
+    let history = s.call(&sid).await["events"].to_string();
+    assert!(history.contains("transfer taken back"), "{history}");
+    // And tries again, to the right person.
+    let other = "+15550100004";
+    s.stack
+        .sim
+        .script(other, Script::answer_after(Duration::from_millis(300)));
+    let (status, call) = s.transfer(&sid, other).await;
+    assert_eq!(status, 202, "{call}");
+    assert_eq!(call["transfer"]["attempt"], 2);
+    s.transfer_state(&sid, "target-answered").await;
+    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1, "already in the room");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn cold_transfer_answered() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(TARGET, Script::answer_after(Duration::from_secs(5)));
+    let sid = s.connected().await;
+    let (status, call) = s.blind_transfer(&sid).await;
+    assert_eq!(status, 202, "{call}");
+    assert_eq!(call["transfer"]["kind"], "cold");
+    // Agent one is free at once, while agent two's phone still rings.
+    s.wait_call_over(AGENT).await;
+    assert_eq!(s.stack.sim.status_of(TARGET), Some(LegStatus::Ringing));
+    s.transfer_state(&sid, "first-agent-left").await;
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    s.customer_talking().await;
+    assert_eq!(s.call(&sid).await["state"], "transferred");
+    // Agent two ends the room on leaving: the customer hears the goodbye.
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.customer_released(&sid).await;
+}
+
+async fn cold_transfer_unanswered(script: Script, state: &str) {
+    let s = scenario().await;
+    s.stack.sim.script(TARGET, script);
+    let sid = s.connected().await;
+    assert_eq!(s.blind_transfer(&sid).await.0, 202);
+    s.wait_call_over(AGENT).await;
+    s.transfer_state(&sid, state).await;
+    // Nobody is left for the customer: the fallback, never silence.
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn cold_transfer_busy() {
+    cold_transfer_unanswered(Script::busy(), "ended").await;
+}
+
+#[tokio::test]
+async fn cold_transfer_no_answer() {
+    cold_transfer_unanswered(Script::no_answer(), "ended").await;
+}

@@ -94,8 +94,13 @@ async fn every_field_survives_a_round_trip() {
         LegStatus::InProgress,
         2,
     )));
-    full.request_transfer(phone("+15550100003"), Some("key-1".into()), now())
-        .unwrap();
+    full.request_transfer(
+        phone("+15550100003"),
+        TransferKind::Warm,
+        Some("key-1".into()),
+        now(),
+    )
+    .unwrap();
     full.observe(Observation::TargetLeg {
         attempt: 1,
         observation: leg(TARGET, LegStatus::Ringing, 1),
@@ -160,7 +165,13 @@ async fn twenty_simultaneous_transfers_make_exactly_one() {
                     format!("other-{i}")
                 };
                 store
-                    .request_transfer(&sid(AGENT), phone("+15550100003"), Some(key), now())
+                    .request_transfer(
+                        &sid(AGENT),
+                        phone("+15550100003"),
+                        TransferKind::Warm,
+                        Some(key),
+                        now(),
+                    )
                     .await
             })
         })
@@ -189,7 +200,13 @@ async fn refused_commands_carry_the_state_they_met() {
     let (_dynalite, store) = store().await;
     store.create_session(&session()).await.unwrap();
     let refused = store
-        .request_transfer(&sid(AGENT), phone("+15550100003"), None, now())
+        .request_transfer(
+            &sid(AGENT),
+            phone("+15550100003"),
+            TransferKind::Warm,
+            None,
+            now(),
+        )
         .await;
     assert_eq!(
         refused.unwrap_err(),
@@ -212,11 +229,17 @@ async fn concurrent_out_of_order_callbacks_all_land_and_agree_with_the_domain() 
     let (_dynalite, store) = store().await;
     let mut expected = connected(&store).await;
     store
-        .request_transfer(&sid(AGENT), phone("+15550100003"), None, now())
+        .request_transfer(
+            &sid(AGENT),
+            phone("+15550100003"),
+            TransferKind::Warm,
+            None,
+            now(),
+        )
         .await
         .unwrap();
     expected
-        .request_transfer(phone("+15550100003"), None, now())
+        .request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
         .unwrap();
     let mut observations = vec![
         Observation::AgentLeg(leg(AGENT, LegStatus::Ringing, 1)),
@@ -326,7 +349,13 @@ async fn commands_retry_after_losing_a_race() {
     let (_dynalite, store) = store().await;
     connected(&store).await;
     store
-        .request_transfer(&sid(AGENT), phone("+15550100003"), None, now())
+        .request_transfer(
+            &sid(AGENT),
+            phone("+15550100003"),
+            TransferKind::Warm,
+            None,
+            now(),
+        )
         .await
         .unwrap();
     // Cancel and a stream of callbacks race; the cancel must land anyway.
@@ -534,7 +563,7 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
         }),
         ("connected", |_| {}),
         ("transfer ringing", |s| {
-            s.request_transfer(phone("+15550100003"), None, now())
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
                 .unwrap();
             s.observe(Observation::TargetLeg {
                 attempt: 1,
@@ -542,15 +571,20 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
             });
         }),
         ("same key again", |s| {
-            s.request_transfer(phone("+15550100003"), Some("k-1".into()), now())
-                .unwrap();
+            s.request_transfer(
+                phone("+15550100003"),
+                TransferKind::Warm,
+                Some("k-1".into()),
+                now(),
+            )
+            .unwrap();
             s.observe(Observation::TargetLeg {
                 attempt: 1,
                 observation: leg(TARGET, LegStatus::Busy, 2),
             });
         }),
         ("target busy", |s| {
-            s.request_transfer(phone("+15550100003"), None, now())
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
                 .unwrap();
             s.observe(Observation::TargetLeg {
                 attempt: 1,
@@ -558,7 +592,7 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
             });
         }),
         ("target left", |s| {
-            s.request_transfer(phone("+15550100003"), None, now())
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
                 .unwrap();
             s.observe(Observation::TargetLeg {
                 attempt: 1,
@@ -570,17 +604,17 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
             });
         }),
         ("failed after the redirect", |s| {
-            s.request_transfer(phone("+15550100003"), None, now())
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
                 .unwrap();
             s.fail_transfer(1, "no".into(), true).unwrap();
         }),
         ("cancelled", |s| {
-            s.request_transfer(phone("+15550100003"), None, now())
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
                 .unwrap();
             s.cancel_transfer().unwrap();
         }),
         ("handed over", |s| {
-            s.request_transfer(phone("+15550100003"), None, now())
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
                 .unwrap();
             s.observe(Observation::TargetLeg {
                 attempt: 1,
@@ -599,7 +633,7 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
             s.observe(Observation::AgentLeg(leg(AGENT, LegStatus::Completed, 3)));
         }),
         ("room closed", |s| {
-            s.request_transfer(phone("+15550100003"), None, now())
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
                 .unwrap();
             s.fail_transfer(1, "no".into(), true).unwrap();
             s.observe(Observation::Conference {
@@ -646,9 +680,10 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
         }
         store.create_session(&session).await.unwrap();
         let mut expected = session.clone();
-        let domain = expected.request_transfer(phone("+15550100004"), key(), now());
+        let domain =
+            expected.request_transfer(phone("+15550100004"), TransferKind::Warm, key(), now());
         let stored = store
-            .request_transfer(&id, phone("+15550100004"), key(), now())
+            .request_transfer(&id, phone("+15550100004"), TransferKind::Warm, key(), now())
             .await;
         match (domain, stored) {
             (Ok(decision), Ok((made, after))) => {

@@ -80,6 +80,7 @@ async fn transferring(store: &DynamoStore, n: u32) -> CallSession {
         .request_transfer(
             &sid(n),
             phone("+15550100003"),
+            TransferKind::Warm,
             None,
             OffsetDateTime::now_utc(),
         )
@@ -261,6 +262,7 @@ async fn a_claim_schedules_the_next_check_and_survives_writes() {
         .request_transfer(
             &session.id,
             phone("+15550100003"),
+            TransferKind::Warm,
             None,
             OffsetDateTime::now_utc(),
         )

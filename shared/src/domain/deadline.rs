@@ -129,8 +129,13 @@ mod tests {
 
     fn transferring() -> CallSession {
         let mut s = connected();
-        s.request_transfer(PhoneNumber::parse("+15550100003").unwrap(), None, t0())
-            .unwrap();
+        s.request_transfer(
+            PhoneNumber::parse("+15550100003").unwrap(),
+            super::super::TransferKind::Warm,
+            None,
+            t0(),
+        )
+        .unwrap();
         s.customer_redirected(1).unwrap();
         s.observe(Observation::Conference {
             event: ConferenceEvent::Join,

@@ -12,10 +12,16 @@ pub enum DomainError {
     HandedOver,
     #[error("there is no transfer to act on")]
     NoTransfer,
-    #[error("the transfer can only be cancelled while the second agent's phone rings")]
+    #[error("the transfer can only be cancelled before the first agent leaves")]
     NotCancellable { state: &'static str },
     #[error("the first agent can leave only once the second agent has answered")]
     CannotLeave { state: &'static str },
+    #[error("the customer can be held only while the first agent is in the room with them")]
+    CannotHold { state: &'static str },
+    #[error(
+        "a blind transfer starts from the call as dialled; the customer is already in the transfer room, so use a warm transfer"
+    )]
+    BlindFromRoom,
     /// Bad input rather than a wrong state: the API answers 400.
     #[error("must differ from the customer's and the first agent's numbers")]
     TargetOnTheCall,
@@ -28,11 +34,13 @@ impl DomainError {
             DomainError::NotConnected { state }
             | DomainError::TransferActive { state }
             | DomainError::NotCancellable { state }
-            | DomainError::CannotLeave { state } => state,
+            | DomainError::CannotLeave { state }
+            | DomainError::CannotHold { state } => state,
             DomainError::Ended => "ended",
             DomainError::HandedOver => "first-agent-left",
             DomainError::NoTransfer => "no-transfer",
             DomainError::TargetOnTheCall => "connected",
+            DomainError::BlindFromRoom => "customer-in-room",
         }
     }
 }

@@ -17,4 +17,4 @@ pub use history::{EventSource, HistoryEvent};
 pub use leg::{LegObservation, LegStatus, Presence};
 pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
-pub use transfer::{Transfer, TransferOutcome, TransferState};
+pub use transfer::{Transfer, TransferKind, TransferOutcome, TransferState};

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::error::DomainError;
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
-use super::transfer::{Transfer, TransferOutcome, TransferState};
+use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
 use crate::ids::{CallSid, PhoneNumber};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct CallSession {
     /// The customer was found alone and their room was ended: their TwiML
     /// takes them to the fallback. Nothing is left to do on this call.
     pub customer_released: bool,
+    /// The customer's participant is on hold (a consult between the agents).
+    pub customer_held: bool,
     pub transfer: Option<Transfer>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
@@ -49,6 +51,10 @@ pub enum FollowUp {
     /// The customer is in the room with no agent present or ringing: end
     /// the room, which sends the customer on to the fallback.
     ReleaseCustomer,
+    /// The customer is on hold but the consult is over (an agent left, the
+    /// transfer was called off): take them off hold, so that whoever is
+    /// left talks with them.
+    ResumeCustomer,
 }
 
 wire_enum!(
@@ -103,6 +109,7 @@ impl CallSession {
             customer_moved: false,
             room_sid: None,
             customer_released: false,
+            customer_held: false,
             transfer: None,
             version: 0,
         }
@@ -175,15 +182,17 @@ impl CallSession {
                 self.customer_in_room(),
                 self.first_agent_presence == Presence::Joined,
                 self.first_agent_gone(),
+                self.customer_held,
             )
         })
     }
 
-    /// Records a warm transfer to `target`, or finds the one already
-    /// recorded under the same idempotency key.
+    /// Records a transfer to `target`, or finds the one already recorded
+    /// under the same idempotency key.
     pub fn request_transfer(
         &mut self,
         target: PhoneNumber,
+        kind: TransferKind,
         idempotency_key: Option<String>,
         now: OffsetDateTime,
     ) -> Result<TransferDecision, DomainError> {
@@ -217,6 +226,10 @@ impl CallSession {
         if target == self.customer_number || target == self.agent_number {
             return Err(DomainError::TargetOnTheCall);
         }
+        if kind == TransferKind::Cold && self.customer_in_room() {
+            // The room already started: the customer would wait in silence.
+            return Err(DomainError::BlindFromRoom);
+        }
         if !self.customer_in_room() {
             // The customer will be moved into a new conference of that name.
             self.room_ended = false;
@@ -225,13 +238,17 @@ impl CallSession {
         let attempt = self.transfer.as_ref().map_or(1, |t| t.attempt + 1);
         self.transfer = Some(Transfer {
             attempt,
+            kind,
             target,
             room: self.id.room(),
             idempotency_key,
             requested_at: now,
             target_leg: None,
             target_presence: Presence::Never,
-            target_anchors_room: false,
+            // Blind: the first agent never joins, so the second agent ends
+            // the room from the start.
+            target_anchors_room: kind == TransferKind::Cold,
+            consulted: false,
             outcome: None,
         });
         Ok(TransferDecision::New)
@@ -262,7 +279,35 @@ impl CallSession {
                 }
             }
             FollowUp::ReleaseCustomer => self.customer_released = true,
+            FollowUp::ResumeCustomer => self.customer_held = false,
         }
+    }
+
+    /// Puts the customer on hold, or takes them off it. Holding is a
+    /// consult: only while the first agent is in the room with the customer
+    /// during a warm transfer, so a held customer always has an agent who
+    /// can take them off hold. Resuming is always allowed.
+    pub fn hold_customer(&mut self, held: bool) -> Result<(), DomainError> {
+        if !held {
+            self.customer_held = false;
+            return Ok(());
+        }
+        let state = self.transfer_state().ok_or(DomainError::NoTransfer)?;
+        let warm = self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.kind == TransferKind::Warm);
+        let first_agent_with_customer = self.customer_in_room() && !self.first_agent_gone();
+        if !(warm && state.is_active() && first_agent_with_customer) {
+            return Err(DomainError::CannotHold {
+                state: state.as_str(),
+            });
+        }
+        self.customer_held = true;
+        if let Some(transfer) = self.transfer.as_mut() {
+            transfer.consulted = true;
+        }
+        Ok(())
     }
 
     fn current_attempt(&mut self, attempt: u32) -> Result<&mut Transfer, DomainError> {
@@ -289,19 +334,21 @@ impl CallSession {
         Ok(())
     }
 
-    /// Calls off the second agent while their phone rings.
+    /// Calls off the second agent, ringing or already on the line (a
+    /// take-back: wrong person, wrong team), as long as the first agent has
+    /// not left. The first agent stays with the customer and may try again.
     pub fn cancel_transfer(&mut self) -> Result<(), DomainError> {
         let state = self.transfer_state().ok_or(DomainError::NoTransfer)?;
         if state == TransferState::Cancelled {
             return Ok(());
         }
-        let cancellable = matches!(
-            state,
-            TransferState::Requested
-                | TransferState::CustomerInRoom
-                | TransferState::FirstAgentInRoom
-                | TransferState::TargetRinging
-        );
+        let blind = self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.kind == TransferKind::Cold);
+        // Once agent one has left, the state is no longer active: the call
+        // is agent two's to keep.
+        let cancellable = state.is_active() && !blind;
         if !cancellable {
             return Err(DomainError::NotCancellable {
                 state: state.as_str(),
@@ -317,11 +364,19 @@ impl CallSession {
     /// agent must first be made to end the room on leaving
     /// ([`FollowUp::AnchorRoomOnTarget`]), so the customer is never left
     /// behind in a room with nobody.
+    /// A held customer must be taken off hold first (a consult completes
+    /// with everybody hearing each other), so they are never left on hold
+    /// with nobody who knows it.
     pub fn first_agent_leaves(&mut self) -> Result<(), DomainError> {
         let state = self.transfer_state().ok_or(DomainError::NoTransfer)?;
         match state {
             TransferState::FirstAgentLeft => Ok(()),
-            TransferState::TargetAnswered => {
+            state if state.target_on_the_line() && self.customer_held => {
+                Err(DomainError::CannotLeave {
+                    state: state.as_str(),
+                })
+            }
+            state if state.target_on_the_line() => {
                 if let Some(transfer) = self.transfer.as_mut() {
                     transfer.outcome = Some(TransferOutcome::FirstAgentLeft);
                 }
@@ -386,11 +441,19 @@ impl CallSession {
     }
 
     /// `<Dial action>` of leg 1: follow the customer into the room when a
-    /// transfer moved (or is moving) the customer there.
+    /// warm transfer moved (or is moving) the customer there. After a cold
+    /// transfer the first agent is free at once.
     pub fn first_agent_should_join_room(&self) -> bool {
         let Some(state) = self.transfer_state() else {
             return false;
         };
+        if self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.kind == TransferKind::Cold)
+        {
+            return false;
+        }
         if self.is_ended() {
             return false;
         }
@@ -423,8 +486,18 @@ impl CallSession {
         }
         if self.customer_alone() {
             out.push(FollowUp::ReleaseCustomer);
+        } else if self.customer_held && !self.consult_goes_on() {
+            out.push(FollowUp::ResumeCustomer);
         }
         out
+    }
+
+    /// A consult needs both agents: the first in the room with the held
+    /// customer (who can take them off hold) and the second on the line.
+    fn consult_goes_on(&self) -> bool {
+        let transfer_on = self.transfer_state().is_some_and(|s| s.is_active());
+        let target_live = self.transfer.as_ref().is_some_and(Transfer::target_live);
+        transfer_on && target_live && !self.first_agent_gone() && !self.is_ended()
     }
 
     /// Calls that must be ended after what was observed: nobody needs them,
@@ -541,7 +614,12 @@ mod tests {
     }
 
     fn transfer(s: &mut CallSession) -> Result<TransferDecision, DomainError> {
-        s.request_transfer(phone("+15550100003"), None, OffsetDateTime::UNIX_EPOCH)
+        s.request_transfer(
+            phone("+15550100003"),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
     }
 
     #[test]
@@ -598,12 +676,7 @@ mod tests {
         );
         target(&mut s, 1, LegStatus::InProgress, 2);
         assert_eq!(s.transfer_state(), Some(TransferState::TargetAnswered));
-        assert_eq!(
-            s.cancel_transfer(),
-            Err(DomainError::NotCancellable {
-                state: "target-answered"
-            })
-        );
+        assert_eq!(s.clone().cancel_transfer(), Ok(()), "a take-back");
         assert_eq!(s.first_agent_leaves(), Ok(()));
         assert_eq!(s.first_agent_leaves(), Ok(()), "repeating is harmless");
         assert_eq!(s.transfer_state(), Some(TransferState::FirstAgentLeft));
@@ -647,15 +720,20 @@ mod tests {
         let key = Some("k1".to_owned());
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(
-            s.request_transfer(phone("+15550100003"), key.clone(), now),
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, key.clone(), now),
             Ok(TransferDecision::New)
         );
         assert_eq!(
-            s.request_transfer(phone("+15550100003"), key.clone(), now),
+            s.request_transfer(phone("+15550100003"), TransferKind::Warm, key.clone(), now),
             Ok(TransferDecision::Existing)
         );
         assert_eq!(
-            s.request_transfer(phone("+15550100004"), Some("k2".into()), now),
+            s.request_transfer(
+                phone("+15550100004"),
+                TransferKind::Warm,
+                Some("k2".into()),
+                now
+            ),
             Err(DomainError::TransferActive { state: "requested" })
         );
         assert_eq!(
@@ -934,7 +1012,7 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH;
         for number in [s.customer_number.clone(), s.agent_number.clone()] {
             assert_eq!(
-                s.request_transfer(number, None, now),
+                s.request_transfer(number, TransferKind::Warm, None, now),
                 Err(DomainError::TargetOnTheCall)
             );
         }
@@ -1042,5 +1120,173 @@ mod tests {
         let mut s = connected();
         agent(&mut s, LegStatus::Completed, 4);
         assert_eq!(s.state(), SessionState::Ended);
+    }
+
+    /// Customer and both agents in the room, agent two on the line.
+    fn all_three_talking() -> CallSession {
+        let mut s = in_room_with_target_ringing();
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::SecondAgent { attempt: 1 }),
+        );
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetAnswered));
+        s
+    }
+
+    fn blind(s: &mut CallSession) -> Result<TransferDecision, DomainError> {
+        s.request_transfer(
+            phone("+15550100003"),
+            TransferKind::Cold,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn a_consult_holds_the_customer_then_completes_as_a_handover() {
+        let mut s = all_three_talking();
+        assert_eq!(s.hold_customer(true), Ok(()));
+        assert_eq!(s.transfer_state(), Some(TransferState::Consulting));
+        assert_eq!(s.state(), SessionState::Transferring);
+        assert!(s.follow_ups().is_empty(), "{:?}", s.follow_ups());
+        // Agent one cannot leave a customer on hold behind them.
+        assert_eq!(
+            s.clone().first_agent_leaves(),
+            Err(DomainError::CannotLeave {
+                state: "consulting"
+            })
+        );
+        assert_eq!(s.hold_customer(false), Ok(()));
+        assert_eq!(s.transfer_state(), Some(TransferState::ThreeWay));
+        assert_eq!(s.first_agent_leaves(), Ok(()));
+        assert_eq!(s.transfer_state(), Some(TransferState::FirstAgentLeft));
+    }
+
+    #[test]
+    fn holding_needs_the_first_agent_in_the_room_during_a_warm_transfer() {
+        let mut s = connected();
+        assert_eq!(s.hold_customer(true), Err(DomainError::NoTransfer));
+        assert_eq!(s.hold_customer(false), Ok(()), "resuming is always allowed");
+        let mut s = all_three_talking();
+        assert_eq!(s.first_agent_leaves(), Ok(()));
+        assert_eq!(
+            s.hold_customer(true),
+            Err(DomainError::CannotHold {
+                state: "first-agent-left"
+            })
+        );
+        let mut s = connected();
+        blind(&mut s).unwrap();
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::Customer),
+        );
+        assert!(matches!(
+            s.hold_customer(true),
+            Err(DomainError::CannotHold { .. })
+        ));
+    }
+
+    #[test]
+    fn a_consult_that_loses_an_agent_takes_the_customer_off_hold() {
+        // Agent two hangs up during the consult: agent one has the customer back.
+        let mut s = all_three_talking();
+        s.hold_customer(true).unwrap();
+        target(&mut s, 1, LegStatus::Completed, 3);
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetLeft));
+        assert_eq!(s.follow_ups(), vec![FollowUp::ResumeCustomer]);
+        s.follow_up_done(&FollowUp::ResumeCustomer);
+        assert!(!s.customer_held);
+        assert!(s.follow_ups().is_empty());
+
+        // Agent one hangs up during the consult: agent two gets the customer.
+        let mut s = all_three_talking();
+        s.hold_customer(true).unwrap();
+        agent(&mut s, LegStatus::Completed, 5);
+        let follow_ups = s.follow_ups();
+        assert!(
+            follow_ups.contains(&FollowUp::ResumeCustomer),
+            "{follow_ups:?}"
+        );
+        assert!(
+            follow_ups.contains(&FollowUp::AnchorRoomOnTarget { attempt: 1 }),
+            "{follow_ups:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_agent_can_take_the_call_back_from_an_answered_second_agent() {
+        let mut s = all_three_talking();
+        s.hold_customer(true).unwrap();
+        assert_eq!(s.cancel_transfer(), Ok(()));
+        assert_eq!(s.transfer_state(), Some(TransferState::Cancelled));
+        let follow_ups = s.follow_ups();
+        assert!(
+            follow_ups.contains(&FollowUp::EndLeg(sid(TARGET_SID))),
+            "{follow_ups:?}"
+        );
+        assert!(
+            follow_ups.contains(&FollowUp::ResumeCustomer),
+            "{follow_ups:?}"
+        );
+        // And may try again, the customer still in the room.
+        assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+        assert_eq!(s.transfer.as_ref().unwrap().attempt, 2);
+        assert!(s.customer_in_room());
+        // Once agent one has left, the call is agent two's to keep.
+        let mut s = all_three_talking();
+        s.first_agent_leaves().unwrap();
+        assert_eq!(
+            s.cancel_transfer(),
+            Err(DomainError::NotCancellable {
+                state: "first-agent-left"
+            })
+        );
+    }
+
+    #[test]
+    fn a_blind_transfer_frees_the_first_agent_and_never_strands_the_customer() {
+        let mut s = connected();
+        assert_eq!(blind(&mut s), Ok(TransferDecision::New));
+        let transfer = s.transfer.clone().unwrap();
+        assert_eq!(transfer.kind, TransferKind::Cold);
+        assert!(transfer.target_anchors_room, "agent two ends the room");
+        assert!(
+            !s.first_agent_should_join_room(),
+            "agent one is free at once"
+        );
+        assert_eq!(
+            s.cancel_transfer(),
+            Err(DomainError::NotCancellable { state: "requested" })
+        );
+        s.customer_redirected(1).unwrap();
+        agent(&mut s, LegStatus::Completed, 5);
+        assert!(!s.is_ended(), "the customer waits for agent two");
+        target(&mut s, 1, LegStatus::Ringing, 1);
+        assert!(!s.customer_alone());
+        assert!(s.follow_ups().is_empty(), "{:?}", s.follow_ups());
+        let mut busy = s.clone();
+        target(&mut busy, 1, LegStatus::Busy, 2);
+        assert!(busy.customer_alone());
+        assert_eq!(busy.follow_ups(), vec![FollowUp::ReleaseCustomer]);
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        assert_eq!(s.transfer_state(), Some(TransferState::FirstAgentLeft));
+        assert_eq!(s.state(), SessionState::Transferred);
+        assert!(
+            s.follow_ups().is_empty(),
+            "already anchored: {:?}",
+            s.follow_ups()
+        );
+    }
+
+    #[test]
+    fn a_blind_transfer_does_not_start_from_the_room() {
+        let mut s = in_room_with_target_ringing();
+        target(&mut s, 1, LegStatus::Busy, 2);
+        assert_eq!(blind(&mut s), Err(DomainError::BlindFromRoom));
+        assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
     }
 }

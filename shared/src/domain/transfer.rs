@@ -16,10 +16,25 @@ pub enum TransferOutcome {
     FirstAgentLeft,
 }
 
+wire_enum!(
+    /// How the first agent hands the customer over.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    TransferKind {
+        /// The first agent stays until the second answers, introduces the
+        /// customer (optionally on hold, a consult) and then leaves.
+        Warm => "warm",
+        /// Blind: the first agent is free at once; the customer waits in the
+        /// room, with music or a message, until the second agent answers.
+        Cold => "cold",
+    }
+);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     /// 1 for the first try, then one more per retry.
     pub attempt: u32,
+    pub kind: TransferKind,
     pub target: PhoneNumber,
     /// Always the session's room: derived from the call SID, never user text.
     pub room: RoomName,
@@ -31,6 +46,10 @@ pub struct Transfer {
     /// The second agent's leaving now ends the room (`EndConferenceOnExit`),
     /// set once the first agent is gone so the customer never stays behind.
     pub target_anchors_room: bool,
+    /// The customer was put on hold while both agents were in the room:
+    /// the agents consulted, and everybody talking afterwards is a
+    /// three-way call.
+    pub consulted: bool,
     pub outcome: Option<TransferOutcome>,
 }
 
@@ -44,6 +63,11 @@ wire_enum!(
         FirstAgentInRoom => "first-agent-in-room",
         TargetRinging => "target-ringing",
         TargetAnswered => "target-answered",
+        /// The second agent answered and talks with the first agent while
+        /// the customer is on hold.
+        Consulting => "consulting",
+        /// After a consult, the customer, both agents talking together.
+        ThreeWay => "three-way",
         TargetBusy => "target-busy",
         TargetNoAnswer => "target-no-answer",
         TargetFailed => "target-failed",
@@ -66,6 +90,17 @@ impl TransferState {
                 | TransferState::FirstAgentInRoom
                 | TransferState::TargetRinging
                 | TransferState::TargetAnswered
+                | TransferState::Consulting
+                | TransferState::ThreeWay
+        )
+    }
+
+    /// The second agent is on the line with the first (and perhaps the
+    /// customer): the first agent may leave, or take the call back.
+    pub fn target_on_the_line(self) -> bool {
+        matches!(
+            self,
+            TransferState::TargetAnswered | TransferState::Consulting | TransferState::ThreeWay
         )
     }
 
@@ -117,6 +152,7 @@ impl Transfer {
         customer_in_room: bool,
         first_agent_in_room: bool,
         first_agent_gone: bool,
+        customer_held: bool,
     ) -> TransferState {
         // Once nobody is left to talk to, that is all there is to say.
         if session_ended {
@@ -141,6 +177,8 @@ impl Transfer {
             // The first agent hung up once the second one had answered: a
             // handover all the same.
             Some(LegStatus::InProgress) if first_agent_gone => TransferState::FirstAgentLeft,
+            Some(LegStatus::InProgress) if customer_held => TransferState::Consulting,
+            Some(LegStatus::InProgress) if self.consulted => TransferState::ThreeWay,
             Some(LegStatus::InProgress) => TransferState::TargetAnswered,
             Some(LegStatus::Ringing) => TransferState::TargetRinging,
             _ if first_agent_in_room => TransferState::FirstAgentInRoom,

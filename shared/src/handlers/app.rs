@@ -85,10 +85,12 @@ impl App {
                 Endpoint::StartTransfer => self.api(req, front_end::start_transfer).await,
                 Endpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
                 Endpoint::LeaveCall => self.api(req, front_end::leave_call).await,
+                Endpoint::HoldCustomer => self.api(req, front_end::hold_customer).await,
                 Endpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,
                 Endpoint::AgentDialEnded => self.webhook(req, webhooks::agent_dial_ended).await,
                 Endpoint::ConferenceTwiml => self.webhook(req, webhooks::conference).await,
                 Endpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
+                Endpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
                 Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
                 Endpoint::Console => console::page(),
                 // Scheduled, not HTTP: its binary runs the reconciler directly.

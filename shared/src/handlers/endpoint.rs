@@ -38,10 +38,12 @@ endpoints! {
     StartTransfer => ("start-transfer", POST, "/calls/{callSid}/transfer", FrontEnd),
     CancelTransfer => ("cancel-transfer", POST, "/calls/{callSid}/transfer/cancel", FrontEnd),
     LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
+    HoldCustomer => ("hold-customer", POST, "/calls/{callSid}/hold", FrontEnd),
     DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
     AgentDialEnded => ("agent-dial-ended", POST, "/twiml/agent-dial-ended", Twilio),
     ConferenceTwiml => ("conference-twiml", POST, "/twiml/conference", Twilio),
     FallbackTwiml => ("fallback-twiml", POST, "/twiml/fallback", Twilio),
+    HoldTwiml => ("hold-twiml", POST, "/twiml/hold", Twilio),
     StatusCallback => ("status-callback", POST, "/events/{leg}", Twilio),
     Console => ("console", GET, "/console", Public),
     /// Not HTTP: runs on an EventBridge schedule; `resolve` never answers with it.

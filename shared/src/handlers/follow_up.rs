@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::history;
 use crate::domain::{CallSession, FollowUp, HistoryEvent, RoomParticipant};
-use crate::twilio::{ListConferences, TwilioError, UpdateParticipant};
+use crate::twilio::{HttpMethod, ListConferences, TwilioError, UpdateParticipant};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FollowUpError {
@@ -55,6 +55,10 @@ async fn carry_out_one(app: &App, session: &CallSession, follow_up: FollowUp) {
             tracing::warn!(%call, "customer alone in the room; ending it so they reach the fallback");
             release_customer(app, session).await
         }
+        FollowUp::ResumeCustomer => {
+            tracing::info!(%call, "the consult is over; taking the customer off hold");
+            hold_customer(app, session, false, None).await
+        }
     };
     match result {
         Ok(()) => record_done(app, session, &follow_up).await,
@@ -68,6 +72,7 @@ fn describe(follow_up: &FollowUp) -> Option<&'static str> {
         FollowUp::EndLeg(_) => None,
         FollowUp::AnchorRoomOnTarget { .. } => Some("second agent now ends the room on leaving"),
         FollowUp::ReleaseCustomer => Some("no agent left: customer sent to the fallback"),
+        FollowUp::ResumeCustomer => Some("consult over: customer taken off hold"),
     }
 }
 
@@ -123,6 +128,27 @@ pub(crate) async fn anchor_room_on_target(
     };
     app.twilio
         .update_participant(&room, &label, &update)
+        .await?;
+    Ok(())
+}
+
+/// Puts the customer's participant on hold (hearing `hold_url`) or takes
+/// them off it.
+pub(crate) async fn hold_customer(
+    app: &App,
+    session: &CallSession,
+    held: bool,
+    hold_url: Option<String>,
+) -> Result<(), FollowUpError> {
+    let room = room_sid(app, session).await?;
+    let update = UpdateParticipant {
+        hold: Some(held),
+        hold_method: hold_url.as_ref().map(|_| HttpMethod::Post),
+        hold_url,
+        ..UpdateParticipant::default()
+    };
+    app.twilio
+        .update_participant(&room, &RoomParticipant::Customer.label(), &update)
         .await?;
     Ok(())
 }

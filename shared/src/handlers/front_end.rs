@@ -13,11 +13,11 @@ use super::api_error::ApiError;
 use super::app::App;
 use super::responses::json;
 use super::views::CallView;
-use super::webhook_urls::RoomRole;
+use super::webhook_urls::{HoldPurpose, RoomRole};
 use super::{follow_up, history, request};
 use crate::domain::{
     CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation, Presence,
-    RoomParticipant, TransferDecision,
+    RoomParticipant, TransferDecision, TransferKind, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber};
 use crate::twilio::{
@@ -51,6 +51,15 @@ struct StartCallBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TransferBody {
     to: Option<String>,
+    /// `warm` (the default) or `cold`.
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HoldBody {
+    held: Option<bool>,
 }
 
 pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -127,14 +136,22 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     let sid = call_sid(req)?;
     let body: TransferBody = json_body(req)?;
     let target = phone("to", required("to", &body.to)?)?;
+    let kind = match body.kind.as_deref() {
+        None => TransferKind::Warm,
+        Some(kind) => TransferKind::parse(kind)
+            .ok_or_else(|| ApiError::bad_request("kind", "must be warm or cold"))?,
+    };
     let key = idempotency_key(req)?;
     let urls = app.urls(req)?;
     let now = OffsetDateTime::now_utc();
 
     // Round trip 1: the transfer is durable before Twilio hears of it, so the
     // `<Dial action>` webhook that the redirect triggers finds it.
-    let recorded = app.store.request_transfer(&sid, target.clone(), key, now);
-    let requested = HistoryEvent::api(now, "transfer requested", Some(target.masked()));
+    let recorded = app
+        .store
+        .request_transfer(&sid, target.clone(), kind, key, now);
+    let what = format!("{} transfer requested", kind.as_str());
+    let requested = HistoryEvent::api(now, what, Some(target.masked()));
     let logged = history::record(app.store.as_ref(), &sid, &requested);
     let (recorded, ()) = futures::join!(recorded, logged);
     let (decision, session) = recorded?;
@@ -146,14 +163,17 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     };
 
     // Round trip 2: redirect the customer and ring the second agent together.
+    let blind = transfer.kind == TransferKind::Cold;
+    let customer_room = if blind {
+        urls.waiting_room(&transfer.room)
+    } else {
+        urls.conference(&transfer.room, RoomRole::Customer)
+    };
     let redirect = async {
         match (&session.customer_leg, session.customer_in_room()) {
             (Some(customer), false) => Some(
                 app.twilio
-                    .redirect_call(
-                        &customer.call_sid,
-                        &urls.conference(&transfer.room, RoomRole::Customer),
-                    )
+                    .redirect_call(&customer.call_sid, &customer_room)
                     .await,
             ),
             // Already in the room from an earlier attempt: only the second agent is new.
@@ -172,7 +192,9 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
         early_media: Some(true),
         beep: Some(ParticipantBeep::False),
         start_conference_on_enter: Some(true),
-        end_conference_on_exit: Some(false),
+        // Blind: the first agent never joins, so agent two ends the room
+        // (sending the customer to the fallback) from the start.
+        end_conference_on_exit: Some(blind),
         timeout: Some(app.config.transfer_ring_timeout_secs),
         status_callback: Some(urls.participant_events(&sid, transfer.attempt)),
         status_callback_event: CallStatusEvent::ALL.to_vec(),
@@ -325,23 +347,70 @@ async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Optio
 
 pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
+    let before = app.store.get_session(&sid).await?;
+    let taking_back = before
+        .as_ref()
+        .and_then(CallSession::transfer_state)
+        .is_some_and(TransferState::target_on_the_line);
     let session = app
         .store
         .update(&sid, &|s: &mut CallSession| s.cancel_transfer())
         .await?;
-    let cancelled = HistoryEvent::api(OffsetDateTime::now_utc(), "transfer cancelled", None);
+    let what = if taking_back {
+        "transfer taken back"
+    } else {
+        "transfer cancelled"
+    };
+    let cancelled = HistoryEvent::api(OffsetDateTime::now_utc(), what, None);
     history::record(app.store.as_ref(), &sid, &cancelled).await;
-    // The second agent's leg is known once its first callback arrived; if it
-    // has not, the status-callback handler calls it off when it does.
-    if let Some(target) = session
-        .transfer
-        .as_ref()
-        .and_then(|t| t.target_leg.as_ref())
-    {
-        if let Err(error) = app.twilio.end_call(&target.call_sid).await {
-            tracing::warn!(%error, "second agent's leg could not be ended");
-        }
+    // Agent two is hung up (ringing or on the line) and a held customer
+    // taken off hold, so the first agent has them back. A second agent
+    // whose call is not known yet is called off by its first callback.
+    follow_up::carry_out(app, &session).await;
+    Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
+}
+
+/// Puts the customer on hold while the agents consult, or takes them off
+/// it (`{"held": false}`: back to everybody talking, a three-way call).
+pub async fn hold_customer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let sid = call_sid(req)?;
+    let body: HoldBody = json_body(req)?;
+    let held = body
+        .held
+        .ok_or_else(|| ApiError::bad_request("held", "is required"))?;
+    let urls = app.urls(req)?;
+    // Refuse before touching the call; record once Twilio has done it.
+    let current = app
+        .store
+        .get_session(&sid)
+        .await?
+        .ok_or_else(|| not_found(&sid))?;
+    current.clone().hold_customer(held)?;
+    let hold_url = held.then(|| urls.hold_audio(HoldPurpose::Hold));
+    if let Err(error) = follow_up::hold_customer(app, &current, held, hold_url).await {
+        tracing::warn!(%error, call = %sid, held, "customer's hold not changed");
+        return Err(if error.is_refusal() {
+            ApiError::Conflict {
+                message: "the customer is not in the room".into(),
+                state: current.state().as_str().into(),
+            }
+        } else {
+            ApiError::Upstream(format!("Twilio could not change the hold: {error}"))
+        });
     }
+    let session = app
+        .store
+        .update(&sid, &|s: &mut CallSession| s.hold_customer(held))
+        .await?;
+    let what = if held {
+        "customer on hold: agents consult"
+    } else {
+        "customer taken off hold"
+    };
+    let event = HistoryEvent::api(OffsetDateTime::now_utc(), what, None);
+    history::record(app.store.as_ref(), &sid, &event).await;
+    // If the consult lost an agent meanwhile, the customer comes back now.
+    follow_up::carry_out(app, &session).await;
     Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
 }
 
@@ -349,11 +418,20 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     let sid = call_sid(req)?;
     // Refuse before touching the call, but record only once Twilio has hung
     // up: a failed hang-up must not leave the state saying the agent is gone.
-    let current = app
+    let mut current = app
         .store
         .get_session(&sid)
         .await?
         .ok_or_else(|| not_found(&sid))?;
+    if current.customer_held {
+        // Completing a consult: the customer comes off hold first, so they
+        // hear agent two the moment agent one is gone.
+        resume_before_leaving(app, &current).await?;
+        current = app
+            .store
+            .update(&sid, &|s: &mut CallSession| s.hold_customer(false))
+            .await?;
+    }
     current.clone().first_agent_leaves()?;
     // First make the second agent the room's anchor, so that when they say
     // goodbye the customer is not left in a room with nobody.
@@ -395,6 +473,17 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     let (recorded, ()) = futures::join!(recorded, logged);
     let session = recorded?;
     Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
+}
+
+async fn resume_before_leaving(app: &App, session: &CallSession) -> Result<(), ApiError> {
+    follow_up::hold_customer(app, session, false, None)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, call = %session.id, "customer could not be taken off hold");
+            ApiError::Upstream(format!(
+                "Twilio could not take the customer off hold: {error}"
+            ))
+        })
 }
 
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {

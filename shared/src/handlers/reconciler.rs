@@ -219,6 +219,7 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
             FollowUp::EndLeg(_) => continue,
             FollowUp::AnchorRoomOnTarget { .. } => "the second agent now ends the room on leaving",
             FollowUp::ReleaseCustomer => "customer alone in the room: room ended, fallback",
+            FollowUp::ResumeCustomer => "customer on hold after the consult ended: resumed",
         };
         if !still_needed.contains(follow_up) {
             record(app, &before.id, REPAIRED, detail.to_owned()).await;

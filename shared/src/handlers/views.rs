@@ -18,6 +18,8 @@ pub struct CallView {
     created_at: String,
     agent_leg: Option<LegView>,
     customer_leg: Option<LegView>,
+    /// The customer is on hold while the agents consult.
+    customer_held: bool,
     transfer: Option<TransferView>,
     /// Repairs the reconciler made after lost callbacks (history entries
     /// whose source is `reconciler`).
@@ -37,6 +39,7 @@ struct LegView {
 #[serde(rename_all = "camelCase")]
 struct TransferView {
     attempt: u32,
+    kind: &'static str,
     to: String,
     state: &'static str,
     reason: Option<String>,
@@ -70,6 +73,7 @@ impl CallView {
     pub fn new(session: &CallSession, events: Vec<HistoryEvent>) -> Self {
         let transfer = session.transfer.as_ref().map(|t| TransferView {
             attempt: t.attempt,
+            kind: t.kind.as_str(),
             to: t.target.as_str().to_owned(),
             state: session
                 .transfer_state()
@@ -91,6 +95,7 @@ impl CallView {
             created_at: text(session.created_at),
             agent_leg: leg(&session.agent_leg),
             customer_leg: leg(&session.customer_leg),
+            customer_held: session.customer_held,
             transfer,
             repairs: events
                 .iter()

@@ -32,6 +32,17 @@ impl RoomRole {
     }
 }
 
+wire_enum!(
+    /// Why someone hears the hold audio.
+    HoldPurpose {
+        /// On hold while the agents consult: music, or silence.
+        Hold => "hold",
+        /// Waiting for an agent after a blind transfer: music, or a message
+        /// now and then, never silence.
+        Wait => "wait",
+    }
+);
+
 /// Twilio's connection overrides for status callbacks: up to three retries,
 /// on a failed connection, a read timeout or a 5xx answer.
 pub const CALLBACK_RETRIES: &str = "rc=3&rp=ct,rt,5xx";
@@ -98,6 +109,26 @@ impl WebhookUrls {
             "/twiml/conference",
             &[("role", role.as_str()), ("room", room.as_str())],
         )
+    }
+
+    /// The room for a customer who waits there for an agent (a blind
+    /// transfer): the room starts only when the agent joins, and until then
+    /// the customer hears the waiting audio instead of silence.
+    pub fn waiting_room(&self, room: &RoomName) -> String {
+        self.url(
+            "/twiml/conference",
+            &[
+                ("role", RoomRole::Customer.as_str()),
+                ("room", room.as_str()),
+                ("wait", "true"),
+            ],
+        )
+    }
+
+    /// What a held or waiting customer hears (`HoldUrl`, `waitUrl`): TwiML
+    /// that loops, since a plain audio file would play only once.
+    pub fn hold_audio(&self, purpose: HoldPurpose) -> String {
+        self.url("/twiml/hold", &[("for", purpose.as_str())])
     }
 
     /// TwiML for a call that has nowhere else to go: after a failing

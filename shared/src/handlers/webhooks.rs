@@ -8,7 +8,7 @@ use lambda_http::Request;
 use time::OffsetDateTime;
 
 use super::app::App;
-use super::webhook_urls::{RoomRole, WebhookUrls};
+use super::webhook_urls::{HoldPurpose, RoomRole, WebhookUrls};
 use super::{follow_up, history, request};
 use crate::config::CustomerFallback;
 use crate::domain::{
@@ -17,12 +17,18 @@ use crate::domain::{
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 use crate::twiml::{
-    Beep, Conference, ConferenceEventKind, Dial, HttpMethod, Number, NumberEvent, Redirect,
-    Response as TwiML, Say,
+    Beep, Conference, ConferenceEventKind, Dial, HttpMethod, Number, NumberEvent, Pause, Play,
+    Redirect, Response as TwiML, Say,
 };
 
 /// What the caller hears when a webhook cannot do its job.
 const APOLOGY: &str = "Sorry, this call cannot be connected. Goodbye.";
+
+/// What a customer waiting for an agent hears between pauses.
+const PLEASE_WAIT: &str = "Please hold while we connect you to an agent.";
+const WAIT_PAUSE_SECS: u32 = 15;
+/// Silence on hold without music, asked for again when it runs out.
+const HOLD_SILENCE_SECS: u32 = 600;
 
 /// What a customer hears when no agent is left for them.
 const NO_AGENT_LEFT: &str = "Sorry, no agent is available to continue this call. Goodbye.";
@@ -121,10 +127,18 @@ pub fn dial_customer_twiml(
 /// hanging up (the last agent left, or the product ended a room the
 /// customer was alone in), Twilio runs the next verb, which takes the
 /// customer to the fallback instead of silence or a dropped call.
-pub fn room_twiml(app: &App, urls: &WebhookUrls, room: &RoomName, role: RoomRole) -> String {
+pub fn room_twiml(
+    app: &App,
+    urls: &WebhookUrls,
+    room: &RoomName,
+    role: RoomRole,
+    waiting: bool,
+) -> String {
     let conference = Conference::new(room.as_str())
         .beep(Beep::False)
-        .start_conference_on_enter(true)
+        // A customer waiting for an agent does not start the room: until
+        // the agent comes, they hear the waiting audio.
+        .start_conference_on_enter(!waiting)
         .end_conference_on_exit(role == RoomRole::Customer)
         .participant_label(role.as_str())
         .status_callback(urls.conference_events())
@@ -132,11 +146,14 @@ pub fn room_twiml(app: &App, urls: &WebhookUrls, room: &RoomName, role: RoomRole
         .status_callback_method(HttpMethod::Post);
     // Without a waitUrl Twilio plays its own music; "" is silence. A static
     // file is fetched with GET so Twilio caches it.
-    let conference = match &app.config.hold_music_url {
-        Some(music) => conference
+    let conference = match (&app.config.hold_music_url, waiting) {
+        (_, true) => conference
+            .wait_url(urls.hold_audio(HoldPurpose::Wait))
+            .wait_method(HttpMethod::Post),
+        (Some(music), false) => conference
             .wait_url(music.as_str())
             .wait_method(HttpMethod::Get),
-        None => conference.wait_url(""),
+        (None, false) => conference.wait_url(""),
     };
     let twiml = TwiML::new().dial(Dial::new().conference(conference));
     match role {
@@ -183,11 +200,38 @@ pub(crate) async fn fallback(app: &App, hook: &Webhook<'_>) -> String {
 pub(crate) async fn conference(app: &App, hook: &Webhook<'_>) -> String {
     let room = hook.query("room").and_then(|v| RoomName::parse(&v).ok());
     let role = hook.query("role").as_deref().and_then(RoomRole::parse);
+    let waiting = hook.query("wait").as_deref() == Some("true");
     let (Some(room), Some(role)) = (room, role) else {
         tracing::warn!("conference TwiML without a valid room/role");
         return apology();
     };
-    room_twiml(app, &hook.urls, &room, role)
+    room_twiml(app, &hook.urls, &room, role, waiting)
+}
+
+/// What a held customer (`HoldUrl`) or a customer waiting for an agent
+/// (`waitUrl`) hears: the configured music, looped; otherwise silence on
+/// hold, and a short message between pauses while waiting. Stateless.
+pub(crate) async fn hold_audio(app: &App, hook: &Webhook<'_>) -> String {
+    let purpose = hook
+        .query("for")
+        .as_deref()
+        .and_then(HoldPurpose::parse)
+        .unwrap_or(HoldPurpose::Hold);
+    let again = Redirect::new(hook.urls.hold_audio(purpose)).method(HttpMethod::Post);
+    match (&app.config.hold_music_url, purpose) {
+        (Some(music), _) => TwiML::new()
+            .play(Play::new(music.as_str()).loop_count(0))
+            .to_xml(),
+        (None, HoldPurpose::Hold) => TwiML::new()
+            .pause(Pause::new().length(HOLD_SILENCE_SECS))
+            .redirect(again)
+            .to_xml(),
+        (None, HoldPurpose::Wait) => TwiML::new()
+            .say(Say::new(PLEASE_WAIT))
+            .pause(Pause::new().length(WAIT_PAUSE_SECS))
+            .redirect(again)
+            .to_xml(),
+    }
 }
 
 /// Leg 1's `<Dial>` ended. With a transfer under way the customer was just
@@ -220,7 +264,7 @@ pub(crate) async fn agent_dial_ended(app: &App, hook: &Webhook<'_>) -> String {
     };
     if join_room {
         tracing::info!(call = %sid, "first agent follows the customer into the room");
-        room_twiml(app, &hook.urls, &sid.room(), RoomRole::FirstAgent)
+        room_twiml(app, &hook.urls, &sid.room(), RoomRole::FirstAgent, false)
     } else {
         TwiML::new().hangup().to_xml()
     }

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use super::StoreError;
 use crate::domain::{
     CallSession, EventSource, HistoryEvent, LegObservation, LegStatus, Presence, Transfer,
-    TransferOutcome,
+    TransferKind, TransferOutcome,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -176,6 +176,7 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
             "customer_released",
             AttributeValue::Bool(session.customer_released),
         ),
+        ("customer_held", AttributeValue::Bool(session.customer_held)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -193,6 +194,8 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
     }
     if let Some(t) = &session.transfer {
         item.insert("t_attempt".into(), n(t.attempt));
+        item.insert("t_kind".into(), s(t.kind.as_str()));
+        item.insert("t_consulted".into(), AttributeValue::Bool(t.consulted));
         item.insert(
             "t_anchors_room".into(),
             AttributeValue::Bool(t.target_anchors_room),
@@ -232,6 +235,12 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         None => None,
         Some(attempt) => Some(Transfer {
             attempt,
+            // Sessions stored before blind transfers existed were all warm.
+            kind: match get_s(item, "t_kind") {
+                None => TransferKind::Warm,
+                Some(kind) => TransferKind::parse(kind).ok_or_else(|| corrupt("t_kind"))?,
+            },
+            consulted: get_bool(item, "t_consulted"),
             target: phone(item, "t_target")?,
             room: RoomName::parse(required(item, "t_room")?).map_err(|_| corrupt("t_room"))?,
             idempotency_key: get_s(item, "t_key").map(str::to_owned),
@@ -262,6 +271,7 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         first_agent_presence: Presence::from_u8(get_n(item, "first_agent_presence").unwrap_or(0)),
         room_ended: get_bool(item, "room_ended"),
         customer_moved: get_bool(item, "customer_moved"),
+        customer_held: get_bool(item, "customer_held"),
         room_sid: get_s(item, "room_sid").map(str::to_owned),
         customer_released: get_bool(item, "customer_released"),
         transfer,

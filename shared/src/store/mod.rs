@@ -15,7 +15,7 @@ pub use dynamo::DynamoStore;
 pub use item::{CHECK_AT, CHECK_LEASE, OPEN_SHARD, open_shard};
 
 use crate::domain::{
-    CallSession, DomainError, HistoryEvent, Observation, Observed, TransferDecision,
+    CallSession, DomainError, HistoryEvent, Observation, Observed, TransferDecision, TransferKind,
 };
 use crate::ids::{CallSid, PhoneNumber};
 
@@ -107,10 +107,11 @@ pub trait CallStore: Send + Sync {
         &self,
         id: &CallSid,
         target: PhoneNumber,
+        kind: TransferKind,
         idempotency_key: Option<String>,
         now: OffsetDateTime,
     ) -> Result<(TransferDecision, CallSession), StoreError> {
-        transfer_through_domain(self, id, target, idempotency_key, now).await
+        transfer_through_domain(self, id, target, kind, idempotency_key, now).await
     }
 }
 
@@ -120,13 +121,15 @@ pub(crate) async fn transfer_through_domain<S: CallStore + ?Sized>(
     store: &S,
     id: &CallSid,
     target: PhoneNumber,
+    kind: TransferKind,
     idempotency_key: Option<String>,
     now: OffsetDateTime,
 ) -> Result<(TransferDecision, CallSession), StoreError> {
     let decision = Mutex::new(TransferDecision::Existing);
     let session = store
         .update(id, &|session: &mut CallSession| {
-            let made = session.request_transfer(target.clone(), idempotency_key.clone(), now)?;
+            let made =
+                session.request_transfer(target.clone(), kind, idempotency_key.clone(), now)?;
             if let Ok(mut slot) = decision.lock() {
                 *slot = made;
             }
