@@ -130,38 +130,17 @@ fn spec(endpoint: Endpoint) -> Spec {
                 ("role", "customer".into()),
                 ("room", format!("wt-{SESSION}")),
             ],
-            vec![
-                ("CallSid", CUSTOMER_LEG),
-                ("ParentCallSid", SESSION),
-                ("CallStatus", "in-progress"),
-                ("Direction", "outbound-dial"),
-                ("From", CALLER_ID),
-                ("To", CUSTOMER),
-            ],
+            customer_leg_request(),
         ),
         Endpoint::FallbackTwiml => twilio(
             "/twiml/fallback",
             vec![("role", "customer".into())],
-            vec![
-                ("CallSid", CUSTOMER_LEG),
-                ("ParentCallSid", SESSION),
-                ("CallStatus", "in-progress"),
-                ("Direction", "outbound-dial"),
-                ("From", CALLER_ID),
-                ("To", CUSTOMER),
-            ],
+            customer_leg_request(),
         ),
         Endpoint::HoldTwiml => twilio(
             "/twiml/hold",
             vec![("for", "hold".into())],
-            vec![
-                ("CallSid", CUSTOMER_LEG),
-                ("ParentCallSid", SESSION),
-                ("CallStatus", "in-progress"),
-                ("Direction", "outbound-dial"),
-                ("From", CALLER_ID),
-                ("To", CUSTOMER),
-            ],
+            customer_leg_request(),
         ),
         Endpoint::StatusCallback => {
             let mut spec = twilio(
@@ -192,6 +171,18 @@ fn spec(endpoint: Endpoint) -> Spec {
             body: Body::None,
         },
     }
+}
+
+/// The form Twilio posts for the customer's leg (a TwiML request).
+fn customer_leg_request() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("CallSid", CUSTOMER_LEG),
+        ("ParentCallSid", SESSION),
+        ("CallStatus", "in-progress"),
+        ("Direction", "outbound-dial"),
+        ("From", CALLER_ID),
+        ("To", CUSTOMER),
+    ]
 }
 
 /// The event API Gateway hands the function for this endpoint's sample request.

@@ -698,8 +698,10 @@ async fn a_transfer_to_a_number_already_on_the_call_is_refused() {
     s.assert_customer_never_stranded();
 }
 
-#[tokio::test]
-async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
+/// A customer left alone in the room with the product none the wiser: from
+/// the moment agent two rings no callback reaches the product; agent one
+/// hangs up, agent two declines.
+async fn alone_unheard() -> (Scenario, String) {
     let s = scenario().await;
     s.stack
         .sim
@@ -708,11 +710,15 @@ async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
     assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
     s.transfer_state(&sid, "target-ringing").await;
     s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
-    // From now on no callback reaches the product: agent one hangs up, agent
-    // two declines, and the product hears of neither.
     s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
     assert!(s.stack.sim.hang_up(AGENT));
     s.wait_call_over(TARGET).await;
+    (s, sid)
+}
+
+#[tokio::test]
+async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
+    let (s, sid) = alone_unheard().await;
     assert_eq!(s.call(&sid).await["transfer"]["state"], "target-ringing");
     // One run of the reconciler, as the schedule's next period would start it.
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
@@ -779,17 +785,7 @@ async fn the_reconciler_hangs_up_a_second_agent_nobody_could_call_off() {
 
 #[tokio::test]
 async fn two_reconciler_runs_at_once_make_each_repair_once() {
-    let s = scenario().await;
-    s.stack
-        .sim
-        .script(TARGET, Script::decline_after(Duration::from_secs(20)));
-    let sid = s.connected().await;
-    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
-    s.transfer_state(&sid, "target-ringing").await;
-    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
-    s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
-    assert!(s.stack.sim.hang_up(AGENT));
-    s.wait_call_over(TARGET).await;
+    let (s, sid) = alone_unheard().await;
     let ended_rooms = s.stack.sim.requests(Operation::UpdateConference);
     // Two overlapping schedules start their runs at the same moment.
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);

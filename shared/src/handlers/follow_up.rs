@@ -8,6 +8,7 @@
 
 use time::OffsetDateTime;
 
+use super::api_error::ApiError;
 use super::app::App;
 use super::history;
 use crate::domain::{CallSession, FollowUp, HistoryEvent, RoomParticipant};
@@ -27,6 +28,22 @@ impl FollowUpError {
         match self {
             FollowUpError::NoRoom => true,
             FollowUpError::Twilio(error) => !error.is_uncertain(),
+        }
+    }
+}
+
+impl FollowUpError {
+    /// As the front-end API answers it: a refusal (the participant or room
+    /// is gone) is a conflict in state `gone.1`, saying `gone.0`; anything
+    /// else is Twilio failing to `what`.
+    pub(crate) fn into_api_error(self, gone: (&str, &str), what: &str) -> ApiError {
+        if self.is_refusal() {
+            ApiError::Conflict {
+                message: gone.0.to_owned(),
+                state: gone.1.to_owned(),
+            }
+        } else {
+            ApiError::Upstream(format!("Twilio could not {what}: {self}"))
         }
     }
 }

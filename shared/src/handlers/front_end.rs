@@ -389,14 +389,8 @@ pub async fn hold_customer(app: &App, req: &Request) -> Result<Response<Body>, A
     let hold_url = held.then(|| urls.hold_audio(HoldPurpose::Hold));
     if let Err(error) = follow_up::hold_customer(app, &current, held, hold_url).await {
         tracing::warn!(%error, call = %sid, held, "customer's hold not changed");
-        return Err(if error.is_refusal() {
-            ApiError::Conflict {
-                message: "the customer is not in the room".into(),
-                state: current.state().as_str().into(),
-            }
-        } else {
-            ApiError::Upstream(format!("Twilio could not change the hold: {error}"))
-        });
+        let gone = ("the customer is not in the room", current.state().as_str());
+        return Err(error.into_api_error(gone, "change the hold"));
     }
     let session = app
         .store
@@ -445,14 +439,8 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     if let Some(FollowUp::AnchorRoomOnTarget { attempt }) = &anchored {
         if let Err(error) = follow_up::anchor_room_on_target(app, &current, *attempt).await {
             tracing::warn!(%error, call = %sid, "second agent could not be made the room's anchor");
-            return Err(if error.is_refusal() {
-                ApiError::Conflict {
-                    message: "the second agent is no longer in the room".into(),
-                    state: "target-left".into(),
-                }
-            } else {
-                ApiError::Upstream(format!("Twilio could not update the second agent: {error}"))
-            });
+            let gone = ("the second agent is no longer in the room", "target-left");
+            return Err(error.into_api_error(gone, "update the second agent"));
         }
     }
     // Hanging up leg 1 leaves the room to the customer and the second agent:
