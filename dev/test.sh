@@ -2,12 +2,17 @@
 # The project's test command (see README): formatting, lints, then every test
 # of the workspace, including the end-to-end scenarios and the browser tests.
 # What a fresh machine lacks is installed on first use: dynalite and
-# playwright-core (npm, into dev/node_modules), cargo-nextest, Debian's chromium.
+# playwright-core (npm, into dev/node_modules), moto_server (pip), cargo-nextest,
+# Debian's chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -x dev/node_modules/.bin/dynalite ] || [ ! -d dev/node_modules/playwright-core ]; then
   npm ci --prefix dev --no-audit --no-fund --loglevel=error
+fi
+# moto_server: a real Secrets Manager API on loopback for the secret loader's tests.
+if ! command -v moto_server >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked

@@ -7,6 +7,7 @@ pub mod contract;
 pub mod dynalite;
 pub mod events;
 pub mod local;
+pub mod moto;
 pub mod paths;
 pub mod process;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::ids::PhoneNumber;
 pub mod vars {
     pub const TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
     pub const TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
+    pub const TWILIO_AUTH_TOKEN_SECONDARY: &str = "TWILIO_AUTH_TOKEN_SECONDARY";
     pub const TWILIO_API_KEY_SID: &str = "TWILIO_API_KEY_SID";
     pub const TWILIO_API_KEY_SECRET: &str = "TWILIO_API_KEY_SECRET";
     pub const TWILIO_API_BASE_URL: &str = "TWILIO_API_BASE_URL";
@@ -31,11 +32,14 @@ pub mod vars {
     pub const SESSION_TTL_HOURS: &str = "SESSION_TTL_HOURS";
     pub const HOLD_MUSIC_URL: &str = "HOLD_MUSIC_URL";
     pub const CUSTOMER_FALLBACK: &str = "CUSTOMER_FALLBACK";
+    /// The Secrets Manager secret holding the secret values (see `secrets`).
+    pub const SECRET_ARN: &str = "SECRET_ARN";
 
     /// All of them, for the template consistency test.
     pub const ALL: &[&str] = &[
         TWILIO_ACCOUNT_SID,
         TWILIO_AUTH_TOKEN,
+        TWILIO_AUTH_TOKEN_SECONDARY,
         TWILIO_API_KEY_SID,
         TWILIO_API_KEY_SECRET,
         TWILIO_API_BASE_URL,
@@ -50,6 +54,7 @@ pub mod vars {
         SESSION_TTL_HOURS,
         HOLD_MUSIC_URL,
         CUSTOMER_FALLBACK,
+        SECRET_ARN,
     ];
 }
 
@@ -100,7 +105,11 @@ pub enum TwilioCredentials {
 pub struct Config {
     pub twilio_account_sid: String,
     /// Signs webhooks, and authenticates REST calls unless an API key is set.
+    /// This and the other secrets are the values read at start; a warm
+    /// function's current ones are in its `SecretKeeper`.
     pub twilio_auth_token: Secret,
+    /// The next token during a rotation: webhooks signed with it pass too.
+    pub twilio_auth_token_secondary: Option<Secret>,
     pub twilio_credentials: TwilioCredentials,
     pub twilio_api_base_url: Url,
     pub twilio_timeout: Duration,
@@ -132,12 +141,9 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_map(&std::env::vars().collect())
-    }
-
-    /// Reads configuration from a map of variables (tests pass their own).
+    /// Reads configuration from a map of variables: the process environment,
+    /// with the secret's fields added in AWS (`secrets::merge_into_env`);
+    /// tests pass their own.
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         use vars::*;
         let get = |name: &'static str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
@@ -210,6 +216,7 @@ impl Config {
         Ok(Self {
             twilio_account_sid: account_sid.to_owned(),
             twilio_auth_token: auth_token,
+            twilio_auth_token_secondary: get(TWILIO_AUTH_TOKEN_SECONDARY).map(Secret::new),
             twilio_credentials: credentials,
             twilio_api_base_url: url(TWILIO_API_BASE_URL, api_base)?,
             twilio_timeout: Duration::from_millis(number(TWILIO_TIMEOUT_MS, 5_000, 100..=60_000)?),

@@ -4,7 +4,8 @@
 //! - [`ids`] and [`domain`]: phone numbers, call SIDs and the transfer state
 //!   machine, free of HTTP and AWS types;
 //! - [`twiml`], [`signature`], [`public_url`]: what a Twilio webhook speaks;
-//! - [`twilio`] and [`store`]: adapters for Twilio's REST API and DynamoDB;
+//! - [`twilio`], [`store`] and [`secrets`]: adapters for Twilio's REST API,
+//!   DynamoDB and Secrets Manager;
 //! - [`handlers`]: one function per Lambda, mapping HTTP to the domain.
 
 /// A closed set of strings on the wire (a TwiML attribute value, a Twilio
@@ -38,6 +39,7 @@ pub mod handlers;
 pub mod ids;
 pub mod logging;
 pub mod public_url;
+pub mod secrets;
 pub mod signature;
 pub mod store;
 pub mod twilio;

@@ -63,6 +63,25 @@ pub fn validate_form(
     }
 }
 
+/// Checks a form webhook against each token in turn (primary first, then
+/// during a rotation the secondary); returns the index of the one it matched.
+pub fn validate_form_any(
+    auth_tokens: &[&str],
+    url: &str,
+    params: &[(String, String)],
+    header: Option<&str>,
+) -> Result<usize, SignatureError> {
+    let mut outcome = Err(SignatureError::Mismatch);
+    for (index, token) in auth_tokens.iter().enumerate() {
+        match validate_form(token, url, params, header) {
+            Ok(()) => return Ok(index),
+            Err(SignatureError::Mismatch) => {}
+            Err(other) => outcome = Err(other),
+        }
+    }
+    outcome
+}
+
 /// Checks a JSON webhook: the signature covers the URL (with its
 /// `bodySHA256`), and that hash must be the body's.
 pub fn validate_json(
@@ -139,6 +158,29 @@ fn url_variants(url: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rotation: Twilio signs with the token it has as primary, which is
+    /// this side's primary or, until the secret catches up, its secondary.
+    #[test]
+    fn primary_secondary_and_wrong_tokens() {
+        let url = "https://a.example/twiml/dial-customer?session=CA1";
+        let params = vec![("CallSid".to_owned(), "CA1".to_owned())];
+        let tokens = ["primary-token", "secondary-token"];
+        let signed = |token| sign_form(token, url, &params);
+        let check = |header: Option<&str>| validate_form_any(&tokens, url, &params, header);
+        assert_eq!(check(Some(&signed("primary-token"))), Ok(0));
+        assert_eq!(check(Some(&signed("secondary-token"))), Ok(1));
+        assert_eq!(
+            check(Some(&signed("wrong-token"))),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(check(None), Err(SignatureError::Missing));
+        assert_eq!(
+            validate_form_any(&tokens[..1], url, &params, Some(&signed("secondary-token"))),
+            Err(SignatureError::Mismatch),
+            "no secondary configured: only the primary passes"
+        );
+    }
 
     #[test]
     fn port_variants() {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_norway::Value;
 use warm_transfer_core::config::vars;
 use warm_transfer_core::handlers::{Caller, Endpoint};
+use warm_transfer_core::secrets;
 
 fn workspace() -> PathBuf {
     warm_transfer_dev::paths::workspace()
@@ -158,11 +159,12 @@ fn template_environment_is_what_the_configuration_reads() {
         .filter(|k| *k != "RUST_LOG")
         .collect();
     // Only local runs point these elsewhere; in AWS the defaults are right.
+    // The secret values come from the secret, never the environment.
     let local_only = [vars::TWILIO_API_BASE_URL, vars::DYNAMODB_ENDPOINT];
     let read_by_code: BTreeSet<&str> = vars::ALL
         .iter()
         .copied()
-        .filter(|v| !local_only.contains(v))
+        .filter(|v| !local_only.contains(v) && !secrets::FIELDS.contains(v))
         .collect();
     assert_eq!(in_template, read_by_code);
 
@@ -179,14 +181,68 @@ fn template_environment_is_what_the_configuration_reads() {
     }
 }
 
+/// Every function reads the stack's one secret, by its ARN, and no secret
+/// value reaches a function's environment (nor a parameter that could).
 #[test]
-fn secrets_are_never_echoed() {
+fn no_secret_value_in_any_function_environment() {
     let template = template();
-    for parameter in ["TwilioAuthToken", "TwilioApiKeySecret", "ApiToken"] {
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        text(&globals[vars::SECRET_ARN]).as_deref(),
+        Some("AppSecret")
+    );
+    let environments = std::iter::once(globals.clone()).chain(
+        template_functions(&template)
+            .into_iter()
+            .map(|(_, props)| props["Environment"]["Variables"].clone()),
+    );
+    for variables in environments {
+        for field in secrets::FIELDS {
+            assert!(variables[*field].is_null(), "{field} in an environment");
+        }
+    }
+    for (name, parameter) in template["Parameters"].as_mapping().unwrap() {
+        assert!(
+            parameter["NoEcho"].is_null(),
+            "{name:?}: a secret parameter"
+        );
+    }
+    let secret = &template["Resources"]["AppSecret"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+}
+
+#[test]
+fn each_function_reads_only_the_stacks_secret() {
+    let template = template();
+    for (id, props) in template_functions(&template) {
+        let statements: Vec<Value> = props["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|policy| {
+                policy["Statement"]
+                    .as_sequence()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|statement| {
+                statement["Action"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|action| action.as_str().unwrap().starts_with("secretsmanager:"))
+            })
+            .collect();
+        assert_eq!(statements.len(), 1, "{id}");
         assert_eq!(
-            template["Parameters"][parameter]["NoEcho"],
-            Value::Bool(true),
-            "{parameter}"
+            statements[0]["Action"].as_sequence().unwrap(),
+            &[Value::from("secretsmanager:GetSecretValue")],
+            "{id}"
+        );
+        assert_eq!(
+            text(&statements[0]["Resource"]).as_deref(),
+            Some("AppSecret"),
+            "{id}"
         );
     }
 }
@@ -200,6 +256,10 @@ fn each_function_may_only_touch_the_calls_table() {
         };
         for policy in policies {
             for statement in policy["Statement"].as_sequence().unwrap() {
+                // The secret's statement is checked above.
+                if text(&statement["Resource"]).as_deref() == Some("AppSecret") {
+                    continue;
+                }
                 // The table, or (Query only) its open-sessions index.
                 let resource = text(&statement["Resource"]);
                 let index = format!(

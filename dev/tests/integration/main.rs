@@ -7,6 +7,7 @@ mod deployment;
 mod events;
 mod reconciler;
 mod scenarios;
+mod secrets;
 mod simulator;
 mod store_dynalite;
 mod store_open_sessions;

@@ -1,6 +1,7 @@
 //! The application: clients built once per cold start, and the dispatch of
 //! one request to the endpoint's handler.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use super::webhooks::{Reply, Webhook};
 use super::{Endpoint, bearer, console, cors, front_end, request, responses, webhooks};
 use crate::config::Config;
 use crate::public_url;
+use crate::secrets::{self, SecretKeeper, Secrets, SecretsManagerSource};
 use crate::signature;
 use crate::store::{CallStore, DynamoStore};
 use crate::twilio::TwilioClient;
@@ -23,6 +25,7 @@ pub struct App {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<dyn CallStore>,
     pub(crate) twilio: TwilioClient,
+    pub(crate) secrets: Arc<SecretKeeper>,
 }
 
 /// Why a function could not start; Lambda shows it in the init error.
@@ -30,6 +33,8 @@ pub struct App {
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     #[error("Twilio client: {0}")]
     Twilio(#[from] crate::twilio::TwilioError),
 }
@@ -39,18 +44,55 @@ impl App {
     /// once per cold start, reused by every invocation.
     pub async fn from_env() -> Result<Self, StartupError> {
         crate::logging::init();
-        let config = Config::from_env()?;
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let source = match secrets::secret_id(&env) {
+            Some(id) => {
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                Some(SecretsManagerSource::from_sdk_config(&sdk, id))
+            }
+            None => None,
+        };
+        Self::start(env, source).await
+    }
+
+    /// Start-up from a function's environment and, in AWS, the secret it
+    /// names: a missing or malformed secret or variable fails here.
+    pub async fn start(
+        mut env: HashMap<String, String>,
+        secret: Option<SecretsManagerSource>,
+    ) -> Result<Self, StartupError> {
+        if let Some(source) = &secret {
+            secrets::merge_into_env(&mut env, source).await?;
+        }
+        let config = Config::from_map(&env)?;
         let dynamodb = DynamoStore::client_from_config(&config).await;
         let store = DynamoStore::new(dynamodb, config.table_name.clone(), config.session_ttl);
         let twilio = TwilioClient::from_config(&config)?;
-        Ok(Self::new(config, Arc::new(store), twilio))
+        let mut app = Self::new(config, Arc::new(store), twilio);
+        if let Some(source) = secret {
+            app.secrets = Arc::new(SecretKeeper::refreshed(
+                source,
+                &app.config,
+                secrets::REFRESH_AFTER,
+            ));
+        }
+        Ok(app)
     }
 
     pub fn new(config: Config, store: Arc<dyn CallStore>, twilio: TwilioClient) -> Self {
         Self {
+            secrets: Arc::new(SecretKeeper::fixed(Secrets::from_config(&config))),
             config: Arc::new(config),
             store,
             twilio,
+        }
+    }
+
+    /// Puts a re-read secret in force once it is due (see `secrets`).
+    pub(crate) async fn refresh_secrets(&self) {
+        if let Some(fresh) = self.secrets.refresh_if_due().await {
+            let (user, password) = fresh.rest_credentials(&self.config.twilio_account_sid);
+            self.twilio.set_credentials(user, password);
         }
     }
 
@@ -78,6 +120,7 @@ impl App {
             endpoint = endpoint.function_name(),
         );
         async {
+            self.refresh_secrets().await;
             let req = &req;
             let response = match endpoint {
                 Endpoint::StartCall => self.api(req, front_end::start_call).await,
@@ -116,7 +159,8 @@ impl App {
         if req.method() == http::Method::OPTIONS {
             return cors::preflight(origin);
         }
-        let result = match bearer::check_bearer(req.headers(), self.config.api_token.expose()) {
+        let api_token = self.secrets.current().api_token.clone();
+        let result = match bearer::check_bearer(req.headers(), api_token.expose()) {
             Ok(()) => handler(self, req).await,
             Err(error) => Err(error),
         };
@@ -147,14 +191,17 @@ impl App {
             .headers()
             .get("x-twilio-signature")
             .and_then(|value| value.to_str().ok());
-        if let Err(error) = signature::validate_form(
-            self.config.twilio_auth_token.expose(),
-            &signed_url,
-            &params,
-            header,
-        ) {
-            tracing::warn!(%error, "webhook signature rejected");
-            return responses::forbidden();
+        let secrets = self.secrets.current();
+        match signature::validate_form_any(&secrets.signing_tokens(), &signed_url, &params, header)
+        {
+            Ok(0) => {}
+            // Twilio signs with the secondary token once it is promoted: the
+            // rotation's last step (README) removes the old one.
+            Ok(_) => tracing::debug!("webhook signed with the secondary auth token"),
+            Err(error) => {
+                tracing::warn!(%error, "webhook signature rejected");
+                return responses::forbidden();
+            }
         }
         let hook = Webhook {
             request: req,

@@ -469,6 +469,7 @@ impl App {
                         request_id = %event.context.request_id,
                         "scheduled run"
                     );
+                    app.refresh_secrets().await;
                     let report = run(&app, OffsetDateTime::now_utc()).await?;
                     Ok::<_, lambda_runtime::Error>(report)
                 }

@@ -85,6 +85,8 @@ struct Inner {
     http: reqwest::Client,
     config: TwilioClientConfig,
     base: String,
+    /// `config.username` and `password` until a rotated secret replaces them.
+    credentials: std::sync::RwLock<(String, Secret)>,
 }
 
 impl std::fmt::Debug for TwilioClient {
@@ -111,12 +113,29 @@ impl TwilioClient {
             .trim_end_matches('/')
             .to_owned();
         Ok(Self {
-            inner: Arc::new(Inner { http, config, base }),
+            inner: Arc::new(Inner {
+                http,
+                credentials: std::sync::RwLock::new((
+                    config.username.clone(),
+                    config.password.clone(),
+                )),
+                config,
+                base,
+            }),
         })
     }
 
     pub fn from_config(config: &Config) -> Result<Self, TwilioError> {
         Self::new(TwilioClientConfig::from_config(config))
+    }
+
+    /// REST credentials from a re-read secret, for every clone of this client.
+    pub fn set_credentials(&self, username: String, password: Secret) {
+        *self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (username, password);
     }
 
     pub fn account_sid(&self) -> &str {
@@ -155,10 +174,15 @@ impl TwilioClient {
         spec: &RequestSpec,
     ) -> (Result<Vec<u8>, TwilioError>, Option<Duration>, bool) {
         let inner = &self.inner;
+        let (username, password) = inner
+            .credentials
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut request = inner
             .http
             .request(spec.method.clone(), format!("{}{}", inner.base, spec.path))
-            .basic_auth(&inner.config.username, Some(inner.config.password.expose()));
+            .basic_auth(&username, Some(password.expose()));
         if !spec.query.is_empty() {
             request = request.query(&spec.query);
         }
