@@ -34,6 +34,8 @@ pub mod vars {
     pub const CUSTOMER_FALLBACK: &str = "CUSTOMER_FALLBACK";
     /// The Secrets Manager secret holding the secret values (see `secrets`).
     pub const SECRET_ARN: &str = "SECRET_ARN";
+    /// CloudWatch namespace of the functions' EMF metrics.
+    pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 
     /// All of them, for the template consistency test.
     pub const ALL: &[&str] = &[
@@ -55,6 +57,7 @@ pub mod vars {
         HOLD_MUSIC_URL,
         CUSTOMER_FALLBACK,
         SECRET_ARN,
+        METRICS_NAMESPACE,
     ];
 }
 
@@ -130,6 +133,8 @@ pub struct Config {
     /// Music for a participant waiting alone in a room; silence when unset.
     pub hold_music_url: Option<Url>,
     pub customer_fallback: CustomerFallback,
+    /// Where the EMF metrics go (`metrics`); one namespace per stack.
+    pub metrics_namespace: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,6 +246,9 @@ impl Config {
                     .map_err(|e| malformed(CUSTOMER_FALLBACK, &e.to_string()))?,
                 Some(twiml) => CustomerFallback::Twiml(url(CUSTOMER_FALLBACK, twiml)?),
             },
+            metrics_namespace: get(METRICS_NAMESPACE)
+                .unwrap_or(crate::metrics::DEFAULT_NAMESPACE)
+                .to_owned(),
         })
     }
 }

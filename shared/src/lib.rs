@@ -38,6 +38,7 @@ pub mod domain;
 pub mod handlers;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 pub mod public_url;
 pub mod secrets;
 pub mod signature;

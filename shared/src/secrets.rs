@@ -307,6 +307,7 @@ impl SecretKeeper {
         let fields = match refresh.source.read().await {
             Ok(fields) => fields,
             Err(error) => {
+                crate::metrics::count(crate::metrics::Metric::SecretRefreshFailures, None);
                 tracing::warn!(%error, "secret not refreshed; the values read before stay in force");
                 return None;
             }

@@ -5,6 +5,7 @@
 mod browser;
 mod deployment;
 mod events;
+mod metrics;
 mod reconciler;
 mod scenarios;
 mod secrets;

@@ -7,6 +7,7 @@ mod deadline;
 mod error;
 mod history;
 mod leg;
+mod milestone;
 mod observation;
 mod session;
 mod transfer;
@@ -15,6 +16,7 @@ pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, R
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use leg::{LegObservation, LegStatus, Presence};
+pub use milestone::{FailReason, Milestone};
 pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
 pub use transfer::{Transfer, TransferKind, TransferOutcome, TransferState};

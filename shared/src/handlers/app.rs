@@ -13,6 +13,7 @@ use super::webhook_urls::WebhookUrls;
 use super::webhooks::{Reply, Webhook};
 use super::{Endpoint, bearer, console, cors, front_end, request, responses, webhooks};
 use crate::config::Config;
+use crate::metrics::{self, Metric};
 use crate::public_url;
 use crate::secrets::{self, SecretKeeper, Secrets, SecretsManagerSource};
 use crate::signature;
@@ -65,6 +66,7 @@ impl App {
             secrets::merge_into_env(&mut env, source).await?;
         }
         let config = Config::from_map(&env)?;
+        metrics::set_namespace(&config.metrics_namespace);
         let dynamodb = DynamoStore::client_from_config(&config).await;
         let store = DynamoStore::new(dynamodb, config.table_name.clone(), config.session_ttl);
         let twilio = TwilioClient::from_config(&config)?;
@@ -195,10 +197,10 @@ impl App {
         match signature::validate_form_any(&secrets.signing_tokens(), &signed_url, &params, header)
         {
             Ok(0) => {}
-            // Twilio signs with the secondary token once it is promoted: the
-            // rotation's last step (README) removes the old one.
-            Ok(_) => tracing::debug!("webhook signed with the secondary auth token"),
+            // A rotation under way (README, "Rotating a token").
+            Ok(_) => metrics::count(Metric::SecondaryTokenSignatures, None),
             Err(error) => {
+                metrics::count(Metric::SignatureRefusals, None);
                 tracing::warn!(%error, "webhook signature rejected");
                 return responses::forbidden();
             }

@@ -23,6 +23,7 @@
 //! Every repair is one history entry with source `reconciler` and one JSON
 //! log line.
 
+use crate::metrics::{self, Repair};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
@@ -168,7 +169,7 @@ async fn reconcile(app: &App, session: CallSession) -> Result<usize, Skip> {
         if let (Observed::Applied, Some(next)) = app.store.observe(&current.id, observation).await?
         {
             current = next;
-            record(app, &current.id, RECOVERED, describe).await;
+            record(app, &current.id, RECOVERED, describe, Repair::LostCallback).await;
             repairs += 1;
         }
     }
@@ -202,6 +203,7 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
                     &before.id,
                     REPAIRED,
                     format!("hung up the {role}'s leg"),
+                    Repair::LegHungUp,
                 )
                 .await;
                 repairs += 1;
@@ -215,23 +217,33 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
         .unwrap_or_else(|| before.clone());
     let still_needed = after.follow_ups();
     for follow_up in &needed {
-        let detail = match follow_up {
+        let (detail, repair) = match follow_up {
             FollowUp::EndLeg(_) => continue,
-            FollowUp::AnchorRoomOnTarget { .. } => "the second agent now ends the room on leaving",
-            FollowUp::ReleaseCustomer => "customer alone in the room: room ended, fallback",
-            FollowUp::ResumeCustomer => "customer on hold after the consult ended: resumed",
+            FollowUp::AnchorRoomOnTarget { .. } => (
+                "the second agent now ends the room on leaving",
+                Repair::RoomAnchored,
+            ),
+            FollowUp::ReleaseCustomer => (
+                "customer alone in the room: room ended, fallback",
+                Repair::CustomerReleased,
+            ),
+            FollowUp::ResumeCustomer => (
+                "customer on hold after the consult ended: resumed",
+                Repair::CustomerResumed,
+            ),
         };
         if !still_needed.contains(follow_up) {
-            record(app, &before.id, REPAIRED, detail.to_owned()).await;
+            record(app, &before.id, REPAIRED, detail.to_owned(), repair).await;
             repairs += 1;
         }
     }
     Ok(repairs)
 }
 
-/// One history entry and one JSON log line per repair.
-async fn record(app: &App, call: &CallSid, kind: &'static str, detail: String) {
+/// One history entry, one JSON log line and one count per repair.
+async fn record(app: &App, call: &CallSid, kind: &'static str, detail: String, repair: Repair) {
     tracing::info!(%call, repair = kind, detail = %detail, source = "reconciler", "repair");
+    metrics::repair(repair);
     let event = HistoryEvent::reconciler(OffsetDateTime::now_utc(), kind, Some(detail));
     history::record(app.store.as_ref(), call, &event).await;
 }

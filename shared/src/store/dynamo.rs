@@ -258,7 +258,11 @@ impl CallStore for DynamoStore {
                 .put_session(&next, meta, "version = :version", expected)
                 .await
             {
-                Ok(()) => return Ok(next),
+                Ok(()) => {
+                    // The commit point: each change counted once, whoever made it.
+                    crate::metrics::session_changed(&current, &next);
+                    return Ok(next);
+                }
                 // Someone wrote in between: read again and re-apply.
                 Err(Failure::ConditionFailed) => continue,
                 Err(Failure::Store(error)) => return Err(error),

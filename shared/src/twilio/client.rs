@@ -153,6 +153,7 @@ impl TwilioClient {
                 Ok(body) => return Ok(body),
                 Err(error) => error,
             };
+            crate::metrics::twilio_error(&error);
             let may_repeat = match spec.repeat {
                 Repeat::Safe => error.is_retryable(),
                 // A dial that may have reached Twilio is never sent again.
@@ -162,6 +163,7 @@ impl TwilioClient {
                 return Err(error);
             }
             let delay = policy.delay(attempt - 1, retry_after);
+            crate::metrics::count(crate::metrics::Metric::TwilioRetries, None);
             tracing::warn!(%error, attempt, ?delay, path = %spec.path, "retrying Twilio request");
             tokio::time::sleep(delay).await;
         }
