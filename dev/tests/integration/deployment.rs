@@ -376,3 +376,90 @@ fn the_table_is_the_one_the_store_and_tests_create() {
         Some("TableDeletionProtection")
     );
 }
+
+/// Every HTTP route has its 5xx-rate and throttle alarms, reading the
+/// access log's per-route metrics under the route key API Gateway logs.
+#[test]
+fn every_route_has_its_5xx_and_throttle_alarms() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let alarm_routes = |metric: &str| -> BTreeSet<String> {
+        resources
+            .values()
+            .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+            .flat_map(|alarm| {
+                let props = &alarm["Properties"];
+                let direct = (text(&props["MetricName"]).as_deref() == Some(metric))
+                    .then(|| props["Dimensions"].clone());
+                let in_math = props["Metrics"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["MetricStat"]["Metric"]["MetricName"] == metric)
+                    .map(|m| m["MetricStat"]["Metric"]["Dimensions"].clone());
+                direct.into_iter().chain(in_math).collect::<Vec<_>>()
+            })
+            .filter_map(|dims| {
+                let dim = &dims.as_sequence()?[0];
+                (dim["Name"] == "Route").then(|| text(&dim["Value"]))?
+            })
+            .collect()
+    };
+    let routes: BTreeSet<String> = Endpoint::ALL
+        .into_iter()
+        .filter(|e| e.caller() != Caller::Schedule)
+        .map(|e| format!("{} {}", e.method(), e.route()))
+        .collect();
+    assert_eq!(alarm_routes("Api5xx"), routes);
+    assert_eq!(alarm_routes("ApiRequests"), routes);
+    assert_eq!(alarm_routes("ApiThrottled"), routes);
+
+    // The access log carries the route key these dimensions come from, and
+    // nothing that could hold a phone number or a token.
+    let format =
+        text(&template["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["Format"])
+            .unwrap();
+    let line: serde_json::Value = serde_json::from_str(
+        &format
+            .replace("$context.status", "200")
+            .replace("$context.responseLatency", "1")
+            .replace("$context.requestTimeEpoch", "1"),
+    )
+    .expect("the access log format is JSON");
+    for field in [
+        "requestId",
+        "routeKey",
+        "status",
+        "responseLatencyMs",
+        "integrationError",
+    ] {
+        assert!(!line[field].is_null(), "{field}");
+    }
+    for leak in ["path", "querystring", "identity", "header", "authorizer"] {
+        assert!(
+            !format.to_lowercase().contains(leak),
+            "{leak} in the access log"
+        );
+    }
+}
+
+/// Each checkov exception is in the template with its reason.
+#[test]
+fn every_security_check_skipped_says_why() {
+    let template = template();
+    let mut skipped = 0;
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        for skip in resource["Metadata"]["checkov"]["skip"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let check = text(&skip["id"]).unwrap();
+            assert!(check.starts_with("CKV"), "{id:?}: {check}");
+            let reason = text(&skip["comment"]).unwrap_or_default();
+            assert!(reason.len() > 40, "{id:?}: {check} needs its reason");
+            skipped += 1;
+        }
+    }
+    assert!(skipped > 0);
+}
