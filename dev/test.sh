@@ -2,7 +2,7 @@
 # The project's test command (see README): formatting, lints, then every test
 # of the workspace, including the end-to-end scenarios and the browser tests.
 # What a fresh machine lacks is installed on first use: dynalite and
-# playwright-core (npm, into dev/node_modules), moto_server (pip), cargo-nextest,
+# playwright-core (npm, into dev/node_modules), moto_server (pip, in a virtualenv), cargo-nextest,
 # Debian's chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +10,15 @@ cd "$(dirname "$0")/.."
 if [ ! -x dev/node_modules/.bin/dynalite ] || [ ! -d dev/node_modules/playwright-core ]; then
   npm ci --prefix dev --no-audit --no-fund --loglevel=error
 fi
-# moto_server: a real Secrets Manager API on loopback for the secret loader's tests.
-if ! command -v moto_server >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+# moto_server: a real Secrets Manager API on loopback for the secret loader's
+# tests and the bench; in its own virtualenv, so its dependencies never move
+# the SAM CLI's.
+if [ -z "${MOTO_SERVER:-}" ] && ! command -v moto_server >/dev/null 2>&1; then
+  if [ ! -x target/moto-venv/bin/moto_server ]; then
+    python3 -m venv target/moto-venv
+    target/moto-venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+  fi
+  export MOTO_SERVER="$PWD/target/moto-venv/bin/moto_server"
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked

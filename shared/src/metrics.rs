@@ -145,11 +145,18 @@ pub fn line(
 }
 
 fn emit(line: String) {
+    static IN_LAMBDA: OnceLock<bool> = OnceLock::new();
     let mut captured = CAPTURED.lock().unwrap_or_else(PoisonError::into_inner);
     match captured.as_mut() {
         Some(lines) => lines.push(line),
         // One write per line: CloudWatch reads each line as one log event.
-        None => println!("{line}"),
+        None if *IN_LAMBDA
+            .get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) =>
+        {
+            println!("{line}")
+        }
+        // The local stack's own output stays readable (RUST_LOG=debug shows them).
+        None => tracing::debug!(metric = %line, "metric"),
     }
 }
 

@@ -82,12 +82,24 @@ async fn a_transfer_through_the_store_is_counted_once_per_milestone() {
     }
     metrics::capture();
     store
-        .request_transfer(&id, phone("+15550100003"), Some("k1".into()), now)
+        .request_transfer(
+            &id,
+            phone("+15550100003"),
+            TransferKind::Warm,
+            Some("k1".into()),
+            now,
+        )
         .await
         .unwrap();
     // The same request again (the console retried): no second count.
     store
-        .request_transfer(&id, phone("+15550100003"), Some("k1".into()), now)
+        .request_transfer(
+            &id,
+            phone("+15550100003"),
+            TransferKind::Warm,
+            Some("k1".into()),
+            now,
+        )
         .await
         .unwrap();
     let target = |status, sequence| Observation::TargetLeg {

@@ -57,10 +57,7 @@ impl Milestone {
         let now = after.transfer_state();
         if let Some(now) = now.filter(|now| Some(*now) != was) {
             let answered = |s: Option<TransferState>| {
-                matches!(
-                    s,
-                    Some(TransferState::TargetAnswered | TransferState::FirstAgentLeft)
-                )
+                s.is_some_and(|s| s.target_on_the_line() || s == TransferState::FirstAgentLeft)
             };
             if answered(Some(now)) && !answered(was) {
                 out.push(Milestone::TransferAnswered);
@@ -93,7 +90,9 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::domain::{ConferenceEvent, LegObservation, LegStatus, Observation, RoomParticipant};
+    use crate::domain::{
+        ConferenceEvent, LegObservation, LegStatus, Observation, RoomParticipant, TransferKind,
+    };
     use crate::ids::{CallSid, PhoneNumber};
 
     const AGENT: &str = "CA00000000000000000000000000000001";
@@ -142,8 +141,13 @@ mod tests {
             LegStatus::InProgress,
             2,
         )));
-        s.request_transfer(phone("+15550100003"), None, requested_at)
-            .unwrap();
+        s.request_transfer(
+            phone("+15550100003"),
+            TransferKind::Warm,
+            None,
+            requested_at,
+        )
+        .unwrap();
         s.observe(joined(RoomParticipant::Customer));
         s.observe(joined(RoomParticipant::FirstAgent));
         s
@@ -226,7 +230,8 @@ mod tests {
             let again = step(&mut s, |s| {
                 let later = OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(1);
                 let phone = PhoneNumber::parse("+15550100004").unwrap();
-                s.request_transfer(phone, None, later).unwrap();
+                s.request_transfer(phone, TransferKind::Warm, None, later)
+                    .unwrap();
             });
             assert_eq!(again, [Milestone::TransferRequested], "{status:?}");
         }
@@ -236,6 +241,53 @@ mod tests {
                 .fail_transfer(1, "21220".into(), true)
                 .unwrap()),
             [Milestone::TransferFailed(FailReason::NotPlaced)]
+        );
+    }
+
+    #[test]
+    fn a_blind_transfer_counts_the_answer_as_the_handover_and_a_busy_one_strands() {
+        let phone = |n| PhoneNumber::parse(n).unwrap();
+        let mut s = CallSession::start(
+            CallSid::parse(AGENT).unwrap(),
+            phone("+15550100001"),
+            phone("+15550100002"),
+            phone("+15005550006"),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        s.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
+        s.observe(Observation::CustomerLeg(leg(
+            CUSTOMER,
+            LegStatus::InProgress,
+            2,
+        )));
+        let requested = step(&mut s, |s| {
+            s.request_transfer(
+                phone("+15550100003"),
+                TransferKind::Cold,
+                None,
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap();
+            s.customer_redirected(1).unwrap();
+            s.observe(Observation::AgentLeg(leg(AGENT, LegStatus::Completed, 5)));
+            s.observe(target(LegStatus::Ringing, 1));
+        });
+        assert_eq!(requested, [Milestone::TransferRequested]);
+        let mut busy = s.clone();
+        assert_eq!(
+            step(&mut busy, |s| {
+                s.observe(target(LegStatus::Busy, 2));
+            }),
+            [
+                Milestone::TransferFailed(FailReason::Busy),
+                Milestone::CustomerLeftAlone
+            ]
+        );
+        assert_eq!(
+            step(&mut s, |s| {
+                s.observe(target(LegStatus::InProgress, 2));
+            }),
+            [Milestone::TransferAnswered, Milestone::TransferHandedOver]
         );
     }
 
