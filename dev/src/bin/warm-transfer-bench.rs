@@ -516,7 +516,7 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
     let twilio = TwilioStub::start().await?;
     let release = workspace().join("target/release");
     let mut rows = vec![
-        "| function | cold start p50 ms | x86_64 size MB | arm64 size MB (sam build) | peak RSS MB after load |".to_owned(),
+        "| function | cold start p50 ms | x86_64 size MB | arm64 size MB (cargo lambda build) | peak RSS MB after load |".to_owned(),
         "|---|---|---|---|---|".to_owned(),
     ];
     for endpoint in Endpoint::ALL {
@@ -587,16 +587,8 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
                 format!("{:.2}", m.len() as f64 / 1_048_576.0)
             })
         };
-        let logical: String = name
-            .split('-')
-            .map(|w| {
-                let mut c = w.chars();
-                c.next()
-                    .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let arm = workspace().join(format!(".aws-sam/build/{logical}Function/bootstrap"));
+        // What `sam deploy` ships: the README's `cargo lambda build`.
+        let arm = workspace().join(format!("target/lambda/{name}/bootstrap"));
         rows.push(format!(
             "| {name} | {:.1} | {} | {} | {rss} |",
             ms(percentile(&starts, 50.0)),
