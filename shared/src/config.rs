@@ -36,6 +36,7 @@ pub mod vars {
     pub const SECRET_ARN: &str = "SECRET_ARN";
     /// CloudWatch namespace of the functions' EMF metrics.
     pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+    pub const RECORDING: &str = "RECORDING";
 
     /// All of them, for the template consistency test.
     pub const ALL: &[&str] = &[
@@ -58,6 +59,7 @@ pub mod vars {
         CUSTOMER_FALLBACK,
         SECRET_ARN,
         METRICS_NAMESPACE,
+        RECORDING,
     ];
 }
 
@@ -135,6 +137,9 @@ pub struct Config {
     pub customer_fallback: CustomerFallback,
     /// Where the EMF metrics go (`metrics`); one namespace per stack.
     pub metrics_namespace: String,
+    /// Whether the customer's conversation is recorded (`RECORDING=on`);
+    /// off unless asked for, since recordings hold personal data.
+    pub recording: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -249,6 +254,11 @@ impl Config {
             metrics_namespace: get(METRICS_NAMESPACE)
                 .unwrap_or(crate::metrics::DEFAULT_NAMESPACE)
                 .to_owned(),
+            recording: match get(RECORDING) {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(_) => return Err(malformed(RECORDING, "must be on or off")),
+            },
         })
     }
 }
@@ -322,6 +332,22 @@ mod tests {
         assert_eq!(config.transfer_ring_timeout_secs, 30);
         assert_eq!(config.session_ttl, Duration::from_secs(72 * 3600));
         assert!(config.public_base_url.is_none());
+        assert!(!config.recording, "recording is off unless asked for");
+    }
+
+    #[test]
+    fn recording_is_on_or_off() {
+        for (value, expected) in [("on", Some(true)), ("off", Some(false)), ("yes", None)] {
+            let mut env = minimal();
+            env.insert(vars::RECORDING.into(), value.into());
+            match (Config::from_map(&env), expected) {
+                (Ok(config), Some(on)) => assert_eq!(config.recording, on, "{value}"),
+                (Err(ConfigError::Malformed { name, .. }), None) => {
+                    assert_eq!(name, vars::RECORDING)
+                }
+                (other, _) => panic!("{value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

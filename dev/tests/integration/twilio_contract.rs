@@ -76,6 +76,11 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
                     conference_status_callback: Some(URL.into()),
                     conference_status_callback_event: ConferenceCallbackEvent::ALL.to_vec(),
                     conference_status_callback_method: Some(HttpMethod::Post),
+                    conference_record: Some(ConferenceRecord::RecordFromStart),
+                    conference_recording_status_callback: Some(URL.into()),
+                    conference_recording_status_callback_event: ConferenceRecordingEvent::ALL
+                        .to_vec(),
+                    conference_recording_status_callback_method: Some(HttpMethod::Post),
                     wait_url: Some(
                         "https://twimlets.com/holdmusic?Bucket=com.twilio.music.classical".into(),
                     ),

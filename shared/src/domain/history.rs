@@ -2,6 +2,8 @@
 
 use time::OffsetDateTime;
 
+use super::recording::Recording;
+
 wire_enum!(
     /// Who wrote a history entry.
     EventSource {
@@ -24,6 +26,8 @@ pub struct HistoryEvent {
     pub source: EventSource,
     pub kind: String,
     pub detail: Option<String>,
+    /// Set on the entry of a recording status callback.
+    pub recording: Option<Recording>,
 }
 
 impl HistoryEvent {
@@ -33,6 +37,7 @@ impl HistoryEvent {
             source: EventSource::Api,
             kind: kind.into(),
             detail,
+            recording: None,
         }
     }
 
@@ -42,6 +47,7 @@ impl HistoryEvent {
             source: EventSource::Twilio,
             kind: kind.into(),
             detail,
+            recording: None,
         }
     }
 
@@ -51,6 +57,18 @@ impl HistoryEvent {
             source: EventSource::Reconciler,
             kind: kind.into(),
             detail,
+            recording: None,
+        }
+    }
+
+    /// What a recording status callback reported.
+    pub fn recorded(at: OffsetDateTime, recording: Recording) -> Self {
+        Self {
+            at,
+            source: EventSource::Twilio,
+            kind: recording.describe(),
+            detail: Some(recording.detail()),
+            recording: Some(recording),
         }
     }
 
@@ -60,6 +78,7 @@ impl HistoryEvent {
             source: EventSource::Product,
             kind: kind.into(),
             detail,
+            recording: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod history;
 mod leg;
 mod milestone;
 mod observation;
+mod recording;
 mod session;
 mod transfer;
 
@@ -18,5 +19,6 @@ pub use history::{EventSource, HistoryEvent};
 pub use leg::{LegObservation, LegStatus, Presence};
 pub use milestone::{FailReason, Milestone};
 pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
+pub use recording::{Recording, RecordingSource, RecordingStatus};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
 pub use transfer::{Transfer, TransferKind, TransferOutcome, TransferState};

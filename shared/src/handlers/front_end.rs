@@ -14,7 +14,7 @@ use super::app::App;
 use super::responses::json;
 use super::views::CallView;
 use super::webhook_urls::{HoldPurpose, RoomRole};
-use super::{follow_up, history, request};
+use super::{follow_up, history, recordings, request};
 use crate::domain::{
     CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation, Presence,
     RoomParticipant, TransferDecision, TransferKind, TransferState,
@@ -210,6 +210,7 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
         wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
         ..CreateParticipant::new(session.caller_id.clone(), target.clone())
     };
+    let second_agent = recordings::record_room_rest(app, &urls, &transfer.room, second_agent);
     let ring = app.twilio.create_participant(&room, &second_agent);
     let (redirected, rang) = futures::join!(redirect, ring);
     let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());

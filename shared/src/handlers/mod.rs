@@ -11,6 +11,7 @@ mod follow_up;
 mod front_end;
 mod history;
 pub mod reconciler;
+mod recordings;
 mod request;
 mod responses;
 mod views;

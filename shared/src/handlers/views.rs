@@ -5,7 +5,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{CallSession, EventSource, HistoryEvent, LegObservation, TransferOutcome};
+use crate::domain::{
+    CallSession, EventSource, HistoryEvent, LegObservation, Recording, TransferOutcome,
+};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,7 +26,20 @@ pub struct CallView {
     /// Repairs the reconciler made after lost callbacks (history entries
     /// whose source is `reconciler`).
     repairs: usize,
+    /// What Twilio recorded of the conversation (recording on), from the
+    /// recording callbacks in the history.
+    recordings: Vec<RecordingView>,
     events: Vec<EventView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordingView {
+    sid: String,
+    /// `bridge` (agent one and the customer) or `room` (the conference).
+    source: &'static str,
+    status: &'static str,
+    duration_secs: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +116,15 @@ impl CallView {
                 .iter()
                 .filter(|e| e.source == EventSource::Reconciler)
                 .count(),
+            recordings: Recording::from_history(&events)
+                .into_iter()
+                .map(|r| RecordingView {
+                    sid: r.sid,
+                    source: r.source.as_str(),
+                    status: r.status.as_str(),
+                    duration_secs: r.duration_secs,
+                })
+                .collect(),
             events: events
                 .into_iter()
                 .map(|e| EventView {

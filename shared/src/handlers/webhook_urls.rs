@@ -171,6 +171,12 @@ impl WebhookUrls {
     pub fn conference_events(&self) -> String {
         self.events("/events/conference", &[])
     }
+
+    /// Recording callbacks: a conference's carry only its `CF…` SID, so
+    /// the URL says which session the recording belongs to.
+    pub fn recording_events(&self, session: &CallSid) -> String {
+        self.events("/events/recording", &[("session", session.as_str())])
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +213,7 @@ mod tests {
             (c.customer_leg_events(), Endpoint::StatusCallback),
             (c.participant_events(&sid, 2), Endpoint::StatusCallback),
             (c.conference_events(), Endpoint::StatusCallback),
+            (c.recording_events(&sid), Endpoint::StatusCallback),
             (c.fallback(RoomRole::Customer), Endpoint::FallbackTwiml),
         ] {
             assert_eq!(endpoint_of(&url, base), expected, "{url}");

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::app::App;
 use super::webhook_urls::{HoldPurpose, RoomRole, WebhookUrls};
-use super::{follow_up, history, request};
+use super::{follow_up, history, recordings, request};
 use crate::config::CustomerFallback;
 use crate::domain::{
     ConferenceEvent, HistoryEvent, LegObservation, LegStatus, Observation, Observed,
@@ -87,7 +87,7 @@ fn apology() -> String {
 
 /// Leg 1 answered: dial the customer. Stateless: the numbers travel in the
 /// query string of the URL the start-call handler gave Twilio.
-pub(crate) async fn dial_customer(_app: &App, hook: &Webhook<'_>) -> String {
+pub(crate) async fn dial_customer(app: &App, hook: &Webhook<'_>) -> String {
     let to = hook.query("to").and_then(|v| PhoneNumber::parse(&v).ok());
     let caller_id = hook
         .query("callerId")
@@ -97,27 +97,40 @@ pub(crate) async fn dial_customer(_app: &App, hook: &Webhook<'_>) -> String {
         return apology();
     };
     tracing::info!(customer = %to, "dialling the customer");
-    dial_customer_twiml(&hook.urls, &to, &caller_id)
+    // Leg 1's SID names the session its recording belongs to.
+    let session = hook
+        .form()
+        .get("CallSid")
+        .and_then(|v| CallSid::parse(v).ok());
+    let recorded = session.as_ref().filter(|_| app.config.recording);
+    dial_customer_twiml(&hook.urls, &to, &caller_id, recorded)
 }
 
+/// `recorded`: the session whose bridge with the customer is recorded, if
+/// recording is on.
 pub fn dial_customer_twiml(
     urls: &WebhookUrls,
     to: &PhoneNumber,
     caller_id: &PhoneNumber,
+    recorded: Option<&CallSid>,
 ) -> String {
+    let dial = Dial::new()
+        .action(urls.agent_dial_ended())
+        .method(HttpMethod::Post)
+        .caller_id(caller_id.as_str())
+        .answer_on_bridge(true);
+    let dial = match recorded {
+        Some(session) => recordings::record_bridge(dial, urls, session),
+        None => dial,
+    };
     TwiML::new()
         .dial(
-            Dial::new()
-                .action(urls.agent_dial_ended())
-                .method(HttpMethod::Post)
-                .caller_id(caller_id.as_str())
-                .answer_on_bridge(true)
-                .number(
-                    Number::new(to.as_str())
-                        .status_callback(urls.customer_leg_events())
-                        .status_callback_events(NumberEvent::EVERY)
-                        .status_callback_method(HttpMethod::Post),
-                ),
+            dial.number(
+                Number::new(to.as_str())
+                    .status_callback(urls.customer_leg_events())
+                    .status_callback_events(NumberEvent::EVERY)
+                    .status_callback_method(HttpMethod::Post),
+            ),
         )
         .to_xml()
 }
@@ -144,6 +157,11 @@ pub fn room_twiml(
         .status_callback(urls.conference_events())
         .status_callback_events(ConferenceEventKind::LIFECYCLE)
         .status_callback_method(HttpMethod::Post);
+    let conference = if app.config.recording {
+        recordings::record_room(conference, urls, room)
+    } else {
+        conference
+    };
     // Without a waitUrl Twilio plays its own music; "" is silence. A static
     // file is fetched with GET so Twilio caches it.
     let conference = match (&app.config.hold_music_url, waiting) {
@@ -270,12 +288,15 @@ pub(crate) async fn agent_dial_ended(app: &App, hook: &Webhook<'_>) -> String {
     }
 }
 
-/// Status callbacks of every leg and of the conference. A callback that
-/// moves the call forward is followed by whatever it makes necessary
+/// Status callbacks of every leg and of the conference, and recording
+/// callbacks (see [`recordings`]). A callback that moves the call forward is followed by whatever it makes necessary
 /// (see [`CallSession::follow_ups`]).
 pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<String, NotRecorded> {
-    let form = hook.form();
     let leg = request::path_param(hook.request, "leg").unwrap_or_default();
+    if leg == "recording" {
+        return recordings::recorded(app, hook).await;
+    }
+    let form = hook.form();
     let Some((session_sid, observation)) = observation(&leg, hook.request, &form) else {
         tracing::warn!(leg, "status callback not understood; ignored");
         return Ok(empty());

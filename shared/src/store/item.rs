@@ -10,8 +10,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::StoreError;
 use crate::domain::{
-    CallSession, EventSource, HistoryEvent, LegObservation, LegStatus, Presence, Transfer,
-    TransferKind, TransferOutcome,
+    CallSession, EventSource, HistoryEvent, LegObservation, LegStatus, Presence, Recording,
+    RecordingSource, RecordingStatus, Transfer, TransferKind, TransferOutcome,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -301,7 +301,28 @@ pub fn event_item(id: &CallSid, event: &HistoryEvent, expires_at: i64) -> Item {
     if let Some(detail) = &event.detail {
         item.insert("detail".into(), s(detail));
     }
+    if let Some(recording) = &event.recording {
+        item.insert("rec_sid".into(), s(&recording.sid));
+        item.insert("rec_source".into(), s(recording.source.as_str()));
+        item.insert("rec_status".into(), s(recording.status.as_str()));
+        if let Some(secs) = recording.duration_secs {
+            item.insert("rec_secs".into(), n(secs));
+        }
+    }
     item
+}
+
+fn recording(item: &Item) -> Result<Option<Recording>, StoreError> {
+    let Some(sid) = get_s(item, "rec_sid") else {
+        return Ok(None);
+    };
+    let source = RecordingSource::parse(required(item, "rec_source")?)
+        .ok_or_else(|| corrupt("rec_source"))?;
+    let status = RecordingStatus::parse(required(item, "rec_status")?)
+        .ok_or_else(|| corrupt("rec_status"))?;
+    Recording::new(sid, source, status, get_n(item, "rec_secs"))
+        .map(Some)
+        .ok_or_else(|| corrupt("rec_sid"))
 }
 
 pub fn event_from_item(item: &Item) -> Result<HistoryEvent, StoreError> {
@@ -310,5 +331,50 @@ pub fn event_from_item(item: &Item) -> Result<HistoryEvent, StoreError> {
         source: EventSource::parse(required(item, "source")?).ok_or_else(|| corrupt("source"))?,
         kind: required(item, "kind")?.to_owned(),
         detail: get_s(item, "detail").map(str::to_owned),
+        recording: recording(item)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_entry_round_trips() {
+        let id = CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap();
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let recording = Recording::new(
+            "RE0123456789abcdef0123456789abcdef",
+            RecordingSource::Bridge,
+            RecordingStatus::Completed,
+            Some(17),
+        )
+        .unwrap();
+        for event in [
+            HistoryEvent::recorded(at, recording),
+            HistoryEvent::twilio(at, "customer completed", None),
+        ] {
+            let item = event_item(&id, &event, 0);
+            assert_eq!(event_from_item(&item).unwrap(), event);
+        }
+        let mut item = event_item(
+            &id,
+            &HistoryEvent::recorded(
+                at,
+                Recording::new(
+                    "RE0123456789abcdef0123456789abcdef",
+                    RecordingSource::Room,
+                    RecordingStatus::Completed,
+                    None,
+                )
+                .unwrap(),
+            ),
+            0,
+        );
+        item.insert("rec_source".into(), s("voicemail"));
+        assert!(matches!(
+            event_from_item(&item),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }

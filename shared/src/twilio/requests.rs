@@ -213,6 +213,25 @@ pub fn create_participant(
                 .conference_status_callback_method
                 .map(HttpMethod::as_str),
         )
+        .text(
+            "ConferenceRecord",
+            participant.conference_record.map(ConferenceRecord::as_str),
+        )
+        .text(
+            "ConferenceRecordingStatusCallback",
+            participant.conference_recording_status_callback.as_ref(),
+        )
+        .each(
+            "ConferenceRecordingStatusCallbackEvent",
+            &participant.conference_recording_status_callback_event,
+            ConferenceRecordingEvent::as_str,
+        )
+        .text(
+            "ConferenceRecordingStatusCallbackMethod",
+            participant
+                .conference_recording_status_callback_method
+                .map(HttpMethod::as_str),
+        )
         .text("WaitUrl", participant.wait_url.as_ref())
         .text(
             "WaitMethod",

@@ -10,6 +10,25 @@ pub use crate::twiml::ConferenceEventKind as ConferenceCallbackEvent;
 
 wire_enum!(HttpMethod { Get => "GET", Post => "POST" });
 wire_enum!(
+    /// `ConferenceRecord` of a participant create: whether the room it
+    /// joins is recorded.
+    ConferenceRecord {
+        True => "true",
+        False => "false",
+        RecordFromStart => "record-from-start",
+        DoNotRecord => "do-not-record",
+    }
+);
+wire_enum!(
+    /// `ConferenceRecordingStatusCallbackEvent` values.
+    ConferenceRecordingEvent {
+        InProgress => "in-progress",
+        Completed => "completed",
+        Failed => "failed",
+        Absent => "absent",
+    }
+);
+wire_enum!(
     /// `StatusCallbackEvent` of calls and participants.
     CallStatusEvent {
         Initiated => "initiated",
@@ -149,6 +168,12 @@ pub struct CreateParticipant {
     pub conference_status_callback: Option<String>,
     pub conference_status_callback_event: Vec<ConferenceCallbackEvent>,
     pub conference_status_callback_method: Option<HttpMethod>,
+    /// Like the room's callback, its recording comes from the first
+    /// participant (twilio-rules 1.13, U10).
+    pub conference_record: Option<ConferenceRecord>,
+    pub conference_recording_status_callback: Option<String>,
+    pub conference_recording_status_callback_event: Vec<ConferenceRecordingEvent>,
+    pub conference_recording_status_callback_method: Option<HttpMethod>,
     pub wait_url: Option<String>,
     pub wait_method: Option<HttpMethod>,
     pub muted: Option<bool>,
@@ -174,6 +199,10 @@ impl CreateParticipant {
             conference_status_callback: None,
             conference_status_callback_event: Vec::new(),
             conference_status_callback_method: None,
+            conference_record: None,
+            conference_recording_status_callback: None,
+            conference_recording_status_callback_event: Vec::new(),
+            conference_recording_status_callback_method: None,
             wait_url: None,
             wait_method: None,
             muted: None,
