@@ -46,6 +46,8 @@ pub struct LocalOptions {
     /// How fast simulated time runs: 1.0 is real time, 0.1 ten times faster.
     pub time_scale: f64,
     pub ring_timeout_secs: u32,
+    /// `RECORDING=on`: the simulator records and reports the conversation.
+    pub recording: bool,
 }
 
 impl Default for LocalOptions {
@@ -54,6 +56,7 @@ impl Default for LocalOptions {
             port: 0,
             time_scale: 1.0,
             ring_timeout_secs: 20,
+            recording: false,
         }
     }
 }
@@ -94,6 +97,10 @@ impl LocalStack {
             (
                 vars::TRANSFER_RING_TIMEOUT_SECS,
                 options.ring_timeout_secs.to_string(),
+            ),
+            (
+                vars::RECORDING,
+                if options.recording { "on" } else { "off" }.to_owned(),
             ),
         ]
         .into_iter()

@@ -11,6 +11,7 @@ use warm_transfer_core::domain::LegStatus;
 
 use super::Sim;
 use super::people::Answer;
+use super::recordings::{Recorded, Running};
 use super::twiml::{self, Dial, DialTarget, Verb};
 use super::webhook::{CallbackInfo, CallbackKind, Hook, HookError};
 use super::world::{EndReason, Interrupt, Leg, Location, Target, World};
@@ -629,6 +630,16 @@ impl Sim {
             fallback: None,
         });
         self.log(format!("  dials {number}"));
+        // Twilio: <Dial record> records the bridge, from ringing or from
+        // answer (twilio-rules 7.5, [dial#record]).
+        let record = dial.record.as_ref();
+        let of = Recorded::Dial { parent };
+        let mut recording = record
+            .filter(|r| r.from_ringing)
+            .map(|r| self.recording_started(r, of));
+        let finish = |recording: Option<Running>| -> Option<String> {
+            Some(self.recording_completed(record?, of, &recording?))
+        };
         tokio::spawn(self.clone().run_child(child.clone(), parent.to_owned()));
         let timeout = self.scaled(Duration::from_secs(dial.timeout_secs.into()));
         let child_id = child.clone();
@@ -637,8 +648,9 @@ impl Sim {
                 .is_some_and(|c| c.status == LegStatus::InProgress || c.status.is_final())
         };
         // Twilio: DialCallStatus, DialCallSid, DialCallDuration (not when
-        // the child was redirected), DialBridged (twilio-rules 5.7, 5.8, [dial#action]).
-        let outcome = |status: &str, duration: Option<u64>, bridged: bool| {
+        // the child was redirected), DialBridged, RecordingUrl with <Dial
+        // record> (twilio-rules 5.7, 5.8, [dial#action]).
+        let outcome = |status: &str, duration: Option<u64>, bridged: bool, url: Option<String>| {
             let mut extra = vec![
                 ("DialCallStatus".to_owned(), status.to_owned()),
                 ("DialCallSid".to_owned(), child.clone()),
@@ -647,16 +659,21 @@ impl Sim {
             if let Some(duration) = duration {
                 extra.push(("DialCallDuration".to_owned(), duration.to_string()));
             }
+            if let Some(url) = url {
+                extra.push(("RecordingUrl".to_owned(), url));
+            }
             Dialed::Done(extra)
         };
         match self.wait(parent, Some(timeout), answered_or_over).await {
             Wake::Interrupted(interrupt) => {
                 self.interrupt(&child, Interrupt::HangUp(EndReason::BridgeEnded));
+                finish(recording);
                 return Err(interrupt);
             }
             Wake::Timeout => {
                 self.interrupt(&child, Interrupt::HangUp(EndReason::NotAnswered));
-                return Ok(outcome("no-answer", Some(0), false));
+                let url = finish(recording);
+                return Ok(outcome("no-answer", Some(0), false, url));
             }
             Wake::Condition => {}
         }
@@ -664,9 +681,13 @@ impl Sim {
             .with_world(|w| w.leg(&child).map(|c| c.status))
             .unwrap_or(LegStatus::Failed);
         if status.is_final() {
-            return Ok(outcome(status.as_str(), Some(0), false));
+            let url = finish(recording);
+            return Ok(outcome(status.as_str(), Some(0), false, url));
         }
         let bridged_at = Instant::now();
+        if recording.is_none() {
+            recording = record.map(|r| self.recording_started(r, of));
+        }
         self.with_world(|w| {
             if let Some(p) = w.leg_mut(parent) {
                 p.location = Location::Bridged(child.clone());
@@ -685,6 +706,8 @@ impl Sim {
                 p.location = Location::Nowhere;
             }
         });
+        // The recording ends with the bridge, however it ended.
+        let url = finish(recording);
         match woke {
             Wake::Interrupted(interrupt) => {
                 self.interrupt(&child, Interrupt::HangUp(EndReason::BridgeEnded));
@@ -697,7 +720,7 @@ impl Sim {
                     .with_world(|w| w.leg(&child).map(|c| c.is_live()))
                     .unwrap_or(false);
                 let duration = (!redirected).then(|| bridged_at.elapsed().as_secs());
-                Ok(outcome("completed", duration, true))
+                Ok(outcome("completed", duration, true, url))
             }
         }
     }

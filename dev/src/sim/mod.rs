@@ -26,6 +26,11 @@
 //! - calls (`engine.rs`): status callbacks (5.1-5.6), `<Dial action>`
 //!   parameters (5.7-5.9), redirects of parent and child during `<Dial>`
 //!   (4.6, 4.7), FallbackUrl (6.11);
+//! - recordings (`recordings.rs`): one per `<Dial record>` bridge, from
+//!   answer or ringing, and one per recorded conference from its start to
+//!   its end, fixed by the first participant like its callback (7.1, 7.2,
+//!   7.4-7.6, U10); their status callbacks go through the callback queues
+//!   and faults;
 //! - webhooks (`webhook.rs`): headers (6.1, 6.9), signatures without the
 //!   fragment (6.2, 6.3), overrides and retries (6.6-6.8), 429 (6.10),
 //!   status callbacks answered 4xx/5xx only logged (6.5), per-call callback
@@ -33,6 +38,7 @@
 
 mod engine;
 pub mod people;
+mod recordings;
 mod rest;
 mod rooms;
 pub mod twiml;
@@ -151,6 +157,20 @@ pub enum Connection {
         members: Vec<String>,
         ringing: Vec<String>,
     },
+}
+
+/// A completed recording, as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// `RE…`
+    pub sid: String,
+    /// `DialVerb` or `Conference`, as its callback's `RecordingSource`.
+    pub source: &'static str,
+    /// The parent call of a `<Dial>` recording, the `CF…` of a conference's.
+    pub of: String,
+    /// In Twilio's time (the simulator's time scale undone).
+    pub duration_secs: u64,
+    pub channels: u32,
 }
 
 /// A call leg as a test sees it.
@@ -399,6 +419,11 @@ impl Simulator {
             }
             out
         })
+    }
+
+    /// Every recording completed so far, in order.
+    pub fn recordings(&self) -> Vec<Recording> {
+        self.sim.with_world(|w| w.recordings.clone())
     }
 
     pub fn timeline(&self) -> Vec<Entry> {

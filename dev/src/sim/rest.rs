@@ -16,6 +16,7 @@ use warm_transfer_core::domain::LegStatus;
 
 use super::engine::{NewLeg, timestamp};
 use super::rooms::{Leave, label_malformed, wait_audio};
+use super::twiml::RecordingRequest;
 use super::world::{EndReason, Interrupt, Leg, Member, Room, RoomCallback, Target};
 use super::{Fault, Operation, Sim};
 
@@ -524,6 +525,43 @@ impl Sim {
         if taken {
             return error(400, 16026, "Participant label is already in use");
         }
+        // Twilio: ConferenceRecord (true, false, record-from-start,
+        // do-not-record; default false) and ConferenceRecordingStatusCallback
+        // with events in-progress completed failed absent (twilio-rules 3.3,
+        // 7.4, [part] [oai]); taken from the first participant like the
+        // callback (U10).
+        let recording = match request.field("ConferenceRecord") {
+            None | Some("false" | "do-not-record") => None,
+            Some("true" | "record-from-start") => {
+                let events = request.list("ConferenceRecordingStatusCallbackEvent");
+                if let Some(bad) = events.iter().find(|e| {
+                    !["in-progress", "completed", "failed", "absent"].contains(&e.as_str())
+                }) {
+                    return error(
+                        400,
+                        21200,
+                        &format!("Invalid ConferenceRecordingStatusCallbackEvent {bad}"),
+                    );
+                }
+                Some(RecordingRequest {
+                    from_ringing: false,
+                    dual: false,
+                    callback: request
+                        .field("ConferenceRecordingStatusCallback")
+                        .map(str::to_owned),
+                    callback_method: request
+                        .method("ConferenceRecordingStatusCallbackMethod", "POST"),
+                    events: if events.is_empty() {
+                        vec!["completed".into()]
+                    } else {
+                        events
+                    },
+                })
+            }
+            Some(other) => {
+                return error(400, 21200, &format!("Invalid ConferenceRecord {other}"));
+            }
+        };
         let sid = self.create_leg(NewLeg {
             to: request.field("To").unwrap_or_default(),
             from: request.field("From").unwrap_or_default(),
@@ -567,7 +605,7 @@ impl Sim {
         };
         let early_media = request.flag("EarlyMedia", true);
         let (first, name) = self.with_world(|w| {
-            let first = Self::configure_room(w, &room_sid, callback.clone());
+            let first = Self::configure_room(w, &room_sid, callback.clone(), recording);
             let room = w.room_by_sid_mut(&room_sid);
             let name = room.map(|r| {
                 r.members.push(member.clone());

@@ -9,9 +9,12 @@ use warm_transfer_core::domain::LegStatus;
 
 use super::Sim;
 use super::engine::{Dialed, Wake, timestamp};
-use super::twiml::{self, RoomOptions};
+use super::recordings::Recorded;
+use super::twiml::{self, RecordingRequest, RoomOptions};
 use super::webhook::{CallbackInfo, CallbackKind, Hook};
-use super::world::{EndReason, Interrupt, Location, Member, Room, RoomCallback, WaitAudio, World};
+use super::world::{
+    EndReason, Interrupt, Location, Member, Room, RoomCallback, RoomRecording, WaitAudio, World,
+};
 
 /// How a member left a room, for `participant-leave`.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +107,7 @@ impl Sim {
                 configured: false,
                 callback: None,
                 next_sequence: 0,
+                recording: None,
             });
             new_sid
         })
@@ -111,11 +115,13 @@ impl Sim {
 
     /// Twilio: the first participant fixes the room's statusCallback and
     /// events; later values are ignored, by TwiML or REST (twilio-rules 1.13,
-    /// 1.14, [conf#status-callback] [part]).
+    /// 1.14, [conf#status-callback] [part]). Assumed the same for `record`
+    /// and `recordingStatusCallback` (U10).
     pub(crate) fn configure_room(
         w: &mut World,
         room_sid: &str,
         callback: Option<RoomCallback>,
+        recording: Option<RecordingRequest>,
     ) -> bool {
         let Some(room) = w.room_by_sid_mut(room_sid) else {
             return false;
@@ -125,6 +131,10 @@ impl Sim {
         }
         room.configured = true;
         room.callback = callback;
+        room.recording = recording.map(|request| RoomRecording {
+            request,
+            running: None,
+        });
         true
     }
 
@@ -209,9 +219,9 @@ impl Sim {
     /// A member is now in the room: `participant-join`, then
     /// `conference-start` if it starts now.
     pub(crate) fn joined(self: &Arc<Self>, room_sid: &str, sid: &str) {
-        let (member, starts) = self.with_world(|w| {
+        let member = self.with_world(|w| {
             let Some(room) = w.room_by_sid_mut(room_sid) else {
-                return (None, false);
+                return (None, false, None);
             };
             // Twilio: a conference starts once two participants are in it and
             // one of them has startConferenceOnEnter (twilio-rules 1.2,
@@ -220,14 +230,34 @@ impl Sim {
                 && room.joined().count() >= 2
                 && room.joined().any(|m| m.start_on_enter);
             room.started |= starts;
-            (room.member(sid).cloned(), starts)
+            let record = room
+                .recording
+                .as_ref()
+                .filter(|_| starts)
+                .map(|r| r.request.clone());
+            (room.member(sid).cloned(), starts, record)
         });
+        let (member, starts, record) = member;
         let Some(member) = member else {
             return;
         };
         self.room_event(room_sid, "participant-join", Some(&member), Vec::new());
         if starts {
             self.room_event(room_sid, "conference-start", None, Vec::new());
+        }
+        // Twilio: record-from-start records from the moment the first two
+        // participants are bridged, that is the conference's start
+        // (twilio-rules 7.1, [conf#record]).
+        if let Some(request) = record {
+            let running = self.recording_started(&request, Recorded::Conference { sid: room_sid });
+            self.with_world(|w| {
+                if let Some(recording) = w
+                    .room_by_sid_mut(room_sid)
+                    .and_then(|r| r.recording.as_mut())
+                {
+                    recording.running = Some(running);
+                }
+            });
         }
     }
 
@@ -262,7 +292,8 @@ impl Sim {
             if label_taken {
                 return Err(());
             }
-            let first = Self::configure_room(w, &room_sid, callback.clone());
+            let first =
+                Self::configure_room(w, &room_sid, callback.clone(), options.record.clone());
             let room = w.room_by_sid_mut(&room_sid).ok_or(())?;
             room.members.push(Member {
                 sid: sid.to_owned(),
@@ -499,6 +530,7 @@ impl Sim {
             let room = w.room_by_sid_mut(room_sid).filter(|r| !r.ended)?;
             room.ended = true;
             let name = room.name.clone();
+            let recording = room.recording.take();
             let kicked: Vec<Member> = room.members.drain(..).collect();
             for member in &kicked {
                 if let Some(leg) = w.leg_mut(&member.sid) {
@@ -508,9 +540,9 @@ impl Sim {
                     leg.ringing_into = None;
                 }
             }
-            Some(kicked)
+            Some((kicked, recording))
         });
-        let Some(kicked) = kicked else {
+        let Some((kicked, recording)) = kicked else {
             return;
         };
         let member_reason = if reason == "conference-ended-via-api" {
@@ -554,6 +586,14 @@ impl Sim {
             }
         }
         self.room_event(room_sid, "conference-end", None, extra);
+        // Twilio: the conference's recording ends with it (twilio-rules 7.1).
+        if let Some(RoomRecording {
+            request,
+            running: Some(running),
+        }) = recording
+        {
+            self.recording_completed(&request, Recorded::Conference { sid: room_sid }, &running);
+        }
     }
 
     /// A participant added with the REST API, already a (ringing) member of

@@ -24,6 +24,20 @@ pub struct Dial {
     pub caller_id: Option<String>,
     pub timeout_secs: u32,
     pub target: DialTarget,
+    /// `record` (on `<Number>` dials).
+    pub record: Option<RecordingRequest>,
+}
+
+/// A recording asked for by `<Dial record>` or `<Conference record>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingRequest {
+    /// `record-from-ringing*`: from the dial, not the answer.
+    pub from_ringing: bool,
+    /// `*-dual`: one channel per leg.
+    pub dual: bool,
+    pub callback: Option<String>,
+    pub callback_method: String,
+    pub events: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +63,7 @@ pub struct RoomOptions {
     pub wait_url: Option<String>,
     pub wait_method: Option<String>,
     pub muted: bool,
+    pub record: Option<RecordingRequest>,
 }
 
 fn attributes(element: &BytesStart) -> Result<HashMap<String, String>, String> {
@@ -144,6 +159,46 @@ fn method(attrs: &HashMap<String, String>, name: &str) -> String {
         .map_or_else(|| "POST".to_owned(), |m| m.to_ascii_uppercase())
 }
 
+/// The recording a `<Dial>` or `<Conference>` asks for, if any; an unknown
+/// `record` value makes the document invalid.
+fn recording(
+    attrs: &HashMap<String, String>,
+    allowed: &[&str],
+) -> Result<Option<RecordingRequest>, String> {
+    let Some(record) = attrs.get("record") else {
+        return Ok(None);
+    };
+    // Twilio: <Dial record> takes do-not-record, record-from-answer,
+    // record-from-ringing and their -dual forms, true and false as
+    // aliases (twilio-rules 7.5, [dial#record]); <Conference record>
+    // takes record-from-start or do-not-record (twilio-rules 7.1, [conf#record]).
+    if !allowed.contains(&record.as_str()) {
+        return Err(format!("record=\"{record}\" is not a valid value here"));
+    }
+    if matches!(record.as_str(), "do-not-record" | "false") {
+        return Ok(None);
+    }
+    // Twilio: recordingStatusCallbackEvent takes in-progress, completed and
+    // absent, default completed; the method defaults to POST (twilio-rules 7.2).
+    let events: Vec<String> = match attrs.get("recordingStatusCallbackEvent") {
+        None => vec!["completed".to_owned()],
+        Some(list) => list.split_whitespace().map(str::to_owned).collect(),
+    };
+    if let Some(bad) = events
+        .iter()
+        .find(|e| !["in-progress", "completed", "absent"].contains(&e.as_str()))
+    {
+        return Err(format!("recordingStatusCallbackEvent {bad:?} is not valid"));
+    }
+    Ok(Some(RecordingRequest {
+        from_ringing: record.starts_with("record-from-ringing"),
+        dual: record.ends_with("-dual"),
+        callback: attrs.get("recordingStatusCallback").cloned(),
+        callback_method: method(attrs, "recordingStatusCallbackMethod"),
+        events,
+    }))
+}
+
 /// Twilio: wait and hold TwiML may only use `<Play>`, `<Say>`, `<Pause>`
 /// and `<Redirect>` (twilio-rules 1.5, 8.1, [conf#waiturl]).
 pub fn check_wait_document(verbs: &[Verb]) -> Result<(), String> {
@@ -210,6 +265,7 @@ fn verb(node: &Node) -> Result<Verb, String> {
                     wait_url: child.attrs.get("waitUrl").cloned(),
                     wait_method: child.attrs.get("waitMethod").cloned(),
                     muted: flag(&child.attrs, "muted", false),
+                    record: recording(&child.attrs, &["record-from-start", "do-not-record"])?,
                 }),
                 other => return Err(format!("<Dial><{other}> is not simulated")),
             };
@@ -222,6 +278,21 @@ fn verb(node: &Node) -> Result<Verb, String> {
                     .get("timeout")
                     .and_then(|t| t.parse().ok())
                     .unwrap_or(30),
+                record: match target {
+                    DialTarget::Number { .. } => recording(
+                        &node.attrs,
+                        &[
+                            "do-not-record",
+                            "record-from-answer",
+                            "record-from-ringing",
+                            "record-from-answer-dual",
+                            "record-from-ringing-dual",
+                            "true",
+                            "false",
+                        ],
+                    )?,
+                    DialTarget::Conference(_) => None,
+                },
                 target,
             }))
         }
@@ -245,6 +316,15 @@ mod tests {
             matches!(&dial.target, DialTarget::Number { number, events, .. } if number == "+1415" && events.len() == 2)
         );
         assert!(parse("<Response><Dance/></Response>").is_err());
+        let Verb::Dial(dial) = &parse(r#"<Response><Dial record="record-from-answer-dual" recordingStatusCallback="https://x/r"><Number>+1415</Number></Dial></Response>"#).unwrap()[0] else {
+            panic!()
+        };
+        let record = dial.record.as_ref().unwrap();
+        assert!(record.dual && !record.from_ringing);
+        assert_eq!(record.events, ["completed"]);
+        assert_eq!(record.callback_method, "POST");
+        assert!(parse(r#"<Response><Dial record="record-from-start"><Number>+1415</Number></Dial></Response>"#).is_err());
+        assert!(parse(r#"<Response><Dial><Conference record="record-from-answer">r</Conference></Dial></Response>"#).is_err());
         assert!(parse("oops").is_err());
         assert_eq!(
             parse(r#"<?xml version="1.0" encoding="UTF-8"?><Response />"#).unwrap(),

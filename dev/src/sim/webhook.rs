@@ -19,6 +19,8 @@ pub enum CallbackKind {
     /// A conference event (`statusCallback` of `<Conference>` or
     /// `ConferenceStatusCallback` of a REST participant).
     Conference,
+    /// A recording's `recordingStatusCallback`.
+    Recording,
 }
 
 /// A status or conference callback about to be sent.
@@ -26,7 +28,8 @@ pub enum CallbackKind {
 pub struct CallbackInfo {
     pub kind: CallbackKind,
     /// `CallStatus` (`initiated`, `ringing`, `in-progress`, `completed`,
-    /// `busy`...) or `StatusCallbackEvent` (`participant-join`...).
+    /// `busy`...), `StatusCallbackEvent` (`participant-join`...) or
+    /// `RecordingStatus`.
     pub event: String,
     /// `To` of the leg concerned (none on `conference-start`/`-end`).
     pub number: Option<String>,

@@ -127,6 +127,16 @@ pub struct Room {
     pub configured: bool,
     pub callback: Option<RoomCallback>,
     pub next_sequence: u32,
+    /// The recording asked for by the first participant, once it runs.
+    pub recording: Option<RoomRecording>,
+}
+
+/// A conference's recording: asked for, then running from the start.
+#[derive(Debug, Clone)]
+pub struct RoomRecording {
+    pub request: super::twiml::RecordingRequest,
+    /// Once the conference started.
+    pub running: Option<super::recordings::Running>,
 }
 
 impl Room {
@@ -189,6 +199,8 @@ pub struct World {
     pub messages: HashMap<String, Instant>,
     /// Per watched number: its situation changes, in order.
     pub situations: HashMap<String, Vec<(Instant, Situation)>>,
+    /// Every recording completed so far.
+    pub recordings: Vec<super::Recording>,
 }
 
 impl World {

@@ -34,10 +34,19 @@ async fn scenario() -> Scenario {
 /// A scenario whose second agents ring for up to `ring_timeout_secs`
 /// (Twilio's time; the simulator runs ten times faster).
 async fn scenario_ringing_for(ring_timeout_secs: u32) -> Scenario {
+    scenario_with(LocalOptions {
+        ring_timeout_secs,
+        ..LocalOptions::default()
+    })
+    .await
+}
+
+/// A scenario on a stack with these options, ten times faster than real time.
+async fn scenario_with(options: LocalOptions) -> Scenario {
     let stack = LocalStack::start(LocalOptions {
         port: 0,
         time_scale: 0.1,
-        ring_timeout_secs,
+        ..options
     })
     .await
     .unwrap();
@@ -1106,4 +1115,170 @@ async fn cold_transfer_busy() {
 #[tokio::test]
 async fn cold_transfer_no_answer() {
     cold_transfer_unanswered(Script::no_answer(), "ended").await;
+}
+
+/// Recording on: agent one's bridge with the customer, then the room.
+async fn recording_scenario() -> Scenario {
+    scenario_with(LocalOptions {
+        ring_timeout_secs: 20,
+        recording: true,
+        ..LocalOptions::default()
+    })
+    .await
+}
+
+impl Scenario {
+    /// The recordings `GET /calls/{callSid}` lists, once `count` are there.
+    async fn recordings(&self, sid: &str, count: usize) -> Vec<Value> {
+        let call = self
+            .wait_call(sid, "recordings reported", |c| {
+                c["recordings"].as_array().is_some_and(|r| r.len() >= count)
+            })
+            .await;
+        call["recordings"].as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn recording_covers_the_bridge_and_the_room_across_a_failed_and_a_retried_transfer() {
+    let s = recording_scenario().await;
+    let sim = &s.stack.sim;
+    // Every recording callback arrives twice: each recording is still listed once.
+    sim.on_callback(|info| {
+        (info.kind == CallbackKind::Recording).then_some(CallbackFault::Duplicate)
+    });
+    sim.script(TARGET, Script::busy());
+    let sid = s.connected().await;
+    // A few seconds of conversation on the bridge (Twilio's time).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-busy").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    // The bridge ended when the customer moved: its recording is reported.
+    let bridge = s.recordings(&sid, 1).await;
+    assert_eq!(bridge[0]["source"], "bridge", "{bridge:?}");
+
+    sim.script(TARGET, Script::answer_after(Duration::from_millis(300)));
+    let (status, call) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 202, "{call}");
+    s.transfer_state(&sid, "target-answered").await;
+    let (status, call) = s.post(&sid, "leave").await;
+    assert_eq!(status, 200, "{call}");
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sim.hang_up(CUSTOMER));
+    s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+
+    // One recording per bridge and per room, as Twilio made them.
+    let listed = s.recordings(&sid, 2).await;
+    let made = sim.recordings();
+    assert_eq!(made.len(), 2, "{made:?}\n{}", sim.timeline_text());
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!((made[0].source, made[0].channels), ("DialVerb", 2));
+    assert_eq!(
+        made[0].of, sid,
+        "a dial recording belongs to the parent call"
+    );
+    assert_eq!((made[1].source, made[1].channels), ("Conference", 1));
+    for (listed, made, source) in [
+        (&listed[0], &made[0], "bridge"),
+        (&listed[1], &made[1], "room"),
+    ] {
+        assert_eq!(listed["sid"], made.sid.as_str());
+        assert_eq!(listed["source"], source);
+        assert_eq!(listed["status"], "completed");
+        assert_eq!(listed["durationSecs"], made.duration_secs);
+        assert!(made.duration_secs >= 1, "{made:?}");
+    }
+    // The room's recording spans both attempts and the handover.
+    assert!(made[1].duration_secs > made[0].duration_secs, "{made:?}");
+
+    // The history says what was recorded, and no phone number.
+    let call = s.call(&sid).await;
+    let entries: Vec<&Value> = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().contains("recording"))
+        .collect();
+    assert_eq!(
+        entries.len(),
+        4,
+        "two recordings, each reported twice: {entries:?}"
+    );
+    for (entry, made) in entries.iter().zip([&made[0], &made[0], &made[1], &made[1]]) {
+        let detail = entry["detail"].as_str().unwrap();
+        assert!(detail.contains(&made.sid), "{entry}");
+        for number in [AGENT, CUSTOMER, TARGET] {
+            assert!(!detail.contains(&number[2..]), "{entry}");
+        }
+    }
+
+    // A recording callback is signature-checked like every webhook.
+    let url = format!("{}/events/recording?session={sid}", s.stack.base_url());
+    let forged = [
+        ("RecordingSid", "RE00000000000000000000000000000099"),
+        ("RecordingSource", "Conference"),
+        ("RecordingStatus", "completed"),
+        ("RecordingDuration", "5"),
+    ];
+    let response = s
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .form(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let params: Vec<(String, String)> = forged
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let response = s
+        .http
+        .post(&url)
+        .header(
+            "X-Twilio-Signature",
+            sign_form("not-the-auth-token", &url, &params),
+        )
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        s.call(&sid).await["recordings"].as_array().unwrap().len(),
+        2
+    );
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn recording_off_records_nothing() {
+    let s = scenario().await;
+    let sid = s.handed_over().await;
+    assert!(s.stack.sim.hang_up(CUSTOMER));
+    let call = s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    s.wait_call_over(TARGET).await;
+    assert!(
+        s.stack
+            .sim
+            .wait_for(SOON, |sim| sim.callbacks_settled())
+            .await,
+        "{}",
+        s.stack.sim.timeline_text()
+    );
+    assert_eq!(s.stack.sim.recordings(), Vec::new());
+    assert_eq!(call["recordings"], json!([]));
+    let call = s.call(&sid).await;
+    assert!(
+        !call["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"].as_str().unwrap().contains("recording")),
+        "{call:#}"
+    );
+    s.assert_customer_never_stranded();
 }
