@@ -685,3 +685,51 @@ async fn the_call_view_counts_the_repairs() {
         .count();
     assert_eq!(from_reconciler, report.repairs);
 }
+
+#[tokio::test]
+async fn the_room_the_customer_is_in_is_released_not_an_earlier_one_of_the_same_name() {
+    const CF2: &str = "CF00000000000000000000000000000002";
+    let h = harness().await;
+    // The session remembers the room the participant create answered with.
+    h.transfer_ringing(1).await;
+    assert_eq!(h.session(1).await.room_sid.as_deref(), Some(CF));
+    h.twilio_has(&agent_sid(1), "completed", None);
+    h.twilio_has(&target_sid(1), "busy", None);
+    {
+        let mut world = h.world.lock().unwrap();
+        let name = agent_sid(1).room().as_str().to_owned();
+        // Agent two turned the call down before the customer arrived: that
+        // conference ended, and the customer's redirect opened a new one
+        // under the same name, where the customer now waits alone.
+        world
+            .rooms
+            .push((CF.to_owned(), name.clone(), "completed".into()));
+        world
+            .rooms
+            .push((CF2.to_owned(), name, "in-progress".into()));
+        world.participants.insert(
+            CF2.to_owned(),
+            vec![(
+                customer_sid(1).to_string(),
+                "customer".into(),
+                "connected".into(),
+            )],
+        );
+    }
+    let report = h.run_at(SOON).await;
+    assert!(report.repairs >= 1, "{report:?}");
+    assert!(h.session(1).await.customer_released);
+    let writes = h.writes();
+    assert_eq!(
+        end_room_requests(&writes),
+        0,
+        "not the ended room: {writes:?}"
+    );
+    assert!(
+        writes.iter().any(
+            |(path, body)| path.ends_with(&format!("Conferences/{CF2}.json"))
+                && body == "Status=completed"
+        ),
+        "the customer's room is ended: {writes:?}"
+    );
+}

@@ -117,17 +117,29 @@ pub(crate) async fn room_sid(app: &App, session: &CallSession) -> Result<String,
     if let Some(sid) = &session.room_sid {
         return Ok(sid.clone());
     }
+    live_rooms(app, session)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(FollowUpError::NoRoom)
+}
+
+/// The `CF...` SIDs of the conferences under the call's room name that
+/// have not ended. Usually one; but a conference that ended before the
+/// customer arrived (agent two turned it down first) leaves the name free,
+/// and the customer's redirect then opens a new one.
+async fn live_rooms(app: &App, session: &CallSession) -> Result<Vec<String>, FollowUpError> {
     let filter = ListConferences {
         friendly_name: Some(session.id.room().as_str().to_owned()),
         status: None,
         page_size: Some(20),
     };
     let rooms = app.twilio.list_conferences(&filter).await?;
-    rooms
+    Ok(rooms
         .into_iter()
-        .find(|room| room.status.as_deref() != Some("completed"))
+        .filter(|room| room.status.as_deref() != Some("completed"))
         .map(|room| room.sid)
-        .ok_or(FollowUpError::NoRoom)
+        .collect())
 }
 
 /// The second agent's leaving ends the room from now on, so the customer
@@ -171,8 +183,18 @@ pub(crate) async fn hold_customer(
 }
 
 /// Ends the room: the customer's TwiML goes on to the fallback.
+/// Looked up by name, never by the SID remembered from the participant
+/// create: that room may have ended before the customer came in, and
+/// ending it again would leave the customer alone in the new one. With no
+/// live room yet (the customer still on the way) nothing is done; the
+/// customer's join callback, or the reconciler, tries again.
 async fn release_customer(app: &App, session: &CallSession) -> Result<(), FollowUpError> {
-    let room = room_sid(app, session).await?;
-    app.twilio.end_conference(&room).await?;
+    let rooms = live_rooms(app, session).await?;
+    if rooms.is_empty() {
+        return Err(FollowUpError::NoRoom);
+    }
+    for room in &rooms {
+        app.twilio.end_conference(room).await?;
+    }
     Ok(())
 }
