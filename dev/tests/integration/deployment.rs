@@ -463,3 +463,40 @@ fn every_security_check_skipped_says_why() {
     }
     assert!(skipped > 0);
 }
+
+#[test]
+fn twilio_routes_admit_ten_times_the_traffic_the_readme_works_out() {
+    let template = template();
+    let capacity = super::Capacity::from_readme();
+    let api = &template["Resources"]["HttpApi"]["Properties"];
+    let number = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v:?}"));
+    let needed = 10.0 * capacity.twilio_requests_per_sec();
+    for endpoint in Endpoint::ALL
+        .into_iter()
+        .filter(|e| e.caller() == Caller::Twilio)
+    {
+        let key = format!("{} {}", endpoint.method(), endpoint.route());
+        let settings = &api["RouteSettings"][key.as_str()];
+        let rate = number(&settings["ThrottlingRateLimit"]);
+        assert!(rate >= needed, "{key}: {rate}/s < {needed:.0}/s");
+        assert!(number(&settings["ThrottlingBurstLimit"]) >= rate, "{key}");
+    }
+    // The front end keeps a limit of its own, below Twilio's.
+    let front_end = number(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]);
+    assert!(front_end > 0.0 && front_end < needed, "{front_end}");
+    // The figures README shows are the ones its arithmetic gives.
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    for shown in [
+        format!("{:.1} calls/s", capacity.calls_per_sec()),
+        format!(
+            "{:.0} webhook requests/s",
+            capacity.twilio_requests_per_sec()
+        ),
+        format!(
+            "{} webhook requests in all",
+            capacity.twiml_per_call + capacity.callbacks_per_call
+        ),
+    ] {
+        assert!(readme.contains(&shown), "README should say {shown:?}");
+    }
+}

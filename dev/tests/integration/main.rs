@@ -22,3 +22,45 @@ fn twilio_fixture(name: &str) -> String {
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// The capacity arithmetic README states (its `capacity:` comment), which
+/// the template's throttles and the scenarios check.
+struct Capacity {
+    agents: usize,
+    handle_secs: usize,
+    twiml_per_call: usize,
+    callbacks_per_call: usize,
+}
+
+impl Capacity {
+    fn from_readme() -> Self {
+        let readme =
+            std::fs::read_to_string(warm_transfer_dev::paths::workspace().join("README.md"))
+                .unwrap();
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with("<!-- capacity:"))
+            .expect("README states its capacity arithmetic");
+        let value = |name: &str| -> usize {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {line}"))
+        };
+        Capacity {
+            agents: value("agents"),
+            handle_secs: value("handle_secs"),
+            twiml_per_call: value("twiml_per_call"),
+            callbacks_per_call: value("callbacks_per_call"),
+        }
+    }
+
+    fn calls_per_sec(&self) -> f64 {
+        self.agents as f64 / self.handle_secs as f64
+    }
+
+    /// Webhook requests per second from Twilio, TwiML and callbacks together.
+    fn twilio_requests_per_sec(&self) -> f64 {
+        self.calls_per_sec() * (self.twiml_per_call + self.callbacks_per_call) as f64
+    }
+}

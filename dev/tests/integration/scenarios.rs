@@ -1282,3 +1282,48 @@ async fn recording_off_records_nothing() {
     );
     s.assert_customer_never_stranded();
 }
+
+/// What one complete warm transfer costs in webhook requests, as the
+/// simulator delivered them: the per-call figures README's capacity
+/// arithmetic (and so the template's throttles) rests on.
+#[tokio::test]
+async fn one_warm_transfer_makes_no_more_webhook_requests_than_the_readme_counts() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-answered").await;
+    assert_eq!(s.post(&sid, "leave").await.0, 200);
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    assert!(s.stack.sim.hang_up(CUSTOMER));
+    s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    s.wait_call_over(TARGET).await;
+    assert!(
+        s.stack
+            .sim
+            .wait_for(SOON, |sim| sim.callbacks_settled())
+            .await
+    );
+    let delivered = |prefix: &str| {
+        s.stack
+            .sim
+            .timeline()
+            .iter()
+            .filter(|e| e.text.contains("-> webhook") && e.text.contains(&format!(" {prefix}")))
+            .filter(|e| !e.text.contains("LOST"))
+            .count()
+    };
+    let (twiml, callbacks) = (delivered("/twiml/"), delivered("/events/"));
+    let capacity = super::Capacity::from_readme();
+    assert!(twiml <= capacity.twiml_per_call, "{twiml} TwiML requests");
+    assert!(
+        callbacks <= capacity.callbacks_per_call,
+        "{callbacks} callbacks"
+    );
+    // And the README does not overstate it either.
+    assert!(twiml * 4 >= capacity.twiml_per_call * 3, "{twiml}");
+    assert!(
+        callbacks * 4 >= capacity.callbacks_per_call * 3,
+        "{callbacks}"
+    );
+    s.assert_customer_never_stranded();
+}
