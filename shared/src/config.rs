@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::auth::{AgentRules, ConsoleSignIn};
 use crate::ids::PhoneNumber;
 
 /// Every environment variable the functions read, in one place so the SAM
@@ -26,7 +27,6 @@ pub mod vars {
     pub const DYNAMODB_ENDPOINT: &str = "DYNAMODB_ENDPOINT";
     pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
     pub const DEFAULT_CALLER_ID: &str = "DEFAULT_CALLER_ID";
-    pub const API_TOKEN: &str = "API_TOKEN";
     pub const CORS_ALLOW_ORIGIN: &str = "CORS_ALLOW_ORIGIN";
     pub const TRANSFER_RING_TIMEOUT_SECS: &str = "TRANSFER_RING_TIMEOUT_SECS";
     pub const SESSION_TTL_HOURS: &str = "SESSION_TTL_HOURS";
@@ -37,6 +37,14 @@ pub mod vars {
     /// CloudWatch namespace of the functions' EMF metrics.
     pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
     pub const RECORDING: &str = "RECORDING";
+    pub const AGENT_ID_CLAIM: &str = "AGENT_ID_CLAIM";
+    pub const AGENT_NUMBERS_CLAIM: &str = "AGENT_NUMBERS_CLAIM";
+    pub const AGENT_GROUPS_CLAIM: &str = "AGENT_GROUPS_CLAIM";
+    pub const SUPERVISOR_GROUP: &str = "SUPERVISOR_GROUP";
+    pub const AGENT_NUMBERS: &str = "AGENT_NUMBERS";
+    pub const CONSOLE_CLIENT_ID: &str = "CONSOLE_CLIENT_ID";
+    pub const CONSOLE_AUTHORIZE_URL: &str = "CONSOLE_AUTHORIZE_URL";
+    pub const CONSOLE_TOKEN_URL: &str = "CONSOLE_TOKEN_URL";
 
     /// All of them, for the template consistency test.
     pub const ALL: &[&str] = &[
@@ -51,7 +59,6 @@ pub mod vars {
         DYNAMODB_ENDPOINT,
         PUBLIC_BASE_URL,
         DEFAULT_CALLER_ID,
-        API_TOKEN,
         CORS_ALLOW_ORIGIN,
         TRANSFER_RING_TIMEOUT_SECS,
         SESSION_TTL_HOURS,
@@ -60,7 +67,19 @@ pub mod vars {
         SECRET_ARN,
         METRICS_NAMESPACE,
         RECORDING,
+        AGENT_ID_CLAIM,
+        AGENT_NUMBERS_CLAIM,
+        AGENT_GROUPS_CLAIM,
+        SUPERVISOR_GROUP,
+        AGENT_NUMBERS,
+        CONSOLE_CLIENT_ID,
+        CONSOLE_AUTHORIZE_URL,
+        CONSOLE_TOKEN_URL,
     ];
+
+    /// Read by the console function only: the sign-in it offers.
+    pub const CONSOLE_ONLY: &[&str] =
+        &[CONSOLE_CLIENT_ID, CONSOLE_AUTHORIZE_URL, CONSOLE_TOKEN_URL];
 }
 
 /// A secret string: usable, never printed.
@@ -125,8 +144,6 @@ pub struct Config {
     /// API Gateway request (host and stage).
     pub public_base_url: Option<Url>,
     pub default_caller_id: PhoneNumber,
-    /// Bearer token of the front-end API.
-    pub api_token: Secret,
     pub cors_allow_origin: Option<String>,
     /// How long the second agent's phone rings before Twilio gives up.
     pub transfer_ring_timeout_secs: u32,
@@ -140,6 +157,10 @@ pub struct Config {
     /// Whether the customer's conversation is recorded (`RECORDING=on`);
     /// off unless asked for, since recordings hold personal data.
     pub recording: bool,
+    /// How verified claims name an agent, their numbers and groups.
+    pub agents: AgentRules,
+    /// The console's sign-in; None when not configured (the page says so).
+    pub console_sign_in: Option<ConsoleSignIn>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -222,6 +243,32 @@ impl Config {
             .transpose()?;
         let default_caller_id = PhoneNumber::parse(required(DEFAULT_CALLER_ID)?)
             .map_err(|e| malformed(DEFAULT_CALLER_ID, &e.to_string()))?;
+        let defaults = AgentRules::default();
+        let named = |name: &'static str, default: String| get(name).map_or(default, str::to_owned);
+        let agents = AgentRules {
+            id_claim: named(AGENT_ID_CLAIM, defaults.id_claim),
+            numbers_claim: named(AGENT_NUMBERS_CLAIM, defaults.numbers_claim),
+            groups_claim: named(AGENT_GROUPS_CLAIM, defaults.groups_claim),
+            supervisor_group: named(SUPERVISOR_GROUP, defaults.supervisor_group),
+            numbers: AgentRules::parse_numbers(get(AGENT_NUMBERS).unwrap_or(""))
+                .map_err(|reason| malformed(AGENT_NUMBERS, &reason))?,
+        };
+        // All three or none: half a sign-in configuration is a mistake.
+        let console_sign_in = match (
+            get(CONSOLE_CLIENT_ID),
+            get(CONSOLE_AUTHORIZE_URL),
+            get(CONSOLE_TOKEN_URL),
+        ) {
+            (None, None, None) => None,
+            (Some(client_id), Some(authorize), Some(token)) => Some(ConsoleSignIn {
+                client_id: client_id.to_owned(),
+                authorize_url: url(CONSOLE_AUTHORIZE_URL, authorize)?.to_string(),
+                token_url: url(CONSOLE_TOKEN_URL, token)?.to_string(),
+            }),
+            (None, _, _) => return Err(ConfigError::Missing(CONSOLE_CLIENT_ID)),
+            (_, None, _) => return Err(ConfigError::Missing(CONSOLE_AUTHORIZE_URL)),
+            (_, _, None) => return Err(ConfigError::Missing(CONSOLE_TOKEN_URL)),
+        };
 
         Ok(Self {
             twilio_account_sid: account_sid.to_owned(),
@@ -236,7 +283,6 @@ impl Config {
                 .transpose()?,
             public_base_url,
             default_caller_id,
-            api_token: Secret::new(required(API_TOKEN)?),
             cors_allow_origin: get(CORS_ALLOW_ORIGIN).map(str::to_owned),
             transfer_ring_timeout_secs: number(TRANSFER_RING_TIMEOUT_SECS, 30, 5..=600)? as u32,
             session_ttl: Duration::from_secs(3600 * number(SESSION_TTL_HOURS, 72, 1..=24 * 365)?),
@@ -259,6 +305,8 @@ impl Config {
                 Some("on") => true,
                 Some(_) => return Err(malformed(RECORDING, "must be on or off")),
             },
+            agents,
+            console_sign_in,
         })
     }
 }
@@ -276,7 +324,6 @@ mod tests {
             (vars::TWILIO_AUTH_TOKEN, "token-that-must-not-leak"),
             (vars::TABLE_NAME, "warm-transfer"),
             (vars::DEFAULT_CALLER_ID, "+15005550006"),
-            (vars::API_TOKEN, "front-end-secret"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -357,7 +404,6 @@ mod tests {
             vars::TWILIO_AUTH_TOKEN,
             vars::TABLE_NAME,
             vars::DEFAULT_CALLER_ID,
-            vars::API_TOKEN,
         ] {
             let mut env = minimal();
             env.remove(name);
@@ -385,6 +431,39 @@ mod tests {
                 other => panic!("{name}={value}: {other}"),
             }
         }
+    }
+
+    #[test]
+    fn agent_rules_and_console_sign_in_are_read() {
+        let config = Config::from_map(&minimal()).unwrap();
+        assert_eq!(config.agents, AgentRules::default());
+        assert_eq!(config.console_sign_in, None);
+        let mut env = minimal();
+        env.insert(vars::AGENT_ID_CLAIM.into(), "preferred_username".into());
+        env.insert(vars::AGENT_NUMBERS.into(), "ann=+15550100001".into());
+        env.insert(vars::CONSOLE_CLIENT_ID.into(), "console".into());
+        env.insert(
+            vars::CONSOLE_AUTHORIZE_URL.into(),
+            "https://idp.example.com/authorize".into(),
+        );
+        let missing = Config::from_map(&env).unwrap_err();
+        assert_eq!(missing, ConfigError::Missing(vars::CONSOLE_TOKEN_URL));
+        env.insert(
+            vars::CONSOLE_TOKEN_URL.into(),
+            "https://idp.example.com/token".into(),
+        );
+        let config = Config::from_map(&env).unwrap();
+        assert_eq!(config.agents.id_claim, "preferred_username");
+        assert_eq!(config.agents.numbers["ann"].len(), 1);
+        assert_eq!(config.console_sign_in.unwrap().client_id, "console");
+        env.insert(vars::AGENT_NUMBERS.into(), "ann=0100".into());
+        assert!(matches!(
+            Config::from_map(&env).unwrap_err(),
+            ConfigError::Malformed {
+                name: vars::AGENT_NUMBERS,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -418,11 +497,7 @@ mod tests {
             "key-secret-value".into(),
         );
         let printed = format!("{:?}", Config::from_map(&env).unwrap());
-        for secret in [
-            "token-that-must-not-leak",
-            "front-end-secret",
-            "key-secret-value",
-        ] {
+        for secret in ["token-that-must-not-leak", "key-secret-value"] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
         assert!(!printed.contains("5005550006"), "caller ID must be masked");

@@ -33,6 +33,7 @@ macro_rules! wire_enum {
     };
 }
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod handlers;

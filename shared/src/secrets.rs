@@ -1,6 +1,6 @@
 //! The secret values: the Twilio auth token (and during a rotation the
 //! secondary one), the API key (SID and secret, kept together so a new key
-//! replaces the old one at once) and the front-end API token.
+//! replaces the old one at once). Agents sign in instead of sharing a token.
 //!
 //! In AWS they are the fields of one Secrets Manager secret, a JSON object
 //! whose keys are the names in [`FIELDS`], named by `SECRET_ARN`. It is read
@@ -28,11 +28,10 @@ pub const FIELDS: &[&str] = &[
     vars::TWILIO_AUTH_TOKEN_SECONDARY,
     vars::TWILIO_API_KEY_SID,
     vars::TWILIO_API_KEY_SECRET,
-    vars::API_TOKEN,
 ];
 
 /// Fields a secret must have.
-const REQUIRED: &[&str] = &[vars::TWILIO_AUTH_TOKEN, vars::API_TOKEN];
+const REQUIRED: &[&str] = &[vars::TWILIO_AUTH_TOKEN];
 
 /// How long a warm function trusts what it read: the longest a rotation
 /// waits between updating the secret and promoting the token at Twilio.
@@ -58,7 +57,6 @@ pub struct Secrets {
     pub twilio_auth_token_secondary: Option<Secret>,
     /// REST credentials when an API key is used: its SID and secret.
     pub twilio_api_key: Option<(String, Secret)>,
-    pub api_token: Secret,
 }
 
 impl Secrets {
@@ -71,7 +69,6 @@ impl Secrets {
                 TwilioCredentials::ApiKey { sid, secret } => Some((sid.clone(), secret.clone())),
                 TwilioCredentials::AuthToken => None,
             },
-            api_token: config.api_token.clone(),
         }
     }
 
@@ -103,7 +100,6 @@ impl Secrets {
                 .get(vars::TWILIO_API_KEY_SID)
                 .cloned()
                 .zip(get(vars::TWILIO_API_KEY_SECRET)),
-            api_token: required(vars::API_TOKEN),
         }
     }
 }
@@ -332,27 +328,35 @@ mod tests {
 
     #[test]
     fn parse_names_what_is_wrong_and_never_the_value() {
-        let ok = r#"{"TWILIO_AUTH_TOKEN":"t1","API_TOKEN":"a","TWILIO_AUTH_TOKEN_SECONDARY":""}"#;
+        let ok = r#"{"TWILIO_AUTH_TOKEN":"t1","TWILIO_API_KEY_SECRET":"k","TWILIO_API_KEY_SID":"SK00000000000000000000000000000000","TWILIO_AUTH_TOKEN_SECONDARY":""}"#;
         let fields = parse("s", ok).unwrap();
-        assert_eq!(fields.len(), 2, "empty fields count as absent");
+        assert_eq!(fields.len(), 3, "empty fields count as absent");
         for (text, expected) in [
             ("not json secret-text", "not a JSON object"),
             (r#"["TWILIO_AUTH_TOKEN"]"#, "not a JSON object"),
-            (r#"{"API_TOKEN":"a"}"#, "TWILIO_AUTH_TOKEN is missing"),
             (
-                r#"{"TWILIO_AUTH_TOKEN":"t","API_TOKEN":1}"#,
-                "API_TOKEN is not a string",
+                r#"{"TWILIO_AUTH_TOKEN_SECONDARY":"a"}"#,
+                "TWILIO_AUTH_TOKEN is missing",
             ),
             (
-                r#"{"TWILIO_AUTH_TOKEN":"t","API_TOKEN":"a","OTHER":"x"}"#,
+                r#"{"TWILIO_AUTH_TOKEN":"t","TWILIO_AUTH_TOKEN_SECONDARY":1}"#,
+                "TWILIO_AUTH_TOKEN_SECONDARY is not a string",
+            ),
+            // The shared front-end token is gone: agents sign in.
+            (
+                r#"{"TWILIO_AUTH_TOKEN":"t","API_TOKEN":"a"}"#,
+                "unknown field API_TOKEN",
+            ),
+            (
+                r#"{"TWILIO_AUTH_TOKEN":"t","OTHER":"x"}"#,
                 "unknown field OTHER",
             ),
             (
-                r#"{"TWILIO_AUTH_TOKEN":"t","API_TOKEN":"a","TWILIO_API_KEY_SID":"SK00000000000000000000000000000000"}"#,
+                r#"{"TWILIO_AUTH_TOKEN":"t","TWILIO_API_KEY_SID":"SK00000000000000000000000000000000"}"#,
                 "go together",
             ),
             (
-                r#"{"TWILIO_AUTH_TOKEN":"t","API_TOKEN":"a","TWILIO_API_KEY_SID":"SK1","TWILIO_API_KEY_SECRET":"secret-text"}"#,
+                r#"{"TWILIO_AUTH_TOKEN":"t","TWILIO_API_KEY_SID":"SK1","TWILIO_API_KEY_SECRET":"secret-text"}"#,
                 "must be SK followed by 32",
             ),
         ] {
@@ -369,7 +373,6 @@ mod tests {
             twilio_auth_token: Secret::new("one"),
             twilio_auth_token_secondary: Some(Secret::new("two")),
             twilio_api_key: None,
-            api_token: Secret::new("api"),
         };
         assert_eq!(secrets.signing_tokens(), ["one", "two"]);
         assert!(!format!("{secrets:?}").contains("two"));

@@ -1,5 +1,7 @@
 //! Why a command was refused, with the state it met (the API answers 409).
 
+use super::access::AccessDenied;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     #[error("the customer is not connected yet")]
@@ -25,6 +27,9 @@ pub enum DomainError {
     /// Bad input rather than a wrong state: the API answers 400.
     #[error("must differ from the customer's and the first agent's numbers")]
     TargetOnTheCall,
+    /// Not the actor's call: the API answers 403.
+    #[error(transparent)]
+    Denied(#[from] AccessDenied),
 }
 
 impl DomainError {
@@ -41,6 +46,7 @@ impl DomainError {
             DomainError::NoTransfer => "no-transfer",
             DomainError::TargetOnTheCall => "connected",
             DomainError::BlindFromRoom => "customer-in-room",
+            DomainError::Denied(_) => "forbidden",
         }
     }
 }

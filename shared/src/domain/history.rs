@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use super::access::Actor;
 use super::recording::Recording;
 
 wire_enum!(
@@ -28,16 +29,25 @@ pub struct HistoryEvent {
     pub detail: Option<String>,
     /// Set on the entry of a recording status callback.
     pub recording: Option<Recording>,
+    /// Who did it: the signed-in actor of a front-end action, none otherwise.
+    pub actor: Option<String>,
 }
 
 impl HistoryEvent {
-    pub fn api(at: OffsetDateTime, kind: impl Into<String>, detail: Option<String>) -> Self {
+    /// A front-end action, named after the actor who asked for it.
+    pub fn api(
+        actor: &Actor,
+        at: OffsetDateTime,
+        kind: impl Into<String>,
+        detail: Option<String>,
+    ) -> Self {
         Self {
             at,
             source: EventSource::Api,
             kind: kind.into(),
             detail,
             recording: None,
+            actor: Some(actor.id.clone()),
         }
     }
 
@@ -48,6 +58,7 @@ impl HistoryEvent {
             kind: kind.into(),
             detail,
             recording: None,
+            actor: None,
         }
     }
 
@@ -58,6 +69,7 @@ impl HistoryEvent {
             kind: kind.into(),
             detail,
             recording: None,
+            actor: None,
         }
     }
 
@@ -69,6 +81,7 @@ impl HistoryEvent {
             kind: recording.describe(),
             detail: Some(recording.detail()),
             recording: Some(recording),
+            actor: None,
         }
     }
 
@@ -79,6 +92,7 @@ impl HistoryEvent {
             kind: kind.into(),
             detail,
             recording: None,
+            actor: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! handlers drive it with commands (from the console) and observations (from
 //! Twilio's callbacks).
 
+mod access;
 mod deadline;
 mod error;
 mod history;
@@ -13,6 +14,7 @@ mod recording;
 mod session;
 mod transfer;
 
+pub use access::{AccessDenied, Action, Actor};
 pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON};
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};

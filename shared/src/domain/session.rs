@@ -152,6 +152,26 @@ impl CallSession {
         !self.is_ended() && self.customer_in_room() && self.first_agent_gone() && !target_live
     }
 
+    /// The call was handed over: the first agent left (or hung up) once the
+    /// second agent had answered. It stays handed over after the call ends.
+    pub fn handed_over(&self) -> bool {
+        self.transfer.as_ref().is_some_and(|t| {
+            t.outcome == Some(TransferOutcome::FirstAgentLeft)
+                || (t.outcome.is_none()
+                    && self.first_agent_gone()
+                    && (t.target_anchors_room || t.target_talking()))
+        })
+    }
+
+    /// The number of the agent the call belongs to now: the first agent's,
+    /// and after a handover the second agent's.
+    pub fn current_agent(&self) -> &PhoneNumber {
+        match &self.transfer {
+            Some(transfer) if self.handed_over() => &transfer.target,
+            _ => &self.agent_number,
+        }
+    }
+
     pub fn state(&self) -> SessionState {
         if self.is_ended() {
             return SessionState::Ended;
@@ -1288,5 +1308,53 @@ mod tests {
         target(&mut s, 1, LegStatus::Busy, 2);
         assert_eq!(blind(&mut s), Err(DomainError::BlindFromRoom));
         assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+    }
+
+    #[test]
+    fn the_call_belongs_to_the_second_agent_only_after_a_handover() {
+        let first = phone("+15550100001");
+        let second = phone("+15550100003");
+        let mut s = in_room_with_target_ringing();
+        assert_eq!(s.current_agent(), &first, "ringing");
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        assert_eq!(
+            s.current_agent(),
+            &first,
+            "answered, first agent still there"
+        );
+        s.follow_up_done(&FollowUp::AnchorRoomOnTarget { attempt: 1 });
+        assert_eq!(s.current_agent(), &first, "anchored is not yet handed over");
+        s.first_agent_leaves().unwrap();
+        assert!(s.handed_over());
+        assert_eq!(s.current_agent(), &second);
+        agent(&mut s, LegStatus::Completed, 5);
+        target(&mut s, 1, LegStatus::Completed, 3);
+        s.follow_up_done(&FollowUp::ReleaseCustomer);
+        assert_eq!(s.state(), SessionState::Ended);
+        assert_eq!(s.current_agent(), &second, "still theirs once ended");
+
+        // The first agent hung up while the second rang; the second answered.
+        let mut s = in_room_with_target_ringing();
+        agent(&mut s, LegStatus::Completed, 5);
+        assert_eq!(s.current_agent(), &first, "nobody answered yet");
+        target(&mut s, 1, LegStatus::InProgress, 2);
+        assert_eq!(s.current_agent(), &second);
+        s.follow_up_done(&FollowUp::AnchorRoomOnTarget { attempt: 1 });
+        target(&mut s, 1, LegStatus::Completed, 3);
+        assert_eq!(
+            s.current_agent(),
+            &second,
+            "after the second agent's goodbye"
+        );
+
+        // A transfer that never reached the second agent leaves the call as it was.
+        for status in [LegStatus::Busy, LegStatus::NoAnswer, LegStatus::Failed] {
+            let mut s = in_room_with_target_ringing();
+            target(&mut s, 1, status, 2);
+            assert_eq!(s.current_agent(), &first, "{status:?}");
+        }
+        let mut s = in_room_with_target_ringing();
+        s.cancel_transfer().unwrap();
+        assert_eq!(s.current_agent(), &first, "cancelled");
     }
 }

@@ -7,7 +7,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use super::responses::json;
-use crate::domain::DomainError;
+use crate::domain::{AccessDenied, DomainError};
 use crate::store::StoreError;
 
 /// What the front-end API answers when it cannot do what was asked. Always
@@ -16,8 +16,11 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{field}: {reason}")]
     BadRequest { field: String, reason: String },
-    #[error("missing or invalid bearer token")]
+    #[error("sign in first: the request carries no valid token")]
     Unauthorized,
+    /// Signed in, but not allowed: not their number, not their call.
+    #[error(transparent)]
+    Forbidden(AccessDenied),
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -42,6 +45,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -57,6 +61,8 @@ impl ApiError {
             field: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             state: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
         }
         let body = ErrorBody {
             error: self.to_string(),
@@ -66,6 +72,10 @@ impl ApiError {
             },
             state: match &self {
                 ApiError::Conflict { state, .. } => Some(state),
+                _ => None,
+            },
+            reason: match &self {
+                ApiError::Forbidden(denied) => Some(denied.code()),
                 _ => None,
             },
         };
@@ -88,6 +98,7 @@ impl From<StoreError> for ApiError {
             StoreError::Rejected(DomainError::TargetOnTheCall) => {
                 ApiError::bad_request("to", DomainError::TargetOnTheCall.to_string())
             }
+            StoreError::Rejected(DomainError::Denied(denied)) => ApiError::Forbidden(denied),
             StoreError::Rejected(refusal) => ApiError::Conflict {
                 message: refusal.to_string(),
                 state: refusal.state().to_string(),
@@ -104,6 +115,12 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable(format!("call state unavailable, try again: {error}"))
             }
         }
+    }
+}
+
+impl From<AccessDenied> for ApiError {
+    fn from(denied: AccessDenied) -> Self {
+        ApiError::Forbidden(denied)
     }
 }
 
@@ -141,5 +158,11 @@ mod tests {
         let response = ApiError::Unauthorized.into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+
+        let response = ApiError::Forbidden(AccessDenied::NotYourNumber).into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body = body_json(response);
+        assert_eq!(body["reason"], "not-your-number");
+        assert!(body["error"].as_str().unwrap().contains("your own number"));
     }
 }

@@ -11,8 +11,10 @@ use tracing::Instrument;
 use super::api_error::ApiError;
 use super::webhook_urls::WebhookUrls;
 use super::webhooks::{Reply, Webhook};
-use super::{Endpoint, bearer, console, cors, front_end, request, responses, webhooks};
+use super::{Endpoint, console, cors, front_end, request, responses, webhooks};
+use crate::auth;
 use crate::config::Config;
+use crate::domain::Actor;
 use crate::metrics::{self, Metric};
 use crate::public_url;
 use crate::secrets::{self, SecretKeeper, Secrets, SecretsManagerSource};
@@ -150,20 +152,19 @@ impl App {
         .await
     }
 
-    /// A front-end API request: CORS preflight, the bearer token, then the
+    /// A front-end API request: CORS preflight, who signed in, then the
     /// handler; its error, if any, as the JSON error body.
     async fn api(
         &self,
         req: &Request,
-        handler: impl AsyncFnOnce(&App, &Request) -> Result<Response<Body>, ApiError>,
+        handler: impl AsyncFnOnce(&App, &Request, &Actor) -> Result<Response<Body>, ApiError>,
     ) -> Response<Body> {
         let origin = self.config.cors_allow_origin.as_deref();
         if req.method() == http::Method::OPTIONS {
             return cors::preflight(origin);
         }
-        let api_token = self.secrets.current().api_token.clone();
-        let result = match bearer::check_bearer(req.headers(), api_token.expose()) {
-            Ok(()) => handler(self, req).await,
+        let result = match self.actor(req) {
+            Ok(actor) => handler(self, req, &actor).await,
             Err(error) => Err(error),
         };
         let mut response = result.unwrap_or_else(|error| {
@@ -172,6 +173,16 @@ impl App {
         });
         cors::add_cors(&mut response, origin);
         response
+    }
+
+    /// Who signed in: the verified claims API Gateway's JWT authorizer (or
+    /// the development server, standing in for it) put on the request.
+    fn actor(&self, req: &Request) -> Result<Actor, ApiError> {
+        let claims = auth::claims(req).ok_or(ApiError::Unauthorized)?;
+        self.config.agents.actor(claims).map_err(|error| {
+            tracing::info!(%error, "claims name no agent");
+            ApiError::Unauthorized
+        })
     }
 
     /// A Twilio webhook: the signature over the URL Twilio used, then the

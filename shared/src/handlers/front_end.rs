@@ -16,10 +16,11 @@ use super::views::CallView;
 use super::webhook_urls::{HoldPurpose, RoomRole};
 use super::{follow_up, history, recordings, request};
 use crate::domain::{
-    CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation, Presence,
-    RoomParticipant, TransferDecision, TransferKind, TransferState,
+    Action, Actor, CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
+    Presence, RoomParticipant, TransferDecision, TransferKind, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber};
+use crate::store::transfer_through_domain;
 use crate::twilio::{
     CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateCall, CreateParticipant,
     HttpMethod, Participant, ParticipantBeep, TwilioError,
@@ -62,9 +63,15 @@ struct HoldBody {
     held: Option<bool>,
 }
 
-pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn start_call(
+    app: &App,
+    req: &Request,
+    actor: &Actor,
+) -> Result<Response<Body>, ApiError> {
     let body: StartCallBody = json_body(req)?;
     let agent = phone("agentNumber", required("agentNumber", &body.agent_number)?)?;
+    // The call rings this number first: it must be the actor's own.
+    actor.may_call_from(&agent)?;
     let customer = phone(
         "customerNumber",
         required("customerNumber", &body.customer_number)?,
@@ -104,7 +111,7 @@ pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     let now = OffsetDateTime::now_utc();
     let session = CallSession::start(sid.clone(), agent, customer, caller_id, now);
     let created = app.store.create_session(&session);
-    let started = HistoryEvent::api(now, "call started", None);
+    let started = HistoryEvent::api(actor, now, "call started", None);
     let logged = history::record(app.store.as_ref(), &sid, &started);
     let (created, ()) = futures::join!(created, logged);
     if let Err(error) = created {
@@ -123,16 +130,21 @@ pub async fn start_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
     ))
 }
 
-pub async fn get_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn get_call(app: &App, req: &Request, actor: &Actor) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
     let (session, events) =
         futures::join!(app.store.get_session(&sid), app.store.list_events(&sid));
     let session = session?.ok_or_else(|| not_found(&sid))?;
+    actor.may(Action::Read, &session)?;
     let events = events?;
     Ok(json(StatusCode::OK, &CallView::new(&session, events)))
 }
 
-pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn start_transfer(
+    app: &App,
+    req: &Request,
+    actor: &Actor,
+) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
     let body: TransferBody = json_body(req)?;
     let target = phone("to", required("to", &body.to)?)?;
@@ -146,15 +158,12 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     let now = OffsetDateTime::now_utc();
 
     // Round trip 1: the transfer is durable before Twilio hears of it, so the
-    // `<Dial action>` webhook that the redirect triggers finds it.
-    let recorded = app
-        .store
-        .request_transfer(&sid, target.clone(), kind, key, now);
-    let what = format!("{} transfer requested", kind.as_str());
-    let requested = HistoryEvent::api(now, what, Some(target.masked()));
-    let logged = history::record(app.store.as_ref(), &sid, &requested);
-    let (recorded, ()) = futures::join!(recorded, logged);
-    let (decision, session) = recorded?;
+    // `<Dial action>` webhook that the redirect triggers finds it. Whose call
+    // it is, is decided on the same read as the transfer.
+    let mine = |s: &CallSession| Ok(actor.may(Action::Transfer, s)?);
+    let store = app.store.as_ref();
+    let (decision, session) =
+        transfer_through_domain(store, &sid, target.clone(), kind, key, now, &mine).await?;
     if decision == TransferDecision::Existing {
         return Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())));
     }
@@ -212,7 +221,12 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
     };
     let second_agent = recordings::record_room_rest(app, &urls, &transfer.room, second_agent);
     let ring = app.twilio.create_participant(&room, &second_agent);
-    let (redirected, rang) = futures::join!(redirect, ring);
+    // Logged once recorded (a refused request leaves no trace in the call's
+    // history), alongside the Twilio round trip rather than after it.
+    let what = format!("{} transfer requested", kind.as_str());
+    let requested = HistoryEvent::api(actor, now, what, Some(target.masked()));
+    let logged = history::record(app.store.as_ref(), &sid, &requested);
+    let (redirected, rang, ()) = futures::join!(redirect, ring, logged);
     let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
 
     let moved = match &redirected {
@@ -245,7 +259,7 @@ pub async fn start_transfer(app: &App, req: &Request) -> Result<Response<Body>, 
         call_off_second_agent(app, participant).await;
     }
     tracing::warn!(call = %sid, attempt, %reason, "transfer failed");
-    record_failure(app, &sid, attempt, &reason, moved).await;
+    record_failure(app, actor, &sid, attempt, &reason, moved).await;
     Err(ApiError::Upstream(reason))
 }
 
@@ -305,10 +319,18 @@ async fn call_off_second_agent(app: &App, participant: &Participant) {
 
 /// Records the failed attempt, then carries out what it makes necessary:
 /// whatever made it fail may have left someone alone.
-async fn record_failure(app: &App, sid: &CallSid, attempt: u32, reason: &str, moved: bool) {
+async fn record_failure(
+    app: &App,
+    actor: &Actor,
+    sid: &CallSid,
+    attempt: u32,
+    reason: &str,
+    moved: bool,
+) {
     let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.to_owned(), moved);
     let recorded = app.store.update(sid, &fail);
     let failed = HistoryEvent::api(
+        actor,
         OffsetDateTime::now_utc(),
         "transfer failed",
         Some(reason.to_owned()),
@@ -346,23 +368,28 @@ async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Optio
     false
 }
 
-pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn cancel_transfer(
+    app: &App,
+    req: &Request,
+    actor: &Actor,
+) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
     let before = app.store.get_session(&sid).await?;
     let taking_back = before
         .as_ref()
         .and_then(CallSession::transfer_state)
         .is_some_and(TransferState::target_on_the_line);
-    let session = app
-        .store
-        .update(&sid, &|s: &mut CallSession| s.cancel_transfer())
-        .await?;
+    let cancel = |s: &mut CallSession| {
+        actor.may(Action::CancelTransfer, s)?;
+        s.cancel_transfer()
+    };
+    let session = app.store.update(&sid, &cancel).await?;
     let what = if taking_back {
         "transfer taken back"
     } else {
         "transfer cancelled"
     };
-    let cancelled = HistoryEvent::api(OffsetDateTime::now_utc(), what, None);
+    let cancelled = HistoryEvent::api(actor, OffsetDateTime::now_utc(), what, None);
     history::record(app.store.as_ref(), &sid, &cancelled).await;
     // Agent two is hung up (ringing or on the line) and a held customer
     // taken off hold, so the first agent has them back. A second agent
@@ -373,7 +400,11 @@ pub async fn cancel_transfer(app: &App, req: &Request) -> Result<Response<Body>,
 
 /// Puts the customer on hold while the agents consult, or takes them off
 /// it (`{"held": false}`: back to everybody talking, a three-way call).
-pub async fn hold_customer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn hold_customer(
+    app: &App,
+    req: &Request,
+    actor: &Actor,
+) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
     let body: HoldBody = json_body(req)?;
     let held = body
@@ -386,6 +417,7 @@ pub async fn hold_customer(app: &App, req: &Request) -> Result<Response<Body>, A
         .get_session(&sid)
         .await?
         .ok_or_else(|| not_found(&sid))?;
+    actor.may(Action::Hold, &current)?;
     current.clone().hold_customer(held)?;
     let hold_url = held.then(|| urls.hold_audio(HoldPurpose::Hold));
     if let Err(error) = follow_up::hold_customer(app, &current, held, hold_url).await {
@@ -402,14 +434,18 @@ pub async fn hold_customer(app: &App, req: &Request) -> Result<Response<Body>, A
     } else {
         "customer taken off hold"
     };
-    let event = HistoryEvent::api(OffsetDateTime::now_utc(), what, None);
+    let event = HistoryEvent::api(actor, OffsetDateTime::now_utc(), what, None);
     history::record(app.store.as_ref(), &sid, &event).await;
     // If the consult lost an agent meanwhile, the customer comes back now.
     follow_up::carry_out(app, &session).await;
     Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
 }
 
-pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn leave_call(
+    app: &App,
+    req: &Request,
+    actor: &Actor,
+) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
     // Refuse before touching the call, but record only once Twilio has hung
     // up: a failed hang-up must not leave the state saying the agent is gone.
@@ -418,6 +454,7 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
         .get_session(&sid)
         .await?
         .ok_or_else(|| not_found(&sid))?;
+    actor.may(Action::Leave, &current)?;
     if current.customer_held {
         // Completing a consult: the customer comes off hold first, so they
         // hear agent two the moment agent one is gone.
@@ -457,7 +494,7 @@ pub async fn leave_call(app: &App, req: &Request) -> Result<Response<Body>, ApiE
         s.first_agent_leaves()
     };
     let recorded = app.store.update(&sid, &left);
-    let event = HistoryEvent::api(OffsetDateTime::now_utc(), "first agent left", None);
+    let event = HistoryEvent::api(actor, OffsetDateTime::now_utc(), "first agent left", None);
     let logged = history::record(app.store.as_ref(), &sid, &event);
     let (recorded, ()) = futures::join!(recorded, logged);
     let session = recorded?;

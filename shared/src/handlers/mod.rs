@@ -3,7 +3,6 @@
 
 mod api_error;
 mod app;
-mod bearer;
 mod console;
 mod cors;
 pub mod endpoint;

@@ -69,6 +69,9 @@ struct EventView {
     source: &'static str,
     kind: String,
     detail: Option<String>,
+    /// Who did it (front-end actions): the signed-in agent's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<String>,
 }
 
 fn text(at: OffsetDateTime) -> String {
@@ -132,6 +135,7 @@ impl CallView {
                     source: e.source.as_str(),
                     kind: e.kind,
                     detail: e.detail,
+                    actor: e.actor,
                 })
                 .collect(),
         }

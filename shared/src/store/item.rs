@@ -309,6 +309,9 @@ pub fn event_item(id: &CallSid, event: &HistoryEvent, expires_at: i64) -> Item {
             item.insert("rec_secs".into(), n(secs));
         }
     }
+    if let Some(actor) = &event.actor {
+        item.insert("actor".into(), s(actor));
+    }
     item
 }
 
@@ -332,6 +335,7 @@ pub fn event_from_item(item: &Item) -> Result<HistoryEvent, StoreError> {
         kind: required(item, "kind")?.to_owned(),
         detail: get_s(item, "detail").map(str::to_owned),
         recording: recording(item)?,
+        actor: get_s(item, "actor").map(str::to_owned),
     })
 }
 

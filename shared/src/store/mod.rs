@@ -111,23 +111,29 @@ pub trait CallStore: Send + Sync {
         idempotency_key: Option<String>,
         now: OffsetDateTime,
     ) -> Result<(TransferDecision, CallSession), StoreError> {
-        transfer_through_domain(self, id, target, kind, idempotency_key, now).await
+        transfer_through_domain(self, id, target, kind, idempotency_key, now, &|_| Ok(())).await
     }
 }
 
+/// A check on the session as read, before a command may change it.
+pub type Guard<'a> = dyn Fn(&CallSession) -> Result<(), DomainError> + Send + Sync + 'a;
+
 /// Records a transfer by reading the session, letting the domain decide and
-/// writing back on condition (see [`CallStore::update`]).
-pub(crate) async fn transfer_through_domain<S: CallStore + ?Sized>(
+/// writing back on condition (see [`CallStore::update`]), if `guard` (who
+/// may transfer this call) lets it.
+pub async fn transfer_through_domain<S: CallStore + ?Sized>(
     store: &S,
     id: &CallSid,
     target: PhoneNumber,
     kind: TransferKind,
     idempotency_key: Option<String>,
     now: OffsetDateTime,
+    guard: &Guard<'_>,
 ) -> Result<(TransferDecision, CallSession), StoreError> {
     let decision = Mutex::new(TransferDecision::Existing);
     let session = store
         .update(id, &|session: &mut CallSession| {
+            guard(session)?;
             let made =
                 session.request_transfer(target.clone(), kind, idempotency_key.clone(), now)?;
             if let Ok(mut slot) = decision.lock() {

@@ -1,0 +1,202 @@
+//! Who may do what: an agent acts only from their own numbers and only on
+//! the calls that are theirs now; a supervisor may act on every call. Pure
+//! rules over the session: the handlers learn who is asking (the identity
+//! provider's verified claims) and ask here.
+
+use super::session::CallSession;
+use crate::ids::PhoneNumber;
+
+/// The signed-in person behind a front-end request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// How the history names them (their e-mail, or the provider's subject).
+    pub id: String,
+    /// The phones they answer: a call they start rings one of these, and a
+    /// call whose current agent is one of these is theirs.
+    pub numbers: Vec<PhoneNumber>,
+    /// Member of the supervisor group: may read and act on every call.
+    pub supervisor: bool,
+}
+
+/// What an actor asks to do with an existing call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Transfer,
+    CancelTransfer,
+    Hold,
+    Leave,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Transfer => "transfer",
+            Action::CancelTransfer => "cancel the transfer of",
+            Action::Hold => "hold the customer of",
+            Action::Leave => "leave",
+        }
+    }
+}
+
+/// Why an actor was refused (the API answers 403 with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessDenied {
+    #[error("your sign-in carries no phone number; ask an administrator to give you one")]
+    NoNumber,
+    #[error("you may start calls only from your own number")]
+    NotYourNumber,
+    #[error("you handed this call over; it is the second agent's now, so you may not {}", .0.verb())]
+    HandedOver(Action),
+    #[error("this call is another agent's; you may {} only your own calls", .0.verb())]
+    NotYourCall(Action),
+}
+
+impl AccessDenied {
+    /// A stable code for the console to tell the cases apart.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccessDenied::NoNumber => "no-number",
+            AccessDenied::NotYourNumber => "not-your-number",
+            AccessDenied::HandedOver(_) => "handed-over",
+            AccessDenied::NotYourCall(_) => "not-your-call",
+        }
+    }
+}
+
+impl Actor {
+    fn answers(&self, number: &PhoneNumber) -> bool {
+        self.numbers.iter().any(|own| own == number)
+    }
+
+    /// A call rings its first agent's phone, so an agent (supervisors too)
+    /// may start calls only from a number of their own.
+    pub fn may_call_from(&self, agent_number: &PhoneNumber) -> Result<(), AccessDenied> {
+        if self.answers(agent_number) {
+            Ok(())
+        } else if self.numbers.is_empty() {
+            Err(AccessDenied::NoNumber)
+        } else {
+            Err(AccessDenied::NotYourNumber)
+        }
+    }
+
+    /// An agent reads and acts on a call only while they are its current
+    /// agent (after a handover, the second agent); a supervisor always may.
+    pub fn may(&self, action: Action, session: &CallSession) -> Result<(), AccessDenied> {
+        if self.supervisor || self.answers(session.current_agent()) {
+            Ok(())
+        } else if self.answers(&session.agent_number) {
+            Err(AccessDenied::HandedOver(action))
+        } else {
+            Err(AccessDenied::NotYourCall(action))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::domain::{LegObservation, LegStatus, Observation, TransferKind};
+    use crate::ids::CallSid;
+
+    fn phone(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s).unwrap()
+    }
+
+    fn actor(id: &str, numbers: &[&str], supervisor: bool) -> Actor {
+        Actor {
+            id: id.to_owned(),
+            numbers: numbers.iter().map(|n| phone(n)).collect(),
+            supervisor,
+        }
+    }
+
+    fn leg(sid: &str, status: LegStatus, sequence: u32) -> LegObservation {
+        LegObservation {
+            call_sid: CallSid::parse(sid).unwrap(),
+            status,
+            sequence: Some(sequence),
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    const A: &str = "+15550100001";
+    const B: &str = "+15550100003";
+    const LEG1: &str = "CA00000000000000000000000000000001";
+
+    /// A's call, connected, with a transfer to B whose phone answered.
+    fn transfer_answered() -> CallSession {
+        let mut s = CallSession::start(
+            CallSid::parse(LEG1).unwrap(),
+            phone(A),
+            phone("+15550100002"),
+            phone("+15005550006"),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        s.observe(Observation::AgentLeg(leg(LEG1, LegStatus::InProgress, 1)));
+        s.observe(Observation::CustomerLeg(leg(
+            "CA00000000000000000000000000000002",
+            LegStatus::InProgress,
+            1,
+        )));
+        s.request_transfer(
+            phone(B),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        s.customer_redirected(1).unwrap();
+        s.observe(Observation::TargetLeg {
+            attempt: 1,
+            observation: leg(
+                "CA00000000000000000000000000000003",
+                LegStatus::InProgress,
+                2,
+            ),
+        });
+        s
+    }
+
+    #[test]
+    fn calls_start_only_from_the_actors_own_numbers() {
+        let alice = actor("alice", &[A, "+15550100009"], false);
+        assert_eq!(alice.may_call_from(&phone(A)), Ok(()));
+        assert_eq!(alice.may_call_from(&phone("+15550100009")), Ok(()));
+        assert_eq!(
+            alice.may_call_from(&phone(B)),
+            Err(AccessDenied::NotYourNumber)
+        );
+        let boss = actor("boss", &[], true);
+        assert_eq!(boss.may_call_from(&phone(A)), Err(AccessDenied::NoNumber));
+    }
+
+    #[test]
+    fn only_the_current_agent_or_a_supervisor_acts_on_a_call() {
+        let alice = actor("alice", &[A], false);
+        let bob = actor("bob", &[B], false);
+        let boss = actor("boss", &[], true);
+        let mut s = transfer_answered();
+        for action in [
+            Action::Read,
+            Action::Transfer,
+            Action::CancelTransfer,
+            Action::Hold,
+            Action::Leave,
+        ] {
+            assert_eq!(alice.may(action, &s), Ok(()));
+            assert_eq!(bob.may(action, &s), Err(AccessDenied::NotYourCall(action)));
+            assert_eq!(boss.may(action, &s), Ok(()));
+        }
+        s.first_agent_leaves().unwrap();
+        assert_eq!(bob.may(Action::Read, &s), Ok(()), "handed over to bob");
+        let refused = alice.may(Action::Read, &s).unwrap_err();
+        assert_eq!(refused, AccessDenied::HandedOver(Action::Read));
+        assert!(refused.to_string().contains("second agent's"), "{refused}");
+        assert_eq!(boss.may(Action::Read, &s), Ok(()));
+    }
+}
