@@ -6,6 +6,7 @@ pub mod bench;
 pub mod contract;
 pub mod dynalite;
 pub mod events;
+pub mod idp;
 pub mod local;
 pub mod moto;
 pub mod paths;

@@ -13,11 +13,10 @@ use warm_transfer_core::handlers::App;
 use warm_transfer_core::store::DynamoStore;
 use warm_transfer_core::twilio::TwilioClient;
 
+use crate::idp::{LOCAL_CLIENT_ID, LocalAgent, LocalIssuer, local_agents};
 use crate::server::DevServer;
 use crate::sim::{Script, SimConfig, Simulator};
 
-/// The bearer token of the local front-end API (documented in the README).
-pub const LOCAL_API_TOKEN: &str = "local-dev-token";
 /// The auth token the simulator signs webhooks with.
 pub const LOCAL_AUTH_TOKEN: &str = "local-twilio-auth-token";
 pub const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
@@ -67,6 +66,8 @@ pub struct LocalStack {
     pub sim: Simulator,
     pub server: DevServer,
     pub app: App,
+    /// Signs agents in (`/local-idp`); the server verifies its tokens.
+    pub issuer: Arc<LocalIssuer>,
 }
 
 impl LocalStack {
@@ -76,6 +77,7 @@ impl LocalStack {
         let dynalite = Dynalite::start().await?;
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
+        let issuer = Arc::new(LocalIssuer::new(&base_url, local_agents())?);
         let sim = Simulator::start(SimConfig {
             account_sid: LOCAL_ACCOUNT_SID.to_owned(),
             auth_token: LOCAL_AUTH_TOKEN.to_owned(),
@@ -93,7 +95,9 @@ impl LocalStack {
             (vars::DYNAMODB_ENDPOINT, dynalite.endpoint()),
             (vars::PUBLIC_BASE_URL, base_url.clone()),
             (vars::DEFAULT_CALLER_ID, LOCAL_CALLER_ID.to_owned()),
-            (vars::API_TOKEN, LOCAL_API_TOKEN.to_owned()),
+            (vars::CONSOLE_CLIENT_ID, LOCAL_CLIENT_ID.to_owned()),
+            (vars::CONSOLE_AUTHORIZE_URL, issuer.authorize_url()),
+            (vars::CONSOLE_TOKEN_URL, issuer.token_url()),
             (
                 vars::TRANSFER_RING_TIMEOUT_SECS,
                 options.ring_timeout_secs.to_string(),
@@ -112,17 +116,31 @@ impl LocalStack {
         let store = DynamoStore::new(client, config.table_name.clone(), config.session_ttl);
         let twilio = TwilioClient::from_config(&config)?;
         let app = App::new(config, Arc::new(store), twilio);
-        let server = DevServer::start(app.clone(), listener)?;
+        let server = DevServer::start(app.clone(), listener, issuer.clone())?;
         Ok(Self {
             dynalite,
             sim,
             server,
             app,
+            issuer,
         })
     }
 
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// A valid ID token of a local agent (`alice`, `bob`, `sam`).
+    pub fn token(&self, agent: &str) -> String {
+        self.issuer
+            .agent(agent)
+            .map(|a| self.issuer.token_for(a))
+            .unwrap_or_default()
+    }
+
+    /// A valid ID token for anyone: tests sign in agents of their own.
+    pub fn token_for(&self, agent: &LocalAgent) -> String {
+        self.issuer.token_for(agent)
     }
 }
 

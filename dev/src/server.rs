@@ -1,11 +1,15 @@
 //! The development server: every Lambda handler mounted at the path API
 //! Gateway gives it, on loopback. Requests are turned into the same
 //! `lambda_http::Request` the functions see in AWS (path and query parameters
-//! filled in), so the handlers run unchanged.
+//! filled in), so the handlers run unchanged. It stands in for API Gateway's
+//! JWT authorizer too: a front-end request's token is verified against the
+//! local issuer (served here under `/local-idp`) and its claims put in the
+//! request context where the authorizer puts them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -14,9 +18,16 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lambda_http::RequestExt;
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequestContext,
+};
+use lambda_http::request::RequestContext;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use warm_transfer_core::handlers::{App, Endpoint};
+use warm_transfer_core::handlers::{App, Caller, Endpoint};
+
+use crate::idp::{LocalIssuer, Verifier, verify};
 
 /// A running development server; stops when dropped.
 pub struct DevServer {
@@ -27,9 +38,13 @@ pub struct DevServer {
 impl DevServer {
     /// Serves `app` on an already bound listener (bind `127.0.0.1:0` for a
     /// free port, then configure `PUBLIC_BASE_URL` with its address).
-    pub fn start(app: App, listener: TcpListener) -> std::io::Result<Self> {
+    pub fn start(
+        app: App,
+        listener: TcpListener,
+        issuer: Arc<LocalIssuer>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(accept_loop(app, listener));
+        let task = tokio::spawn(accept_loop(app, listener, issuer));
         Ok(Self { addr, task })
     }
 
@@ -48,16 +63,19 @@ impl Drop for DevServer {
     }
 }
 
-async fn accept_loop(app: App, listener: TcpListener) {
+async fn accept_loop(app: App, listener: TcpListener, issuer: Arc<LocalIssuer>) {
+    let verifier = Arc::new(issuer.verifier());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let app = app.clone();
+        let issuer = issuer.clone();
+        let verifier = verifier.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(route(&app, req).await) }
+                let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
+                async move { Ok::<_, Infallible>(route(&app, &issuer, &verifier, req).await) }
             });
             // A client that goes away mid-request is not the server's problem.
             let _ = http1::Builder::new()
@@ -68,13 +86,22 @@ async fn accept_loop(app: App, listener: TcpListener) {
 }
 
 /// Finds the endpoint like API Gateway would and hands the request to its handler.
-pub async fn route(app: &App, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+pub async fn route(
+    app: &App,
+    issuer: &LocalIssuer,
+    verifier: &Verifier,
+    req: http::Request<Incoming>,
+) -> http::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return plain(http::StatusCode::BAD_REQUEST, "unreadable body"),
     };
     let path = parts.uri.path().to_owned();
+    let raw_query = parts.uri.query().unwrap_or("");
+    if let Some(answer) = issuer.serve(&parts.method, &path, raw_query, &body) {
+        return answer;
+    }
     // A CORS preflight goes to the endpoint of the same path, whatever its method.
     let resolved = if parts.method == http::Method::OPTIONS {
         [http::Method::GET, http::Method::POST]
@@ -90,12 +117,44 @@ pub async fn route(app: &App, req: http::Request<Incoming>) -> http::Response<Fu
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let request = lambda_http::Request::from_parts(parts, lambda_http::Body::from(body.to_vec()))
-        .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())
-        .with_query_string_parameters(query);
+    let authorized = (endpoint.caller() == Caller::FrontEnd
+        && parts.method != http::Method::OPTIONS)
+        .then(|| authorize(verifier, &parts.headers))
+        .flatten();
+    let mut request =
+        lambda_http::Request::from_parts(parts, lambda_http::Body::from(body.to_vec()))
+            .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())
+            .with_query_string_parameters(query);
+    if let Some(context) = authorized {
+        request = request.with_request_context(context);
+    }
     let response = app.handle(endpoint, request).await;
     let (parts, body) = response.into_parts();
     http::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
+}
+
+/// What API Gateway's JWT authorizer does: verify the bearer token and hand
+/// its claims on in the request context. A refused token gets no context,
+/// and the handler answers 401 as it would to any request without one.
+fn authorize(verifier: &Verifier, headers: &http::HeaderMap) -> Option<RequestContext> {
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let claims = match verify::bearer(header).and_then(|token| verifier.verify(token)) {
+        Ok(claims) => claims,
+        Err(refused) => {
+            // The reason only: a token is never logged.
+            lambda_http::tracing::info!(%refused, "token refused");
+            return None;
+        }
+    };
+    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims = claims;
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.authorizer = Some(authorizer);
+    Some(RequestContext::ApiGatewayV2(context))
 }
 
 fn plain(status: http::StatusCode, text: &'static str) -> http::Response<Full<Bytes>> {
