@@ -4,13 +4,15 @@
 
 use base64::Engine;
 use serde_json::{Value, json};
-use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::handlers::{Caller, Endpoint};
 use warm_transfer_core::signature::sign_form;
 
 /// The Twilio auth token the events are signed with. A test value, public on purpose.
 pub const EVENTS_AUTH_TOKEN: &str = "events-test-auth-token";
-/// The bearer token of the front-end events (the local default).
-pub const EVENTS_API_TOKEN: &str = "local-dev-token";
+/// Who signed in, in the front-end events: the first agent, whose number is
+/// [`AGENT`]. API Gateway's JWT authorizer verified the token; the function
+/// reads these claims from the request context.
+pub const EVENTS_AGENT_EMAIL: &str = "alice@example.com";
 pub const EVENTS_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 pub const HOST: &str = "abc123.execute-api.us-east-1.amazonaws.com";
 /// Leg 1 (the session), the customer's leg and the second agent's leg.
@@ -45,7 +47,12 @@ fn front_end(method: &'static str, path: String, body: Option<Value>) -> Spec {
         query: Vec::new(),
         path_parameters: vec![("callSid", SESSION.to_owned())],
         headers: vec![
-            ("authorization", format!("Bearer {EVENTS_API_TOKEN}")),
+            // A stand-in: API Gateway verified the real token; the function
+            // only reads the claims in the request context.
+            (
+                "authorization",
+                "Bearer eyJhbGciOiJSUzI1NiJ9.verified-by-api-gateway.sig".to_owned(),
+            ),
             ("origin", "https://console.example.com".to_owned()),
         ],
         body: body.map_or(Body::None, Body::Json),
@@ -186,6 +193,30 @@ fn customer_leg_request() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The event API Gateway hands the function for this endpoint's sample request.
+/// What API Gateway's JWT authorizer adds to the request context: the
+/// verified ID token's claims, every value a string (arrays as `[a b]`).
+fn authorizer_context() -> Value {
+    json!({
+        "jwt": {
+            "claims": {
+                "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+                "aud": "4example0client0id0000000",
+                "sub": "00000000-0000-0000-0000-0000000a11ce",
+                "email": EVENTS_AGENT_EMAIL,
+                "email_verified": "true",
+                "cognito:username": "alice",
+                "cognito:groups": "[agents]",
+                "custom:agent_numbers": AGENT,
+                "token_use": "id",
+                "auth_time": "1795589400",
+                "iat": "1795589400",
+                "exp": "1795593000",
+            },
+            "scopes": null,
+        }
+    })
+}
+
 pub fn event(endpoint: Endpoint) -> Value {
     if endpoint == Endpoint::Reconciler {
         return scheduled_event();
@@ -235,6 +266,7 @@ pub fn event(endpoint: Endpoint) -> Value {
         headers.insert((*name).into(), value.clone().into());
     }
     let route_key = format!("{} {}", endpoint.method(), endpoint.route());
+    let front_end = endpoint.caller() == Caller::FrontEnd;
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
@@ -261,6 +293,9 @@ pub fn event(endpoint: Endpoint) -> Value {
         },
         "isBase64Encoded": encoded,
     });
+    if front_end {
+        event["requestContext"]["authorizer"] = authorizer_context();
+    }
     if !spec.query.is_empty() {
         event["queryStringParameters"] = spec
             .query

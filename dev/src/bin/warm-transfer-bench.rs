@@ -27,13 +27,13 @@ use warm_transfer_dev::bench::runtime_api::RuntimeApi;
 use warm_transfer_dev::bench::twilio_stub::TwilioStub;
 use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events;
+use warm_transfer_dev::idp::{LocalIssuer, local_agents};
 use warm_transfer_dev::local::LOCAL_AUTH_TOKEN;
 use warm_transfer_dev::server::DevServer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const AUTH_TOKEN: &str = "bench-auth-token";
-const API_TOKEN: &str = "bench-api-token";
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
 const TABLE: &str = "calls-bench";
 /// The injected wait per round trip; the second run doubles it, so the
@@ -135,7 +135,6 @@ async fn round_trips(settings: &Settings, delay: Duration) -> Result<Vec<Timing>
         (vars::DYNAMODB_ENDPOINT, dynamo_far.url()),
         (vars::PUBLIC_BASE_URL, base.clone()),
         (vars::DEFAULT_CALLER_ID, "+15005550006".into()),
-        (vars::API_TOKEN, API_TOKEN.into()),
     ]))?;
     let far_store = DynamoStore::new(
         DynamoStore::client_from_config(&config).await,
@@ -144,7 +143,10 @@ async fn round_trips(settings: &Settings, delay: Duration) -> Result<Vec<Timing>
     );
     let twilio_client = TwilioClient::from_config(&config)?;
     let app = App::new(config, Arc::new(far_store), twilio_client);
-    let _server = DevServer::start(app, listener)?;
+    let issuer = Arc::new(LocalIssuer::new(&base, local_agents())?);
+    // Alice's numbers include the sessions' first agent (+15550100001).
+    let token = issuer.token_for(issuer.agent("alice").ok_or("no local agent alice")?);
+    let _server = DevServer::start(app, listener, issuer)?;
     // Setup writes go straight to dynalite: only the measured requests pay the delay.
     let near = DynamoStore::new(dynalite.client(), TABLE, Duration::from_secs(3600));
     let samples = settings.samples();
@@ -223,7 +225,7 @@ async fn round_trips(settings: &Settings, delay: Duration) -> Result<Vec<Timing>
                 }
                 _ => client
                     .post(format!("{base}/calls/{fresh}/transfer"))
-                    .bearer_auth(API_TOKEN)
+                    .bearer_auth(&token)
                     .json(&json!({ "to": "+15550100003" })),
             };
             let sent = Instant::now();
@@ -534,7 +536,6 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             ("DYNAMODB_ENDPOINT", dynalite.endpoint()),
             ("TWILIO_API_BASE_URL", format!("http://{}", twilio.addr())),
             ("DEFAULT_CALLER_ID", "+15005550006".to_owned()),
-            ("API_TOKEN", events::EVENTS_API_TOKEN.to_owned()),
             ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".to_owned()),

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use warm_transfer_dev::local::{LOCAL_API_TOKEN, LocalOptions, LocalStack};
+use warm_transfer_dev::local::{LocalOptions, LocalStack};
 
 const AGENT: &str = "+15550100001";
 const CUSTOMER: &str = "+15550100002";
@@ -49,15 +49,17 @@ fn args() -> Result<Args, String> {
     Ok(parsed)
 }
 
+/// A front-end request, signed in as `agent` (a local agent's name).
 async fn api(
     stack: &LocalStack,
+    agent: &str,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, Error> {
     let mut request = reqwest::Client::new()
         .request(method, format!("{}{path}", stack.base_url()))
-        .bearer_auth(LOCAL_API_TOKEN);
+        .bearer_auth(stack.token(agent));
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -72,12 +74,20 @@ async fn api(
 
 async fn wait_for(
     stack: &LocalStack,
+    agent: &str,
     sid: &str,
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Result<Value, Error> {
     for _ in 0..600 {
-        let call = api(stack, reqwest::Method::GET, &format!("/calls/{sid}"), None).await?;
+        let call = api(
+            stack,
+            agent,
+            reqwest::Method::GET,
+            &format!("/calls/{sid}"),
+            None,
+        )
+        .await?;
         if check(&call) {
             return Ok(call);
         }
@@ -90,44 +100,52 @@ async fn wait_for(
 async fn demo(stack: &LocalStack) -> Result<(), Error> {
     println!("== demo: a warm transfer from {AGENT} to {SECOND_AGENT}, customer {CUSTOMER}\n");
     stack.sim.watch(CUSTOMER);
+    // Alice (the first agent) starts the call and hands it to Bob.
     let call = api(
         stack,
+        "alice",
         reqwest::Method::POST,
         "/calls",
         Some(json!({ "agentNumber": AGENT, "customerNumber": CUSTOMER })),
     )
     .await?;
     let sid = call["callSid"].as_str().ok_or("no callSid")?.to_owned();
-    wait_for(stack, &sid, "the customer to answer", |c| {
+    wait_for(stack, "alice", &sid, "the customer to answer", |c| {
         c["state"] == "connected"
     })
     .await?;
     api(
         stack,
+        "alice",
         reqwest::Method::POST,
         &format!("/calls/{sid}/transfer"),
         Some(json!({ "to": SECOND_AGENT })),
     )
     .await?;
-    wait_for(stack, &sid, "the second agent to answer", |c| {
+    wait_for(stack, "alice", &sid, "the second agent to answer", |c| {
         c["transfer"]["state"] == "target-answered"
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     api(
         stack,
+        "alice",
         reqwest::Method::POST,
         &format!("/calls/{sid}/leave"),
         None,
     )
     .await?;
-    wait_for(stack, &sid, "the first agent to leave", |c| {
+    // Handed over: the call is Bob's now, and only his (or a supervisor's) to read.
+    wait_for(stack, "bob", &sid, "the first agent to leave", |c| {
         c["transfer"]["state"] == "first-agent-left"
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stack.sim.hang_up(CUSTOMER);
-    let call = wait_for(stack, &sid, "the call to end", |c| c["state"] == "ended").await?;
+    let call = wait_for(stack, "bob", &sid, "the call to end", |c| {
+        c["state"] == "ended"
+    })
+    .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     println!("-- simulated Twilio: legs, webhooks, callbacks --");
@@ -135,13 +153,17 @@ async fn demo(stack: &LocalStack) -> Result<(), Error> {
     println!("\n-- the call's history as the console shows it --");
     for event in call["events"].as_array().into_iter().flatten() {
         println!(
-            "{}  {:<6}  {}{}",
+            "{}  {:<6}  {}{}{}",
             event["at"].as_str().unwrap_or_default(),
             event["source"].as_str().unwrap_or_default(),
             event["kind"].as_str().unwrap_or_default(),
             event["detail"]
                 .as_str()
                 .map(|d| format!("  ({d})"))
+                .unwrap_or_default(),
+            event["actor"]
+                .as_str()
+                .map(|a| format!("  by {a}"))
                 .unwrap_or_default()
         );
     }
@@ -167,10 +189,16 @@ async fn main() -> Result<(), Error> {
         demo(&stack).await?;
     }
     if args.serve {
+        let base = stack.base_url();
         println!(
-            "\nconsole: {}/console  (API token: {LOCAL_API_TOKEN})",
-            stack.base_url()
+            "\nconsole: {base}/console  (sign in at the local identity provider: no account needed)"
         );
+        println!(
+            "local agents: alice (+15550100001, +15550200001, +15550300001), bob (+15550100003, +15550200003), sam (supervisor, +15550100009)"
+        );
+        println!("a token for curl, valid one hour:");
+        println!("  TOKEN=$(curl -s '{base}/local-idp/dev-token?agent=alice')");
+        println!("  curl -H \"Authorization: Bearer $TOKEN\" {base}/calls/CA...");
         println!(
             "simulated people: numbers ending 0486 are busy, 0404 never answer, 0500 fail; others answer"
         );

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::{Body, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
@@ -44,6 +44,15 @@ fn phone(s: &str) -> PhoneNumber {
     PhoneNumber::parse(s).unwrap()
 }
 
+/// The agent the front-end events' claims name.
+fn alice() -> Actor {
+    Actor {
+        id: EVENTS_AGENT_EMAIL.to_owned(),
+        numbers: vec![phone(AGENT)],
+        supervisor: false,
+    }
+}
+
 /// The functions' configuration for these events: their test tokens, the
 /// recording Twilio, and a DynamoDB endpoint.
 fn config(twilio: &MockServer, dynamodb_endpoint: String) -> Config {
@@ -54,7 +63,6 @@ fn config(twilio: &MockServer, dynamodb_endpoint: String) -> Config {
         (vars::TABLE_NAME, TABLE.to_owned()),
         (vars::DYNAMODB_ENDPOINT, dynamodb_endpoint),
         (vars::DEFAULT_CALLER_ID, CALLER_ID.to_owned()),
-        (vars::API_TOKEN, EVENTS_API_TOKEN.to_owned()),
         (
             vars::CORS_ALLOW_ORIGIN,
             "https://console.example.com".to_owned(),
@@ -328,7 +336,7 @@ async fn get_call() {
     h.store
         .append_event(
             &sid(SESSION),
-            &HistoryEvent::api(OffsetDateTime::now_utc(), "call started", None),
+            &HistoryEvent::api(&alice(), OffsetDateTime::now_utc(), "call started", None),
         )
         .await
         .unwrap();
@@ -338,6 +346,7 @@ async fn get_call() {
     assert_eq!(call["state"], "connected");
     assert_eq!(call["customerLeg"]["status"], "in-progress");
     assert_eq!(call["events"][0]["kind"], "call started");
+    assert_eq!(call["events"][0]["actor"], EVENTS_AGENT_EMAIL);
 }
 
 #[tokio::test]
@@ -640,19 +649,51 @@ async fn forged_or_unsigned_webhooks_are_refused_with_403() {
     assert!(h.twilio_requests().await.is_empty());
 }
 
+/// Alice's call, asked about by bob: 403 everywhere, nothing recorded.
+async fn forbidden_to_another_agent(h: &Harness) {
+    let console_calls = Endpoint::ALL
+        .into_iter()
+        .filter(|e| e.caller() == Caller::FrontEnd);
+    h.connected().await;
+    for endpoint in console_calls {
+        let mut event: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
+        let mut bob = event["requestContext"]["authorizer"].take();
+        bob["jwt"]["claims"]["email"] = "bob@example.com".into();
+        bob["jwt"]["claims"]["custom:agent_numbers"] = TARGET.into();
+        event["requestContext"]["authorizer"] = bob;
+        let response = h.invoke_text(endpoint, &event.to_string()).await;
+        assert_eq!(response.status(), 403, "{endpoint:?}: bob on alice's call");
+        assert!(json(&response)["reason"].is_string(), "{endpoint:?}");
+    }
+    assert!(
+        h.store.list_events(&sid(SESSION)).await.unwrap().is_empty(),
+        "refused requests leave no history"
+    );
+}
+
 #[tokio::test]
 async fn front_end_refuses_bad_tokens_and_bad_input_clearly() {
     let h = harness().await;
-    // Every endpoint the table says the console calls checks the token.
+    // Every endpoint the table says the console calls needs the claims API
+    // Gateway's JWT authorizer verified: without them (a route left without
+    // the authorizer) or naming nobody, 401; another agent's, 403.
     let console_calls = Endpoint::ALL
         .into_iter()
         .filter(|e| e.caller() == Caller::FrontEnd);
     for endpoint in console_calls {
         let mut event: Value = serde_json::from_str(&recorded(endpoint)).unwrap();
-        event["headers"]["authorization"] = "Bearer wrong".into();
+        event["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
         let response = h.invoke_text(endpoint, &event.to_string()).await;
         assert_eq!(response.status(), 401, "{endpoint:?}");
         assert!(json(&response)["error"].is_string());
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+
+        event["requestContext"]["authorizer"] = json!({ "jwt": { "claims": {} } });
+        let response = h.invoke_text(endpoint, &event.to_string()).await;
+        assert_eq!(response.status(), 401, "{endpoint:?} claims naming nobody");
     }
     assert!(h.twilio_requests().await.is_empty());
 
@@ -706,6 +747,7 @@ async fn front_end_refuses_bad_tokens_and_bad_input_clearly() {
         h.twilio_requests().await.is_empty(),
         "nothing reached Twilio"
     );
+    forbidden_to_another_agent(&h).await;
 }
 
 /// The app with a DynamoDB endpoint where nothing listens.

@@ -2,6 +2,7 @@
 //! the AWS SDK, so one link instead of ten saves minutes on a small machine.
 //! Files they read are found at run time (see `warm_transfer_dev::paths`).
 
+mod access;
 mod browser;
 mod deployment;
 mod events;

@@ -22,7 +22,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const TABLE: &str = "calls-reconciler";
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
-const API_TOKEN: &str = "local-dev-token";
 const CF: &str = "CF00000000000000000000000000000001";
 
 fn agent_sid(n: u32) -> CallSid {
@@ -215,7 +214,6 @@ async fn harness() -> Harness {
         (vars::TABLE_NAME, TABLE.to_owned()),
         (vars::DYNAMODB_ENDPOINT, dynalite.endpoint()),
         (vars::DEFAULT_CALLER_ID, "+15005550006".to_owned()),
-        (vars::API_TOKEN, API_TOKEN.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

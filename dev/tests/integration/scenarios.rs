@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use warm_transfer_core::domain::LegStatus;
 use warm_transfer_core::handlers::reconciler;
 use warm_transfer_core::signature::sign_form;
-use warm_transfer_dev::local::{LOCAL_API_TOKEN, LOCAL_AUTH_TOKEN, LocalOptions, LocalStack};
+use warm_transfer_dev::idp::LocalAgent;
+use warm_transfer_dev::local::{LOCAL_AUTH_TOKEN, LocalOptions, LocalStack};
 use warm_transfer_dev::sim::{
     CallbackFault, CallbackInfo, CallbackKind, Connection, EndReason, Fault, Operation, Script,
     Simulator, Situation,
@@ -25,6 +26,8 @@ const GRACE: Duration = Duration::from_millis(1500);
 struct Scenario {
     stack: LocalStack,
     http: reqwest::Client,
+    /// The first agent, a supervisor: may follow the call after the handover.
+    token: String,
 }
 
 async fn scenario() -> Scenario {
@@ -55,9 +58,11 @@ async fn scenario_with(options: LocalOptions) -> Scenario {
         sim.script(number, Script::answer_after(Duration::from_millis(500)));
     }
     sim.watch(CUSTOMER);
+    let token = stack.token_for(&LocalAgent::new("lead@example.com", &[AGENT], true));
     Scenario {
         stack,
         http: reqwest::Client::new(),
+        token,
     }
 }
 
@@ -66,7 +71,7 @@ impl Scenario {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.stack.base_url()))
-            .bearer_auth(LOCAL_API_TOKEN);
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -22,6 +22,14 @@ fn sid(s: &str) -> CallSid {
     CallSid::parse(s).unwrap()
 }
 
+fn alice() -> Actor {
+    Actor {
+        id: "alice@example.com".into(),
+        numbers: vec![phone("+15550100001")],
+        supervisor: false,
+    }
+}
+
 fn phone(s: &str) -> PhoneNumber {
     PhoneNumber::parse(s).unwrap()
 }
@@ -125,9 +133,14 @@ async fn every_item_expires_through_ttl() {
     let started = OffsetDateTime::now_utc().unix_timestamp();
     connected(&store).await;
     store
-        .append_event(&sid(AGENT), &HistoryEvent::api(now(), "call started", None))
+        .append_event(
+            &sid(AGENT),
+            &HistoryEvent::api(&alice(), now(), "call started", None),
+        )
         .await
         .unwrap();
+    let history = store.list_events(&sid(AGENT)).await.unwrap();
+    assert_eq!(history[0].actor.as_deref(), Some("alice@example.com"));
     let items = raw_items(&dynalite).await;
     assert_eq!(items.len(), 2);
     for item in items {
