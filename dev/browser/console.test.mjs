@@ -16,7 +16,6 @@ const targetDir = process.env.CARGO_TARGET_DIR || path.join(workspace, "target")
 // dev/tests/browser.rs passes the binary cargo built for it.
 const localBin = process.env.WARM_TRANSFER_LOCAL || path.join(targetDir, "debug", "warm-transfer-local");
 const shots = process.env.SCREENSHOT_DIR || path.join(targetDir, "screenshots");
-const TOKEN = "local-dev-token";
 
 let server;
 let baseUrl;
@@ -48,11 +47,19 @@ after(async () => {
   if (server) { server.kill("SIGTERM"); await once(server, "exit").catch(() => {}); }
 });
 
-async function openConsole() {
+// Signs in through the local identity provider: authorization code + PKCE,
+// the same flow the console runs against Cognito or another OIDC provider.
+async function openConsole(agent = "alice") {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   await page.goto(`${baseUrl}/console`);
-  await page.fill("#token", TOKEN);
-  await page.click("#token-form button[type=submit]");
+  await page.click("#sign-in");
+  await page.waitForURL(/\/local-idp\/authorize/);
+  await page.click(`a[data-agent=${agent}]`);
+  await page.waitForSelector("[data-testid=signed-in-as]:has-text('signed in as')");
+  assert.match(await page.textContent("[data-testid=signed-in-as]"), new RegExp(`${agent}@example.com`));
+  assert.equal(new URL(page.url()).search, "", "the code is not left in the address bar");
+  const stored = await page.evaluate(() => Object.keys(sessionStorage));
+  assert.deepEqual(stored.filter((k) => /pkce/.test(k)), [], "the PKCE verifier is used once and dropped");
   return page;
 }
 
@@ -71,16 +78,18 @@ test("happy path: call, warm transfer, second agent answers, first agent leaves"
   await page.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
   assert.match(await page.textContent("[data-testid=transfer-state]"), /second agent answered/i);
   assert.equal(await page.isEnabled("#leave"), true);
+  await page.waitForFunction(
+    () => /transfer requested/.test(document.querySelector("[data-testid=timeline]").textContent),
+    null,
+    { timeout: 10_000 },
+  );
+  // The timeline names who did each action.
+  assert.match(await page.textContent("[data-testid=timeline]"), /transfer requested.*alice@example\.com/);
   await page.screenshot({ path: path.join(shots, "console-mid-transfer.png"), fullPage: true });
   await page.click("#leave");
   await page.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
   assert.match(await page.textContent("[data-testid=transfer-state]"), /customer is with the second agent/i);
-  await page.waitForFunction(
-    () => /first agent left/.test(document.querySelector("[data-testid=timeline]").textContent),
-    null,
-    { timeout: 10_000 },
-  );
-  assert.match(await page.textContent("[data-testid=timeline]"), /transfer requested/);
+  assert.match(await page.textContent("[data-testid=message]"), /handed the call over/i);
   await page.screenshot({ path: path.join(shots, "console-transferred.png"), fullPage: true });
   await page.close();
 });
@@ -100,17 +109,44 @@ test("busy second agent: clear wording, customer kept, retry possible", async ()
   await page.close();
 });
 
-test("bad input and a refused token give clear messages", async () => {
+test("another agent's call: a clear refusal until it is handed over", async () => {
+  const alice = await openConsole("alice");
+  await startCall(alice, "+15550300001", "+15550300002");
+  const sid = (await alice.textContent("#call-sid")).replace("Call ", "").trim();
+  const bob = await openConsole("bob");
+  await bob.fill("#open-sid", sid);
+  await bob.click("#open");
+  await bob.waitForSelector("[data-testid=message].error");
+  assert.match(await bob.textContent("[data-testid=message]"), /not allowed.*another agent's/i);
+  await bob.screenshot({ path: path.join(shots, "console-not-your-call.png"), fullPage: true });
+  // Alice hands the call to bob; then it is his to open.
+  await alice.fill("#target", "+15550200003");
+  await alice.click("#transfer");
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
+  await alice.click("#leave");
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
+  await bob.click("#open");
+  await bob.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
+  assert.match(await bob.textContent("[data-testid=timeline]"), /first agent left.*alice@example\.com/);
+  await alice.close();
+  await bob.close();
+});
+
+test("bad input and a refused sign-in give clear messages", async () => {
   const page = await openConsole();
   await page.fill("#agent", "555-0100");
   await page.fill("#customer", "+15550300002");
   await page.click("#start");
   await page.waitForSelector("[data-testid=message].error");
   assert.match(await page.textContent("[data-testid=message]"), /your number/i);
-  await page.evaluate(() => sessionStorage.setItem("warm-transfer-token", "wrong-token"));
+  // A token whose signature does not verify (same claims, forged signature).
+  await page.evaluate(() => {
+    const token = sessionStorage.getItem("warm-transfer-token");
+    sessionStorage.setItem("warm-transfer-token", token.slice(0, token.lastIndexOf(".") + 1) + "forged");
+  });
   await page.fill("#agent", "+15550300001");
   await page.click("#start");
-  await page.waitForFunction(() => /token was refused/i.test(document.querySelector("[data-testid=message]").textContent));
-  assert.equal(await page.isVisible("#token-panel"), true, "asks for the token again");
+  await page.waitForFunction(() => /sign-in was refused/i.test(document.querySelector("[data-testid=message]").textContent));
+  assert.equal(await page.isVisible("#token-panel"), true, "asks to sign in again");
   await page.close();
 });

@@ -31,8 +31,9 @@ fn console_drives_a_warm_transfer_in_chromium() {
     );
     assert!(output.status.success(), "browser tests failed:\n{report}");
     assert!(
-        report.contains("pass 3") || report.contains("ℹ pass 3"),
+        report.contains("pass 4") || report.contains("ℹ pass 4"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
+    assert!(screenshots.join("console-not-your-call.png").exists());
 }

@@ -139,7 +139,7 @@ impl App {
                 Endpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
                 Endpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
                 Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
-                Endpoint::Console => console::page(),
+                Endpoint::Console => console::page(self.config.console_sign_in.as_ref()),
                 // Scheduled, not HTTP: its binary runs the reconciler directly.
                 Endpoint::Reconciler => {
                     ApiError::NotFound("not an HTTP endpoint".into()).into_response()
