@@ -138,13 +138,132 @@ fn template_routes_match_the_handlers() {
             assert!(props["Events"]["Api"].is_null(), "{id}");
             continue;
         }
-        let api = &props["Events"]["Api"];
-        assert_eq!(api["Type"], "HttpApi", "{id}");
-        let method = text(&api["Properties"]["Method"]).unwrap();
-        let path = text(&api["Properties"]["Path"]).unwrap();
-        assert_eq!(method, endpoint.method().as_str(), "{id} method");
-        assert_eq!(path, endpoint.route(), "{id} path");
+        if endpoint.caller() == Caller::Twilio {
+            // A function event on the API: no authorizer, the signature is checked.
+            let api = &props["Events"]["Api"];
+            assert_eq!(api["Type"], "HttpApi", "{id}");
+            let method = text(&api["Properties"]["Method"]).unwrap();
+            let path = text(&api["Properties"]["Path"]).unwrap();
+            assert_eq!(method, endpoint.method().as_str(), "{id} method");
+            assert_eq!(path, endpoint.route(), "{id} path");
+            assert!(
+                api["Properties"]["Auth"].is_null(),
+                "{id}: Twilio has no JWT"
+            );
+            continue;
+        }
+        // Front end and console: a route of their own (see the template).
+        assert!(props["Events"].is_null(), "{id}: declared as a route");
+        let route = route_of(&template, &id);
+        assert_eq!(
+            text(&route["RouteKey"]).unwrap(),
+            format!("{} {}", endpoint.method(), endpoint.route()),
+            "{id}"
+        );
+        let signed_in = endpoint.caller() == Caller::FrontEnd;
+        assert_eq!(
+            text(&route["AuthorizationType"]).unwrap(),
+            if signed_in { "JWT" } else { "NONE" },
+            "{id}"
+        );
+        assert_eq!(
+            text(&route["AuthorizerId"]).as_deref(),
+            signed_in.then_some("AgentsAuthorizer"),
+            "{id}"
+        );
     }
+}
+
+/// The explicit route whose integration invokes `function`, and checks the
+/// integration and the permission API Gateway needs to call it.
+fn route_of(template: &Value, function: &str) -> Value {
+    let resources = template["Resources"].as_mapping().unwrap();
+    let name = function.strip_suffix("Function").unwrap();
+    let integration = &template["Resources"][format!("{name}Integration").as_str()];
+    assert_eq!(
+        integration["Type"], "AWS::ApiGatewayV2::Integration",
+        "{name}"
+    );
+    let props = &integration["Properties"];
+    assert_eq!(text(&props["IntegrationType"]).unwrap(), "AWS_PROXY");
+    assert_eq!(text(&props["PayloadFormatVersion"]).unwrap(), "2.0");
+    assert_eq!(
+        text(&props["IntegrationUri"]).unwrap(),
+        format!("{function}.Arn"),
+        "{name}"
+    );
+    let permission = &template["Resources"][format!("{name}Permission").as_str()]["Properties"];
+    assert_eq!(text(&permission["FunctionName"]).unwrap(), function);
+    assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
+    let target = format!("integrations/${{{name}Integration}}");
+    let routes: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Route")
+        .filter(|r| text(&r["Properties"]["Target"]).as_deref() == Some(target.as_str()))
+        .collect();
+    assert_eq!(routes.len(), 1, "{function}: one route");
+    routes[0]["Properties"].clone()
+}
+
+#[test]
+fn front_end_routes_need_an_agent_signed_in() {
+    let template = template();
+    let authorizer = &template["Resources"]["AgentsAuthorizer"];
+    assert_eq!(authorizer["Type"], "AWS::ApiGatewayV2::Authorizer");
+    let props = &authorizer["Properties"];
+    assert_eq!(text(&props["AuthorizerType"]).unwrap(), "JWT");
+    assert_eq!(text(&props["ApiId"]).unwrap(), "HttpApi");
+    assert_eq!(props["IdentitySource"][0], "$request.header.Authorization");
+    // The stack's Cognito pool by default, an external issuer when given.
+    let issuer = serde_norway::to_string(&props["JwtConfiguration"]["Issuer"]).unwrap();
+    assert!(
+        issuer.contains("UseCognito") && issuer.contains("OidcIssuer"),
+        "{issuer}"
+    );
+    assert!(issuer.contains("cognito-idp.${AWS::Region}.amazonaws.com/${AgentUserPool}"));
+    let audience = serde_norway::to_string(&props["JwtConfiguration"]["Audience"]).unwrap();
+    assert!(
+        audience.contains("ConsoleUserPoolClient") && audience.contains("OidcAudience"),
+        "{audience}"
+    );
+    let conditions = serde_norway::to_string(&template["Conditions"]["UseCognito"]).unwrap();
+    assert!(conditions.contains("OidcIssuer"), "{conditions}");
+
+    // The console is a public client: code + PKCE, no secret, back to its page.
+    let client = &template["Resources"]["ConsoleUserPoolClient"]["Properties"];
+    assert_eq!(client["GenerateSecret"], Value::Bool(false));
+    assert_eq!(client["AllowedOAuthFlows"].as_sequence().unwrap().len(), 1);
+    assert_eq!(client["AllowedOAuthFlows"][0], "code");
+    let callback = serde_norway::to_string(&client["CallbackURLs"]).unwrap();
+    assert!(callback.contains("/console"), "{callback}");
+    // Agents cannot rewrite who they are or which numbers are theirs.
+    let writable = client["WriteAttributes"].as_sequence().unwrap();
+    for attribute in ["email", "custom:agent_numbers", "phone_number"] {
+        assert!(!writable.iter().any(|w| w == attribute), "{attribute}");
+    }
+    let pool = &template["Resources"]["AgentUserPool"]["Properties"];
+    assert_eq!(
+        pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
+        Value::Bool(true)
+    );
+    let group = &template["Resources"]["SupervisorsGroup"]["Properties"];
+    assert_eq!(
+        text(&group["GroupName"]).as_deref(),
+        Some("SupervisorGroup")
+    );
+
+    // The console's page gets the sign-in settings, nobody else needs them.
+    let console =
+        &template["Resources"]["ConsoleFunction"]["Properties"]["Environment"]["Variables"];
+    let names: BTreeSet<&str> = console
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(names, vars::CONSOLE_ONLY.iter().copied().collect());
+    // No shared bearer token anywhere.
+    assert!(template["Parameters"]["ApiToken"].is_null());
 }
 
 #[test]
@@ -166,7 +285,12 @@ fn template_environment_is_what_the_configuration_reads() {
         .copied()
         .filter(|v| !local_only.contains(v) && !secrets::FIELDS.contains(v))
         .collect();
-    assert_eq!(in_template, read_by_code);
+    let everywhere: BTreeSet<&str> = read_by_code
+        .iter()
+        .copied()
+        .filter(|v| !vars::CONSOLE_ONLY.contains(v))
+        .collect();
+    assert_eq!(in_template, everywhere);
 
     // No function overrides the globals with a variable the code does not read.
     for (id, props) in template_functions(&template) {
