@@ -58,7 +58,12 @@ async fn scenario_with(options: LocalOptions) -> Scenario {
         sim.script(number, Script::answer_after(Duration::from_millis(500)));
     }
     sim.watch(CUSTOMER);
-    let token = stack.token_for(&LocalAgent::new("lead@example.com", &[AGENT], true));
+    // AGENT's phone, and the first agents' of the many-calls scenarios.
+    let many: Vec<String> = (0..10).map(|n| format!("+15550107{n:03}")).collect();
+    let numbers: Vec<&str> = std::iter::once(AGENT)
+        .chain(many.iter().map(String::as_str))
+        .collect();
+    let token = stack.token_for(&LocalAgent::new("lead@example.com", &numbers, true));
     Scenario {
         stack,
         http: reqwest::Client::new(),
