@@ -181,6 +181,11 @@ async fn each_agent_acts_only_on_their_own_calls_until_a_handover() {
             (Method::GET, path.clone(), None),
             (Method::POST, format!("{path}/transfer"), transfer),
             (Method::POST, format!("{path}/transfer/cancel"), None),
+            (
+                Method::POST,
+                format!("{path}/hold"),
+                Some(json!({ "held": true })),
+            ),
             (Method::POST, format!("{path}/leave"), None),
         ] {
             let answer = as_agent(&stack, "bob", method, &route, body).await;
@@ -259,7 +264,7 @@ async fn each_agent_acts_only_on_their_own_calls_until_a_handover() {
         actions,
         vec![
             ("call started".to_owned(), alice.clone()),
-            ("transfer requested".to_owned(), alice.clone()),
+            ("warm transfer requested".to_owned(), alice.clone()),
             ("first agent left".to_owned(), alice),
         ]
     );
