@@ -137,7 +137,6 @@ fn app(primary: &str, secondary: Option<&str>) -> App {
         (vars::TABLE_NAME, "calls-metrics"),
         (vars::DYNAMODB_ENDPOINT, "http://127.0.0.1:9"),
         (vars::DEFAULT_CALLER_ID, "+15005550006"),
-        (vars::API_TOKEN, "api-token"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
