@@ -24,6 +24,7 @@ async fn stack() -> LocalStack {
         port: 0,
         time_scale: 0.1,
         ring_timeout_secs: 60,
+        ..LocalOptions::default()
     })
     .await
     .unwrap()
