@@ -150,3 +150,43 @@ test("bad input and a refused sign-in give clear messages", async () => {
   assert.equal(await page.isVisible("#token-panel"), true, "asks to sign in again");
   await page.close();
 });
+
+test("consult: hold the customer, resume, then complete the transfer", async () => {
+  const page = await openConsole();
+  await startCall(page, "+15550200001", "+15550200012");
+  await page.fill("#target", "+15550200003");
+  await page.click("#transfer");
+  await page.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
+  assert.equal(await page.textContent("#cancel"), "Take back", "an answered agent can be taken back");
+  // Consult: the customer on hold while the agents talk.
+  await page.click("#hold");
+  await page.waitForSelector('[data-testid=transfer-state][data-state=consulting]', { timeout: 20_000 });
+  assert.match(await page.textContent("[data-testid=transfer-state]"), /customer is on hold/i);
+  assert.equal(await page.isEnabled("#resume"), true);
+  assert.equal(await page.isEnabled("#hold"), false);
+  assert.equal(await page.textContent("#leave"), "Complete transfer");
+  await page.screenshot({ path: path.join(shots, "console-consult.png"), fullPage: true });
+  // Resume: everybody talks.
+  await page.click("#resume");
+  await page.waitForSelector('[data-testid=transfer-state][data-state=three-way]', { timeout: 20_000 });
+  assert.equal(await page.isEnabled("#hold"), true, "may consult again");
+  // Hold again, then complete: the customer comes off hold and agent one leaves.
+  await page.click("#hold");
+  await page.waitForSelector('[data-testid=transfer-state][data-state=consulting]', { timeout: 20_000 });
+  await page.click("#leave");
+  await page.waitForFunction(() => /handed the call over/i.test(document.querySelector("[data-testid=message]").textContent),
+    null, { timeout: 20_000 });
+  assert.match(await page.textContent("[data-testid=transfer-state]"), /customer is with the second agent/i);
+  await page.close();
+});
+
+test("cold transfer: the first agent is free at once", async () => {
+  const page = await openConsole();
+  await startCall(page, "+15550300001", "+15550300012");
+  await page.fill("#target", "+15550300003");
+  await page.selectOption("#transfer-kind", "cold");
+  await page.click("#transfer");
+  await page.waitForFunction(() => /your phone is free/i.test(document.querySelector("[data-testid=message]").textContent),
+    null, { timeout: 20_000 });
+  await page.close();
+});
