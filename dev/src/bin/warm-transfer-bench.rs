@@ -1,7 +1,9 @@
 //! The benchmarks of BENCHMARKS.md:
 //! `cargo run --release -p warm-transfer-dev --bin warm-transfer-bench`
 //! builds the release binaries it measures first (`--no-build` skips that);
-//! `--smoke` runs a few requests of each part only.
+//! `--smoke` runs a few requests of each part only; `--functions-only`
+//! measures cold start, size and memory only, `--function NAME` of one
+//! function (repeatable).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use warm_transfer_core::domain::{
 };
 use warm_transfer_core::handlers::{App, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
+use warm_transfer_core::secrets;
 use warm_transfer_core::signature::sign_form;
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
@@ -29,6 +32,7 @@ use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events;
 use warm_transfer_dev::idp::{LocalIssuer, local_agents};
 use warm_transfer_dev::local::LOCAL_AUTH_TOKEN;
+use warm_transfer_dev::moto::MotoServer;
 use warm_transfer_dev::server::DevServer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -50,6 +54,10 @@ struct Timing {
 
 struct Settings {
     smoke: bool,
+    /// `--functions-only`: parts 2-3 alone (cold start, size, memory).
+    functions_only: bool,
+    /// `--function NAME` (repeatable): only these functions in parts 2-3.
+    only: Vec<String>,
 }
 
 impl Settings {
@@ -516,16 +524,28 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
     let dynalite = Dynalite::start().await?;
     dynalite.create_table(TABLE).await?;
     let twilio = TwilioStub::start().await?;
+    // The deployed way: secrets read from Secrets Manager at start (a real
+    // Secrets Manager API, moto_server, on loopback).
+    let moto = MotoServer::start().await?;
+    let secret_arn = moto
+        .create_secret(
+            "bench",
+            &json!({ "TWILIO_AUTH_TOKEN": events::EVENTS_AUTH_TOKEN }).to_string(),
+        )
+        .await?;
     let release = workspace().join("target/release");
     let mut rows = vec![
-        "| function | cold start p50 ms | x86_64 size MB | arm64 size MB (cargo lambda build) | peak RSS MB after load |".to_owned(),
-        "|---|---|---|---|---|".to_owned(),
+        "| function | cold start p50 ms (min-max), secrets from env | cold start p50 ms (min-max), secret read | x86_64 size MB | arm64 size MB (cargo lambda build) | peak RSS MB after load |".to_owned(),
+        "|---|---|---|---|---|---|".to_owned(),
     ];
     for endpoint in Endpoint::ALL {
         let name = endpoint.function_name();
+        if !settings.only.is_empty() && !settings.only.iter().any(|o| o == name) {
+            continue;
+        }
         let binary = release.join(name);
         if !binary.exists() {
-            rows.push(format!("| {name} | not built | | | |"));
+            rows.push(format!("| {name} | not built | | | | |"));
             continue;
         }
         let event = serde_json::to_string(&events::event(endpoint))?;
@@ -544,10 +564,19 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             ("AWS_REGION", "us-east-1".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
+        // The same, with SECRET_ARN instead of the secret variables.
+        let secret_env: Vec<(&str, String)> = env
+            .iter()
+            .filter(|(k, _)| !secrets::FIELDS.contains(k))
+            .cloned()
+            .chain([("SECRET_ARN", secret_arn.clone())])
+            .chain(moto.function_env())
+            .collect();
         // The function binary, talking to the given Runtime API.
-        let start_function = |api: &RuntimeApi| {
+        let start_with = |api: &RuntimeApi, env: &[(&str, String)]| {
             warm_transfer_dev::process::die_with_parent(
                 tokio::process::Command::new(&binary)
+                    .env_clear()
                     .envs(env.iter().cloned())
                     .env("AWS_LAMBDA_RUNTIME_API", api.address())
                     .stdout(Stdio::null())
@@ -555,18 +584,32 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             )
             .spawn()
         };
-        let mut starts = Vec::new();
+        let start_function = |api: &RuntimeApi| start_with(api, &env);
+        // Alternating runs, so a change of load on the machine touches both.
+        let (mut starts, mut with_secret) = (Vec::new(), Vec::new());
         for _ in 0..settings.cold_starts() {
-            let api = RuntimeApi::start(event.clone(), 1).await?;
-            let started = Instant::now();
-            let mut child = start_function(&api)?;
-            tokio::time::timeout(Duration::from_secs(20), api.wait_for(1)).await?;
-            if let Some((at, _)) = api.responses().first() {
-                starts.push(at.duration_since(started));
+            for (env, out) in [(&env[..], &mut starts), (&secret_env[..], &mut with_secret)] {
+                let api = RuntimeApi::start(event.clone(), 1).await?;
+                let started = Instant::now();
+                let mut child = start_with(&api, env)?;
+                tokio::time::timeout(Duration::from_secs(20), api.wait_for(1)).await?;
+                if let Some((at, _)) = api.responses().first() {
+                    out.push(at.duration_since(started));
+                }
+                child.kill().await?;
             }
-            child.kill().await?;
         }
         starts.sort();
+        with_secret.sort();
+        let spread = |runs: &[Duration]| match (runs.first(), runs.last()) {
+            (Some(min), Some(max)) => format!(
+                "{:.1} ({:.1}-{:.1})",
+                ms(percentile(runs, 50.0)),
+                ms(*min),
+                ms(*max)
+            ),
+            _ => "no answer".to_owned(),
+        };
         // Peak memory after many warm invocations.
         let invocations = if settings.smoke { 50 } else { 2000 };
         let api = RuntimeApi::start(event.clone(), invocations).await?;
@@ -591,8 +634,9 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         // What `sam deploy` ships: the README's `cargo lambda build`.
         let arm = workspace().join(format!("target/lambda/{name}/bootstrap"));
         rows.push(format!(
-            "| {name} | {:.1} | {} | {} | {rss} |",
-            ms(percentile(&starts, 50.0)),
+            "| {name} | {} | {} | {} | {} | {rss} |",
+            spread(&starts),
+            spread(&with_secret),
             size(binary),
             size(arm),
         ));
@@ -641,8 +685,15 @@ fn build_release() -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().collect();
     let settings = Settings {
-        smoke: std::env::args().any(|a| a == "--smoke"),
+        smoke: args.iter().any(|a| a == "--smoke"),
+        functions_only: args.iter().any(|a| a == "--functions-only"),
+        only: args
+            .windows(2)
+            .filter(|w| w[0] == "--function")
+            .map(|w| w[1].clone())
+            .collect(),
     };
     if !std::env::args().any(|a| a == "--no-build") {
         build_release()?;
@@ -666,6 +717,11 @@ async fn main() -> Result<(), Error> {
             .unwrap_or(0),
         OffsetDateTime::now_utc().date()
     );
+    if settings.functions_only {
+        println!("## 2-3. Cold start, size and memory of each function binary\n");
+        println!("{}", functions(&settings).await?);
+        return Ok(());
+    }
     println!(
         "## 1. Sequential round trips per endpoint (DynamoDB and Twilio each behind a 20 ms, then a 40 ms loopback delay)\n"
     );
