@@ -3,6 +3,8 @@
 //! store, then asks Twilio for the side effects in the order the call flow
 //! needs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -374,17 +376,19 @@ pub async fn cancel_transfer(
     actor: &Actor,
 ) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
-    let before = app.store.get_session(&sid).await?;
-    let taking_back = before
-        .as_ref()
-        .and_then(CallSession::transfer_state)
-        .is_some_and(TransferState::target_on_the_line);
+    // Whether agent two was on the line, as the write that cancelled saw
+    // it: no read of its own, and no gap for the state to move in.
+    let taking_back = AtomicBool::new(false);
     let cancel = |s: &mut CallSession| {
         actor.may(Action::CancelTransfer, s)?;
+        let on_the_line = s
+            .transfer_state()
+            .is_some_and(TransferState::target_on_the_line);
+        taking_back.store(on_the_line, Ordering::Relaxed);
         s.cancel_transfer()
     };
     let session = app.store.update(&sid, &cancel).await?;
-    let what = if taking_back {
+    let what = if taking_back.into_inner() {
         "transfer taken back"
     } else {
         "transfer cancelled"
