@@ -65,3 +65,44 @@ impl Capacity {
         self.calls_per_sec() * (self.twiml_per_call + self.callbacks_per_call) as f64
     }
 }
+
+/// A leg's status as a callback reports it, now.
+fn leg_now(
+    call: &warm_transfer_core::ids::CallSid,
+    status: warm_transfer_core::domain::LegStatus,
+    sequence: u32,
+) -> warm_transfer_core::domain::LegObservation {
+    warm_transfer_core::domain::LegObservation {
+        call_sid: call.clone(),
+        status,
+        sequence: Some(sequence),
+        at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+/// Stores a new call whose first agent and customer have both answered, as
+/// their callbacks leave it, and returns it as stored.
+async fn store_connected_call(
+    store: &dyn warm_transfer_core::store::CallStore,
+    agent_leg: &warm_transfer_core::ids::CallSid,
+    customer_leg: &warm_transfer_core::ids::CallSid,
+) -> warm_transfer_core::domain::CallSession {
+    use warm_transfer_core::domain::{CallSession, LegStatus, Observation};
+    use warm_transfer_core::ids::PhoneNumber;
+    let phone = |n: &str| PhoneNumber::parse(n).unwrap();
+    let session = CallSession::start(
+        agent_leg.clone(),
+        phone("+15550100001"),
+        phone("+15550100002"),
+        phone("+15005550006"),
+        time::OffsetDateTime::now_utc(),
+    );
+    store.create_session(&session).await.unwrap();
+    for observation in [
+        Observation::AgentLeg(leg_now(agent_leg, LegStatus::InProgress, 2)),
+        Observation::CustomerLeg(leg_now(customer_leg, LegStatus::InProgress, 2)),
+    ] {
+        store.observe(agent_leg, observation).await.unwrap();
+    }
+    store.get_session(agent_leg).await.unwrap().unwrap()
+}

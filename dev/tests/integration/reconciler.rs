@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::leg_now as leg;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
@@ -238,15 +239,6 @@ async fn harness() -> Harness {
     }
 }
 
-fn leg(call: &CallSid, status: LegStatus, seq: u32) -> LegObservation {
-    LegObservation {
-        call_sid: call.clone(),
-        status,
-        sequence: Some(seq),
-        at: OffsetDateTime::now_utc(),
-    }
-}
-
 impl Harness {
     fn twilio_has(&self, call: &CallSid, status: &str, parent: Option<&CallSid>) {
         let mut world = self.world.lock().unwrap();
@@ -309,21 +301,7 @@ impl Harness {
     /// A connected call `n`, in the store and at Twilio.
     async fn connected(&self, n: u32) {
         let id = agent_sid(n);
-        let session = CallSession::start(
-            id.clone(),
-            phone("+15550100001"),
-            phone("+15550100002"),
-            phone("+15005550006"),
-            OffsetDateTime::now_utc(),
-        );
-        self.store.create_session(&session).await.unwrap();
-        self.observe(n, Observation::AgentLeg(leg(&id, LegStatus::InProgress, 2)))
-            .await;
-        self.observe(
-            n,
-            Observation::CustomerLeg(leg(&customer_sid(n), LegStatus::InProgress, 2)),
-        )
-        .await;
+        super::store_connected_call(self.store.as_ref(), &id, &customer_sid(n)).await;
         self.twilio_has(&id, "in-progress", None);
         self.twilio_has(&customer_sid(n), "in-progress", Some(&id));
     }

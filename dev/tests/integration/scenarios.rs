@@ -193,6 +193,14 @@ impl Scenario {
         );
     }
 
+    /// Agent two answered and everybody is in the room, the customer
+    /// having been redirected exactly once whatever Twilio answered.
+    async fn all_three_in_the_room_after_one_redirect(&self, sid: &str) {
+        self.transfer_state(sid, "target-answered").await;
+        self.wait_room(sid, &[AGENT, CUSTOMER, TARGET]).await;
+        assert_eq!(self.stack.sim.redirects_of(CUSTOMER), 1);
+    }
+
     /// The invariant, and that nothing the product sent broke Twilio's
     /// contract: the customer is never alone (no agent present or ringing)
     /// beyond the grace, never cut off except by their own hang-up or a
@@ -407,9 +415,7 @@ async fn twilio_failing_the_redirect_leaves_the_call_as_it_was_and_a_retry_succe
 
     let (status, body) = s.transfer(&sid, TARGET).await;
     assert_eq!(status, 202, "{body}");
-    s.transfer_state(&sid, "target-answered").await;
-    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
-    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1);
+    s.all_three_in_the_room_after_one_redirect(&sid).await;
     s.assert_customer_never_stranded();
 }
 
@@ -627,9 +633,7 @@ async fn redirect_applied_but_answered_after_the_timeout_is_sent_once() {
         "{}",
         s.stack.sim.timeline_text()
     );
-    s.transfer_state(&sid, "target-answered").await;
-    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
-    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1);
+    s.all_three_in_the_room_after_one_redirect(&sid).await;
     s.assert_customer_never_stranded();
 }
 
@@ -643,9 +647,7 @@ async fn redirect_applied_but_answered_with_a_5xx_is_sent_once() {
     );
     let (status, body) = s.transfer(&sid, TARGET).await;
     assert_eq!(status, 202, "{body}");
-    s.transfer_state(&sid, "target-answered").await;
-    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
-    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1);
+    s.all_three_in_the_room_after_one_redirect(&sid).await;
     s.assert_customer_never_stranded();
 }
 

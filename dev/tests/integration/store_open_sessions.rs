@@ -44,33 +44,9 @@ async fn store() -> (Dynalite, Arc<DynamoStore>) {
     (dynalite, Arc::new(store))
 }
 
-fn leg(call: &CallSid, status: LegStatus, seq: u32) -> LegObservation {
-    LegObservation {
-        call_sid: call.clone(),
-        status,
-        sequence: Some(seq),
-        at: OffsetDateTime::now_utc(),
-    }
-}
-
 /// A connected call `n`: next check in [`RECHECK_CONNECTED`].
 async fn connected(store: &DynamoStore, n: u32) -> CallSession {
-    let id = sid(n);
-    let session = CallSession::start(
-        id.clone(),
-        phone("+15550100001"),
-        phone("+15550100002"),
-        phone("+15005550006"),
-        OffsetDateTime::now_utc(),
-    );
-    store.create_session(&session).await.unwrap();
-    for observation in [
-        Observation::AgentLeg(leg(&id, LegStatus::InProgress, 2)),
-        Observation::CustomerLeg(leg(&customer_sid(n), LegStatus::InProgress, 2)),
-    ] {
-        store.observe(&id, observation).await.unwrap();
-    }
-    store.get_session(&id).await.unwrap().unwrap()
+    super::store_connected_call(store, &sid(n), &customer_sid(n)).await
 }
 
 /// A call `n` with a transfer under way: next check in [`RECHECK_SOON`].
@@ -188,7 +164,7 @@ async fn a_settled_session_leaves_the_index() {
     store
         .observe(
             &session.id,
-            Observation::CustomerLeg(leg(&customer_sid(7), LegStatus::Completed, 3)),
+            Observation::CustomerLeg(super::leg_now(&customer_sid(7), LegStatus::Completed, 3)),
         )
         .await
         .unwrap();
@@ -201,7 +177,7 @@ async fn a_settled_session_leaves_the_index() {
     store
         .observe(
             &session.id,
-            Observation::AgentLeg(leg(&session.id, LegStatus::Completed, 3)),
+            Observation::AgentLeg(super::leg_now(&session.id, LegStatus::Completed, 3)),
         )
         .await
         .unwrap();

@@ -124,9 +124,8 @@ mod tests {
         }
     }
 
-    /// A connected call with a transfer requested, the customer and first
-    /// agent in the room.
-    fn transferring(requested_at: OffsetDateTime) -> CallSession {
+    /// A call whose first agent and customer both answered.
+    fn connected() -> CallSession {
         let phone = |n| PhoneNumber::parse(n).unwrap();
         let mut s = CallSession::start(
             CallSid::parse(AGENT).unwrap(),
@@ -141,6 +140,14 @@ mod tests {
             LegStatus::InProgress,
             2,
         )));
+        s
+    }
+
+    /// A connected call with a transfer requested, the customer and first
+    /// agent in the room.
+    fn transferring(requested_at: OffsetDateTime) -> CallSession {
+        let phone = |n| PhoneNumber::parse(n).unwrap();
+        let mut s = connected();
         s.request_transfer(
             phone("+15550100003"),
             TransferKind::Warm,
@@ -247,19 +254,7 @@ mod tests {
     #[test]
     fn a_blind_transfer_counts_the_answer_as_the_handover_and_a_busy_one_strands() {
         let phone = |n| PhoneNumber::parse(n).unwrap();
-        let mut s = CallSession::start(
-            CallSid::parse(AGENT).unwrap(),
-            phone("+15550100001"),
-            phone("+15550100002"),
-            phone("+15005550006"),
-            OffsetDateTime::UNIX_EPOCH,
-        );
-        s.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
-        s.observe(Observation::CustomerLeg(leg(
-            CUSTOMER,
-            LegStatus::InProgress,
-            2,
-        )));
+        let mut s = connected();
         let requested = step(&mut s, |s| {
             s.request_transfer(
                 phone("+15550100003"),
