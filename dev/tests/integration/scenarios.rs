@@ -1339,3 +1339,61 @@ async fn one_warm_transfer_makes_no_more_webhook_requests_than_the_readme_counts
     );
     s.assert_customer_never_stranded();
 }
+
+#[tokio::test]
+async fn agent_two_hangs_up_during_the_consult_unheard_and_the_reconciler_resumes_the_customer() {
+    let s = scenario().await;
+    let sid = s.consulting().await;
+    // Neither agent two's `completed` nor the room's `participant-leave`
+    // reaches the product: it still thinks the consult goes on.
+    s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.wait_call_over(TARGET).await;
+    assert_eq!(s.call(&sid).await["customerHeld"], true);
+    // Agent one is still in the room: on hold is not alone meanwhile.
+    assert_eq!(s.stack.sim.situation(CUSTOMER), Situation::OnHold);
+    let report = reconcile_later(&s).await;
+    assert!(report.repairs >= 1, "{report:?}");
+    s.customer_talking().await;
+    s.wait_call(&sid, "customer off hold", |c| c["customerHeld"] == false)
+        .await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn a_consult_with_every_callback_duplicated_and_some_late() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .on_callback(|info: &CallbackInfo| match info.kind {
+            CallbackKind::Conference => Some(CallbackFault::Delay(Duration::from_millis(300))),
+            _ => Some(CallbackFault::Duplicate),
+        });
+    let sid = s.consulting().await;
+    let (status, call) = s.hold(&sid, false).await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(s.post(&sid, "leave").await.0, 200);
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    s.transfer_state(&sid, "first-agent-left").await;
+    s.customer_talking().await;
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn cold_transfer_busy_with_every_callback_duplicated_and_some_late() {
+    let s = scenario().await;
+    s.stack.sim.script(TARGET, Script::busy());
+    s.stack
+        .sim
+        .on_callback(|info: &CallbackInfo| match info.kind {
+            CallbackKind::Conference => Some(CallbackFault::Delay(Duration::from_millis(300))),
+            _ => Some(CallbackFault::Duplicate),
+        });
+    let sid = s.connected().await;
+    assert_eq!(s.blind_transfer(&sid).await.0, 202);
+    s.wait_call_over(AGENT).await;
+    // Nobody is left for the customer: the fallback, never silence, and
+    // the repeated callbacks release them once.
+    s.customer_released(&sid).await;
+}
