@@ -57,6 +57,8 @@ wire_enum!(
         LegHungUp => "leg-hung-up",
         /// The second agent was made the room's anchor.
         RoomAnchored => "room-anchored",
+        /// An agent transferring the call on stopped ending the room on leaving.
+        AnchorLifted => "anchor-lifted",
         /// A customer stranded alone in the room was sent to the fallback.
         CustomerReleased => "customer-released",
         /// A customer left on hold after a consult ended was taken off hold.

@@ -4,6 +4,7 @@
 use time::OffsetDateTime;
 
 use super::error::DomainError;
+use super::hop::{Hop, Owner};
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
 use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
@@ -33,6 +34,10 @@ pub struct CallSession {
     pub customer_released: bool,
     /// The customer's participant is on hold (a consult between the agents).
     pub customer_held: bool,
+    /// After a handover, the agent who holds the call and transfers it on.
+    pub owner: Option<Owner>,
+    /// Earlier transfer attempts, oldest first; `transfer` is the current one.
+    pub hops: Vec<Hop>,
     pub transfer: Option<Transfer>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
@@ -46,8 +51,14 @@ pub enum FollowUp {
     /// Hang up (or cancel) a leg nobody needs any more.
     EndLeg(CallSid),
     /// The first agent is gone and the second agent talks with the
-    /// customer: make the second agent's leaving end the room.
+    /// customer: make the second agent's leaving end the room. Also sets
+    /// it again on an owner whose onward transfer came to nothing (the
+    /// agent who came in with `attempt`).
     AnchorRoomOnTarget { attempt: u32 },
+    /// An owner transfers the call on: their leaving must no longer end
+    /// the room, or hanging up would end it on the customer and the next
+    /// agent.
+    LiftAnchor { attempt: u32 },
     /// The customer is in the room with no agent present or ringing: end
     /// the room, which sends the customer on to the fallback.
     ReleaseCustomer,
@@ -110,6 +121,8 @@ impl CallSession {
             room_sid: None,
             customer_released: false,
             customer_held: false,
+            owner: None,
+            hops: Vec::new(),
             transfer: None,
             version: 0,
         }
@@ -133,10 +146,38 @@ impl CallSession {
             || (final_leg(&self.agent_leg) && !self.customer_in_room())
     }
 
-    /// The first agent hung up, left the room, or handed over.
+    /// The agent the current transfer hands the call from: the first
+    /// agent, or after a handover the owner who transfers it on.
+    pub fn from_agent(&self) -> &PhoneNumber {
+        self.owner
+            .as_ref()
+            .map_or(&self.agent_number, |o| &o.number)
+    }
+
+    fn from_leg(&self) -> &Option<LegObservation> {
+        self.owner.as_ref().map_or(&self.agent_leg, |o| &o.leg)
+    }
+
+    fn from_presence(&self) -> Presence {
+        self.owner
+            .as_ref()
+            .map_or(self.first_agent_presence, |o| o.presence)
+    }
+
+    /// The call SID of the agent the current transfer hands the call from,
+    /// when known: leg 1, or the owner's call.
+    pub fn from_call(&self) -> Option<&CallSid> {
+        match &self.owner {
+            None => Some(&self.id),
+            Some(owner) => owner.leg.as_ref().map(|l| &l.call_sid),
+        }
+    }
+
+    /// The agent the current transfer hands the call from (the first agent,
+    /// or an owner transferring on) hung up, left the room, or handed over.
     pub fn first_agent_gone(&self) -> bool {
-        final_leg(&self.agent_leg)
-            || self.first_agent_presence == Presence::Left
+        final_leg(self.from_leg())
+            || self.from_presence() == Presence::Left
             || self
                 .transfer
                 .as_ref()
@@ -164,11 +205,11 @@ impl CallSession {
     }
 
     /// The number of the agent the call belongs to now: the first agent's,
-    /// and after a handover the second agent's.
+    /// and after each handover the agent it was handed to.
     pub fn current_agent(&self) -> &PhoneNumber {
         match &self.transfer {
             Some(transfer) if self.handed_over() => &transfer.target,
-            _ => &self.agent_number,
+            _ => self.from_agent(),
         }
     }
 
@@ -200,7 +241,7 @@ impl CallSession {
             t.state(
                 self.is_ended(),
                 self.customer_in_room(),
-                self.first_agent_presence == Presence::Joined,
+                self.from_presence() == Presence::Joined,
                 self.first_agent_gone(),
                 self.customer_held,
             )
@@ -231,9 +272,16 @@ impl CallSession {
                     state: state.as_str(),
                 });
             }
-            Some(TransferState::FirstAgentLeft) => return Err(DomainError::HandedOver),
             _ => {}
         }
+        // After a handover the agent who took the call transfers it on.
+        let from = match (previous, &self.transfer) {
+            (Some(TransferState::FirstAgentLeft), Some(t)) if t.target_talking() => {
+                t.target.clone()
+            }
+            (Some(TransferState::FirstAgentLeft), _) => return Err(DomainError::HandedOver),
+            _ => self.from_agent().clone(),
+        };
         let connected = self
             .customer_leg
             .as_ref()
@@ -243,7 +291,7 @@ impl CallSession {
                 state: self.state().as_str(),
             });
         }
-        if target == self.customer_number || target == self.agent_number {
+        if target == self.customer_number || target == from {
             return Err(DomainError::TargetOnTheCall);
         }
         if kind == TransferKind::Cold && self.customer_in_room() {
@@ -256,6 +304,12 @@ impl CallSession {
             self.room_sid = None;
         }
         let attempt = self.transfer.as_ref().map_or(1, |t| t.attempt + 1);
+        if let (Some(done), Some(state)) = (&self.transfer, previous) {
+            self.hops.push(Hop::of(done, self.from_agent(), state));
+        }
+        if let Some(handed_to) = self.transfer.as_ref().filter(|_| handing_on_now(previous)) {
+            self.owner = Some(Owner::from_transfer(handed_to));
+        }
         self.transfer = Some(Transfer {
             attempt,
             kind,
@@ -296,6 +350,14 @@ impl CallSession {
             FollowUp::AnchorRoomOnTarget { attempt } => {
                 if let Some(t) = self.transfer.as_mut().filter(|t| t.attempt == *attempt) {
                     t.target_anchors_room = true;
+                }
+                if let Some(o) = self.owner.as_mut().filter(|o| o.attempt == *attempt) {
+                    o.anchors_room = true;
+                }
+            }
+            FollowUp::LiftAnchor { attempt } => {
+                if let Some(o) = self.owner.as_mut().filter(|o| o.attempt == *attempt) {
+                    o.anchors_room = false;
                 }
             }
             FollowUp::ReleaseCustomer => self.customer_released = true,
@@ -418,8 +480,10 @@ impl CallSession {
             Observation::TargetLeg {
                 attempt,
                 observation,
-            } => match self.transfer.as_mut() {
-                Some(t) if t.attempt == attempt => replace(&mut t.target_leg, observation),
+            } => match (self.transfer.as_mut(), self.owner.as_mut()) {
+                (Some(t), _) if t.attempt == attempt => replace(&mut t.target_leg, observation),
+                // The owner came in with an earlier attempt.
+                (_, Some(o)) if o.attempt == attempt => replace(&mut o.leg, observation),
                 // An older attempt's callback: that attempt is over.
                 _ => false,
             },
@@ -451,10 +515,13 @@ impl CallSession {
         let slot = match who {
             Some(RoomParticipant::Customer) => &mut self.customer_presence,
             Some(RoomParticipant::FirstAgent) => &mut self.first_agent_presence,
-            Some(RoomParticipant::SecondAgent { attempt }) => match self.transfer.as_mut() {
-                Some(t) if t.attempt == attempt => &mut t.target_presence,
-                _ => return false,
-            },
+            Some(RoomParticipant::SecondAgent { attempt }) => {
+                match (self.transfer.as_mut(), self.owner.as_mut()) {
+                    (Some(t), _) if t.attempt == attempt => &mut t.target_presence,
+                    (_, Some(o)) if o.attempt == attempt => &mut o.presence,
+                    _ => return false,
+                }
+            }
             None => return false,
         };
         advance(slot, presence)
@@ -467,6 +534,10 @@ impl CallSession {
         let Some(state) = self.transfer_state() else {
             return false;
         };
+        // Leg 1 left long ago: this transfer is an owner's, not theirs.
+        if self.owner.is_some() {
+            return false;
+        }
         if self
             .transfer
             .as_ref()
@@ -504,12 +575,31 @@ impl CallSession {
                 });
             }
         }
+        out.extend(self.owner_anchor());
         if self.customer_alone() {
             out.push(FollowUp::ReleaseCustomer);
         } else if self.customer_held && !self.consult_goes_on() {
             out.push(FollowUp::ResumeCustomer);
         }
         out
+    }
+
+    /// An owner transferring on must not end the room by leaving; once the
+    /// transfer came to nothing and they keep the call, they must again.
+    fn owner_anchor(&self) -> Option<FollowUp> {
+        let owner = self
+            .owner
+            .as_ref()
+            .filter(|o| o.live() && !self.is_ended())?;
+        let state = self.transfer_state()?;
+        let attempt = owner.attempt;
+        if state.is_active() && owner.anchors_room {
+            Some(FollowUp::LiftAnchor { attempt })
+        } else if state.is_retryable() && !owner.anchors_room {
+            Some(FollowUp::AnchorRoomOnTarget { attempt })
+        } else {
+            None
+        }
     }
 
     /// A consult needs both agents: the first in the room with the held
@@ -540,11 +630,16 @@ impl CallSession {
             // The customer hung up mid-transfer: the first agent must not be
             // left waiting in a room that will never fill.
             if final_leg(&self.customer_leg) && transfer.outcome.is_none() {
-                legs.extend(live(&self.agent_leg));
+                legs.extend(live(self.from_leg()));
             }
         }
         legs
     }
+}
+
+/// A transfer after a handover: its target becomes the owner.
+fn handing_on_now(previous: Option<TransferState>) -> bool {
+    previous == Some(TransferState::FirstAgentLeft)
 }
 
 fn replace(slot: &mut Option<LegObservation>, observation: LegObservation) -> bool {
@@ -707,7 +802,11 @@ mod tests {
             SessionState::Transferred,
             "the customer is still talking"
         );
-        assert_eq!(transfer(&mut s), Err(DomainError::HandedOver));
+        assert_eq!(
+            transfer(&mut s),
+            Err(DomainError::TargetOnTheCall),
+            "the call is the second agent's now"
+        );
         customer(&mut s, LegStatus::Completed, 6);
         room(&mut s, ConferenceEvent::End, None);
         assert_eq!(s.state(), SessionState::Ended);
@@ -1356,5 +1455,243 @@ mod tests {
         let mut s = in_room_with_target_ringing();
         s.cancel_transfer().unwrap();
         assert_eq!(s.current_agent(), &first, "cancelled");
+    }
+
+    /// The agents of a three-hop call: A (leg 1), then B, C and D.
+    const B: &str = "+15550100003";
+    const C: &str = "+15550100004";
+    const D: &str = "+15550100005";
+
+    fn agent_sid(attempt: u32) -> String {
+        format!("CA{attempt:032x}").replace("CA0", "CAa")
+    }
+
+    /// The agent of `attempt`'s leg and room presence, as its callbacks say.
+    fn agent_of(s: &mut CallSession, attempt: u32, status: LegStatus, seq: u32) -> Observed {
+        s.observe(Observation::TargetLeg {
+            attempt,
+            observation: leg(&agent_sid(attempt), status, seq),
+        })
+    }
+
+    fn hand_to(s: &mut CallSession, to: &str) -> u32 {
+        let request = s.request_transfer(
+            phone(to),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(request, Ok(TransferDecision::New), "to {to}");
+        let attempt = s.transfer.as_ref().unwrap().attempt;
+        s.customer_redirected(attempt).unwrap();
+        // An owner transferring on stops ending the room first.
+        if let Some(owner) = &s.owner {
+            let lift = FollowUp::LiftAnchor {
+                attempt: owner.attempt,
+            };
+            assert!(s.follow_ups().contains(&lift), "{:?}", s.follow_ups());
+            s.follow_up_done(&lift);
+            assert!(!s.owner.as_ref().unwrap().anchors_room);
+        }
+        agent_of(s, attempt, LegStatus::Ringing, 1);
+        agent_of(s, attempt, LegStatus::InProgress, 2);
+        let who = RoomParticipant::SecondAgent { attempt };
+        room(s, ConferenceEvent::Join, Some(who));
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetAnswered));
+        s.first_agent_leaves().unwrap();
+        let anchor = FollowUp::AnchorRoomOnTarget { attempt };
+        assert!(s.follow_ups().contains(&anchor), "{:?}", s.follow_ups());
+        s.follow_up_done(&anchor);
+        attempt
+    }
+
+    #[test]
+    fn a_call_is_handed_on_three_times_and_keeps_every_hop() {
+        let mut s = connected();
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::Customer),
+        );
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            Some(RoomParticipant::FirstAgent),
+        );
+        let to_b = hand_to(&mut s, B);
+        agent(&mut s, LegStatus::Completed, 5);
+        assert_eq!(s.current_agent(), &phone(B));
+        assert_eq!(s.state(), SessionState::Transferred);
+
+        let to_c = hand_to(&mut s, C);
+        let owner = s.owner.as_ref().unwrap();
+        assert_eq!((owner.attempt, &owner.number), (to_b, &phone(B)));
+        assert_eq!(s.current_agent(), &phone(C));
+        // B's own callbacks (attempt 1) still reach B: they hang up.
+        agent_of(&mut s, to_b, LegStatus::Completed, 3);
+        room(
+            &mut s,
+            ConferenceEvent::Leave,
+            Some(RoomParticipant::SecondAgent { attempt: to_b }),
+        );
+        assert!(!s.owner.as_ref().unwrap().live());
+        assert!(!s.customer_alone(), "C talks with the customer");
+
+        let to_d = hand_to(&mut s, D);
+        assert_eq!(s.owner.as_ref().unwrap().number, phone(C));
+        assert_eq!(s.current_agent(), &phone(D));
+        let hops: Vec<_> = s
+            .hops
+            .iter()
+            .map(|h| (h.attempt, h.from.as_str(), h.to.as_str(), h.outcome))
+            .collect();
+        assert_eq!(
+            hops,
+            vec![
+                (to_b, "+15550100001", B, TransferState::FirstAgentLeft),
+                (to_c, B, C, TransferState::FirstAgentLeft),
+            ]
+        );
+        assert_eq!(s.transfer.as_ref().unwrap().attempt, to_d);
+        assert_eq!(s.from_agent(), &phone(C));
+        // D says goodbye: their leaving ends the room and the call.
+        agent_of(&mut s, to_c, LegStatus::Completed, 3);
+        agent_of(&mut s, to_d, LegStatus::Completed, 3);
+        room(&mut s, ConferenceEvent::End, None);
+        assert_eq!(s.state(), SessionState::Ended);
+    }
+
+    #[test]
+    fn an_owner_whose_onward_transfer_fails_keeps_the_call_and_ends_the_room_again() {
+        let mut s = connected();
+        let to_b = hand_to(&mut s, B);
+        agent(&mut s, LegStatus::Completed, 5);
+        s.request_transfer(
+            phone(C),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        s.follow_up_done(&FollowUp::LiftAnchor { attempt: to_b });
+        agent_of(&mut s, 2, LegStatus::Busy, 2);
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetBusy));
+        assert_eq!(
+            s.follow_ups(),
+            vec![FollowUp::AnchorRoomOnTarget { attempt: to_b }]
+        );
+        assert!(!s.customer_alone(), "B is still with the customer");
+        assert_eq!(s.current_agent(), &phone(B));
+        assert_eq!(s.state(), SessionState::Connected);
+        s.follow_up_done(&FollowUp::AnchorRoomOnTarget { attempt: to_b });
+        assert!(s.follow_ups().is_empty());
+        // And B may try again: the hop that failed is kept.
+        s.request_transfer(
+            phone(C),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(
+            s.hops.last().map(|h| h.outcome),
+            Some(TransferState::TargetBusy)
+        );
+        assert_eq!(
+            s.owner.as_ref().map(|o| o.attempt),
+            Some(to_b),
+            "still B's call"
+        );
+    }
+
+    #[test]
+    fn an_owner_hanging_up_while_the_next_agent_rings_never_strands_the_customer() {
+        let mut s = connected();
+        let to_b = hand_to(&mut s, B);
+        s.request_transfer(
+            phone(C),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        agent_of(&mut s, 2, LegStatus::Ringing, 1);
+        agent_of(&mut s, to_b, LegStatus::Completed, 3);
+        assert!(s.first_agent_gone(), "the agent handing on is gone");
+        assert!(!s.customer_alone(), "C is ringing");
+        assert!(
+            !s.follow_ups()
+                .iter()
+                .any(|f| matches!(f, FollowUp::LiftAnchor { .. }))
+        );
+        agent_of(&mut s, 2, LegStatus::NoAnswer, 2);
+        assert!(s.customer_alone());
+        assert_eq!(s.follow_ups(), vec![FollowUp::ReleaseCustomer]);
+    }
+
+    #[test]
+    fn an_owner_cannot_hand_to_themselves_but_may_hand_back_to_the_first_agent() {
+        let mut s = connected();
+        hand_to(&mut s, B);
+        let myself = s.request_transfer(
+            phone(B),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(myself, Err(DomainError::TargetOnTheCall));
+        assert!(
+            s.owner.is_none() && s.hops.is_empty(),
+            "a refusal changes nothing"
+        );
+        let back = s.request_transfer(
+            phone("+15550100001"),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(back, Ok(TransferDecision::New));
+        assert!(
+            !s.first_agent_should_join_room(),
+            "leg 1's dial is long over"
+        );
+    }
+
+    #[test]
+    fn a_handed_over_call_whose_agent_left_cannot_be_handed_on() {
+        let mut s = connected();
+        let to_b = hand_to(&mut s, B);
+        agent_of(&mut s, to_b, LegStatus::Completed, 3);
+        assert_eq!(
+            s.request_transfer(
+                phone(C),
+                TransferKind::Warm,
+                None,
+                OffsetDateTime::UNIX_EPOCH
+            ),
+            Err(DomainError::HandedOver)
+        );
+    }
+
+    #[test]
+    fn an_owner_consults_with_the_customer_on_hold() {
+        let mut s = connected();
+        hand_to(&mut s, B);
+        s.request_transfer(
+            phone(C),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        agent_of(&mut s, 2, LegStatus::InProgress, 2);
+        assert_eq!(
+            s.hold_customer(true),
+            Ok(()),
+            "B is in the room with the customer"
+        );
+        assert_eq!(s.transfer_state(), Some(TransferState::Consulting));
+        agent_of(&mut s, 2, LegStatus::Completed, 3);
+        assert!(s.follow_ups().contains(&FollowUp::ResumeCustomer));
     }
 }

@@ -66,7 +66,11 @@ async fn carry_out_one(app: &App, session: &CallSession, follow_up: FollowUp) {
         }
         FollowUp::AnchorRoomOnTarget { attempt } => {
             tracing::info!(%call, attempt, "the second agent now ends the room on leaving");
-            anchor_room_on_target(app, session, *attempt).await
+            anchor_room_on(app, session, *attempt, true).await
+        }
+        FollowUp::LiftAnchor { attempt } => {
+            tracing::info!(%call, attempt, "the agent transferring on no longer ends the room");
+            anchor_room_on(app, session, *attempt, false).await
         }
         FollowUp::ReleaseCustomer => {
             tracing::warn!(%call, "customer alone in the room; ending it so they reach the fallback");
@@ -88,6 +92,7 @@ fn describe(follow_up: &FollowUp) -> Option<&'static str> {
     match follow_up {
         FollowUp::EndLeg(_) => None,
         FollowUp::AnchorRoomOnTarget { .. } => Some("second agent now ends the room on leaving"),
+        FollowUp::LiftAnchor { .. } => Some("agent transferring on no longer ends the room"),
         FollowUp::ReleaseCustomer => Some("no agent left: customer sent to the fallback"),
         FollowUp::ResumeCustomer => Some("consult over: customer taken off hold"),
     }
@@ -142,17 +147,20 @@ async fn live_rooms(app: &App, session: &CallSession) -> Result<Vec<String>, Fol
         .collect())
 }
 
-/// The second agent's leaving ends the room from now on, so the customer
-/// follows them out (to the fallback) rather than stay alone.
-pub(crate) async fn anchor_room_on_target(
+/// Whether the agent who came in with `attempt` ends the room on leaving:
+/// the agent the call was handed to does, so the customer follows them out
+/// (to the fallback) rather than stay alone; an agent transferring it on
+/// does not, so their leaving leaves the customer with the next agent.
+pub(crate) async fn anchor_room_on(
     app: &App,
     session: &CallSession,
     attempt: u32,
+    anchors: bool,
 ) -> Result<(), FollowUpError> {
     let room = room_sid(app, session).await?;
     let label = RoomParticipant::SecondAgent { attempt }.label();
     let update = UpdateParticipant {
-        end_conference_on_exit: Some(true),
+        end_conference_on_exit: Some(anchors),
         ..UpdateParticipant::default()
     };
     app.twilio

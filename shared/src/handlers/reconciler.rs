@@ -223,6 +223,10 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
                 "the second agent now ends the room on leaving",
                 Repair::RoomAnchored,
             ),
+            FollowUp::LiftAnchor { .. } => (
+                "the agent transferring on no longer ends the room on leaving",
+                Repair::AnchorLifted,
+            ),
             FollowUp::ReleaseCustomer => (
                 "customer alone in the room: room ended, fallback",
                 Repair::CustomerReleased,
@@ -439,7 +443,12 @@ fn room_observations(
         (RoomParticipant::FirstAgent, session.first_agent_presence),
         (current_target, transfer.target_presence),
     ];
-    for (who, stored) in presences {
+    // After a handover, the agent transferring on came in with an earlier attempt.
+    let owner = session.owner.as_ref().map(|o| {
+        let who = RoomParticipant::SecondAgent { attempt: o.attempt };
+        (who, o.presence)
+    });
+    for (who, stored) in presences.into_iter().chain(owner) {
         match listed(who) {
             Some(p) if p.status.as_deref() == Some("connected") && stored == Presence::Never => {
                 out.push(conference(ConferenceEvent::Join, who));

@@ -15,6 +15,8 @@ pub struct CallView {
     call_sid: String,
     state: &'static str,
     agent_number: String,
+    /// Agent one, then after each handover the agent it was handed to.
+    current_agent: String,
     customer_number: String,
     caller_id: String,
     created_at: String,
@@ -23,6 +25,8 @@ pub struct CallView {
     /// The customer is on hold while the agents consult.
     customer_held: bool,
     transfer: Option<TransferView>,
+    /// Earlier transfer attempts: with `transfer`, every hop of the call.
+    hops: Vec<HopView>,
     /// Repairs the reconciler made after lost callbacks (history entries
     /// whose source is `reconciler`).
     repairs: usize,
@@ -55,11 +59,24 @@ struct LegView {
 struct TransferView {
     attempt: u32,
     kind: &'static str,
+    /// The agent handing the call over: agent one, or an agent transferring it on.
+    from: String,
     to: String,
     state: &'static str,
     reason: Option<String>,
     requested_at: String,
     target_leg: Option<LegView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HopView {
+    attempt: u32,
+    kind: &'static str,
+    from: String,
+    to: String,
+    requested_at: String,
+    outcome: &'static str,
 }
 
 #[derive(Serialize)]
@@ -92,6 +109,7 @@ impl CallView {
         let transfer = session.transfer.as_ref().map(|t| TransferView {
             attempt: t.attempt,
             kind: t.kind.as_str(),
+            from: session.from_agent().as_str().to_owned(),
             to: t.target.as_str().to_owned(),
             state: session
                 .transfer_state()
@@ -108,6 +126,7 @@ impl CallView {
             call_sid: session.id.to_string(),
             state: session.state().as_str(),
             agent_number: session.agent_number.as_str().to_owned(),
+            current_agent: session.current_agent().as_str().to_owned(),
             customer_number: session.customer_number.as_str().to_owned(),
             caller_id: session.caller_id.as_str().to_owned(),
             created_at: text(session.created_at),
@@ -115,6 +134,18 @@ impl CallView {
             customer_leg: leg(&session.customer_leg),
             customer_held: session.customer_held,
             transfer,
+            hops: session
+                .hops
+                .iter()
+                .map(|hop| HopView {
+                    attempt: hop.attempt,
+                    kind: hop.kind.as_str(),
+                    from: hop.from.as_str().to_owned(),
+                    to: hop.to.as_str().to_owned(),
+                    requested_at: text(hop.requested_at),
+                    outcome: hop.outcome.as_str(),
+                })
+                .collect(),
             repairs: events
                 .iter()
                 .filter(|e| e.source == EventSource::Reconciler)

@@ -10,8 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::StoreError;
 use crate::domain::{
-    CallSession, EventSource, HistoryEvent, LegObservation, LegStatus, Presence, Recording,
-    RecordingSource, RecordingStatus, Transfer, TransferKind, TransferOutcome,
+    CallSession, EventSource, HistoryEvent, Hop, LegObservation, LegStatus, Owner, Presence,
+    Recording, RecordingSource, RecordingStatus, Transfer, TransferKind, TransferOutcome,
+    TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -24,6 +25,7 @@ pub const EVENT_PREFIX: &str = "EVENT#";
 pub const AGENT: &str = "agent";
 pub const CUSTOMER: &str = "customer";
 pub const TARGET: &str = "target";
+pub const OWNER: &str = "owner";
 
 pub fn pk(id: &CallSid) -> String {
     format!("CALL#{id}")
@@ -192,6 +194,22 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
     if let Some(room_sid) = &session.room_sid {
         item.insert("room_sid".into(), s(room_sid));
     }
+    if let Some(owner) = &session.owner {
+        item.insert("o_attempt".into(), n(owner.attempt));
+        item.insert("o_number".into(), s(owner.number.as_str()));
+        item.insert("o_presence".into(), n(owner.presence.as_u8()));
+        item.insert(
+            "o_anchors_room".into(),
+            AttributeValue::Bool(owner.anchors_room),
+        );
+        if let Some(leg) = &owner.leg {
+            item.extend(leg_attributes(OWNER, leg));
+        }
+    }
+    if !session.hops.is_empty() {
+        let hops = session.hops.iter().map(hop_attribute).collect();
+        item.insert("hops".into(), AttributeValue::L(hops));
+    }
     if let Some(t) = &session.transfer {
         item.insert("t_attempt".into(), n(t.attempt));
         item.insert("t_kind".into(), s(t.kind.as_str()));
@@ -259,8 +277,25 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
             },
         }),
     };
+    let owner = match get_n::<u32>(item, "o_attempt") {
+        None => None,
+        Some(attempt) => Some(Owner {
+            attempt,
+            number: phone(item, "o_number")?,
+            leg: leg(item, OWNER)?,
+            presence: Presence::from_u8(get_n(item, "o_presence").unwrap_or(0)),
+            anchors_room: get_bool(item, "o_anchors_room"),
+        }),
+    };
+    let hops = match item.get("hops") {
+        None => Vec::new(),
+        Some(AttributeValue::L(hops)) => hops.iter().map(hop).collect::<Result<_, _>>()?,
+        Some(_) => return Err(corrupt("hops")),
+    };
     Ok(CallSession {
         id,
+        owner,
+        hops,
         agent_number: phone(item, "agent_number")?,
         customer_number: phone(item, "customer_number")?,
         caller_id: phone(item, "caller_id")?,
@@ -276,6 +311,37 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         customer_released: get_bool(item, "customer_released"),
         transfer,
         version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
+    })
+}
+
+/// One earlier transfer attempt, as an entry of the session's `hops` list.
+fn hop_attribute(hop: &Hop) -> AttributeValue {
+    let map: Item = [
+        ("attempt", n(hop.attempt)),
+        ("kind", s(hop.kind.as_str())),
+        ("from", s(hop.from.as_str())),
+        ("to", s(hop.to.as_str())),
+        ("requested_at", s(time_text(hop.requested_at))),
+        ("outcome", s(hop.outcome.as_str())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    AttributeValue::M(map)
+}
+
+fn hop(value: &AttributeValue) -> Result<Hop, StoreError> {
+    let AttributeValue::M(map) = value else {
+        return Err(corrupt("hops"));
+    };
+    Ok(Hop {
+        attempt: get_n(map, "attempt").ok_or_else(|| corrupt("hops.attempt"))?,
+        kind: TransferKind::parse(required(map, "kind")?).ok_or_else(|| corrupt("hops.kind"))?,
+        from: phone(map, "from")?,
+        to: phone(map, "to")?,
+        requested_at: time(map, "requested_at")?,
+        outcome: TransferState::parse(required(map, "outcome")?)
+            .ok_or_else(|| corrupt("hops.outcome"))?,
     })
 }
 
