@@ -73,10 +73,21 @@ async fn scenario_with(options: LocalOptions) -> Scenario {
 
 impl Scenario {
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(&self.token, method, path, body).await
+    }
+
+    /// A request signed in as the agent holding `token`.
+    async fn api_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.stack.base_url()))
-            .bearer_auth(&self.token);
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -1396,4 +1407,229 @@ async fn cold_transfer_busy_with_every_callback_duplicated_and_some_late() {
     // Nobody is left for the customer: the fallback, never silence, and
     // the repeated callbacks release them once.
     s.customer_released(&sid).await;
+}
+
+// Onward transfers: the agent a call was handed to hands it on, signed in
+// as themselves.
+
+const C_AGENT: &str = "+15550100004";
+const D_AGENT: &str = "+15550100005";
+
+impl Scenario {
+    /// An agent's own sign-in: not a supervisor, one number.
+    fn agent_token(&self, number: &str) -> String {
+        let email = format!("agent{}@example.com", &number[number.len() - 4..]);
+        self.stack
+            .token_for(&LocalAgent::new(&email, &[number], false))
+    }
+
+    /// `from` (signed in as themselves) transfers the call they were handed
+    /// to `to`, who answers; `from` leaves. `to` has the customer.
+    async fn hand_on(&self, sid: &str, from: &str, to: &str) {
+        let token = self.agent_token(from);
+        let path = format!("/calls/{sid}/transfer");
+        let body = json!({ "to": to });
+        let (status, call) = self
+            .api_as(&token, reqwest::Method::POST, &path, Some(body))
+            .await;
+        assert_eq!(status, 202, "{call}");
+        assert_eq!(call["transfer"]["from"], from, "{call}");
+        self.wait_call(sid, "the next agent answered", |c| {
+            c["transfer"]["to"] == to && c["transfer"]["state"] == "target-answered"
+        })
+        .await;
+        self.wait_room(sid, &[CUSTOMER, from, to]).await;
+        let path = format!("/calls/{sid}/leave");
+        let (status, call) = self
+            .api_as(&token, reqwest::Method::POST, &path, None)
+            .await;
+        assert_eq!(status, 200, "{call}");
+        self.wait_room(sid, &[CUSTOMER, to]).await;
+        self.wait_call(sid, "handed on", |c| {
+            c["currentAgent"] == to && c["transfer"]["state"] == "first-agent-left"
+        })
+        .await;
+    }
+
+    /// A scenario whose onward agents answer.
+    async fn with_onward_agents(self) -> Self {
+        for number in [C_AGENT, D_AGENT] {
+            self.stack
+                .sim
+                .script(number, Script::answer_after(Duration::from_millis(500)));
+        }
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_call_handed_on_three_times_keeps_every_hop() {
+    let s = scenario().await.with_onward_agents().await;
+    let sid = s.handed_over().await;
+    s.hand_on(&sid, TARGET, C_AGENT).await;
+    // Agent one, who left, may no longer act on the call.
+    let first = s.agent_token(AGENT);
+    let path = format!("/calls/{sid}/transfer");
+    let (status, body) = s
+        .api_as(
+            &first,
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "to": D_AGENT })),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    s.hand_on(&sid, C_AGENT, D_AGENT).await;
+    // Agent four says goodbye: they were made the room's anchor before
+    // agent three left, so the customer hears the goodbye, never silence.
+    assert!(s.stack.sim.hang_up(D_AGENT));
+    s.customer_released(&sid).await;
+    assert_eq!(
+        s.stack.sim.redirects_of(CUSTOMER),
+        1,
+        "one move, three hops"
+    );
+
+    let call = s.call(&sid).await;
+    let hops: Vec<(&str, &str, &str)> = call["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let text = |k: &str| h[k].as_str().unwrap();
+            (text("from"), text("to"), text("outcome"))
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            (AGENT, TARGET, "first-agent-left"),
+            (TARGET, C_AGENT, "first-agent-left"),
+        ],
+        "{call:#}"
+    );
+    assert_eq!(call["transfer"]["from"], C_AGENT);
+    assert_eq!(call["transfer"]["to"], D_AGENT);
+    assert_eq!(call["transfer"]["attempt"], 3);
+    assert_eq!(call["currentAgent"], D_AGENT);
+    // The history names who did each hop, without a phone number.
+    let history: Vec<(&str, &str)> = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "api")
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .filter(|(kind, _)| kind.contains("transfer requested") || kind.contains("left"))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("warm transfer requested", "lead@example.com"),
+            ("first agent left", "lead@example.com"),
+            ("warm transfer requested", "agent0003@example.com"),
+            ("agent left after handing on", "agent0003@example.com"),
+            ("warm transfer requested", "agent0004@example.com"),
+            ("agent left after handing on", "agent0004@example.com"),
+        ],
+        "{call:#}"
+    );
+}
+
+#[tokio::test]
+async fn an_onward_transfer_that_fails_leaves_the_call_with_its_owner() {
+    let s = scenario().await;
+    s.stack.sim.script(C_AGENT, Script::busy());
+    let sid = s.handed_over().await;
+    let token = s.agent_token(TARGET);
+    let path = format!("/calls/{sid}/transfer");
+    let (status, call) = s
+        .api_as(
+            &token,
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "to": C_AGENT })),
+        )
+        .await;
+    assert_eq!(status, 202, "{call}");
+    s.transfer_state(&sid, "target-busy").await;
+    // Agent two still has the customer, and ends the room again on leaving.
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    // (Agent one's leaving anchored agent two without a history entry.)
+    let anchored = |c: &Value| {
+        c["events"].as_array().is_some_and(|events| {
+            events
+                .iter()
+                .any(|e| e["kind"] == "second agent now ends the room on leaving")
+        })
+    };
+    s.wait_call(&sid, "agent two anchors the room again", anchored)
+        .await;
+    assert_eq!(s.call(&sid).await["currentAgent"], TARGET);
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.customer_released(&sid).await;
+    // Twilio itself ended the room as agent two left: the product did not
+    // have to find the customer alone.
+    let call = s.call(&sid).await;
+    let released = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "no agent left: customer sent to the fallback");
+    assert!(!released, "{call:#}");
+}
+
+#[tokio::test]
+async fn the_agent_handing_on_hangs_up_while_the_next_one_rings() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(C_AGENT, Script::answer_after(Duration::from_millis(1500)));
+    let sid = s.handed_over().await;
+    let token = s.agent_token(TARGET);
+    let path = format!("/calls/{sid}/transfer");
+    let (status, call) = s
+        .api_as(
+            &token,
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "to": C_AGENT })),
+        )
+        .await;
+    assert_eq!(status, 202, "{call}");
+    s.transfer_state(&sid, "target-ringing").await;
+    // Agent two no longer ends the room: hanging up leaves the customer
+    // with agent three ringing, who then answers and has the call.
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.wait_room(&sid, &[CUSTOMER, C_AGENT]).await;
+    s.transfer_state(&sid, "first-agent-left").await;
+    s.customer_talking().await;
+    assert!(s.stack.sim.hang_up(C_AGENT));
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn recording_across_two_hops() {
+    let s = recording_scenario().await.with_onward_agents().await;
+    let sim = &s.stack.sim;
+    let sid = s.handed_over().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.hand_on(&sid, TARGET, C_AGENT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sim.hang_up(C_AGENT));
+    s.customer_released(&sid).await;
+    // The bridge, then one room recording from its start to its end,
+    // across both hops; each listed with the SID Twilio gave it.
+    let listed = s.recordings(&sid, 2).await;
+    let made = sim.recordings();
+    assert_eq!(made.len(), 2, "{made:?}\n{}", sim.timeline_text());
+    for (listed, made, source) in [
+        (&listed[0], &made[0], "bridge"),
+        (&listed[1], &made[1], "room"),
+    ] {
+        assert_eq!(listed["sid"], made.sid.as_str());
+        assert_eq!(listed["source"], source);
+        assert_eq!(listed["status"], "completed");
+        assert_eq!(listed["durationSecs"], made.duration_secs);
+    }
+    assert!(made[1].duration_secs >= 6, "two hops of talk: {made:?}");
 }

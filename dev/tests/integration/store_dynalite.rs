@@ -128,6 +128,40 @@ async fn every_field_survives_a_round_trip() {
 }
 
 #[tokio::test]
+async fn a_call_handed_on_survives_a_round_trip_with_its_owner_and_hops() {
+    let (_dynalite, store) = store().await;
+    let mut full = session();
+    full.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
+    full.observe(Observation::CustomerLeg(leg(
+        CUSTOMER,
+        LegStatus::InProgress,
+        2,
+    )));
+    full.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
+        .unwrap();
+    full.customer_redirected(1).unwrap();
+    full.observe(Observation::TargetLeg {
+        attempt: 1,
+        observation: leg(TARGET, LegStatus::InProgress, 2),
+    });
+    full.first_agent_leaves().unwrap();
+    full.follow_up_done(&FollowUp::AnchorRoomOnTarget { attempt: 1 });
+    full.request_transfer(phone("+15550100004"), TransferKind::Warm, None, now())
+        .unwrap();
+    full.follow_up_done(&FollowUp::LiftAnchor { attempt: 1 });
+    full.observe(Observation::Conference {
+        event: ConferenceEvent::Join,
+        participant: Some(RoomParticipant::SecondAgent { attempt: 1 }),
+        sequence: None,
+        at: now(),
+    });
+    assert!(full.owner.is_some() && full.hops.len() == 1, "{full:?}");
+    store.create_session(&full).await.unwrap();
+    let read = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    assert_eq!(read, full);
+}
+
+#[tokio::test]
 async fn every_item_expires_through_ttl() {
     let (dynalite, store) = store().await;
     let started = OffsetDateTime::now_utc().unix_timestamp();
