@@ -1633,3 +1633,65 @@ async fn recording_across_two_hops() {
     }
     assert!(made[1].duration_secs >= 6, "two hops of talk: {made:?}");
 }
+
+impl Scenario {
+    /// `from` (signed in as themselves) sends the call they were handed on
+    /// blind to `to`: the customer waits on hold, `from` is free at once.
+    async fn hand_on_blind(&self, sid: &str, from: &str, to: &str) {
+        let token = self.agent_token(from);
+        let path = format!("/calls/{sid}/transfer");
+        let body = json!({ "to": to, "kind": "cold" });
+        let (status, call) = self
+            .api_as(&token, reqwest::Method::POST, &path, Some(body))
+            .await;
+        assert_eq!(status, 202, "{call}");
+        self.wait_call_over(from).await;
+        let sim = &self.stack.sim;
+        assert!(
+            sim.wait_for(SOON, |sim| sim.situation(CUSTOMER) == Situation::OnHold)
+                .await,
+            "{:?}\n{}",
+            sim.situation(CUSTOMER),
+            sim.timeline_text()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_handed_over_call_sent_on_blind_is_answered() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(C_AGENT, Script::answer_after(Duration::from_millis(1500)));
+    let sid = s.handed_over().await;
+    s.hand_on_blind(&sid, TARGET, C_AGENT).await;
+    // Agent three answers: the customer comes off hold and talks with them.
+    s.wait_room(&sid, &[CUSTOMER, C_AGENT]).await;
+    s.customer_talking().await;
+    let call = s
+        .wait_call(&sid, "handed on, customer off hold", |c| {
+            c["currentAgent"] == C_AGENT && c["customerHeld"] == false
+        })
+        .await;
+    assert_eq!(call["transfer"]["kind"], "cold");
+    assert_eq!(s.stack.sim.redirects_of(CUSTOMER), 1);
+    assert!(s.stack.sim.hang_up(C_AGENT));
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn a_handed_over_call_sent_on_blind_to_a_busy_agent_reaches_the_fallback() {
+    let s = scenario().await;
+    s.stack.sim.script(C_AGENT, Script::busy());
+    let sid = s.handed_over().await;
+    let token = s.agent_token(TARGET);
+    let path = format!("/calls/{sid}/transfer");
+    let body = json!({ "to": C_AGENT, "kind": "cold" });
+    let (status, call) = s
+        .api_as(&token, reqwest::Method::POST, &path, Some(body))
+        .await;
+    assert_eq!(status, 202, "{call}");
+    // Nobody is left for the customer: the goodbye, never silence.
+    s.customer_released(&sid).await;
+    s.transfer_state(&sid, "ended").await;
+}

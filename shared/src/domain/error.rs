@@ -20,10 +20,6 @@ pub enum DomainError {
     CannotLeave { state: &'static str },
     #[error("the customer can be held only while the first agent is in the room with them")]
     CannotHold { state: &'static str },
-    #[error(
-        "a blind transfer starts from the call as dialled; the customer is already in the transfer room, so use a warm transfer"
-    )]
-    BlindFromRoom,
     /// Bad input rather than a wrong state: the API answers 400.
     #[error("must differ from the customer's and the first agent's numbers")]
     TargetOnTheCall,
@@ -45,7 +41,6 @@ impl DomainError {
             DomainError::HandedOver => "first-agent-left",
             DomainError::NoTransfer => "no-transfer",
             DomainError::TargetOnTheCall => "connected",
-            DomainError::BlindFromRoom => "customer-in-room",
             DomainError::Denied(_) => "forbidden",
         }
     }

@@ -294,10 +294,6 @@ impl CallSession {
         if target == self.customer_number || target == from {
             return Err(DomainError::TargetOnTheCall);
         }
-        if kind == TransferKind::Cold && self.customer_in_room() {
-            // The room already started: the customer would wait in silence.
-            return Err(DomainError::BlindFromRoom);
-        }
         if !self.customer_in_room() {
             // The customer will be moved into a new conference of that name.
             self.room_ended = false;
@@ -363,6 +359,18 @@ impl CallSession {
             FollowUp::ReleaseCustomer => self.customer_released = true,
             FollowUp::ResumeCustomer => self.customer_held = false,
         }
+    }
+
+    /// A blind transfer from the room (the conference already started, so
+    /// its wait music no longer plays): Twilio put the customer on hold with
+    /// music until the next agent answers, and the agent handing over is
+    /// free to go.
+    pub fn waiting_on_hold(&mut self, attempt: u32) -> Result<(), DomainError> {
+        let transfer = self.current_attempt(attempt)?;
+        if transfer.kind == TransferKind::Cold {
+            self.customer_held = true;
+        }
+        Ok(())
     }
 
     /// Puts the customer on hold, or takes them off it. Holding is a
@@ -578,7 +586,7 @@ impl CallSession {
         out.extend(self.owner_anchor());
         if self.customer_alone() {
             out.push(FollowUp::ReleaseCustomer);
-        } else if self.customer_held && !self.consult_goes_on() {
+        } else if self.customer_held && !self.consult_goes_on() && !self.waiting_for_target() {
             out.push(FollowUp::ResumeCustomer);
         }
         out
@@ -600,6 +608,19 @@ impl CallSession {
         } else {
             None
         }
+    }
+
+    /// After a blind transfer from the room the customer waits on hold,
+    /// hearing music, while the next agent's phone rings; they come off hold
+    /// when that agent answers.
+    fn waiting_for_target(&self) -> bool {
+        let Some(transfer) = &self.transfer else {
+            return false;
+        };
+        transfer.kind == TransferKind::Cold
+            && self.transfer_state().is_some_and(|s| s.is_active())
+            && transfer.target_live()
+            && !transfer.target_talking()
     }
 
     /// A consult needs both agents: the first in the room with the held
@@ -1402,11 +1423,36 @@ mod tests {
     }
 
     #[test]
-    fn a_blind_transfer_does_not_start_from_the_room() {
+    fn a_blind_transfer_from_the_room_waits_on_hold_until_the_next_agent_answers() {
         let mut s = in_room_with_target_ringing();
         target(&mut s, 1, LegStatus::Busy, 2);
-        assert_eq!(blind(&mut s), Err(DomainError::BlindFromRoom));
-        assert_eq!(transfer(&mut s), Ok(TransferDecision::New));
+        assert_eq!(blind(&mut s), Ok(TransferDecision::New));
+        assert!(s.customer_in_room(), "no second redirect");
+        s.waiting_on_hold(2).unwrap();
+        assert!(s.customer_held);
+        // Agent one is free at once; the customer waits for agent two.
+        agent(&mut s, LegStatus::Completed, 5);
+        target(&mut s, 2, LegStatus::Ringing, 1);
+        assert!(!s.customer_alone());
+        assert!(s.follow_ups().is_empty(), "{:?}", s.follow_ups());
+        let mut answered = s.clone();
+        target(&mut answered, 2, LegStatus::InProgress, 2);
+        assert_eq!(answered.follow_ups(), vec![FollowUp::ResumeCustomer]);
+        assert_eq!(
+            answered.transfer_state(),
+            Some(TransferState::FirstAgentLeft)
+        );
+        // Nobody answers: the customer is sent on to the fallback.
+        target(&mut s, 2, LegStatus::NoAnswer, 2);
+        assert_eq!(s.follow_ups(), vec![FollowUp::ReleaseCustomer]);
+    }
+
+    #[test]
+    fn waiting_on_hold_is_only_for_a_blind_transfer() {
+        let mut s = in_room_with_target_ringing();
+        s.waiting_on_hold(1).unwrap();
+        assert!(!s.customer_held, "a warm transfer holds only for a consult");
+        assert_eq!(s.waiting_on_hold(7), Err(DomainError::NoTransfer));
     }
 
     #[test]

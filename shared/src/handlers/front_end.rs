@@ -229,7 +229,24 @@ pub async fn start_transfer(
     let requested = HistoryEvent::api(actor, now, what, Some(target.masked()));
     let logged = history::record(app.store.as_ref(), &sid, &requested);
     let lifted = lift_owner_anchor(app, &session);
-    let (redirected, rang, (), lifted) = futures::join!(redirect, ring, logged, lifted);
+    // Blind from the room: the conference has started, so its wait music
+    // no longer plays; the customer waits on hold, with music, instead.
+    let from_room = blind && session.customer_in_room();
+    let hold = async {
+        if !from_room {
+            return false;
+        }
+        let music = Some(urls.hold_audio(HoldPurpose::Wait));
+        match follow_up::hold_customer(app, &session, true, music).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, call = %sid, "customer not put on hold for a blind transfer");
+                false
+            }
+        }
+    };
+    let (redirected, rang, (), lifted, waiting) =
+        futures::join!(redirect, ring, logged, lifted, hold);
     let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
 
     let moved = match &redirected {
@@ -249,12 +266,17 @@ pub async fn start_transfer(
     };
     let attempt = transfer.attempt;
     let Some(reason) = failure else {
+        let free_to_go = waiting && (lifted.is_some() || !owner_anchors(&session));
         let placement = Placement {
             attempt,
             room_sid,
             lifted,
+            waiting,
         };
         let session = record_placement(app, session, placement, &rang).await;
+        if free_to_go {
+            free_agent_handing_over(app, actor, &session).await;
+        }
         tracing::info!(call = %sid, attempt, "transfer under way");
         return Ok(json(
             StatusCode::ACCEPTED,
@@ -286,6 +308,7 @@ async fn record_placement(
         attempt,
         room_sid,
         lifted,
+        waiting,
     } = placement;
     let dialled = rang
         .as_ref()
@@ -303,6 +326,9 @@ async fn record_placement(
         }
         if let Some(lifted) = &lifted {
             s.follow_up_done(lifted);
+        }
+        if waiting {
+            s.waiting_on_hold(attempt)?;
         }
         if let Some(observation) = &dialled {
             s.observe(Observation::TargetLeg {
@@ -328,6 +354,33 @@ struct Placement {
     room_sid: Option<String>,
     /// The owner handing on no longer ends the room.
     lifted: Option<FollowUp>,
+    /// A blind transfer from the room put the customer on hold, with music.
+    waiting: bool,
+}
+
+fn owner_anchors(session: &CallSession) -> bool {
+    session.owner.as_ref().is_some_and(|o| o.anchors_room)
+}
+
+/// After a blind transfer from the room, with the customer on hold and the
+/// next agent ringing (and ending the room if they go), the agent handing
+/// over is hung up: free at once, as a blind transfer promises. Should
+/// that fail, they are still in the room and may hang up themselves.
+async fn free_agent_handing_over(app: &App, actor: &Actor, session: &CallSession) {
+    let Some(from) = session.from_call() else {
+        return;
+    };
+    if let Err(error) = app.twilio.hang_up_call(from).await {
+        tracing::warn!(%error, call = %session.id, "agent handing over blind not hung up");
+        return;
+    }
+    let event = HistoryEvent::api(
+        actor,
+        OffsetDateTime::now_utc(),
+        "agent left: the customer waits on hold for the next agent",
+        None,
+    );
+    history::record(app.store.as_ref(), &session.id, &event).await;
 }
 
 /// An agent who was handed the call and now transfers it on stops ending
