@@ -1695,3 +1695,88 @@ async fn a_handed_over_call_sent_on_blind_to_a_busy_agent_reaches_the_fallback()
     s.customer_released(&sid).await;
     s.transfer_state(&sid, "ended").await;
 }
+
+// The remaining new paths with faulty callbacks.
+
+/// Every callback duplicated, and the conference's late enough that
+/// later participant callbacks overtake them.
+fn duplicated_and_late(info: &CallbackInfo) -> Option<CallbackFault> {
+    match info.kind {
+        CallbackKind::Conference => Some(CallbackFault::Delay(Duration::from_millis(300))),
+        _ => Some(CallbackFault::Duplicate),
+    }
+}
+
+#[tokio::test]
+async fn a_take_back_with_every_callback_duplicated_and_some_late() {
+    let s = scenario().await;
+    s.stack.sim.on_callback(duplicated_and_late);
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    let (status, call) = s.post(&sid, "transfer/cancel").await;
+    assert_eq!(status, 200, "{call}");
+    s.wait_call_over(TARGET).await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.customer_talking().await;
+    // The repeated callbacks of agent two's hang-up change nothing: agent
+    // one keeps the customer, and the room is not ended on them.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    assert_eq!(s.call(&sid).await["transfer"]["state"], "cancelled");
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn a_take_back_with_every_callback_lost_leaves_agent_one_with_the_customer() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
+    s.transfer_state(&sid, "target-answered").await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
+    let (status, call) = s.post(&sid, "transfer/cancel").await;
+    assert_eq!(status, 200, "{call}");
+    s.wait_call_over(TARGET).await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.customer_talking().await;
+    // The reconciler learns what the lost callbacks said, and finds
+    // nothing to repair for the customer.
+    reconcile_later(&s).await;
+    let call = s.call(&sid).await;
+    assert_eq!(call["transfer"]["state"], "cancelled", "{call:#}");
+    assert_eq!(call["state"], "connected", "{call:#}");
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn cold_transfer_answered_with_every_callback_duplicated_and_some_late() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(TARGET, Script::answer_after(Duration::from_secs(2)));
+    s.stack.sim.on_callback(duplicated_and_late);
+    let sid = s.connected().await;
+    assert_eq!(s.blind_transfer(&sid).await.0, 202);
+    s.wait_call_over(AGENT).await;
+    s.wait_room(&sid, &[CUSTOMER, TARGET]).await;
+    s.customer_talking().await;
+    s.transfer_state(&sid, "first-agent-left").await;
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn three_hops_with_every_callback_duplicated_and_some_late() {
+    let s = scenario().await.with_onward_agents().await;
+    s.stack.sim.on_callback(duplicated_and_late);
+    let sid = s.handed_over().await;
+    s.hand_on(&sid, TARGET, C_AGENT).await;
+    s.hand_on(&sid, C_AGENT, D_AGENT).await;
+    assert!(s.stack.sim.hang_up(D_AGENT));
+    s.customer_released(&sid).await;
+    let call = s.call(&sid).await;
+    assert_eq!(call["hops"].as_array().map(Vec::len), Some(2), "{call:#}");
+}

@@ -133,7 +133,8 @@ impl CallSession {
     }
 
     /// Nobody is left to talk to: the customer hung up, the room closed, or
-    /// the first agent's call ended while the customer was still bridged to it.
+    /// the first agent's call ended while the customer was still bridged to
+    /// it and not being moved into the room.
     pub fn is_ended(&self) -> bool {
         let customer_never_answered = self
             .customer_leg
@@ -143,7 +144,15 @@ impl CallSession {
             || customer_never_answered
             || self.customer_released
             || (self.room_ended && self.customer_in_room())
-            || (final_leg(&self.agent_leg) && !self.customer_in_room())
+            || (final_leg(&self.agent_leg) && !self.customer_in_room() && !self.moving_customer())
+    }
+
+    /// A transfer is under way whose redirect of the customer may not be
+    /// recorded yet. Leg 1 can end first: its `<Dial>` ends as the customer
+    /// leaves the bridge, and a blind transfer hangs the agent up at once.
+    /// A refused redirect fails the transfer, and the call ends after all.
+    fn moving_customer(&self) -> bool {
+        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none())
     }
 
     /// The agent the current transfer hands the call from: the first
@@ -1445,6 +1454,27 @@ mod tests {
         // Nobody answers: the customer is sent on to the fallback.
         target(&mut s, 2, LegStatus::NoAnswer, 2);
         assert_eq!(s.follow_ups(), vec![FollowUp::ReleaseCustomer]);
+    }
+
+    #[test]
+    fn agent_one_hung_up_by_a_blind_transfer_before_the_move_is_recorded() {
+        let mut s = connected();
+        blind(&mut s).unwrap();
+        agent(&mut s, LegStatus::Completed, 5);
+        assert!(!s.is_ended(), "the customer is on the way to the room");
+        assert!(s.follow_ups().is_empty(), "{:?}", s.follow_ups());
+        target(&mut s, 1, LegStatus::Ringing, 1);
+        assert!(s.follow_ups().is_empty(), "agent two must keep ringing");
+        s.customer_redirected(1).unwrap();
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetRinging));
+        // Had Twilio refused the redirect, the call would be over.
+        let mut refused = connected();
+        blind(&mut refused).unwrap();
+        agent(&mut refused, LegStatus::Completed, 5);
+        refused
+            .fail_transfer(1, "not in progress".into(), false)
+            .unwrap();
+        assert!(refused.is_ended());
     }
 
     #[test]
