@@ -128,6 +128,16 @@ test("another agent's call: a clear refusal until it is handed over", async () =
   await bob.click("#open");
   await bob.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
   assert.match(await bob.textContent("[data-testid=timeline]"), /first agent left.*alice@example\.com/);
+  // Bob transfers it on (an onward transfer), and the hops are listed.
+  assert.equal(await bob.textContent("#transfer"), "Transfer on");
+  await bob.fill("#target", "+15550300009");
+  await bob.click("#transfer");
+  await bob.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
+  await bob.click("#leave");
+  await bob.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
+  const hops = await bob.textContent("[data-testid=hops]");
+  assert.match(hops, /\+15550300001 → \+15550200003 \(first-agent-left\)/);
+  assert.match(hops, /\+15550200003 → \+15550300009 \(first-agent-left\).*now with \+15550300009/);
   await alice.close();
   await bob.close();
 });
