@@ -157,17 +157,17 @@ impl CallSession {
 
     /// The agent the current transfer hands the call from: the first
     /// agent, or after a handover the owner who transfers it on.
-    pub fn from_agent(&self) -> &PhoneNumber {
+    pub fn handing_over_agent(&self) -> &PhoneNumber {
         self.owner
             .as_ref()
             .map_or(&self.agent_number, |o| &o.number)
     }
 
-    fn from_leg(&self) -> &Option<LegObservation> {
+    fn handing_over_leg(&self) -> &Option<LegObservation> {
         self.owner.as_ref().map_or(&self.agent_leg, |o| &o.leg)
     }
 
-    fn from_presence(&self) -> Presence {
+    fn handing_over_presence(&self) -> Presence {
         self.owner
             .as_ref()
             .map_or(self.first_agent_presence, |o| o.presence)
@@ -175,7 +175,7 @@ impl CallSession {
 
     /// The call SID of the agent the current transfer hands the call from,
     /// when known: leg 1, or the owner's call.
-    pub fn from_call(&self) -> Option<&CallSid> {
+    pub fn handing_over_call(&self) -> Option<&CallSid> {
         match &self.owner {
             None => Some(&self.id),
             Some(owner) => owner.leg.as_ref().map(|l| &l.call_sid),
@@ -185,8 +185,8 @@ impl CallSession {
     /// The agent the current transfer hands the call from (the first agent,
     /// or an owner transferring on) hung up, left the room, or handed over.
     pub fn first_agent_gone(&self) -> bool {
-        final_leg(self.from_leg())
-            || self.from_presence() == Presence::Left
+        final_leg(self.handing_over_leg())
+            || self.handing_over_presence() == Presence::Left
             || self
                 .transfer
                 .as_ref()
@@ -218,7 +218,7 @@ impl CallSession {
     pub fn current_agent(&self) -> &PhoneNumber {
         match &self.transfer {
             Some(transfer) if self.handed_over() => &transfer.target,
-            _ => self.from_agent(),
+            _ => self.handing_over_agent(),
         }
     }
 
@@ -250,7 +250,7 @@ impl CallSession {
             t.state(
                 self.is_ended(),
                 self.customer_in_room(),
-                self.from_presence() == Presence::Joined,
+                self.handing_over_presence() == Presence::Joined,
                 self.first_agent_gone(),
                 self.customer_held,
             )
@@ -289,7 +289,7 @@ impl CallSession {
                 t.target.clone()
             }
             (Some(TransferState::FirstAgentLeft), _) => return Err(DomainError::HandedOver),
-            _ => self.from_agent().clone(),
+            _ => self.handing_over_agent().clone(),
         };
         let connected = self
             .customer_leg
@@ -310,7 +310,8 @@ impl CallSession {
         }
         let attempt = self.transfer.as_ref().map_or(1, |t| t.attempt + 1);
         if let (Some(done), Some(state)) = (&self.transfer, previous) {
-            self.hops.push(Hop::of(done, self.from_agent(), state));
+            self.hops
+                .push(Hop::of(done, self.handing_over_agent(), state));
         }
         if let Some(handed_to) = self.transfer.as_ref().filter(|_| handing_on_now(previous)) {
             self.owner = Some(Owner::from_transfer(handed_to));
@@ -660,7 +661,7 @@ impl CallSession {
             // The customer hung up mid-transfer: the first agent must not be
             // left waiting in a room that will never fill.
             if final_leg(&self.customer_leg) && transfer.outcome.is_none() {
-                legs.extend(live(self.from_leg()));
+                legs.extend(live(self.handing_over_leg()));
             }
         }
         legs
@@ -1629,7 +1630,7 @@ mod tests {
             ]
         );
         assert_eq!(s.transfer.as_ref().unwrap().attempt, to_d);
-        assert_eq!(s.from_agent(), &phone(C));
+        assert_eq!(s.handing_over_agent(), &phone(C));
         // D says goodbye: their leaving ends the room and the call.
         agent_of(&mut s, to_c, LegStatus::Completed, 3);
         agent_of(&mut s, to_d, LegStatus::Completed, 3);

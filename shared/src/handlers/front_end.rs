@@ -367,7 +367,7 @@ fn owner_anchors(session: &CallSession) -> bool {
 /// over is hung up: free at once, as a blind transfer promises. Should
 /// that fail, they are still in the room and may hang up themselves.
 async fn free_agent_handing_over(app: &App, actor: &Actor, session: &CallSession) {
-    let Some(from) = session.from_call() else {
+    let Some(from) = session.handing_over_call() else {
         return;
     };
     if let Err(error) = app.twilio.hang_up_call(from).await {
@@ -594,7 +594,7 @@ pub async fn leave_call(
     // Hanging up the agent's call leaves the room to the customer and the
     // second agent: neither leg 1 nor an owner handing on ends the room.
     let from = current
-        .from_call()
+        .handing_over_call()
         .cloned()
         .ok_or_else(|| ApiError::Unavailable("the leaving agent's call is not known yet".into()))?;
     if let Err(error) = app.twilio.hang_up_call(&from).await {

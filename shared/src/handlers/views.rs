@@ -109,7 +109,7 @@ impl CallView {
         let transfer = session.transfer.as_ref().map(|t| TransferView {
             attempt: t.attempt,
             kind: t.kind.as_str(),
-            from: session.from_agent().as_str().to_owned(),
+            from: session.handing_over_agent().as_str().to_owned(),
             to: t.target.as_str().to_owned(),
             state: session
                 .transfer_state()
