@@ -926,6 +926,15 @@ impl Scenario {
         .await
     }
 
+    /// A warm transfer whose second agent answered: all three in the room.
+    async fn agent_two_in_the_room(&self) -> String {
+        let sid = self.connected().await;
+        assert_eq!(self.transfer(&sid, TARGET).await.0, 202);
+        self.transfer_state(&sid, "target-answered").await;
+        self.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+        sid
+    }
+
     async fn post(&self, sid: &str, action: &str) -> (u16, Value) {
         self.api(
             reqwest::Method::POST,
@@ -938,10 +947,7 @@ impl Scenario {
     /// A warm transfer whose second agent has answered, then a consult:
     /// the customer on hold while the agents talk.
     async fn consulting(&self) -> String {
-        let sid = self.connected().await;
-        assert_eq!(self.transfer(&sid, TARGET).await.0, 202);
-        self.transfer_state(&sid, "target-answered").await;
-        self.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+        let sid = self.agent_two_in_the_room().await;
         let (status, call) = self.hold(&sid, true).await;
         assert_eq!(status, 200, "{call}");
         assert_eq!(call["transfer"]["state"], "consulting");
@@ -1072,10 +1078,7 @@ async fn holding_is_refused_without_a_transfer_under_way() {
 #[tokio::test]
 async fn take_back_after_agent_two_answered() {
     let s = scenario().await;
-    let sid = s.connected().await;
-    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
-    s.transfer_state(&sid, "target-answered").await;
-    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    let sid = s.agent_two_in_the_room().await;
     // Wrong person: agent one takes the call back.
     let (status, call) = s.post(&sid, "transfer/cancel").await;
     assert_eq!(status, 200, "{call}");
@@ -1416,6 +1419,14 @@ const C_AGENT: &str = "+15550100004";
 const D_AGENT: &str = "+15550100005";
 
 impl Scenario {
+    /// A transfer asked for by the agent `from`, signed in as themselves.
+    async fn transfer_as(&self, sid: &str, from: &str, body: Value) -> (u16, Value) {
+        let token = self.agent_token(from);
+        let path = format!("/calls/{sid}/transfer");
+        self.api_as(&token, reqwest::Method::POST, &path, Some(body))
+            .await
+    }
+
     /// An agent's own sign-in: not a supervisor, one number.
     fn agent_token(&self, number: &str) -> String {
         let email = format!("agent{}@example.com", &number[number.len() - 4..]);
@@ -1426,12 +1437,7 @@ impl Scenario {
     /// `from` (signed in as themselves) transfers the call they were handed
     /// to `to`, who answers; `from` leaves. `to` has the customer.
     async fn hand_on(&self, sid: &str, from: &str, to: &str) {
-        let token = self.agent_token(from);
-        let path = format!("/calls/{sid}/transfer");
-        let body = json!({ "to": to });
-        let (status, call) = self
-            .api_as(&token, reqwest::Method::POST, &path, Some(body))
-            .await;
+        let (status, call) = self.transfer_as(sid, from, json!({ "to": to })).await;
         assert_eq!(status, 202, "{call}");
         assert_eq!(call["transfer"]["from"], from, "{call}");
         self.wait_call(sid, "the next agent answered", |c| {
@@ -1439,6 +1445,7 @@ impl Scenario {
         })
         .await;
         self.wait_room(sid, &[CUSTOMER, from, to]).await;
+        let token = self.agent_token(from);
         let path = format!("/calls/{sid}/leave");
         let (status, call) = self
             .api_as(&token, reqwest::Method::POST, &path, None)
@@ -1468,16 +1475,7 @@ async fn a_call_handed_on_three_times_keeps_every_hop() {
     let sid = s.handed_over().await;
     s.hand_on(&sid, TARGET, C_AGENT).await;
     // Agent one, who left, may no longer act on the call.
-    let first = s.agent_token(AGENT);
-    let path = format!("/calls/{sid}/transfer");
-    let (status, body) = s
-        .api_as(
-            &first,
-            reqwest::Method::POST,
-            &path,
-            Some(json!({ "to": D_AGENT })),
-        )
-        .await;
+    let (status, body) = s.transfer_as(&sid, AGENT, json!({ "to": D_AGENT })).await;
     assert_eq!(status, 403, "{body}");
     s.hand_on(&sid, C_AGENT, D_AGENT).await;
     // Agent four says goodbye: they were made the room's anchor before
@@ -1540,16 +1538,7 @@ async fn an_onward_transfer_that_fails_leaves_the_call_with_its_owner() {
     let s = scenario().await;
     s.stack.sim.script(C_AGENT, Script::busy());
     let sid = s.handed_over().await;
-    let token = s.agent_token(TARGET);
-    let path = format!("/calls/{sid}/transfer");
-    let (status, call) = s
-        .api_as(
-            &token,
-            reqwest::Method::POST,
-            &path,
-            Some(json!({ "to": C_AGENT })),
-        )
-        .await;
+    let (status, call) = s.transfer_as(&sid, TARGET, json!({ "to": C_AGENT })).await;
     assert_eq!(status, 202, "{call}");
     s.transfer_state(&sid, "target-busy").await;
     // Agent two still has the customer, and ends the room again on leaving.
@@ -1583,20 +1572,13 @@ async fn the_agent_handing_on_hangs_up_while_the_next_one_rings() {
     let s = scenario().await;
     s.stack
         .sim
-        .script(C_AGENT, Script::answer_after(Duration::from_millis(1500)));
+        .script(C_AGENT, Script::answer_after(Duration::from_secs(5)));
     let sid = s.handed_over().await;
-    let token = s.agent_token(TARGET);
-    let path = format!("/calls/{sid}/transfer");
-    let (status, call) = s
-        .api_as(
-            &token,
-            reqwest::Method::POST,
-            &path,
-            Some(json!({ "to": C_AGENT })),
-        )
-        .await;
+    let (status, call) = s.transfer_as(&sid, TARGET, json!({ "to": C_AGENT })).await;
     assert_eq!(status, 202, "{call}");
-    s.transfer_state(&sid, "target-ringing").await;
+    // start-transfer answered once agent two's anchor was lifted.
+    let ringing = |sim: &Simulator| sim.status_of(C_AGENT) == Some(LegStatus::Ringing);
+    assert!(s.stack.sim.wait_for(SOON, ringing).await);
     // Agent two no longer ends the room: hanging up leaves the customer
     // with agent three ringing, who then answers and has the call.
     assert!(s.stack.sim.hang_up(TARGET));
@@ -1638,12 +1620,8 @@ impl Scenario {
     /// `from` (signed in as themselves) sends the call they were handed on
     /// blind to `to`: the customer waits on hold, `from` is free at once.
     async fn hand_on_blind(&self, sid: &str, from: &str, to: &str) {
-        let token = self.agent_token(from);
-        let path = format!("/calls/{sid}/transfer");
         let body = json!({ "to": to, "kind": "cold" });
-        let (status, call) = self
-            .api_as(&token, reqwest::Method::POST, &path, Some(body))
-            .await;
+        let (status, call) = self.transfer_as(sid, from, body).await;
         assert_eq!(status, 202, "{call}");
         self.wait_call_over(from).await;
         let sim = &self.stack.sim;
@@ -1684,11 +1662,8 @@ async fn a_handed_over_call_sent_on_blind_to_a_busy_agent_reaches_the_fallback()
     let s = scenario().await;
     s.stack.sim.script(C_AGENT, Script::busy());
     let sid = s.handed_over().await;
-    let token = s.agent_token(TARGET);
-    let path = format!("/calls/{sid}/transfer");
-    let body = json!({ "to": C_AGENT, "kind": "cold" });
     let (status, call) = s
-        .api_as(&token, reqwest::Method::POST, &path, Some(body))
+        .transfer_as(&sid, TARGET, json!({ "to": C_AGENT, "kind": "cold" }))
         .await;
     assert_eq!(status, 202, "{call}");
     // Nobody is left for the customer: the goodbye, never silence.
@@ -1711,10 +1686,7 @@ fn duplicated_and_late(info: &CallbackInfo) -> Option<CallbackFault> {
 async fn a_take_back_with_every_callback_duplicated_and_some_late() {
     let s = scenario().await;
     s.stack.sim.on_callback(duplicated_and_late);
-    let sid = s.connected().await;
-    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
-    s.transfer_state(&sid, "target-answered").await;
-    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    let sid = s.agent_two_in_the_room().await;
     let (status, call) = s.post(&sid, "transfer/cancel").await;
     assert_eq!(status, 200, "{call}");
     s.wait_call_over(TARGET).await;
@@ -1731,10 +1703,7 @@ async fn a_take_back_with_every_callback_duplicated_and_some_late() {
 #[tokio::test]
 async fn a_take_back_with_every_callback_lost_leaves_agent_one_with_the_customer() {
     let s = scenario().await;
-    let sid = s.connected().await;
-    assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
-    s.transfer_state(&sid, "target-answered").await;
-    s.wait_room(&sid, &[AGENT, CUSTOMER, TARGET]).await;
+    let sid = s.agent_two_in_the_room().await;
     s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
     let (status, call) = s.post(&sid, "transfer/cancel").await;
     assert_eq!(status, 200, "{call}");

@@ -92,16 +92,22 @@ async fn raw_items(dynalite: &Dynalite) -> Vec<HashMap<String, AttributeValue>> 
         .to_vec()
 }
 
-#[tokio::test]
-async fn every_field_survives_a_round_trip() {
-    let (_dynalite, store) = store().await;
-    let mut full = session();
-    full.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
-    full.observe(Observation::CustomerLeg(leg(
+/// The agent and the customer talking, as the session alone knows it.
+fn bridged() -> CallSession {
+    let mut session = session();
+    session.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
+    session.observe(Observation::CustomerLeg(leg(
         CUSTOMER,
         LegStatus::InProgress,
         2,
     )));
+    session
+}
+
+#[tokio::test]
+async fn every_field_survives_a_round_trip() {
+    let (_dynalite, store) = store().await;
+    let mut full = bridged();
     full.request_transfer(
         phone("+15550100003"),
         TransferKind::Warm,
@@ -130,13 +136,7 @@ async fn every_field_survives_a_round_trip() {
 #[tokio::test]
 async fn a_call_handed_on_survives_a_round_trip_with_its_owner_and_hops() {
     let (_dynalite, store) = store().await;
-    let mut full = session();
-    full.observe(Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)));
-    full.observe(Observation::CustomerLeg(leg(
-        CUSTOMER,
-        LegStatus::InProgress,
-        2,
-    )));
+    let mut full = bridged();
     full.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now())
         .unwrap();
     full.customer_redirected(1).unwrap();

@@ -1551,13 +1551,17 @@ mod tests {
         })
     }
 
-    fn hand_to(s: &mut CallSession, to: &str) -> u32 {
-        let request = s.request_transfer(
+    fn transfer_to(s: &mut CallSession, to: &str) -> Result<TransferDecision, DomainError> {
+        s.request_transfer(
             phone(to),
             TransferKind::Warm,
             None,
             OffsetDateTime::UNIX_EPOCH,
-        );
+        )
+    }
+
+    fn hand_to(s: &mut CallSession, to: &str) -> u32 {
+        let request = transfer_to(s, to);
         assert_eq!(request, Ok(TransferDecision::New), "to {to}");
         let attempt = s.transfer.as_ref().unwrap().attempt;
         s.customer_redirected(attempt).unwrap();
@@ -1643,13 +1647,7 @@ mod tests {
         let mut s = connected();
         let to_b = hand_to(&mut s, B);
         agent(&mut s, LegStatus::Completed, 5);
-        s.request_transfer(
-            phone(C),
-            TransferKind::Warm,
-            None,
-            OffsetDateTime::UNIX_EPOCH,
-        )
-        .unwrap();
+        transfer_to(&mut s, C).unwrap();
         s.follow_up_done(&FollowUp::LiftAnchor { attempt: to_b });
         agent_of(&mut s, 2, LegStatus::Busy, 2);
         assert_eq!(s.transfer_state(), Some(TransferState::TargetBusy));
@@ -1663,13 +1661,7 @@ mod tests {
         s.follow_up_done(&FollowUp::AnchorRoomOnTarget { attempt: to_b });
         assert!(s.follow_ups().is_empty());
         // And B may try again: the hop that failed is kept.
-        s.request_transfer(
-            phone(C),
-            TransferKind::Warm,
-            None,
-            OffsetDateTime::UNIX_EPOCH,
-        )
-        .unwrap();
+        transfer_to(&mut s, C).unwrap();
         assert_eq!(
             s.hops.last().map(|h| h.outcome),
             Some(TransferState::TargetBusy)
@@ -1685,13 +1677,7 @@ mod tests {
     fn an_owner_hanging_up_while_the_next_agent_rings_never_strands_the_customer() {
         let mut s = connected();
         let to_b = hand_to(&mut s, B);
-        s.request_transfer(
-            phone(C),
-            TransferKind::Warm,
-            None,
-            OffsetDateTime::UNIX_EPOCH,
-        )
-        .unwrap();
+        transfer_to(&mut s, C).unwrap();
         agent_of(&mut s, 2, LegStatus::Ringing, 1);
         agent_of(&mut s, to_b, LegStatus::Completed, 3);
         assert!(s.first_agent_gone(), "the agent handing on is gone");
@@ -1710,12 +1696,7 @@ mod tests {
     fn an_owner_cannot_hand_to_themselves_but_may_hand_back_to_the_first_agent() {
         let mut s = connected();
         hand_to(&mut s, B);
-        let myself = s.request_transfer(
-            phone(B),
-            TransferKind::Warm,
-            None,
-            OffsetDateTime::UNIX_EPOCH,
-        );
+        let myself = transfer_to(&mut s, B);
         assert_eq!(myself, Err(DomainError::TargetOnTheCall));
         assert!(
             s.owner.is_none() && s.hops.is_empty(),
@@ -1739,28 +1720,14 @@ mod tests {
         let mut s = connected();
         let to_b = hand_to(&mut s, B);
         agent_of(&mut s, to_b, LegStatus::Completed, 3);
-        assert_eq!(
-            s.request_transfer(
-                phone(C),
-                TransferKind::Warm,
-                None,
-                OffsetDateTime::UNIX_EPOCH
-            ),
-            Err(DomainError::HandedOver)
-        );
+        assert_eq!(transfer_to(&mut s, C), Err(DomainError::HandedOver));
     }
 
     #[test]
     fn an_owner_consults_with_the_customer_on_hold() {
         let mut s = connected();
         hand_to(&mut s, B);
-        s.request_transfer(
-            phone(C),
-            TransferKind::Warm,
-            None,
-            OffsetDateTime::UNIX_EPOCH,
-        )
-        .unwrap();
+        transfer_to(&mut s, C).unwrap();
         agent_of(&mut s, 2, LegStatus::InProgress, 2);
         assert_eq!(
             s.hold_customer(true),

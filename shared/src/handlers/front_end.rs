@@ -568,13 +568,8 @@ pub async fn leave_call(
         .map(|transfer| FollowUp::AnchorRoomOnTarget {
             attempt: transfer.attempt,
         });
-    if let Some(FollowUp::AnchorRoomOnTarget { attempt }) = &anchored {
-        if let Err(error) = follow_up::anchor_room_on(app, &current, *attempt, true).await {
-            tracing::warn!(%error, call = %sid, "second agent could not be made the room's anchor");
-            let gone = ("the second agent is no longer in the room", "target-left");
-            return Err(error.into_api_error(gone, "update the second agent"));
-        }
-    }
+    let gone = ("the second agent is no longer in the room", "target-left");
+    anchor_before_leaving(app, &current, &anchored, gone, "update the second agent").await?;
     // An owner handing the call on still ends the room on leaving if
     // lifting that at the transfer's start did not get through.
     let lifted = current
@@ -584,13 +579,8 @@ pub async fn leave_call(
         .map(|owner| FollowUp::LiftAnchor {
             attempt: owner.attempt,
         });
-    if let Some(FollowUp::LiftAnchor { attempt }) = &lifted {
-        if let Err(error) = follow_up::anchor_room_on(app, &current, *attempt, false).await {
-            tracing::warn!(%error, call = %sid, "the agent leaving still ends the room");
-            let gone = ("the agent is no longer in the room", "first-agent-left");
-            return Err(error.into_api_error(gone, "update the agent leaving"));
-        }
-    }
+    let gone = ("the agent is no longer in the room", "first-agent-left");
+    anchor_before_leaving(app, &current, &lifted, gone, "update the agent leaving").await?;
     // Hanging up the agent's call leaves the room to the customer and the
     // second agent: neither leg 1 nor an owner handing on ends the room.
     let from = current
@@ -618,6 +608,29 @@ pub async fn leave_call(
     let (recorded, ()) = futures::join!(recorded, logged);
     let session = recorded?;
     Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
+}
+
+/// Changes who ends the room on leaving (`change` is an anchor follow-up),
+/// before an agent leaves. A refusal means that participant is gone: a
+/// conflict in state `gone.1`.
+async fn anchor_before_leaving(
+    app: &App,
+    session: &CallSession,
+    change: &Option<FollowUp>,
+    gone: (&str, &str),
+    what: &str,
+) -> Result<(), ApiError> {
+    let (attempt, anchors) = match change {
+        Some(FollowUp::AnchorRoomOnTarget { attempt }) => (*attempt, true),
+        Some(FollowUp::LiftAnchor { attempt }) => (*attempt, false),
+        _ => return Ok(()),
+    };
+    follow_up::anchor_room_on(app, session, attempt, anchors)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, call = %session.id, attempt, anchors, "room's anchor not changed");
+            error.into_api_error(gone, what)
+        })
 }
 
 async fn resume_before_leaving(app: &App, session: &CallSession) -> Result<(), ApiError> {
