@@ -1749,3 +1749,31 @@ async fn three_hops_with_every_callback_duplicated_and_some_late() {
     let call = s.call(&sid).await;
     assert_eq!(call["hops"].as_array().map(Vec::len), Some(2), "{call:#}");
 }
+
+#[tokio::test]
+async fn the_reconciler_releases_a_customer_an_onward_transfer_left_alone_unheard() {
+    let s = scenario().await;
+    s.stack
+        .sim
+        .script(C_AGENT, Script::decline_after(Duration::from_secs(20)));
+    let sid = s.handed_over().await;
+    let (status, call) = s.transfer_as(&sid, TARGET, json!({ "to": C_AGENT })).await;
+    assert_eq!(status, 202, "{call}");
+    let ringing = |sim: &Simulator| sim.status_of(C_AGENT) == Some(LegStatus::Ringing);
+    assert!(s.stack.sim.wait_for(SOON, ringing).await);
+    // Nothing reaches the product any more: agent two hangs up (not
+    // ending the room, as they were transferring on), then agent three
+    // turns the call down.
+    s.stack.sim.on_callback(|_| Some(CallbackFault::Lose));
+    assert!(s.stack.sim.hang_up(TARGET));
+    s.wait_call_over(C_AGENT).await;
+    let report = reconcile_later(&s).await;
+    assert!(report.repairs >= 2, "{report:?}");
+    s.customer_released(&sid).await;
+    // What the reconciler found out names agent two's leg by its attempt.
+    let history = s.call(&sid).await["events"].to_string();
+    assert!(
+        history.contains("second agent completed (attempt 1)"),
+        "{history}"
+    );
+}

@@ -261,6 +261,13 @@ fn role_of(session: &CallSession, leg: &CallSid) -> &'static str {
         .is_some_and(|l| l.call_sid == *leg)
     {
         "customer"
+    } else if session
+        .owner
+        .as_ref()
+        .and_then(|o| o.leg.as_ref())
+        .is_some_and(|l| l.call_sid == *leg)
+    {
+        "agent transferring on"
     } else {
         "second agent"
     }
@@ -300,7 +307,10 @@ async fn look(app: &App, session: &CallSession) -> Result<Vec<Observation>, Skip
         }
     }
     let transfer = session.transfer.as_ref();
-    if let Some(leg) = transfer.and_then(|t| t.target_leg.as_ref()) {
+    let target_leg = transfer.and_then(|t| t.target_leg.as_ref());
+    // After a handover, the agent transferring on has a leg of their own.
+    let owner_leg = session.owner.as_ref().and_then(|o| o.leg.as_ref());
+    for leg in target_leg.into_iter().chain(owner_leg) {
         if !leg.status.is_final() {
             live_legs.push(leg.call_sid.clone());
         }
@@ -356,6 +366,17 @@ fn as_observation(session: &CallSession, leg: &CallSid, status: LegStatus) -> Op
     if is_target {
         return transfer.map(|t| Observation::TargetLeg {
             attempt: t.attempt,
+            observation: observed,
+        });
+    }
+    // The owner's callbacks come under the attempt that brought them in.
+    let owner = session
+        .owner
+        .as_ref()
+        .filter(|o| o.leg.as_ref().is_some_and(|l| l.call_sid == *leg));
+    if let Some(owner) = owner {
+        return Some(Observation::TargetLeg {
+            attempt: owner.attempt,
             observation: observed,
         });
     }
