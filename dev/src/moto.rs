@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::config::{Credentials, Region};
 use tokio::process::{Child, Command};
 
 /// The region and dummy credentials every client of this server uses.
@@ -75,7 +75,7 @@ impl MotoServer {
     /// AWS configuration for this server: its endpoint, a region and dummy
     /// credentials, so nothing reaches AWS.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        warm_transfer_core::https::aws_config_loader()
             .endpoint_url(self.endpoint())
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))

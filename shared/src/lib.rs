@@ -5,7 +5,7 @@
 //!   machine, free of HTTP and AWS types;
 //! - [`twiml`], [`signature`], [`public_url`]: what a Twilio webhook speaks;
 //! - [`twilio`], [`store`] and [`secrets`]: adapters for Twilio's REST API,
-//!   DynamoDB and Secrets Manager;
+//!   DynamoDB and Secrets Manager, over the HTTPS clients of [`https`];
 //! - [`handlers`]: one function per Lambda, mapping HTTP to the domain.
 
 /// A closed set of strings on the wire (a TwiML attribute value, a Twilio
@@ -37,6 +37,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod handlers;
+pub mod https;
 pub mod ids;
 pub mod logging;
 pub mod metrics;

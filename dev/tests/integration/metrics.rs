@@ -150,6 +150,7 @@ fn app(primary: &str, secondary: Option<&str>) -> App {
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::Config::builder()
                 .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .http_client(warm_transfer_core::https::aws_http_client())
                 .build(),
         ),
         "calls-metrics",

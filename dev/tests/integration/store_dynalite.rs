@@ -486,6 +486,7 @@ fn store_at(port: u16) -> DynamoStore {
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(warm_transfer_core::https::aws_http_client())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .region(Region::new("us-east-1"))
         .retry_config(RetryConfig::standard().with_max_attempts(1))

@@ -50,7 +50,7 @@ impl App {
         let env: HashMap<String, String> = std::env::vars().collect();
         let source = match secrets::secret_id(&env) {
             Some(id) => {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let sdk = crate::https::aws_config_loader().load().await;
                 Some(SecretsManagerSource::from_sdk_config(&sdk, id))
             }
             None => None,

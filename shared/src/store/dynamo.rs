@@ -153,8 +153,7 @@ impl DynamoStore {
             .operation_attempt_timeout(Duration::from_secs(1))
             .operation_timeout(Duration::from_secs(3))
             .build();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+        let mut loader = crate::https::aws_config_loader().timeout_config(timeouts);
         if let Some(endpoint) = &config.dynamodb_endpoint {
             loader = loader
                 .endpoint_url(endpoint.as_str().trim_end_matches('/'))

@@ -100,6 +100,7 @@ impl std::fmt::Debug for TwilioClient {
 
 impl TwilioClient {
     pub fn new(config: TwilioClientConfig) -> Result<Self, TwilioError> {
+        crate::https::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(2)))
