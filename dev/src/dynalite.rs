@@ -83,6 +83,11 @@ impl Dynalite {
         )))
     }
 
+    /// The dynalite process, to read its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self._child.id()
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -47,6 +47,12 @@ pub struct LocalOptions {
     pub ring_timeout_secs: u32,
     /// `RECORDING=on`: the simulator records and reports the conversation.
     pub recording: bool,
+    /// How often the simulator's waiting legs look again (see [`SimConfig::poll`]).
+    pub sim_poll: Duration,
+    /// Runs the development server (and so every handler) on this runtime
+    /// instead of the caller's: the scale benchmark gives the product
+    /// threads of its own to measure their CPU time apart.
+    pub product_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for LocalOptions {
@@ -56,6 +62,8 @@ impl Default for LocalOptions {
             time_scale: 1.0,
             ring_timeout_secs: 20,
             recording: false,
+            sim_poll: SimConfig::default().poll,
+            product_runtime: None,
         }
     }
 }
@@ -83,6 +91,7 @@ impl LocalStack {
             auth_token: LOCAL_AUTH_TOKEN.to_owned(),
             time_scale: options.time_scale,
             default_script: local_people,
+            poll: options.sim_poll,
             ..SimConfig::default()
         })
         .await?;
@@ -116,7 +125,10 @@ impl LocalStack {
         let store = DynamoStore::new(client, config.table_name.clone(), config.session_ttl);
         let twilio = TwilioClient::from_config(&config)?;
         let app = App::new(config, Arc::new(store), twilio);
-        let server = DevServer::start(app.clone(), listener, issuer.clone())?;
+        let server = match &options.product_runtime {
+            Some(runtime) => DevServer::start_on(runtime, app.clone(), listener, issuer.clone())?,
+            None => DevServer::start(app.clone(), listener, issuer.clone())?,
+        };
         Ok(Self {
             dynalite,
             sim,

@@ -43,8 +43,25 @@ impl DevServer {
         listener: TcpListener,
         issuer: Arc<LocalIssuer>,
     ) -> std::io::Result<Self> {
+        Self::start_on(&tokio::runtime::Handle::current(), app, listener, issuer)
+    }
+
+    /// The same, serving on the given runtime.
+    pub fn start_on(
+        runtime: &tokio::runtime::Handle,
+        app: App,
+        listener: TcpListener,
+        issuer: Arc<LocalIssuer>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(accept_loop(app, listener, issuer));
+        // The listener was made on the caller's runtime: hand it over as a
+        // std socket so the other runtime's reactor drives it.
+        let listener = listener.into_std()?;
+        let task = runtime.spawn(async move {
+            if let Ok(listener) = TcpListener::from_std(listener) {
+                accept_loop(app, listener, issuer).await;
+            }
+        });
         Ok(Self { addr, task })
     }
 

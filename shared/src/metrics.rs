@@ -45,6 +45,9 @@ wire_enum!(
         /// A warm function could not re-read its secret (it keeps the values
         /// in force).
         SecretRefreshFailures => "SecretRefreshFailures",
+        /// A versioned session write lost a race with another writer; the
+        /// session is read again and the change re-applied.
+        StoreConflicts => "StoreConflicts",
     }
 );
 

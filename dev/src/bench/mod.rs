@@ -2,9 +2,11 @@
 //! (so an endpoint's latency counts its sequential round trips), a canned
 //! Twilio, a load generator, and a minimal Lambda Runtime API for cold starts.
 
+pub mod cpu;
 pub mod delay_proxy;
 pub mod load;
 pub mod runtime_api;
+pub mod scale;
 pub mod twilio_stub;
 
 /// p-th percentile (0..=100) of sorted samples.

@@ -20,7 +20,11 @@ use tokio::task::JoinHandle;
 struct State {
     events_left: usize,
     served: usize,
+    /// When each event was handed out, by invocation.
+    handed_out: Vec<Instant>,
     responses: Vec<(Instant, u16)>,
+    /// From handing an event out to its response: the duration Lambda bills.
+    durations: Vec<std::time::Duration>,
 }
 
 pub struct RuntimeApi {
@@ -84,6 +88,15 @@ impl RuntimeApi {
             .unwrap_or_default()
     }
 
+    /// Each invocation's duration, from the event handed out (`/next`
+    /// answered) to its response received, in order.
+    pub fn durations(&self) -> Vec<std::time::Duration> {
+        self.state
+            .lock()
+            .map(|s| s.durations.clone())
+            .unwrap_or_default()
+    }
+
     /// Waits until `n` responses arrived.
     pub async fn wait_for(&self, n: usize) {
         loop {
@@ -108,6 +121,7 @@ async fn serve(
             (s.events_left > 0).then(|| {
                 s.events_left -= 1;
                 s.served += 1;
+                s.handed_out.push(Instant::now());
                 s.served
             })
         });
@@ -147,7 +161,12 @@ async fn serve(
             .and_then(|v| v["statusCode"].as_u64())
             .unwrap_or(if path.ends_with("/error") { 599 } else { 0 }) as u16;
         if let Ok(mut s) = state.lock() {
-            s.responses.push((Instant::now(), status));
+            let now = Instant::now();
+            // One invocation at a time, as Lambda runs a function instance.
+            if let Some(out) = s.handed_out.get(s.responses.len()).copied() {
+                s.durations.push(now.duration_since(out));
+            }
+            s.responses.push((now, status));
         }
         answered.notify_waiters();
         return empty(202);

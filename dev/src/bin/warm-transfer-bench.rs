@@ -2,10 +2,15 @@
 //! `cargo run --release -p warm-transfer-dev --bin warm-transfer-bench`
 //! builds the release binaries it measures first (`--no-build` skips that);
 //! `--smoke` runs a few requests of each part only; `--functions-only`
-//! measures cold start, size and memory only, `--function NAME` of one
-//! function (repeatable).
+//! measures cold start, size, memory and warm invocations only,
+//! `--function NAME` of one function (repeatable); `--cold-starts N` sets
+//! how many cold starts each way. `--peer-only` runs the
+//! side-by-side with the seed alone (`--peer-runs N`, default 3). `--scale N`
+//! (repeatable) runs the scale run with N calls at once instead of the
+//! rest (`--scale-runs R` times each, `--time-scale F`, `--plot FILE`
+//! writes the SVG of p99 against N).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -23,10 +28,12 @@ use warm_transfer_core::secrets;
 use warm_transfer_core::signature::sign_form;
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
+use warm_transfer_dev::bench::cpu;
 use warm_transfer_dev::bench::delay_proxy::DelayProxy;
 use warm_transfer_dev::bench::load::{self, Request};
 use warm_transfer_dev::bench::percentile;
 use warm_transfer_dev::bench::runtime_api::RuntimeApi;
+use warm_transfer_dev::bench::scale;
 use warm_transfer_dev::bench::twilio_stub::TwilioStub;
 use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events;
@@ -58,6 +65,16 @@ struct Settings {
     functions_only: bool,
     /// `--function NAME` (repeatable): only these functions in parts 2-3.
     only: Vec<String>,
+    /// `--cold-starts N`: cold starts per function and way (default 15).
+    cold: Option<usize>,
+    /// `--peer-only`: part 4 alone; `--peer-runs N` of it.
+    peer_only: bool,
+    peer_runs: usize,
+    /// `--scale N` (repeatable): the scale run with N calls at once.
+    scale: Vec<usize>,
+    scale_runs: usize,
+    time_scale: f64,
+    plot: Option<PathBuf>,
 }
 
 impl Settings {
@@ -72,7 +89,7 @@ impl Settings {
         }
     }
     fn cold_starts(&self) -> usize {
-        if self.smoke { 2 } else { 15 }
+        self.cold.unwrap_or(if self.smoke { 2 } else { 15 })
     }
 }
 
@@ -369,12 +386,66 @@ async fn wait_until_serving(request: &Request, timeout: Duration) -> Result<Dura
     Err("server did not start".into())
 }
 
-fn start_gunicorn(venv: &Path, workers: usize, port: u16) -> Result<tokio::process::Child, Error> {
+/// How the seed's gunicorn runs: the deployments its users would choose.
+#[derive(Clone, Copy)]
+enum Gunicorn {
+    /// Threaded workers, which keep connections alive as the load tool does.
+    Threads { workers: usize, threads: usize },
+    /// Sync workers (gunicorn's default), one connection per request.
+    Sync { workers: usize },
+}
+
+impl Gunicorn {
+    fn describe(self) -> String {
+        match self {
+            Gunicorn::Threads { workers, threads } => {
+                format!("gunicorn gthread, {workers} worker(s) x {threads} threads, keep-alive 5 s")
+            }
+            Gunicorn::Sync { workers } => {
+                format!("gunicorn sync, {workers} worker(s), connection closed per request")
+            }
+        }
+    }
+
+    fn args(self) -> Vec<String> {
+        match self {
+            Gunicorn::Threads { workers, threads } => vec![
+                "--worker-class".into(),
+                "gthread".into(),
+                "--workers".into(),
+                workers.to_string(),
+                "--threads".into(),
+                threads.to_string(),
+                "--keep-alive".into(),
+                "5".into(),
+            ],
+            Gunicorn::Sync { workers } => vec!["--workers".into(), workers.to_string()],
+        }
+    }
+}
+
+/// `taskset -c CORE` before a command, when pinned.
+fn pinned_command(core: Option<usize>, program: &Path) -> tokio::process::Command {
+    match core {
+        Some(core) => {
+            let mut command = tokio::process::Command::new("taskset");
+            command.arg("-c").arg(core.to_string()).arg(program);
+            command
+        }
+        None => tokio::process::Command::new(program),
+    }
+}
+
+fn start_gunicorn(
+    venv: &Path,
+    setup: Gunicorn,
+    port: u16,
+    core: Option<usize>,
+) -> Result<tokio::process::Child, Error> {
     Ok(warm_transfer_dev::process::die_with_parent(
-        tokio::process::Command::new(venv.join("bin/gunicorn"))
+        pinned_command(core, &venv.join("bin/gunicorn"))
+            .args(setup.args())
             .args([
-                "--workers",
-                &workers.to_string(),
                 "--bind",
                 &format!("127.0.0.1:{port}"),
                 "--log-level",
@@ -405,118 +476,299 @@ async fn stop_gracefully(mut child: tokio::process::Child, signal: &str) {
     }
 }
 
-/// Part 4: the seed's Django webhooks against ours, same machine, same load tool.
+/// One server under load on one webhook.
+struct Measured {
+    stats: load::Stats,
+    /// The server's CPU time per answered request (its process tree).
+    cpu_per_request: Duration,
+}
+
+/// Loads each webhook on the server at `base` (signed with `token`), after
+/// a short warm-up, reading the server's CPU time around each load.
+async fn load_server(settings: &Settings, base: &str, token: &str, pid: u32) -> Vec<Measured> {
+    let mut out = Vec::new();
+    for (_, path) in WEBHOOKS {
+        let request = webhook_request(base, path, token);
+        load::run_lean(request.clone(), CONNECTIONS, Duration::from_millis(300)).await;
+        let before = cpu::tree(pid);
+        let stats = load::run_lean(request, CONNECTIONS, settings.load_time()).await;
+        let spent = cpu::tree(pid).saturating_sub(before);
+        let cpu_per_request = spent / u32::try_from(stats.requests.max(1)).unwrap_or(u32::MAX);
+        out.push(Measured {
+            stats,
+            cpu_per_request,
+        });
+    }
+    out
+}
+
+const WEBHOOKS: [(&str, &str); 2] = [
+    ("dial-customer", DIAL_CUSTOMER_PATH),
+    ("conference-twiml", CONFERENCE_PATH),
+];
+/// Keep-alive connections of the load tool, as in the issue's wrk runs.
+const CONNECTIONS: usize = 8;
+
+/// One placement of the servers and the load tool.
+struct Placement {
+    name: &'static str,
+    /// The servers' core; the load tool takes the others.
+    server_core: Option<usize>,
+    gunicorn: Vec<Gunicorn>,
+}
+
+fn placements(cores: usize) -> Vec<Placement> {
+    let mut out = Vec::new();
+    if cores >= 2 {
+        out.push(Placement {
+            name: "per core (server pinned to core 1, load tool to core 0)",
+            server_core: Some(1),
+            gunicorn: vec![
+                Gunicorn::Threads {
+                    workers: 1,
+                    threads: 4,
+                },
+                Gunicorn::Sync { workers: 2 },
+            ],
+        });
+    }
+    out.push(Placement {
+        name: "shared (server and load tool on every core)",
+        server_core: None,
+        gunicorn: vec![
+            Gunicorn::Threads {
+                workers: cores,
+                threads: 4,
+            },
+            Gunicorn::Sync {
+                workers: 2 * cores + 1,
+            },
+        ],
+    });
+    out
+}
+
+/// What the stateless webhook handlers cost on their own: CPU time per
+/// request of `App::handle` called in a loop on one thread (signature
+/// check, parameters, TwiML), less the cost of building the requests.
+fn handler_cpu(endpoint: Endpoint, path: &str, iterations: u32) -> Result<Duration, Error> {
+    let base = "http://127.0.0.1:3000";
+    let config = Config::from_map(&env_map(&[
+        (vars::TWILIO_ACCOUNT_SID, ACCOUNT.into()),
+        (vars::TWILIO_AUTH_TOKEN, AUTH_TOKEN.into()),
+        (vars::TABLE_NAME, TABLE.into()),
+        // Never reached: these webhooks touch neither DynamoDB nor Twilio.
+        (vars::DYNAMODB_ENDPOINT, "http://127.0.0.1:9".into()),
+        (vars::TWILIO_API_BASE_URL, "http://127.0.0.1:9".into()),
+        (vars::PUBLIC_BASE_URL, base.into()),
+        (vars::DEFAULT_CALLER_ID, "+15005550006".into()),
+    ]))?;
+    let webhook = webhook_request(base, path, AUTH_TOKEN);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&webhook.form)
+        .finish();
+    let query: HashMap<String, String> =
+        form_urlencoded::parse(path.split_once('?').map_or("", |(_, q)| q).as_bytes())
+            .into_owned()
+            .collect();
+    let build = || {
+        use lambda_http::RequestExt;
+        let mut builder = http::Request::builder()
+            .method("POST")
+            .uri(&webhook.url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("host", "127.0.0.1:3000");
+        for (name, value) in &webhook.headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(lambda_http::Body::from(body.clone()))
+            .map(|r| r.with_query_string_parameters(query.clone()))
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<Duration, Error> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let store = DynamoStore::new(
+                        DynamoStore::client_from_config(&config).await,
+                        TABLE,
+                        Duration::from_secs(3600),
+                    );
+                    let twilio = TwilioClient::from_config(&config)?;
+                    let app = App::new(config.clone(), Arc::new(store), twilio);
+                    let answer = app.handle(endpoint, build()?).await;
+                    if !answer.status().is_success() {
+                        return Err(format!("{endpoint:?} answered {}", answer.status()).into());
+                    }
+                    let started = cpu::this_thread();
+                    for _ in 0..iterations {
+                        std::hint::black_box(build()?);
+                    }
+                    let building = cpu::this_thread().saturating_sub(started);
+                    let started = cpu::this_thread();
+                    for _ in 0..iterations {
+                        std::hint::black_box(app.handle(endpoint, build()?).await);
+                    }
+                    let handling = cpu::this_thread().saturating_sub(started);
+                    Ok(handling.saturating_sub(building) / iterations)
+                })
+            })
+            .join()
+            .map_err(|_| Error::from("handler loop panicked"))?
+    })
+}
+
+/// Part 4: the seed's Django webhooks against ours, same machine, same load
+/// tool, same run; per core and on shared cores; `peer_runs` times.
 async fn side_by_side(settings: &Settings) -> Result<String, Error> {
     let venv = python_env()?;
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    // A fresh port and a graceful stop per start: a SIGKILLed master leaves
-    // its workers serving the old port for a moment, which would answer for
-    // the next instance.
+    let cores = cpu::online();
+    let mut out = String::new();
+    // Django's cold start, as before: process start to first answer.
     let mut cold = Vec::new();
-    let mut serving = None;
-    for run in 0..settings.cold_starts().min(5) {
+    for _ in 0..settings.cold_starts().min(5) {
         let port = free_port()?;
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
-        let child = start_gunicorn(&venv, workers, port)?;
+        let child = start_gunicorn(&venv, Gunicorn::Sync { workers: 2 }, port, None)?;
         wait_until_serving(&dial_request(&base), Duration::from_secs(30)).await?;
         cold.push(started.elapsed());
-        if run + 1 < settings.cold_starts().min(5) {
-            stop_gracefully(child, "-TERM").await;
-        } else {
-            serving = Some((child, base));
-        }
+        stop_gracefully(child, "-TERM").await;
     }
-    let (gunicorn, django_base) = serving.ok_or("gunicorn never started")?;
-    let webhooks = [
-        ("dial-customer", DIAL_CUSTOMER_PATH),
-        ("conference-twiml", CONFERENCE_PATH),
-    ];
-    let mut django = Vec::new();
-    for (_, path) in webhooks {
-        let request = webhook_request(&django_base, path, AUTH_TOKEN);
-        django.push(load::run(request, 16, settings.load_time()).await);
-    }
-    stop_gracefully(gunicorn, "-TERM").await;
-
-    // Ours: the same handler a Lambda runs, behind the development server,
-    // in its own process like gunicorn's workers (the load tool runs here).
-    let ours_port = free_port()?;
-    let ours_base = format!("http://127.0.0.1:{ours_port}");
-    let started = Instant::now();
-    let ours_server = warm_transfer_dev::process::die_with_parent(
-        tokio::process::Command::new(workspace().join("target/release/warm-transfer-local"))
-            .args(["--no-demo", "--port", &ours_port.to_string()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .spawn()?;
-    let ours_request = webhook_request(&ours_base, DIAL_CUSTOMER_PATH, LOCAL_AUTH_TOKEN);
-    wait_until_serving(&ours_request, Duration::from_secs(30)).await?;
-    let ours_ready = started.elapsed();
-    let mut ours = Vec::new();
-    for (_, path) in webhooks {
-        let request = webhook_request(&ours_base, path, LOCAL_AUTH_TOKEN);
-        ours.push(load::run(request, 16, settings.load_time()).await);
-    }
-    stop_gracefully(ours_server, "-INT").await;
-
     cold.sort();
-    let django_cold = percentile(&cold, 50.0);
-    let mut out = String::from(
-        "| webhook | server | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|\n",
+    out.push_str(
+        "| placement | run | webhook | server | requests/s | p50 ms | p99 ms | server CPU us/request | errors |\n|---|---|---|---|---|---|---|---|---|\n",
     );
-    let mut ratios = String::new();
-    for (((name, _), ours), django) in webhooks.iter().zip(&ours).zip(&django) {
-        for (server, stats) in [
-            (
-                "warm-transfer (Rust handler, development server process)".to_owned(),
-                ours,
-            ),
-            (
-                format!("seed (Django + twilio-python, gunicorn {workers} sync workers)"),
-                django,
-            ),
-        ] {
-            out.push_str(&format!(
-                "| {name} | {server} | {:.0} | {:.2} | {:.2} | {} |\n",
-                stats.per_second(),
-                ms(stats.p50),
-                ms(stats.p99),
-                stats.errors,
-            ));
+    // Ratios per placement and webhook, one per run: ours / the best Django.
+    let mut ratios: BTreeMap<(usize, &str), Vec<(f64, f64, f64)>> = BTreeMap::new();
+    let placements = placements(cores);
+    for run in 1..=settings.peer_runs {
+        for (p, placement) in placements.iter().enumerate() {
+            // The load tool keeps off the servers' core.
+            let load_cores: Vec<usize> = match placement.server_core {
+                Some(core) => (0..cores).filter(|c| *c != core).collect(),
+                None => Vec::new(),
+            };
+            cpu::pin_self(&load_cores)?;
+            let mut best: Vec<Option<load::Stats>> = vec![None; WEBHOOKS.len()];
+            for setup in &placement.gunicorn {
+                let port = free_port()?;
+                let base = format!("http://127.0.0.1:{port}");
+                let child = start_gunicorn(&venv, *setup, port, placement.server_core)?;
+                let pid = child.id().ok_or("gunicorn has no pid")?;
+                wait_until_serving(&dial_request(&base), Duration::from_secs(30)).await?;
+                let measured = load_server(settings, &base, AUTH_TOKEN, pid).await;
+                stop_gracefully(child, "-TERM").await;
+                for (i, m) in measured.iter().enumerate() {
+                    row(
+                        &mut out,
+                        placement.name,
+                        run,
+                        WEBHOOKS[i].0,
+                        &format!("seed, Django + twilio-python, {}", setup.describe()),
+                        m,
+                    );
+                    if best[i]
+                        .as_ref()
+                        .is_none_or(|b| b.per_second() < m.stats.per_second())
+                    {
+                        best[i] = Some(m.stats.clone());
+                    }
+                }
+            }
+            // Ours: the same handlers a Lambda runs, in the development
+            // server's process (its tokio runtime takes the cores it may use).
+            let port = free_port()?;
+            let base = format!("http://127.0.0.1:{port}");
+            let child = warm_transfer_dev::process::die_with_parent(
+                pinned_command(
+                    placement.server_core,
+                    &workspace().join("target/release/warm-transfer-local"),
+                )
+                .args(["--no-demo", "--port", &port.to_string()])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            )
+            .spawn()?;
+            let pid = child.id().ok_or("development server has no pid")?;
+            wait_until_serving(
+                &webhook_request(&base, DIAL_CUSTOMER_PATH, LOCAL_AUTH_TOKEN),
+                Duration::from_secs(30),
+            )
+            .await?;
+            // Its own process only: dynalite and the simulator idle meanwhile.
+            let measured = load_server(settings, &base, LOCAL_AUTH_TOKEN, pid).await;
+            stop_gracefully(child, "-INT").await;
+            for (i, m) in measured.iter().enumerate() {
+                row(
+                    &mut out,
+                    placement.name,
+                    run,
+                    WEBHOOKS[i].0,
+                    "warm-transfer (Rust handler, development server)",
+                    m,
+                );
+                if let Some(django) = &best[i] {
+                    ratios.entry((p, WEBHOOKS[i].0)).or_default().push((
+                        m.stats.per_second() / django.per_second().max(f64::MIN_POSITIVE),
+                        ms(django.p50) / ms(m.stats.p50).max(f64::MIN_POSITIVE),
+                        ms(django.p99) / ms(m.stats.p99).max(f64::MIN_POSITIVE),
+                    ));
+                }
+            }
         }
-        if django.requests == 0 {
-            ratios.push_str(&format!(
-                "- {name}: no ratio, the seed answered no request without error\n"
-            ));
-            continue;
-        }
-        let ratio = ours.per_second() / django.per_second();
-        ratios.push_str(&format!(
-            "- {name}: throughput ratio **{ratio:.1}x**, p50 latency ratio {:.1}x, p99 latency ratio {:.1}x{}\n",
-            ms(django.p50) / ms(ours.p50),
-            ms(django.p99) / ms(ours.p99),
-            if *name == "dial-customer" {
-                if ratio >= 20.0 { " (target 20x: met)" } else { " (target 20x: MISSED)" }
-            } else {
-                ""
-            },
+    }
+    cpu::pin_self(&[])?;
+    out.push_str(
+        "\nRatios, ours / the seed's best setup of the same run (min-max over the runs):\n\n\
+         | placement | webhook | requests/s ratio | p50 ratio | p99 ratio | runs |\n|---|---|---|---|---|---|\n",
+    );
+    for ((p, webhook), runs) in &ratios {
+        let range = |f: fn(&(f64, f64, f64)) -> f64| {
+            let values: Vec<f64> = runs.iter().map(f).collect();
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(0.0, f64::max);
+            format!("{min:.1}x-{max:.1}x")
+        };
+        out.push_str(&format!(
+            "| {} | {webhook} | {} | {} | {} | {} |\n",
+            placements[*p].name,
+            range(|r| r.0),
+            range(|r| r.1),
+            range(|r| r.2),
+            runs.len()
         ));
     }
-    out.push('\n');
-    out.push_str(&ratios);
+    out.push_str("\nThe handlers' own CPU per request (App::handle in a loop on one thread, 20,000 requests):\n\n");
+    for (endpoint, (name, path)) in [Endpoint::DialCustomer, Endpoint::ConferenceTwiml]
+        .into_iter()
+        .zip(WEBHOOKS)
+    {
+        let iterations = if settings.smoke { 2_000 } else { 20_000 };
+        let per = handler_cpu(endpoint, path, iterations)?;
+        out.push_str(&format!("- {name}: {:.1} us\n", per.as_secs_f64() * 1e6));
+    }
     out.push_str(&format!(
-        "\nDjango cold start (process start to first answer, median of {}): {:.0} ms. \
-         The development server process (dynalite, simulator and server) answered its first request {:.0} ms after it started.\n",
+        "\nDjango cold start (process start to first answer, gunicorn 2 sync workers, median of {}): {:.0} ms.\n",
         cold.len(),
-        ms(django_cold),
-        ms(ours_ready),
+        ms(percentile(&cold, 50.0)),
     ));
     Ok(out)
+}
+
+fn row(out: &mut String, placement: &str, run: usize, webhook: &str, server: &str, m: &Measured) {
+    out.push_str(&format!(
+        "| {placement} | {run} | {webhook} | {server} | {:.0} | {:.2} | {:.2} | {:.1} | {} |\n",
+        m.stats.per_second(),
+        ms(m.stats.p50),
+        ms(m.stats.p99),
+        m.cpu_per_request.as_secs_f64() * 1e6,
+        m.stats.errors,
+    ));
 }
 
 /// Parts 2 and 3: cold start through the Lambda Runtime API, binary sizes, peak memory.
@@ -535,8 +787,8 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         .await?;
     let release = workspace().join("target/release");
     let mut rows = vec![
-        "| function | cold start p50 ms (min-max), secrets from env | cold start p50 ms (min-max), secret read | x86_64 size MB | arm64 size MB (cargo lambda build) | peak RSS MB after load |".to_owned(),
-        "|---|---|---|---|---|---|".to_owned(),
+        "| function | cold start p50 ms (min-max), secrets from env | cold start p50 ms (min-max), secret read | warm invocation p50 ms | warm p99 ms | warm answers | x86_64 size MB | arm64 size MB (cargo lambda build) | peak RSS MB after load |".to_owned(),
+        "|---|---|---|---|---|---|---|---|---|".to_owned(),
     ];
     for endpoint in Endpoint::ALL {
         let name = endpoint.function_name();
@@ -545,7 +797,7 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         }
         let binary = release.join(name);
         if !binary.exists() {
-            rows.push(format!("| {name} | not built | | | | |"));
+            rows.push(format!("| {name} | not built | | | | | | | |"));
             continue;
         }
         let event = serde_json::to_string(&events::event(endpoint))?;
@@ -625,11 +877,28 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             ),
             _ => "no answer".to_owned(),
         };
-        // Peak memory after many warm invocations.
+        // Warm invocations one after the other, as one Lambda instance runs
+        // them: each one's duration (event handed out to response received),
+        // then the peak memory after all of them.
         let invocations = if settings.smoke { 50 } else { 2000 };
         let api = RuntimeApi::start(event.clone(), invocations).await?;
         let mut child = start_function(&api)?;
-        tokio::time::timeout(Duration::from_secs(120), api.wait_for(invocations)).await?;
+        tokio::time::timeout(Duration::from_secs(600), api.wait_for(invocations)).await?;
+        let mut warm = api.durations();
+        // The first answer pays for fresh connections: not a warm one.
+        if !warm.is_empty() {
+            warm.remove(0);
+        }
+        warm.sort();
+        let mut answers = std::collections::BTreeMap::new();
+        for (_, status) in api.responses() {
+            *answers.entry(status).or_insert(0usize) += 1;
+        }
+        let answers = answers
+            .iter()
+            .map(|(status, n)| format!("{n}x {status}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let rss = child
             .id()
             .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
@@ -649,14 +918,263 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         // What `sam deploy` ships: the README's `cargo lambda build`.
         let arm = workspace().join(format!("target/lambda/{name}/bootstrap"));
         rows.push(format!(
-            "| {name} | {} | {} | {} | {} | {rss} |",
+            "| {name} | {} | {} | {:.2} | {:.2} | {answers} | {} | {} | {rss} |",
             spread(&starts),
             spread(&with_secret),
+            ms(percentile(&warm, 50.0)),
+            ms(percentile(&warm, 99.0)),
             size(binary),
             size(arm),
         ));
     }
     Ok(rows.join("\n"))
+}
+
+/// Load average and the time, to state beside every figure.
+fn conditions() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let now = OffsetDateTime::now_utc();
+    format!(
+        "{:02}:{:02} UTC, load average {}",
+        now.hour(),
+        now.minute(),
+        load.join(" ")
+    )
+}
+
+/// The scale runs: each N `scale_runs` times; the table of what must be
+/// zero and of the costs, the latencies per webhook, and the plot.
+async fn scale_runs(settings: &Settings) -> Result<String, Error> {
+    let mut out = String::new();
+    let mut summary = String::from(
+        "| N | run | when | peak calls at once | endings (handover/busy/no answer/cancel/hang-up) | faulty callbacks (dup/late) | stranded | 5xx (webhooks+front end) | unanswered webhooks | disagreements | unfinished | store conflicts | Twilio retries | reconciler repairs | webhook requests/s | wall s | CPU s per call: process / product / dynalite |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    // p99 per webhook per N: the median over the runs.
+    let mut p99s: BTreeMap<String, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
+    let mut p50s: BTreeMap<String, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
+    let mut problems = String::new();
+    for &calls in &settings.scale {
+        for run in 1..=settings.scale_runs {
+            let when = conditions();
+            let options = scale::Options {
+                calls,
+                time_scale: settings.time_scale,
+                ramp_secs: 20.0,
+                // A leg notices a change within 4 ms of Twilio's time or 25 ms real.
+                sim_poll: Duration::from_secs_f64((0.02 * settings.time_scale).max(0.004))
+                    .min(Duration::from_millis(25)),
+                grace_secs: 3.0,
+                product_threads: cpu::online(),
+            };
+            let product = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(options.product_threads)
+                .thread_name(scale::PRODUCT_THREADS)
+                .thread_keep_alive(Duration::from_secs(3600))
+                .enable_all()
+                .build()?;
+            let report = scale::run(&options, Some(product.handle().clone())).await;
+            product.shutdown_background();
+            let report = report?;
+            let per_call = |d: Option<Duration>| {
+                d.map_or("-".to_owned(), |d| {
+                    format!("{:.3}", d.as_secs_f64() / calls as f64)
+                })
+            };
+            let endings = [
+                "handover",
+                "busy",
+                "no answer",
+                "cancel",
+                "customer hangs up",
+            ]
+            .map(|e| report.endings.get(e).copied().unwrap_or(0).to_string())
+            .join("/");
+            summary.push_str(&format!(
+                "| {calls} | {run} | {when} | {} | {endings} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {} / {} / {} |\n",
+                report.peak_calls,
+                report.duplicated,
+                report.reordered,
+                report.stranded.len(),
+                report.webhook_5xx + report.front_end_5xx,
+                report.webhook_unanswered,
+                report.disagreements.len(),
+                report.unfinished.len(),
+                report.store_conflicts,
+                report.twilio_retries,
+                report.reconciler_repairs,
+                report.webhook_requests as f64 / report.wall.as_secs_f64(),
+                report.wall.as_secs_f64(),
+                per_call(Some(report.cpu_process)),
+                per_call(report.cpu_product),
+                per_call(report.cpu_dynalite),
+            ));
+            for latency in report.webhooks.iter().chain(&report.front_end) {
+                p99s.entry(latency.what.clone())
+                    .or_default()
+                    .entry(calls)
+                    .or_default()
+                    .push(ms(latency.p99));
+                p50s.entry(latency.what.clone())
+                    .or_default()
+                    .entry(calls)
+                    .or_default()
+                    .push(ms(latency.p50));
+            }
+            for (what, list) in [
+                ("stranded", &report.stranded),
+                ("disagreement", &report.disagreements),
+                ("unfinished", &report.unfinished),
+                ("unexpected answer", &report.unexpected),
+                ("contract violation", &report.contract_violations),
+            ] {
+                for line in list.iter().take(20) {
+                    problems.push_str(&format!("- N={calls} run {run}, {what}: {line}\n"));
+                }
+            }
+        }
+    }
+    out.push_str(&summary);
+    out.push_str("\nLatency per request as the simulator (webhooks) or the agents (front end) saw it, ms, p50 / p99 (median over the runs):\n\n");
+    let ns = &settings.scale;
+    out.push_str(&format!(
+        "| request | {} |\n|---|{}\n",
+        ns.iter()
+            .map(|n| format!("N = {n}"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(ns.len())
+    ));
+    let median = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    for (what, by_n) in &p99s {
+        let cells: Vec<String> = ns
+            .iter()
+            .map(
+                |n| match (p50s.get(what).and_then(|m| m.get(n)), by_n.get(n)) {
+                    (Some(p50), Some(p99)) => format!("{:.1} / {:.1}", median(p50), median(p99)),
+                    _ => "-".to_owned(),
+                },
+            )
+            .collect();
+        out.push_str(&format!("| {what} | {} |\n", cells.join(" | ")));
+    }
+    if !problems.is_empty() {
+        out.push_str(&format!(
+            "\nWhat went wrong (first 20 of each):\n\n{problems}"
+        ));
+    }
+    if let Some(path) = &settings.plot {
+        let series: Vec<(String, Vec<(f64, f64)>)> = p99s
+            .iter()
+            .filter(|(what, _)| what.starts_with('/'))
+            .map(|(what, by_n)| {
+                (
+                    what.clone(),
+                    by_n.iter().map(|(n, v)| (*n as f64, median(v))).collect(),
+                )
+            })
+            .collect();
+        std::fs::write(
+            path,
+            plot_svg(
+                "Webhook p99 latency against simultaneous calls",
+                "calls at once (N)",
+                "p99 ms",
+                &series,
+            ),
+        )?;
+        out.push_str(&format!("\nPlot written to {}.\n", path.display()));
+    }
+    Ok(out)
+}
+
+/// A line chart, one line per series, as a small standalone SVG.
+fn plot_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    let (width, height, left, right, top, bottom) = (760.0, 420.0, 70.0, 230.0, 40.0, 50.0);
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max);
+    let y_max = points.map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let x = |v: f64| left + v / x_max * (width - left - right);
+    let y = |v: f64| height - bottom - v / y_max * (height - top - bottom);
+    let colours = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+        "#bcbd22", "#17becf",
+    ];
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{title}</text>\n",
+        (width - right + left) / 2.0
+    );
+    svg.push_str(&format!(
+        "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{0}\" stroke=\"black\"/>\n",
+        height - bottom,
+        width - right
+    ));
+    for i in 0..=5 {
+        let value = y_max * f64::from(i) / 5.0;
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{value:.0}</text>\n<line x1=\"{left}\" y1=\"{1:.1}\" x2=\"{2}\" y2=\"{1:.1}\" stroke=\"#ddd\"/>\n",
+            left - 6.0,
+            y(value),
+            width - right
+        ));
+    }
+    let mut xs: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|p| p.0))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    for v in xs {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{v:.0}</text>\n",
+            x(v),
+            height - bottom + 16.0
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x_label}</text>\n<text x=\"16\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {:.1})\">{y_label}</text>\n",
+        (width - right + left) / 2.0,
+        height - 10.0,
+        (height - bottom + top) / 2.0,
+        (height - bottom + top) / 2.0
+    ));
+    for (i, (name, points)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b)))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            path.join(" ")
+        ));
+        for (a, b) in points {
+            svg.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>\n",
+                x(*a),
+                y(*b)
+            ));
+        }
+        let ly = top + 16.0 * i as f64;
+        svg.push_str(&format!(
+            "<line x1=\"{0}\" y1=\"{ly:.1}\" x2=\"{1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/><text x=\"{2}\" y=\"{3:.1}\">{name}</text>\n",
+            width - right + 10.0,
+            width - right + 30.0,
+            width - right + 36.0,
+            ly + 4.0
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
 
 /// Release builds of every function and of the development server, and
@@ -701,14 +1219,35 @@ fn build_release() -> Result<(), Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
+    let values = |flag: &str| -> Vec<String> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].clone())
+            .collect()
+    };
+    let number = |flag: &str| -> Result<Option<f64>, Error> {
+        values(flag)
+            .last()
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|e| format!("{flag} {v}: {e}").into())
+            })
+            .transpose()
+    };
     let settings = Settings {
         smoke: args.iter().any(|a| a == "--smoke"),
         functions_only: args.iter().any(|a| a == "--functions-only"),
-        only: args
-            .windows(2)
-            .filter(|w| w[0] == "--function")
-            .map(|w| w[1].clone())
-            .collect(),
+        only: values("--function"),
+        cold: number("--cold-starts")?.map(|n| n as usize),
+        peer_only: args.iter().any(|a| a == "--peer-only"),
+        peer_runs: number("--peer-runs")?.map_or(3, |n| n as usize),
+        scale: values("--scale")
+            .iter()
+            .map(|v| v.parse::<usize>())
+            .collect::<Result<_, _>>()?,
+        scale_runs: number("--scale-runs")?.map_or(1, |n| n as usize),
+        time_scale: number("--time-scale")?.unwrap_or(0.5),
+        plot: values("--plot").last().map(PathBuf::from),
     };
     if !std::env::args().any(|a| a == "--no-build") {
         build_release()?;
@@ -732,6 +1271,16 @@ async fn main() -> Result<(), Error> {
             .unwrap_or(0),
         OffsetDateTime::now_utc().date()
     );
+    if !settings.scale.is_empty() {
+        println!("## Scale run\n");
+        println!("{}", scale_runs(&settings).await?);
+        return Ok(());
+    }
+    if settings.peer_only {
+        println!("## 4. The seed's stack side by side\n");
+        println!("{}", side_by_side(&settings).await?);
+        return Ok(());
+    }
     if settings.functions_only {
         println!("## 2-3. Cold start, size and memory of each function binary\n");
         println!("{}", functions(&settings).await?);

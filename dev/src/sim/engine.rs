@@ -110,6 +110,13 @@ impl Sim {
         out
     }
 
+    /// For the waits' polls, which change nothing a situation depends on:
+    /// no situation is looked at again.
+    fn peek_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut world)
+    }
+
     pub(crate) fn number_of(&self, sid: &str) -> String {
         self.with_world(|w| w.leg(sid).map(|l| l.to.clone()))
             .unwrap_or_default()
@@ -145,7 +152,7 @@ impl Sim {
             answered_at: None,
             fallback: new.fallback,
         };
-        self.with_world(|w| w.legs.push(leg));
+        self.with_world(|w| w.add_leg(leg));
         self.log(format!("leg {} created ({})", new.to, new.direction));
         sid
     }
@@ -172,8 +179,8 @@ impl Sim {
     ) -> Wake {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            let woke = self.with_world(|w| {
-                if let Some(interrupt) = w.leg_mut(sid).and_then(|l| l.interrupt.take()) {
+            let woke = self.peek_world(|w| {
+                if let Some(interrupt) = w.take_interrupt(sid) {
                     return Some(Wake::Interrupted(interrupt));
                 }
                 condition(w).then_some(Wake::Condition)
@@ -184,7 +191,7 @@ impl Sim {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Wake::Timeout;
             }
-            tokio::time::sleep(Duration::from_millis(4)).await;
+            tokio::time::sleep(self.config.poll).await;
         }
     }
 

@@ -61,7 +61,7 @@ use tokio::task::JoinHandle;
 use warm_transfer_core::domain::LegStatus;
 
 pub use people::{Answer, Script};
-pub use webhook::{CallbackFault, CallbackInfo, CallbackKind};
+pub use webhook::{CallbackFault, CallbackInfo, CallbackKind, WebhookAnswer};
 pub use world::{EndReason, Entry, Situation};
 use world::{Interrupt, Location, World};
 
@@ -119,6 +119,9 @@ pub struct SimConfig {
     pub openapi_path: PathBuf,
     /// Script for numbers without one of their own.
     pub default_script: fn(&str) -> Option<Script>,
+    /// How often a waiting leg looks at the world again (real time): how
+    /// soon it notices a change. Thousands of legs want a longer one.
+    pub poll: Duration,
 }
 
 impl Default for SimConfig {
@@ -129,6 +132,7 @@ impl Default for SimConfig {
             time_scale: 1.0,
             openapi_path: crate::paths::twilio_openapi(),
             default_script: |_| None,
+            poll: Duration::from_millis(4),
         }
     }
 }
@@ -141,6 +145,8 @@ pub(crate) struct Sim {
     clients: Mutex<HashMap<Duration, reqwest::Client>>,
     callback_rules: Mutex<Vec<webhook::CallbackRule>>,
     queues: Mutex<webhook::Queues>,
+    /// Every webhook attempt's answer, for the scale benchmark.
+    answers: Mutex<Vec<WebhookAnswer>>,
     openapi: OpenApi,
     started: Instant,
     counter: AtomicU64,
@@ -233,6 +239,7 @@ impl Simulator {
             clients: Mutex::new(HashMap::new()),
             callback_rules: Mutex::new(Vec::new()),
             queues: Mutex::new(HashMap::new()),
+            answers: Mutex::new(Vec::new()),
             openapi,
             started: Instant::now(),
             counter: AtomicU64::new(1),
@@ -270,9 +277,7 @@ impl Simulator {
 
     /// Follow this person's situation for [`Simulator::stranded`].
     pub fn watch(&self, number: &str) {
-        self.sim.with_world(|w| {
-            w.situations.entry(number.to_owned()).or_default();
-        });
+        self.sim.with_world(|w| w.watch(number));
     }
 
     /// The person on this number hangs up now.
@@ -350,6 +355,15 @@ impl Simulator {
         if let Ok(mut rules) = self.sim.callback_rules.lock() {
             rules.push(std::sync::Arc::new(rule));
         }
+    }
+
+    /// Every webhook attempt so far: what was asked and how it was answered.
+    pub fn webhook_answers(&self) -> Vec<WebhookAnswer> {
+        self.sim
+            .answers
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
     }
 
     /// Whether every status and conference callback queued so far has been

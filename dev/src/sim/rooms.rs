@@ -98,7 +98,7 @@ impl Sim {
             if let Some(room) = w.room(name) {
                 return room.sid.clone();
             }
-            w.rooms.push(Room {
+            w.add_room(Room {
                 sid: new_sid.clone(),
                 name: name.to_owned(),
                 members: Vec::new(),

@@ -63,6 +63,17 @@ pub(crate) struct Hook {
     pub token: String,
 }
 
+/// One webhook attempt as Twilio saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAnswer {
+    /// The path without its query: `/twiml/dial-customer`, `/events/participant`...
+    pub path: String,
+    /// The HTTP status, or none when no answer came (connection, timeout).
+    pub status: Option<u16>,
+    /// From sending the request to reading the whole answer.
+    pub latency: Duration,
+}
+
 /// Why a webhook failed, with the Twilio error code the debugger logs.
 #[derive(Debug, Clone)]
 pub(crate) struct HookError {
@@ -230,7 +241,18 @@ impl Sim {
             attempt_no += 1;
             let started = Instant::now();
             let outcome = self.attempt(hook, &url, &overrides).await;
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let latency = started.elapsed();
+            let ms = latency.as_secs_f64() * 1000.0;
+            if let Ok(mut answers) = self.answers.lock() {
+                answers.push(WebhookAnswer {
+                    path: path.split('?').next().unwrap_or_default().to_owned(),
+                    status: match &outcome {
+                        Attempt::Answered(status, _) => Some(*status),
+                        _ => None,
+                    },
+                    latency,
+                });
+            }
             let (error, retry) = match outcome {
                 Attempt::Answered(status, body) if (200..300).contains(&status) => {
                     self.log(format!(

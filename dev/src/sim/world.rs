@@ -1,7 +1,7 @@
 //! The simulator's state: call legs, conference rooms, the timeline, and
 //! what the watched people heard at every moment.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use warm_transfer_core::domain::LegStatus;
@@ -201,37 +201,152 @@ pub struct World {
     pub situations: HashMap<String, Vec<(Instant, Situation)>>,
     /// Every recording completed so far.
     pub recordings: Vec<super::Recording>,
+    /// Indexes into `legs` and `rooms` (by SID, the latest leg of a called
+    /// number, the latest room of a name): lookups stay O(1) with thousands
+    /// of calls in the world.
+    leg_by_sid: HashMap<String, usize>,
+    leg_by_number: HashMap<String, usize>,
+    room_by_sid: HashMap<String, usize>,
+    room_by_name: HashMap<String, usize>,
+    /// What changed since the last [`World::observe_situations`]: only the
+    /// watched people near a change are looked at again, not every one.
+    dirty_numbers: HashSet<String>,
+    dirty_legs: HashSet<usize>,
+    dirty_rooms: HashSet<usize>,
 }
 
 impl World {
     pub fn leg(&self, sid: &str) -> Option<&Leg> {
-        self.legs.iter().find(|l| l.sid == sid)
+        self.leg_by_sid.get(sid).and_then(|&i| self.legs.get(i))
     }
 
+    /// A leg to change: what it touches now and after the change is looked
+    /// at again by the next [`World::observe_situations`].
     pub fn leg_mut(&mut self, sid: &str) -> Option<&mut Leg> {
-        self.legs.iter_mut().find(|l| l.sid == sid)
+        let i = *self.leg_by_sid.get(sid)?;
+        self.mark_leg(i);
+        self.legs.get_mut(i)
     }
 
-    /// The live conference of that name, if any.
+    /// A leg whose pending interrupt is taken: no situation depends on it.
+    pub fn take_interrupt(&mut self, sid: &str) -> Option<Interrupt> {
+        let i = *self.leg_by_sid.get(sid)?;
+        self.legs.get_mut(i)?.interrupt.take()
+    }
+
+    /// Follows this person's situation from now on.
+    pub fn watch(&mut self, number: &str) {
+        self.situations.entry(number.to_owned()).or_default();
+        self.dirty_numbers.insert(number.to_owned());
+    }
+
+    pub fn add_leg(&mut self, leg: Leg) {
+        let i = self.legs.len();
+        self.leg_by_sid.insert(leg.sid.clone(), i);
+        self.leg_by_number.insert(leg.to.clone(), i);
+        self.legs.push(leg);
+        self.mark_leg(i);
+    }
+
+    pub fn add_room(&mut self, room: Room) {
+        let i = self.rooms.len();
+        self.room_by_sid.insert(room.sid.clone(), i);
+        self.room_by_name.insert(room.name.clone(), i);
+        self.rooms.push(room);
+        self.mark_room(i);
+    }
+
+    /// The live conference of that name, if any. (A room of a name is only
+    /// made when no live one has it, so the latest is the only candidate.)
     pub fn room(&self, name: &str) -> Option<&Room> {
-        self.rooms.iter().rev().find(|r| r.name == name && !r.ended)
+        self.room_by_name
+            .get(name)
+            .and_then(|&i| self.rooms.get(i))
+            .filter(|r| !r.ended)
     }
 
     pub fn room_by_sid(&self, sid: &str) -> Option<&Room> {
-        self.rooms.iter().find(|r| r.sid == sid)
+        self.room_by_sid.get(sid).and_then(|&i| self.rooms.get(i))
     }
 
     pub fn room_by_sid_mut(&mut self, sid: &str) -> Option<&mut Room> {
-        self.rooms.iter_mut().find(|r| r.sid == sid)
+        let i = *self.room_by_sid.get(sid)?;
+        self.mark_room(i);
+        self.rooms.get_mut(i)
     }
 
     /// The most recent leg of a phone number (as called party).
     pub fn leg_of_number(&self, number: &str) -> Option<&Leg> {
-        self.legs.iter().rev().find(|l| l.to == number)
+        self.leg_by_number
+            .get(number)
+            .and_then(|&i| self.legs.get(i))
     }
 
     fn number_of(&self, sid: &str) -> String {
         self.leg(sid).map(|l| l.to.clone()).unwrap_or_default()
+    }
+
+    /// The people whose situation may depend on leg `i` as it is now: its
+    /// own, its bridge's other side, its parent, and everyone in the room it
+    /// is in or rings into.
+    fn near_leg(&mut self, i: usize) {
+        let Some(leg) = self.legs.get(i) else {
+            return;
+        };
+        let mut numbers = vec![leg.to.clone()];
+        let mut rooms = Vec::new();
+        let others = [
+            match &leg.location {
+                Location::Bridged(other) => Some(other.as_str()),
+                _ => None,
+            },
+            leg.parent.as_deref(),
+        ];
+        for other in others.into_iter().flatten() {
+            numbers.push(self.number_of(other));
+        }
+        for room in [
+            match &leg.location {
+                Location::InRoom(room) => Some(room.as_str()),
+                _ => None,
+            },
+            leg.ringing_into.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            rooms.extend(self.room_by_name.get(room).copied());
+        }
+        self.dirty_numbers.extend(numbers);
+        self.dirty_rooms.extend(rooms);
+    }
+
+    fn near_room(&mut self, i: usize) {
+        let Some(room) = self.rooms.get(i) else {
+            return;
+        };
+        let numbers: Vec<String> = room
+            .members
+            .iter()
+            .map(|m| self.number_of(&m.sid))
+            .collect();
+        self.dirty_numbers.extend(numbers);
+    }
+
+    fn mark_leg(&mut self, i: usize) {
+        if self.situations.is_empty() {
+            return;
+        }
+        self.near_leg(i);
+        self.dirty_legs.insert(i);
+    }
+
+    fn mark_room(&mut self, i: usize) {
+        if self.situations.is_empty() {
+            return;
+        }
+        self.near_room(i);
+        self.dirty_rooms.insert(i);
     }
 
     /// Someone the member can talk with: the conference has started and
@@ -249,11 +364,15 @@ impl World {
         })
     }
 
-    /// A REST participant's phone ringing into the room with early media.
+    /// A REST participant's phone ringing into the room with early media
+    /// (such a participant is a member, not yet joined).
     fn ringing_into(&self, room: &str) -> bool {
-        self.legs
-            .iter()
-            .any(|l| l.is_live() && l.ringing_into.as_deref() == Some(room))
+        self.room(room).is_some_and(|r| {
+            r.members.iter().any(|m| {
+                self.leg(&m.sid)
+                    .is_some_and(|l| l.is_live() && l.ringing_into.as_deref() == Some(room))
+            })
+        })
     }
 
     /// Whether a joined member hears the wait audio: the conference has not
@@ -305,25 +424,57 @@ impl World {
         }
     }
 
-    /// Records the watched numbers' situations after a change.
+    /// Records the situations of the watched people near what changed.
     pub fn observe_situations(&mut self) {
+        if self.situations.is_empty() {
+            return;
+        }
+        // After the change: what the changed legs and rooms touch now.
+        for i in std::mem::take(&mut self.dirty_legs) {
+            self.near_leg(i);
+        }
+        for i in std::mem::take(&mut self.dirty_rooms) {
+            self.near_room(i);
+        }
         let now = Instant::now();
-        let numbers: Vec<String> = self.situations.keys().cloned().collect();
-        for number in numbers {
-            let situation = self.situation_of(&number);
-            let log = self.situations.entry(number).or_default();
-            if log.last().map(|(_, s)| *s) != Some(situation) {
-                log.push((now, situation));
+        for number in std::mem::take(&mut self.dirty_numbers) {
+            if self.situations.contains_key(&number) {
+                self.record_situation(number, now);
             }
         }
+        // Tests run debug builds: there every watched person is looked at
+        // after each change, and a change the tracking above missed is a
+        // violation (tests assert none).
+        if cfg!(debug_assertions) {
+            let numbers: Vec<String> = self.situations.keys().cloned().collect();
+            for number in numbers {
+                if self.record_situation(number.clone(), now) {
+                    self.violations.push(format!(
+                        "simulator: a change of {number}'s situation was not tracked"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Appends the number's situation if it changed; whether it did.
+    fn record_situation(&mut self, number: String, now: Instant) -> bool {
+        let situation = self.situation_of(&number);
+        let log = self.situations.entry(number).or_default();
+        let changed = log.last().map(|(_, s)| *s) != Some(situation);
+        if changed {
+            log.push((now, situation));
+        }
+        changed
     }
 
     /// Members' numbers (joined) and ringing numbers of a live room.
     pub fn room_view(&self, room: &Room) -> (Vec<String>, Vec<String>) {
         let members = room.joined().map(|m| self.number_of(&m.sid)).collect();
-        let ringing = self
-            .legs
+        let ringing = room
+            .members
             .iter()
+            .filter_map(|m| self.leg(&m.sid))
             .filter(|l| l.is_live() && l.ringing_into.as_deref() == Some(room.name.as_str()))
             .map(|l| l.to.clone())
             .collect();

@@ -8,6 +8,7 @@ mod deployment;
 mod events;
 mod metrics;
 mod reconciler;
+mod scale;
 mod scenarios;
 mod secrets;
 mod simulator;

@@ -335,6 +335,7 @@ impl Harness {
                 event: ConferenceEvent::Join,
                 participant: Some(RoomParticipant::FirstAgent),
                 sequence: None,
+                conference: None,
                 at: OffsetDateTime::now_utc(),
             },
         )
@@ -585,6 +586,7 @@ async fn healthy_calls_are_never_touched() {
             event: ConferenceEvent::Join,
             participant: Some(RoomParticipant::Customer),
             sequence: None,
+            conference: None,
             at: OffsetDateTime::now_utc(),
         },
     )

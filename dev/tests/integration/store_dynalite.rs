@@ -123,6 +123,7 @@ async fn every_field_survives_a_round_trip() {
         event: ConferenceEvent::Join,
         participant: Some(RoomParticipant::Customer),
         sequence: Some(1),
+        conference: None,
         at: now(),
     });
     full.fail_transfer(1, "Twilio said \"no\" & <why>".into(), true)
@@ -322,6 +323,7 @@ async fn concurrent_out_of_order_callbacks_all_land_and_agree_with_the_domain() 
             event,
             participant: who,
             sequence: None,
+            conference: None,
             at: now(),
         });
     }
@@ -430,6 +432,7 @@ async fn commands_retry_after_losing_a_race() {
                             event: ConferenceEvent::Join,
                             participant: Some(who),
                             sequence: Some(i),
+                            conference: None,
                             at: now(),
                         },
                     )
@@ -688,12 +691,14 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
                 event: ConferenceEvent::Join,
                 participant: Some(RoomParticipant::Customer),
                 sequence: None,
+                conference: None,
                 at: now(),
             });
             s.observe(Observation::Conference {
                 event: ConferenceEvent::End,
                 participant: None,
                 sequence: None,
+                conference: None,
                 at: now(),
             });
         }),
@@ -767,4 +772,106 @@ async fn transfer_requests_agree_with_the_domain_in_every_state() {
             (domain, stored) => panic!("{name}: domain {domain:?}, store {stored:?}"),
         }
     }
+}
+
+/// A loopback proxy to dynalite that passes every request on at once but
+/// holds the answers of chosen `PutItem`s (by their order) for `hold`.
+async fn late_answers(target: u16, held: &'static [usize], hold: Duration) -> u16 {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let puts = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let puts = puts.clone();
+            tokio::spawn(async move {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", target))
+                    .await
+                    .unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let late = Arc::new(AtomicBool::new(false));
+                let mark = late.clone();
+                let upstream = async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buffer).await {
+                        let chunk = &buffer[..n];
+                        if chunk.windows(25).any(|w| w == b"DynamoDB_20120810.PutItem") {
+                            let index = puts.fetch_add(1, Ordering::SeqCst);
+                            mark.store(held.contains(&index), Ordering::SeqCst);
+                        }
+                        if server_write.write_all(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let downstream = async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = server_read.read(&mut buffer).await {
+                        if late.swap(false, Ordering::SeqCst) {
+                            tokio::time::sleep(hold).await;
+                        }
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
+    let (dynalite, _) = store().await;
+    let dynalite_port: u16 = dynalite
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // PutItem 0 is the create's first attempt, 1 its retry; 2 and 3 the
+    // two callbacks; 4 the transfer's write, 5 its retry. The answers of 0
+    // and 4 come after the client's 1 s attempt timeout, though dynalite
+    // applied both at once.
+    let port = late_answers(dynalite_port, &[0, 4], Duration::from_millis(1500)).await;
+    let env: HashMap<String, String> = [
+        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000001"),
+        ("TWILIO_AUTH_TOKEN", "token"),
+        ("TABLE_NAME", TABLE),
+        ("DYNAMODB_ENDPOINT", &format!("http://127.0.0.1:{port}")),
+        ("DEFAULT_CALLER_ID", "+15005550006"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let config = warm_transfer_core::config::Config::from_map(&env).unwrap();
+    // The product's own client: its timeouts and the SDK's retries.
+    let store = DynamoStore::new(DynamoStore::client_from_config(&config).await, TABLE, TTL);
+    // The retry meets the session the first attempt stored: not "exists".
+    store.create_session(&session()).await.unwrap();
+    for observation in [
+        Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)),
+        Observation::CustomerLeg(leg(CUSTOMER, LegStatus::InProgress, 2)),
+    ] {
+        store.observe(&sid(AGENT), observation).await.unwrap();
+    }
+    // Nor is the transfer refused as already under way by its own retry.
+    let decision = store
+        .request_transfer(
+            &sid(AGENT),
+            phone("+15550100003"),
+            TransferKind::Warm,
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(decision.0, TransferDecision::New, "{decision:?}");
+    let stored = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    assert_eq!(stored.transfer.map(|t| t.attempt), Some(1));
 }

@@ -271,6 +271,7 @@ async fn a_claim_fails_when_the_session_changed_since_the_index_read_it() {
                 event: ConferenceEvent::Join,
                 participant: Some(RoomParticipant::Customer),
                 sequence: None,
+                conference: None,
                 at: OffsetDateTime::now_utc(),
             },
         )

@@ -141,6 +141,7 @@ mod tests {
             event: ConferenceEvent::Join,
             participant: Some(RoomParticipant::FirstAgent),
             sequence: None,
+            conference: None,
             at: t0(),
         });
         target(&mut s, LegStatus::Ringing, 1);

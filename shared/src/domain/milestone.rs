@@ -120,6 +120,7 @@ mod tests {
             event: ConferenceEvent::Join,
             participant: Some(who),
             sequence: None,
+            conference: None,
             at: OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -68,6 +68,9 @@ pub enum Observation {
         event: ConferenceEvent,
         participant: Option<RoomParticipant>,
         sequence: Option<u32>,
+        /// `ConferenceSid`: the room's name outlives one conference, and
+        /// two conferences' callbacks come in no particular order.
+        conference: Option<String>,
         at: OffsetDateTime,
     },
 }

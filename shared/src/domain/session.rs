@@ -506,8 +506,11 @@ impl CallSession {
                 _ => false,
             },
             Observation::Conference {
-                event, participant, ..
-            } => self.observe_room(event, participant),
+                event,
+                participant,
+                conference,
+                ..
+            } => self.observe_room(event, participant, conference),
         };
         if applied {
             Observed::Applied
@@ -516,20 +519,44 @@ impl CallSession {
         }
     }
 
-    fn observe_room(&mut self, event: ConferenceEvent, who: Option<RoomParticipant>) -> bool {
+    fn observe_room(
+        &mut self,
+        event: ConferenceEvent,
+        who: Option<RoomParticipant>,
+        conference: Option<String>,
+    ) -> bool {
         let presence = match event {
             ConferenceEvent::Join => Presence::Joined,
             ConferenceEvent::Leave => Presence::Left,
             // The room's name outlives one conference: a room that ended
             // before the customer came in (a failed attempt) says nothing
-            // about the next one.
+            // about the next one. Its end may even come after the
+            // customer's join of the next one (each conference's callbacks
+            // are queued apart), so a named end counts only once the
+            // customer is known to be in that very conference.
             ConferenceEvent::End => {
-                let changed = !self.room_ended && self.customer_in_room();
+                let theirs = match &conference {
+                    None => true,
+                    Some(ended) => {
+                        self.customer_presence != Presence::Never
+                            && self.room_sid.as_deref() == Some(ended.as_str())
+                    }
+                };
+                let changed = theirs && !self.room_ended && self.customer_in_room();
                 self.room_ended |= changed;
                 return changed;
             }
             ConferenceEvent::Start => return false,
         };
+        if who == Some(RoomParticipant::Customer) && presence == Presence::Joined {
+            if let Some(joined) = conference.filter(|_| self.customer_presence == Presence::Never) {
+                // Where the customer is: the conference to end, hold in,
+                // anchor (the participant create may have named an earlier one).
+                let named = self.room_sid.as_deref() != Some(joined.as_str());
+                self.room_sid = Some(joined);
+                return advance(&mut self.customer_presence, presence) || named;
+            }
+        }
         let slot = match who {
             Some(RoomParticipant::Customer) => &mut self.customer_presence,
             Some(RoomParticipant::FirstAgent) => &mut self.first_agent_presence,
@@ -746,6 +773,7 @@ mod tests {
             event,
             participant: who,
             sequence: None,
+            conference: None,
             at: OffsetDateTime::UNIX_EPOCH,
         })
     }
@@ -1138,6 +1166,75 @@ mod tests {
         );
         target(&mut s, 1, LegStatus::Ringing, 1);
         s
+    }
+
+    fn room_event(
+        s: &mut CallSession,
+        event: ConferenceEvent,
+        who: Option<RoomParticipant>,
+        conference: &str,
+    ) -> Observed {
+        s.observe(Observation::Conference {
+            event,
+            participant: who,
+            sequence: None,
+            conference: Some(conference.to_owned()),
+            at: OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+
+    /// Agent two was busy before the customer arrived: the conference the
+    /// participant create opened ended, and the customer's redirect opened
+    /// the next one of the same name. Each conference's callbacks are
+    /// queued apart, so the first one's end can come after the customer's
+    /// join of the second (seen in the scale run at 10 calls).
+    #[test]
+    fn an_earlier_conference_ending_late_does_not_end_the_call() {
+        const FIRST: &str = "CF00000000000000000000000000000001";
+        const SECOND: &str = "CF00000000000000000000000000000002";
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        s.room_named(FIRST);
+        s.customer_redirected(1).unwrap();
+        target(&mut s, 1, LegStatus::Busy, 2);
+        // Its end before the customer's join changes nothing either.
+        let customer_room = Some(RoomParticipant::Customer);
+        assert_eq!(
+            room_event(&mut s, ConferenceEvent::Join, customer_room, SECOND),
+            Observed::Applied
+        );
+        assert_eq!(s.room_sid.as_deref(), Some(SECOND), "where the customer is");
+        assert_eq!(
+            room_event(&mut s, ConferenceEvent::End, None, FIRST),
+            Observed::Ignored
+        );
+        assert_eq!(s.state(), SessionState::Connected);
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetBusy));
+        // The customer's own conference ending does end it.
+        assert_eq!(
+            room_event(&mut s, ConferenceEvent::End, None, SECOND),
+            Observed::Applied
+        );
+        assert_eq!(s.state(), SessionState::Ended);
+    }
+
+    #[test]
+    fn an_earlier_conference_ending_before_the_customers_join_changes_nothing() {
+        let mut s = connected();
+        transfer(&mut s).unwrap();
+        s.room_named("CF00000000000000000000000000000001");
+        s.customer_redirected(1).unwrap();
+        target(&mut s, 1, LegStatus::Busy, 2);
+        assert_eq!(
+            room_event(
+                &mut s,
+                ConferenceEvent::End,
+                None,
+                "CF00000000000000000000000000000001"
+            ),
+            Observed::Ignored
+        );
+        assert_eq!(s.state(), SessionState::Connected);
     }
 
     #[test]

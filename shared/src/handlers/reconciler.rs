@@ -437,6 +437,7 @@ fn room_observations(
         event,
         participant: Some(who),
         sequence: None,
+        conference: None,
         at: now,
     };
     if transfer.target_leg.is_none() {

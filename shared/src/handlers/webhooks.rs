@@ -372,6 +372,7 @@ fn observation(
                     event,
                     participant,
                     sequence,
+                    conference: form.get("ConferenceSid").map(|sid| (*sid).to_owned()),
                     at,
                 },
             ))

@@ -21,6 +21,16 @@ use crate::ids::CallSid;
 /// How often `update` re-reads and re-applies after losing a race.
 const MAX_UPDATE_ATTEMPTS: usize = 8;
 
+/// Each session write carries a token of its own. When an attempt's answer
+/// is lost (it timed out after DynamoDB applied it) the SDK sends the write
+/// again, and that retry fails its condition against our own first write:
+/// reading the token back tells our write from another writer's.
+const WRITE_ID: &str = "write_id";
+
+fn new_write_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -182,18 +192,17 @@ impl DynamoStore {
         &self,
         session: &CallSession,
         meta: ItemMeta,
+        write_id: &str,
         condition: &str,
         values: HashMap<String, AttributeValue>,
     ) -> Result<(), Failure> {
+        let mut item = item::session_item(session, meta, OffsetDateTime::now_utc());
+        item.insert(WRITE_ID.to_owned(), s(write_id));
         let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item::session_item(
-                session,
-                meta,
-                OffsetDateTime::now_utc(),
-            )))
+            .set_item(Some(item))
             .condition_expression(condition);
         if !values.is_empty() {
             request = request.set_expression_attribute_values(Some(values));
@@ -202,6 +211,18 @@ impl DynamoStore {
     }
 
     async fn read(&self, id: &CallSid) -> Result<Option<(CallSession, ItemMeta)>, StoreError> {
+        Ok(self
+            .read_written(id)
+            .await?
+            .map(|(session, meta, _)| (session, meta)))
+    }
+
+    /// The session, its item's metadata and the token of the write that
+    /// stored it.
+    async fn read_written(
+        &self,
+        id: &CallSid,
+    ) -> Result<Option<(CallSession, ItemMeta, Option<String>)>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -218,7 +239,8 @@ impl DynamoStore {
                     expires_at: self.expires_at(OffsetDateTime::now_utc()),
                     check_lease: None,
                 });
-                Ok(Some((item::session_from_item(found)?, meta)))
+                let written = found.get(WRITE_ID).and_then(|v| v.as_s().ok()).cloned();
+                Ok(Some((item::session_from_item(found)?, meta, written)))
             }
         }
     }
@@ -231,12 +253,25 @@ impl CallStore for DynamoStore {
             expires_at: self.expires_at(session.created_at),
             check_lease: None,
         };
-        self.put_session(session, meta, "attribute_not_exists(pk)", HashMap::new())
+        let write_id = new_write_id();
+        match self
+            .put_session(
+                session,
+                meta,
+                &write_id,
+                "attribute_not_exists(pk)",
+                HashMap::new(),
+            )
             .await
-            .map_err(|failure| match failure {
-                Failure::ConditionFailed => StoreError::AlreadyExists,
-                Failure::Store(error) => error,
-            })
+        {
+            Ok(()) => Ok(()),
+            // Our own first attempt may be what is there.
+            Err(Failure::ConditionFailed) => match self.read_written(&session.id).await? {
+                Some((_, _, Some(written))) if written == write_id => Ok(()),
+                _ => Err(StoreError::AlreadyExists),
+            },
+            Err(Failure::Store(error)) => Err(error),
+        }
     }
 
     async fn get_session(&self, id: &CallSid) -> Result<Option<CallSession>, StoreError> {
@@ -244,8 +279,20 @@ impl CallStore for DynamoStore {
     }
 
     async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError> {
+        // The last attempt whose condition failed: its token, what it wrote
+        // and what it replaced.
+        let mut refused: Option<(String, CallSession, CallSession)> = None;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let (current, meta) = self.read(id).await?.ok_or(StoreError::NotFound)?;
+            let (current, meta, written) =
+                self.read_written(id).await?.ok_or(StoreError::NotFound)?;
+            if let Some((write_id, before, after)) = refused.take() {
+                // It had landed: its answer was lost and the SDK's retry
+                // met our own write. Done, and not to be applied twice.
+                if written.as_deref() == Some(write_id.as_str()) {
+                    crate::metrics::session_changed(&before, &after);
+                    return Ok(current);
+                }
+            }
             let mut next = current.clone();
             command(&mut next)?;
             if next == current {
@@ -253,8 +300,9 @@ impl CallStore for DynamoStore {
             }
             next.version = current.version + 1;
             let expected = HashMap::from([(":version".to_owned(), n(current.version))]);
+            let write_id = new_write_id();
             match self
-                .put_session(&next, meta, "version = :version", expected)
+                .put_session(&next, meta, &write_id, "version = :version", expected)
                 .await
             {
                 Ok(()) => {
@@ -262,8 +310,13 @@ impl CallStore for DynamoStore {
                     crate::metrics::session_changed(&current, &next);
                     return Ok(next);
                 }
-                // Someone wrote in between: read again and re-apply.
-                Err(Failure::ConditionFailed) => continue,
+                // Someone wrote in between (or our own attempt did): read
+                // again, then re-apply.
+                Err(Failure::ConditionFailed) => {
+                    crate::metrics::count(crate::metrics::Metric::StoreConflicts, None);
+                    refused = Some((write_id, current, next));
+                    continue;
+                }
                 Err(Failure::Store(error)) => return Err(error),
             }
         }
