@@ -296,7 +296,8 @@ impl Agents {
                     history.join("\n    ")
                 ));
             }
-            self.pause(0.5).await;
+            // As the console: once a second.
+            self.pause(1.0).await;
         }
     }
 
