@@ -97,6 +97,15 @@ fn workspace() -> PathBuf {
     warm_transfer_dev::paths::workspace()
 }
 
+/// Where cargo put this release build (and so the binaries it measures):
+/// `target/release`, or under `CARGO_TARGET_DIR`.
+fn release_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace().join("target/release"))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -686,7 +695,7 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
             let child = warm_transfer_dev::process::die_with_parent(
                 pinned_command(
                     placement.server_core,
-                    &workspace().join("target/release/warm-transfer-local"),
+                    &release_dir().join("warm-transfer-local"),
                 )
                 .args(["--no-demo", "--port", &port.to_string()])
                 .env("RUST_LOG", "warn")
@@ -785,7 +794,7 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             &json!({ "TWILIO_AUTH_TOKEN": events::EVENTS_AUTH_TOKEN }).to_string(),
         )
         .await?;
-    let release = workspace().join("target/release");
+    let release = release_dir();
     let mut rows = vec![
         "| function | cold start p50 ms (min-max), secrets from env | cold start p50 ms (min-max), secret read | warm invocation p50 ms | warm p99 ms | warm answers | x86_64 size MB | arm64 size MB (cargo lambda build) | peak RSS MB after load |".to_owned(),
         "|---|---|---|---|---|---|---|---|---|".to_owned(),

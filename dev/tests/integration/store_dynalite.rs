@@ -834,10 +834,11 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
         .unwrap()
         .parse()
         .unwrap();
-    // PutItem 0 is the create's first attempt, 1 its retry; 2 and 3 the
-    // two callbacks; 4 the transfer's write, 5 its retry. The answers of 0
-    // and 4 come after the client's 1 s attempt timeout, though dynalite
-    // applied both at once.
+    // PutItem 0 is the create's first attempt; 1 the first agent's callback,
+    // written on top of it meanwhile; 2 the create's retry; 3 the customer's
+    // callback; 4 the transfer's write, 5 its retry. The answers of 0 and 4
+    // come after the client's 1 s attempt timeout, though dynalite applied
+    // both at once.
     let port = late_answers(dynalite_port, &[0, 4], Duration::from_millis(1500)).await;
     let env: HashMap<String, String> = [
         ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000001"),
@@ -852,14 +853,28 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
     let config = warm_transfer_core::config::Config::from_map(&env).unwrap();
     // The product's own client: its timeouts and the SDK's retries.
     let store = DynamoStore::new(DynamoStore::client_from_config(&config).await, TABLE, TTL);
-    // The retry meets the session the first attempt stored: not "exists".
-    store.create_session(&session()).await.unwrap();
-    for observation in [
-        Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)),
-        Observation::CustomerLeg(leg(CUSTOMER, LegStatus::InProgress, 2)),
-    ] {
-        store.observe(&sid(AGENT), observation).await.unwrap();
-    }
+    // The retry meets the session the first attempt stored, with a
+    // callback's write on top: still ours, not "exists".
+    let callback = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store
+            .observe(
+                &sid(AGENT),
+                Observation::AgentLeg(leg(AGENT, LegStatus::InProgress, 2)),
+            )
+            .await
+    };
+    let created = session();
+    let (created, observed) = tokio::join!(store.create_session(&created), callback);
+    created.unwrap();
+    assert_eq!(observed.unwrap().0, Observed::Applied);
+    store
+        .observe(
+            &sid(AGENT),
+            Observation::CustomerLeg(leg(CUSTOMER, LegStatus::InProgress, 2)),
+        )
+        .await
+        .unwrap();
     // Nor is the transfer refused as already under way by its own retry.
     let decision = store
         .request_transfer(

@@ -21,11 +21,15 @@ use crate::ids::CallSid;
 /// How often `update` re-reads and re-applies after losing a race.
 const MAX_UPDATE_ATTEMPTS: usize = 8;
 
-/// Each session write carries a token of its own. When an attempt's answer
-/// is lost (it timed out after DynamoDB applied it) the SDK sends the write
-/// again, and that retry fails its condition against our own first write:
-/// reading the token back tells our write from another writer's.
-const WRITE_ID: &str = "write_id";
+/// Each session write carries a token of its own, and the item keeps the
+/// tokens of its last few writes. When an attempt's answer is lost (it timed
+/// out after DynamoDB applied it) the SDK sends the write again, and that
+/// retry fails its condition against our own first write, or against a
+/// callback's write made on top of it meanwhile: finding our token among
+/// the recent ones tells that from another writer having come first.
+const WRITE_IDS: &str = "write_ids";
+/// Enough for the writes that can land between an attempt and its retry.
+const RECENT_WRITES: usize = 16;
 
 fn new_write_id() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -192,12 +196,15 @@ impl DynamoStore {
         &self,
         session: &CallSession,
         meta: ItemMeta,
-        write_id: &str,
+        write_ids: &[String],
         condition: &str,
         values: HashMap<String, AttributeValue>,
     ) -> Result<(), Failure> {
         let mut item = item::session_item(session, meta, OffsetDateTime::now_utc());
-        item.insert(WRITE_ID.to_owned(), s(write_id));
+        item.insert(
+            WRITE_IDS.to_owned(),
+            AttributeValue::L(write_ids.iter().map(s).collect()),
+        );
         let mut request = self
             .client
             .put_item()
@@ -217,12 +224,12 @@ impl DynamoStore {
             .map(|(session, meta, _)| (session, meta)))
     }
 
-    /// The session, its item's metadata and the token of the write that
-    /// stored it.
+    /// The session, its item's metadata and the tokens of its recent
+    /// writes, oldest first.
     async fn read_written(
         &self,
         id: &CallSid,
-    ) -> Result<Option<(CallSession, ItemMeta, Option<String>)>, StoreError> {
+    ) -> Result<Option<(CallSession, ItemMeta, Vec<String>)>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -239,7 +246,15 @@ impl DynamoStore {
                     expires_at: self.expires_at(OffsetDateTime::now_utc()),
                     check_lease: None,
                 });
-                let written = found.get(WRITE_ID).and_then(|v| v.as_s().ok()).cloned();
+                let written = found
+                    .get(WRITE_IDS)
+                    .and_then(|v| v.as_l().ok())
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|id| id.as_s().ok().cloned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 Ok(Some((item::session_from_item(found)?, meta, written)))
             }
         }
@@ -258,7 +273,7 @@ impl CallStore for DynamoStore {
             .put_session(
                 session,
                 meta,
-                &write_id,
+                std::slice::from_ref(&write_id),
                 "attribute_not_exists(pk)",
                 HashMap::new(),
             )
@@ -267,7 +282,7 @@ impl CallStore for DynamoStore {
             Ok(()) => Ok(()),
             // Our own first attempt may be what is there.
             Err(Failure::ConditionFailed) => match self.read_written(&session.id).await? {
-                Some((_, _, Some(written))) if written == write_id => Ok(()),
+                Some((_, _, written)) if written.contains(&write_id) => Ok(()),
                 _ => Err(StoreError::AlreadyExists),
             },
             Err(Failure::Store(error)) => Err(error),
@@ -288,7 +303,7 @@ impl CallStore for DynamoStore {
             if let Some((write_id, before, after)) = refused.take() {
                 // It had landed: its answer was lost and the SDK's retry
                 // met our own write. Done, and not to be applied twice.
-                if written.as_deref() == Some(write_id.as_str()) {
+                if written.contains(&write_id) {
                     crate::metrics::session_changed(&before, &after);
                     return Ok(current);
                 }
@@ -301,8 +316,12 @@ impl CallStore for DynamoStore {
             next.version = current.version + 1;
             let expected = HashMap::from([(":version".to_owned(), n(current.version))]);
             let write_id = new_write_id();
+            let mut write_ids = written;
+            write_ids.push(write_id.clone());
+            let keep = write_ids.len().saturating_sub(RECENT_WRITES);
+            write_ids.drain(..keep);
             match self
-                .put_session(&next, meta, &write_id, "version = :version", expected)
+                .put_session(&next, meta, &write_ids, "version = :version", expected)
                 .await
             {
                 Ok(()) => {
