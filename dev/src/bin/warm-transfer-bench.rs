@@ -485,6 +485,9 @@ async fn stop_gracefully(mut child: tokio::process::Child, signal: &str) {
     }
 }
 
+/// Ours over the seed: requests/s, then the seed's p50 and p99 over ours.
+type Ratios = (f64, f64, f64);
+
 /// One server under load on one webhook.
 struct Measured {
     stats: load::Stats,
@@ -652,7 +655,7 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
         "| placement | run | webhook | server | requests/s | p50 ms | p99 ms | server CPU us/request | errors |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     // Ratios per placement and webhook, one per run: ours / the best Django.
-    let mut ratios: BTreeMap<(usize, &str), Vec<(f64, f64, f64)>> = BTreeMap::new();
+    let mut ratios: BTreeMap<(usize, &str), Vec<Ratios>> = BTreeMap::new();
     let placements = placements(cores);
     for run in 1..=settings.peer_runs {
         for (p, placement) in placements.iter().enumerate() {
@@ -737,7 +740,7 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
          | placement | webhook | requests/s ratio | p50 ratio | p99 ratio | runs |\n|---|---|---|---|---|---|\n",
     );
     for ((p, webhook), runs) in &ratios {
-        let range = |f: fn(&(f64, f64, f64)) -> f64| {
+        let range = |f: fn(&Ratios) -> f64| {
             let values: Vec<f64> = runs.iter().map(f).collect();
             let min = values.iter().copied().fold(f64::INFINITY, f64::min);
             let max = values.iter().copied().fold(0.0, f64::max);
