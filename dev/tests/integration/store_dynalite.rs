@@ -154,6 +154,7 @@ async fn a_call_handed_on_survives_a_round_trip_with_its_owner_and_hops() {
         event: ConferenceEvent::Join,
         participant: Some(RoomParticipant::SecondAgent { attempt: 1 }),
         sequence: None,
+        conference: None,
         at: now(),
     });
     assert!(full.owner.is_some() && full.hops.len() == 1, "{full:?}");
