@@ -45,6 +45,11 @@ pub mod vars {
     pub const CONSOLE_CLIENT_ID: &str = "CONSOLE_CLIENT_ID";
     pub const CONSOLE_AUTHORIZE_URL: &str = "CONSOLE_AUTHORIZE_URL";
     pub const CONSOLE_TOKEN_URL: &str = "CONSOLE_TOKEN_URL";
+    /// The push functions' own (see `push::config`).
+    pub const JWT_ISSUER: &str = "JWT_ISSUER";
+    pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+    pub const JWKS_URL: &str = "JWKS_URL";
+    pub const WEBSOCKET_MANAGEMENT_URL: &str = "WEBSOCKET_MANAGEMENT_URL";
 
     /// All of them, for the template consistency test.
     pub const ALL: &[&str] = &[
@@ -75,11 +80,20 @@ pub mod vars {
         CONSOLE_CLIENT_ID,
         CONSOLE_AUTHORIZE_URL,
         CONSOLE_TOKEN_URL,
+        JWT_ISSUER,
+        JWT_AUDIENCE,
+        JWKS_URL,
+        WEBSOCKET_MANAGEMENT_URL,
     ];
 
     /// Read by the console function only: the sign-in it offers.
     pub const CONSOLE_ONLY: &[&str] =
         &[CONSOLE_CLIENT_ID, CONSOLE_AUTHORIZE_URL, CONSOLE_TOKEN_URL];
+
+    /// Read by the push functions only: `$connect` verifies the token itself
+    /// (a WebSocket API has no JWT authorizer), the publisher posts to the
+    /// connections.
+    pub const PUSH_ONLY: &[&str] = &[JWT_ISSUER, JWT_AUDIENCE, JWKS_URL, WEBSOCKET_MANAGEMENT_URL];
 }
 
 /// A secret string: usable, never printed.
@@ -171,6 +185,27 @@ pub enum ConfigError {
     Malformed { name: &'static str, reason: String },
 }
 
+/// How claims name agents (`AGENT_*`, `SUPERVISOR_GROUP`): read by every
+/// function that decides who may see a call.
+pub(crate) fn agent_rules(env: &HashMap<String, String>) -> Result<AgentRules, ConfigError> {
+    use vars::*;
+    let get = |name: &'static str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let defaults = AgentRules::default();
+    let named = |name: &'static str, default: String| get(name).map_or(default, str::to_owned);
+    Ok(AgentRules {
+        id_claim: named(AGENT_ID_CLAIM, defaults.id_claim),
+        numbers_claim: named(AGENT_NUMBERS_CLAIM, defaults.numbers_claim),
+        groups_claim: named(AGENT_GROUPS_CLAIM, defaults.groups_claim),
+        supervisor_group: named(SUPERVISOR_GROUP, defaults.supervisor_group),
+        numbers: AgentRules::parse_numbers(get(AGENT_NUMBERS).unwrap_or("")).map_err(|reason| {
+            ConfigError::Malformed {
+                name: AGENT_NUMBERS,
+                reason,
+            }
+        })?,
+    })
+}
+
 impl Config {
     /// Reads configuration from a map of variables: the process environment,
     /// with the secret's fields added in AWS (`secrets::merge_into_env`);
@@ -243,16 +278,7 @@ impl Config {
             .transpose()?;
         let default_caller_id = PhoneNumber::parse(required(DEFAULT_CALLER_ID)?)
             .map_err(|e| malformed(DEFAULT_CALLER_ID, &e.to_string()))?;
-        let defaults = AgentRules::default();
-        let named = |name: &'static str, default: String| get(name).map_or(default, str::to_owned);
-        let agents = AgentRules {
-            id_claim: named(AGENT_ID_CLAIM, defaults.id_claim),
-            numbers_claim: named(AGENT_NUMBERS_CLAIM, defaults.numbers_claim),
-            groups_claim: named(AGENT_GROUPS_CLAIM, defaults.groups_claim),
-            supervisor_group: named(SUPERVISOR_GROUP, defaults.supervisor_group),
-            numbers: AgentRules::parse_numbers(get(AGENT_NUMBERS).unwrap_or(""))
-                .map_err(|reason| malformed(AGENT_NUMBERS, &reason))?,
-        };
+        let agents = agent_rules(env)?;
         // All three or none: half a sign-in configuration is a mistake.
         let console_sign_in = match (
             get(CONSOLE_CLIENT_ID),

@@ -6,7 +6,8 @@
 //! Gateway's JWT authorizer verifies the real ones (`verify`).
 
 pub mod oidc;
-pub mod verify;
+/// Lives in the shared crate: the WebSocket API's `$connect` verifies with it too.
+pub use warm_transfer_core::token as verify;
 
 use std::time::Duration;
 
@@ -129,7 +130,12 @@ impl LocalIssuer {
 
     /// Verifies tokens as API Gateway's authorizer would for this issuer.
     pub fn verifier(&self) -> Verifier {
-        Verifier::new(&self.issuer, LOCAL_CLIENT_ID, &self.jwks)
+        // The keys as the issuer serves them (`jwks.json`), read like any issuer's.
+        let jwks = serde_json::to_value(&self.jwks)
+            .ok()
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or(warm_transfer_core::token::Jwks { keys: Vec::new() });
+        Verifier::new(&self.issuer, LOCAL_CLIENT_ID, &jwks)
     }
 
     /// The claims of an ID token for `agent`, as a Cognito user pool

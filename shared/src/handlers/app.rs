@@ -140,8 +140,12 @@ impl App {
                 Endpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
                 Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
                 Endpoint::Console => console::page(self.config.console_sign_in.as_ref()),
-                // Scheduled, not HTTP: its binary runs the reconciler directly.
-                Endpoint::Reconciler => {
+                // Not HTTP: the reconciler's binary runs it on a schedule, the
+                // push functions' binaries run `push::PushApp`.
+                Endpoint::Reconciler
+                | Endpoint::WsConnect
+                | Endpoint::WsDisconnect
+                | Endpoint::StreamPublisher => {
                     ApiError::NotFound("not an HTTP endpoint".into()).into_response()
                 }
             };

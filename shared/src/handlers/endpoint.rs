@@ -48,6 +48,11 @@ endpoints! {
     Console => ("console", GET, "/console", Public),
     /// Not HTTP: runs on an EventBridge schedule; `resolve` never answers with it.
     Reconciler => ("reconciler", POST, "", Schedule),
+    /// The WebSocket API's routes (see `push`): a console subscribes to a call.
+    WsConnect => ("ws-connect", GET, "$connect", WebSocket),
+    WsDisconnect => ("ws-disconnect", GET, "$disconnect", WebSocket),
+    /// Not HTTP: reads the table's DynamoDB Stream and pushes the changes.
+    StreamPublisher => ("stream-publisher", POST, "", Stream),
 }
 
 /// One row of the endpoint table.
@@ -72,6 +77,18 @@ pub enum Caller {
     Public,
     /// No caller: an EventBridge schedule invokes it; it has no route.
     Schedule,
+    /// A browser's WebSocket, through the WebSocket API (`$connect`,
+    /// `$disconnect`): the token is in the query string.
+    WebSocket,
+    /// No caller: the table's DynamoDB Stream invokes it; it has no route.
+    Stream,
+}
+
+impl Caller {
+    /// Served by the HTTP API (and `Endpoint::resolve`).
+    pub fn is_http(self) -> bool {
+        matches!(self, Caller::FrontEnd | Caller::Twilio | Caller::Public)
+    }
 }
 
 impl Endpoint {
@@ -97,7 +114,7 @@ impl Endpoint {
     /// API Gateway does this in AWS; the development server and tests use it.
     pub fn resolve(method: &Method, path: &str) -> Option<(Endpoint, Vec<(String, String)>)> {
         Endpoint::ALL.into_iter().find_map(|endpoint| {
-            if endpoint.method() != *method || endpoint.caller() == Caller::Schedule {
+            if endpoint.method() != *method || !endpoint.caller().is_http() {
                 return None;
             }
             match_route(endpoint.route(), path).map(|params| (endpoint, params))
@@ -135,7 +152,7 @@ mod tests {
     #[test]
     fn every_endpoint_resolves_from_its_own_route() {
         for endpoint in Endpoint::ALL {
-            if endpoint.caller() == Caller::Schedule {
+            if !endpoint.caller().is_http() {
                 assert!(Endpoint::resolve(&endpoint.method(), endpoint.route()).is_none());
                 continue;
             }

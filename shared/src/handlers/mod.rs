@@ -13,7 +13,7 @@ pub mod reconciler;
 mod recordings;
 mod request;
 mod responses;
-mod views;
+pub(crate) mod views;
 pub mod webhook_urls;
 mod webhooks;
 

@@ -81,7 +81,7 @@ struct HopView {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct EventView {
+pub struct EventView {
     at: String,
     source: &'static str,
     kind: String,
@@ -159,16 +159,19 @@ impl CallView {
                     duration_secs: r.duration_secs,
                 })
                 .collect(),
-            events: events
-                .into_iter()
-                .map(|e| EventView {
-                    at: text(e.at),
-                    source: e.source.as_str(),
-                    kind: e.kind,
-                    detail: e.detail,
-                    actor: e.actor,
-                })
-                .collect(),
+            events: events.into_iter().map(EventView::from).collect(),
+        }
+    }
+}
+
+impl From<HistoryEvent> for EventView {
+    fn from(e: HistoryEvent) -> Self {
+        EventView {
+            at: text(e.at),
+            source: e.source.as_str(),
+            kind: e.kind,
+            detail: e.detail,
+            actor: e.actor,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The DynamoDB adapter of [`CallStore`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -40,6 +41,16 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     ttl: Duration,
+    observer: Option<Arc<dyn WriteObserver>>,
+}
+
+/// Told of every session and history item the store wrote, once the write
+/// succeeded. Only the local stack sets one: dynalite has no DynamoDB
+/// Streams, so the local stack makes stream records from these writes. A
+/// reconciler claim changes no `version` and is not reported (the
+/// publisher skips such records in AWS too).
+pub trait WriteObserver: Send + Sync {
+    fn written(&self, item: &item::Item);
 }
 
 /// What went wrong with a request, before the caller decides what it means.
@@ -155,6 +166,19 @@ impl DynamoStore {
             client,
             table: table.into(),
             ttl,
+            observer: None,
+        }
+    }
+
+    /// Reports each written session and history item to `observer`.
+    pub fn with_write_observer(mut self, observer: Arc<dyn WriteObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn report(&self, written: &item::Item) {
+        if let Some(observer) = &self.observer {
+            observer.written(written);
         }
     }
 
@@ -162,13 +186,18 @@ impl DynamoStore {
     /// (dynalite locally) it uses fixed dummy credentials and us-east-1, so no
     /// AWS account is needed.
     pub async fn client_from_config(config: &Config) -> Client {
+        Self::client_for(config.dynamodb_endpoint.as_ref()).await
+    }
+
+    /// The SDK client for DynamoDB in AWS, or for a local endpoint.
+    pub async fn client_for(endpoint: Option<&url::Url>) -> Client {
         use aws_sdk_dynamodb::config::{Credentials, Region};
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .operation_attempt_timeout(Duration::from_secs(1))
             .operation_timeout(Duration::from_secs(3))
             .build();
         let mut loader = crate::https::aws_config_loader().timeout_config(timeouts);
-        if let Some(endpoint) = &config.dynamodb_endpoint {
+        if let Some(endpoint) = endpoint {
             loader = loader
                 .endpoint_url(endpoint.as_str().trim_end_matches('/'))
                 .region(Region::new("us-east-1"))
@@ -200,8 +229,8 @@ impl DynamoStore {
         condition: &str,
         values: HashMap<String, AttributeValue>,
     ) -> Result<(), Failure> {
-        let mut item = item::session_item(session, meta, OffsetDateTime::now_utc());
-        item.insert(
+        let mut written = item::session_item(session, meta, OffsetDateTime::now_utc());
+        written.insert(
             WRITE_IDS.to_owned(),
             AttributeValue::L(write_ids.iter().map(s).collect()),
         );
@@ -209,12 +238,14 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(written.clone()))
             .condition_expression(condition);
         if !values.is_empty() {
             request = request.set_expression_attribute_values(Some(values));
         }
-        request.send().await.map(|_| ()).map_err(classify)
+        request.send().await.map_err(classify)?;
+        self.report(&written);
+        Ok(())
     }
 
     async fn read(&self, id: &CallSid) -> Result<Option<(CallSession, ItemMeta)>, StoreError> {
@@ -425,15 +456,17 @@ impl CallStore for DynamoStore {
 
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError> {
         let expires_at = self.expires_at(OffsetDateTime::now_utc());
+        let written = item::event_item(id, event, expires_at);
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item::event_item(id, event, expires_at)))
+            .set_item(Some(written.clone()))
             .condition_expression("attribute_not_exists(sk)")
             .send()
             .await
-            .map(|_| ())
-            .map_err(store_error)
+            .map_err(store_error)?;
+        self.report(&written);
+        Ok(())
     }
 
     async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError> {

@@ -3,7 +3,9 @@
 //! append-only event history, every state change a conditional write.
 
 mod dynamo;
+pub mod dynamodb_json;
 mod item;
+pub mod subscriptions;
 pub mod table;
 
 use std::sync::Mutex;
@@ -11,8 +13,12 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub use dynamo::DynamoStore;
-pub use item::{CHECK_AT, CHECK_LEASE, OPEN_SHARD, open_shard};
+pub use dynamo::{DynamoStore, WriteObserver};
+pub use item::{
+    CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, OPEN_SHARD, SESSION_SK, event_from_item, open_shard,
+    session_from_item,
+};
+pub use subscriptions::{DynamoSubscriptions, Subscriber, Subscriptions};
 
 use crate::domain::{
     CallSession, DomainError, HistoryEvent, Observation, Observed, TransferDecision, TransferKind,

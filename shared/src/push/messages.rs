@@ -1,0 +1,47 @@
+//! What the console receives over the WebSocket: JSON text frames, each
+//! about the one call the connection subscribed to.
+//!
+//! - `{"type":"call","version":N,"call":{...}}`: the session as
+//!   `GET /calls/{callSid}` shows it, without its history (`events` empty,
+//!   `repairs` and `recordings` counted from no entries); a console keeps
+//!   the highest `version` it has seen;
+//! - `{"type":"events","callSid":"CA...","events":[...]}`: history entries
+//!   as they are written, shaped as in `GET /calls/{callSid}`.
+
+use serde::Serialize;
+
+use crate::domain::{CallSession, HistoryEvent};
+use crate::handlers::views::{CallView, EventView};
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum PushMessage {
+    #[serde(rename_all = "camelCase")]
+    Call { version: u64, call: Box<CallView> },
+    #[serde(rename_all = "camelCase")]
+    Events {
+        call_sid: String,
+        events: Vec<EventView>,
+    },
+}
+
+impl PushMessage {
+    pub fn call(session: &CallSession) -> Self {
+        PushMessage::Call {
+            version: session.version,
+            call: Box::new(CallView::new(session, Vec::new())),
+        }
+    }
+
+    pub fn events(session: &CallSession, events: &[HistoryEvent]) -> Self {
+        PushMessage::Events {
+            call_sid: session.id.to_string(),
+            events: events.iter().cloned().map(EventView::from).collect(),
+        }
+    }
+
+    /// The frame's text.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,197 @@
+//! Push: the console hears about changes as they happen instead of polling.
+//!
+//! The table's DynamoDB Stream carries every write of a session or a
+//! history entry, whichever function made it; the `stream-publisher`
+//! function reads it ([`stream`]) and posts each change ([`messages`]) over
+//! API Gateway's WebSocket API ([`connections`]) to the connections that
+//! subscribed to that call and may see it ([`publisher`]). `ws-connect` and
+//! `ws-disconnect` ([`websocket`]) keep the subscriptions
+//! ([`crate::store::Subscriptions`]). Locally, the development server plays
+//! API Gateway and the stream (see `dev/`).
+
+pub mod config;
+pub mod connections;
+pub mod messages;
+pub mod publisher;
+pub mod stream;
+pub mod websocket;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_lambda_events::event::dynamodb::Event;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+use crate::auth::AgentRules;
+use crate::config::{ConfigError, vars};
+use crate::handlers::Endpoint;
+use crate::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
+use crate::token::Verifier;
+use config::PushConfig;
+use connections::{ApiGatewayConnections, Connections};
+
+/// Everything a push function needs, built once per cold start.
+#[derive(Clone)]
+pub struct PushApp {
+    pub(crate) agents: Arc<AgentRules>,
+    pub(crate) store: Arc<dyn CallStore>,
+    pub(crate) subscriptions: Arc<dyn Subscriptions>,
+    /// `$connect` only: verifies the token.
+    pub(crate) verifier: Option<Arc<Verifier>>,
+    /// The publisher only: posts to the connections.
+    pub(crate) connections: Option<Arc<dyn Connections>>,
+}
+
+/// Why a push function could not start; Lambda shows it in the init error.
+#[derive(Debug, thiserror::Error)]
+pub enum PushStartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the token issuer's keys could not be read from {url}: {reason}")]
+    Keys { url: String, reason: String },
+    #[error("{0:?} is not a push function")]
+    NotPush(Endpoint),
+}
+
+impl PushApp {
+    /// What `endpoint` needs, from the environment: the issuer's keys for
+    /// `$connect`, the management API for the publisher.
+    pub async fn from_env(endpoint: Endpoint) -> Result<Self, PushStartupError> {
+        crate::logging::init();
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let config = PushConfig::from_map(&env)?;
+        let client = DynamoStore::client_for(config.dynamodb_endpoint.as_ref()).await;
+        let store = DynamoStore::new(
+            client.clone(),
+            config.table_name.clone(),
+            std::time::Duration::from_secs(72 * 3600),
+        );
+        let subscriptions = DynamoSubscriptions::new(client, config.table_name.clone());
+        let mut app = Self::new(
+            config.agents.clone(),
+            Arc::new(store),
+            Arc::new(subscriptions),
+        );
+        match endpoint {
+            Endpoint::WsConnect => {
+                let url = config.jwks_url()?;
+                let issuer = config
+                    .issuer
+                    .clone()
+                    .ok_or(ConfigError::Missing(vars::JWT_ISSUER))?;
+                let audience = config
+                    .audience
+                    .clone()
+                    .ok_or(ConfigError::Missing(vars::JWT_AUDIENCE))?;
+                let keys = fetch_keys(&url)
+                    .await
+                    .map_err(|reason| PushStartupError::Keys {
+                        url: url.to_string(),
+                        reason,
+                    })?;
+                app.verifier = Some(Arc::new(Verifier::new(&issuer, &audience, &keys)));
+            }
+            Endpoint::StreamPublisher => {
+                let url = config
+                    .management_url
+                    .clone()
+                    .ok_or(ConfigError::Missing(vars::WEBSOCKET_MANAGEMENT_URL))?;
+                let local = config.dynamodb_endpoint.is_some();
+                app.connections = Some(Arc::new(ApiGatewayConnections::new(&url, local).await));
+            }
+            Endpoint::WsDisconnect => {}
+            other => return Err(PushStartupError::NotPush(other)),
+        }
+        Ok(app)
+    }
+
+    pub fn new(
+        agents: AgentRules,
+        store: Arc<dyn CallStore>,
+        subscriptions: Arc<dyn Subscriptions>,
+    ) -> Self {
+        Self {
+            agents: Arc::new(agents),
+            store,
+            subscriptions,
+            verifier: None,
+            connections: None,
+        }
+    }
+
+    pub fn with_verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    pub fn with_connections(mut self, connections: Arc<dyn Connections>) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
+    /// Answers `$connect` or `$disconnect`.
+    pub async fn handle_websocket(
+        &self,
+        endpoint: Endpoint,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
+        let span = tracing::info_span!("request", endpoint = endpoint.function_name());
+        let _entered = span.enter();
+        if endpoint == Endpoint::WsDisconnect {
+            websocket::disconnect(self, event).await
+        } else {
+            websocket::connect(self, event).await
+        }
+    }
+
+    /// Publishes one batch of the table's stream.
+    pub async fn publish(&self, event: &Event) -> publisher::PublishReport {
+        publisher::publish(self, event).await
+    }
+
+    /// Runs the Lambda runtime loop for one push function.
+    pub async fn serve(self, endpoint: Endpoint) -> Result<(), lambda_runtime::Error> {
+        match endpoint {
+            Endpoint::StreamPublisher => {
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+                    let app = self.clone();
+                    async move { Ok::<_, std::convert::Infallible>(app.publish(&event.payload).await) }
+                }))
+                .await
+            }
+            Endpoint::WsConnect | Endpoint::WsDisconnect => {
+                lambda_runtime::run(service_fn(
+                    move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+                        let app = self.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                app.handle_websocket(endpoint, &event.payload).await,
+                            )
+                        }
+                    },
+                ))
+                .await
+            }
+            other => Err(PushStartupError::NotPush(other).into()),
+        }
+    }
+}
+
+/// The issuer's JWKS, read once per cold start.
+async fn fetch_keys(url: &url::Url) -> Result<crate::token::Jwks, String> {
+    crate::https::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(url.as_str())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}

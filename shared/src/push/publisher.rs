@@ -1,0 +1,157 @@
+//! The stream consumer: every change any function writes (console actions,
+//! Twilio's callbacks, follow-ups, the reconciler) reaches the table's
+//! stream once, and from there each listener of that call allowed to see it.
+//!
+//! Per call in a batch: one Query for its listeners (none: nothing more is
+//! read); then the session from the batch's newest image, or one read when
+//! only history entries were written. Each listener is authorised again
+//! against that session, as `GET /calls/{callSid}` would be: after a
+//! handover the first agent gets nothing more, and a listener whose token
+//! expired is dropped. A post answered 410 drops the listener too.
+
+use futures::StreamExt;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::PushApp;
+use super::messages::PushMessage;
+use super::stream::{CallChange, changes};
+use crate::domain::Action;
+use crate::ids::CallSid;
+use crate::push::connections::PostError;
+use aws_lambda_events::event::dynamodb::Event;
+
+/// Posts in flight at once.
+const CONCURRENCY: usize = 16;
+
+/// What one batch did (the function's result, in its invocation log).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishReport {
+    pub records: usize,
+    /// Calls the batch changed.
+    pub calls: usize,
+    /// Frames posted.
+    pub sent: usize,
+    /// Listeners dropped: their connection was gone (410).
+    pub gone: usize,
+    /// Listeners dropped: no longer allowed to see the call, or signed out.
+    pub refused: usize,
+    /// Posts or reads that failed; the console's fallback covers them.
+    pub failed: usize,
+}
+
+/// Publishes one batch of stream records. Never fails the batch: a retried
+/// batch would send its frames twice, and a console that missed one reads
+/// the call again when it reconnects.
+pub async fn publish(app: &PushApp, event: &Event) -> PublishReport {
+    let mut report = PublishReport {
+        records: event.records.len(),
+        ..PublishReport::default()
+    };
+    let calls = changes(&event.records);
+    report.calls = calls.len();
+    for (call, change) in calls {
+        publish_call(app, &call, change, &mut report).await;
+    }
+    tracing::info!(?report, "published");
+    report
+}
+
+async fn publish_call(
+    app: &PushApp,
+    call: &CallSid,
+    change: CallChange,
+    report: &mut PublishReport,
+) {
+    let Some(connections) = app.connections.as_ref() else {
+        report.failed += 1;
+        return;
+    };
+    let listeners = match app.subscriptions.subscribers(call).await {
+        Ok(listeners) if listeners.is_empty() => return,
+        Ok(listeners) => listeners,
+        Err(error) => {
+            tracing::warn!(%error, call = %call, "listeners unreadable");
+            report.failed += 1;
+            return;
+        }
+    };
+    let session = match change.session {
+        Some(session) => session,
+        None => match app.store.get_session(call).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, call = %call, "session unreadable");
+                report.failed += 1;
+                return;
+            }
+        },
+    };
+    let mut frames = Vec::new();
+    if !change.events.is_empty() {
+        frames.push(PushMessage::events(&session, &change.events).to_bytes());
+    }
+    frames.push(PushMessage::call(&session).to_bytes());
+
+    let now = OffsetDateTime::now_utc();
+    let mut allowed = Vec::new();
+    for listener in listeners {
+        if listener.until > now && listener.actor.may(Action::Read, &session).is_ok() {
+            allowed.push(listener);
+        } else {
+            report.refused += 1;
+            if let Err(error) = app
+                .subscriptions
+                .remove(call, &listener.connection_id)
+                .await
+            {
+                tracing::warn!(%error, call = %call, "refused listener not removed");
+            }
+        }
+    }
+    // Per listener its frames in order, listeners side by side.
+    let posts = allowed.iter().map(|listener| {
+        let frames = &frames;
+        async move {
+            let mut outcome = Ok(0);
+            for frame in frames {
+                match connections
+                    .post(&listener.connection_id, frame.clone())
+                    .await
+                {
+                    Ok(()) => outcome = outcome.map(|sent| sent + 1),
+                    Err(error) => {
+                        outcome = Err(error);
+                        break;
+                    }
+                }
+            }
+            (listener, outcome)
+        }
+    });
+    let results: Vec<_> = futures::stream::iter(posts)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for (listener, result) in results {
+        match result {
+            Ok(sent) => report.sent += sent,
+            Err(PostError::Gone) => {
+                report.gone += 1;
+                if let Err(error) = app
+                    .subscriptions
+                    .remove(call, &listener.connection_id)
+                    .await
+                {
+                    tracing::warn!(%error, call = %call, "gone listener not removed");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, call = %call, "post failed");
+                report.failed += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The table's DynamoDB Stream, read as call changes. A batch of records
+//! becomes, per call, its newest session image and the history entries
+//! written, in stream order. Everything else is left out: subscription and
+//! connection items, deletions (TTL), and session writes that changed no
+//! `version` (a reconciler's claim only moves its next check).
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use serde_json::Value;
+
+use crate::domain::{CallSession, HistoryEvent};
+use crate::ids::CallSid;
+use crate::store::dynamodb_json::item_from_json;
+use crate::store::{EVENT_PREFIX, Item, SESSION_SK, event_from_item, session_from_item};
+
+/// What a batch says about one call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallChange {
+    /// The newest session image of the batch, if the session changed.
+    pub session: Option<CallSession>,
+    /// History entries written, oldest first.
+    pub events: Vec<HistoryEvent>,
+}
+
+/// The calls a batch changed, in the order they first appear.
+pub fn changes(records: &[EventRecord]) -> Vec<(CallSid, CallChange)> {
+    let mut calls: Vec<(CallSid, CallChange)> = Vec::new();
+    for record in records {
+        if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
+            continue;
+        }
+        let Some(keys) = image(&record.change.keys) else {
+            continue;
+        };
+        let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let (Some(pk), Some(sk)) = (text("pk"), text("sk")) else {
+            continue;
+        };
+        let Some(call) = pk
+            .strip_prefix("CALL#")
+            .and_then(|sid| CallSid::parse(sid).ok())
+        else {
+            continue;
+        };
+        let Some(new) = image(&record.change.new_image) else {
+            tracing::warn!(call = %call, "stream record without its new image");
+            continue;
+        };
+        let slot = match calls.iter().position(|(c, _)| *c == call) {
+            Some(at) => &mut calls[at].1,
+            None => {
+                calls.push((call.clone(), CallChange::default()));
+                &mut calls.last_mut().expect("just pushed").1
+            }
+        };
+        if sk == SESSION_SK {
+            let old = image(&record.change.old_image);
+            if old.is_some() && version(old.as_ref()) == version(Some(&new)) {
+                continue;
+            }
+            match session_from_item(&new) {
+                Ok(session) => {
+                    if slot
+                        .session
+                        .as_ref()
+                        .is_none_or(|s| s.version < session.version)
+                    {
+                        slot.session = Some(session);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, call = %call, "unreadable session image"),
+            }
+        } else if sk.starts_with(EVENT_PREFIX) && record.event_name == "INSERT" {
+            match event_from_item(&new) {
+                Ok(event) => slot.events.push(event),
+                Err(error) => tracing::warn!(%error, call = %call, "unreadable history image"),
+            }
+        }
+    }
+    calls.retain(|(_, change)| change.session.is_some() || !change.events.is_empty());
+    calls
+}
+
+fn image<T: serde::Serialize>(image: &T) -> Option<Item> {
+    let value = serde_json::to_value(image).ok()?;
+    match &value {
+        Value::Object(map) if map.is_empty() => None,
+        _ => item_from_json(&value),
+    }
+}
+
+fn version(item: Option<&Item>) -> Option<String> {
+    item?.get("version")?.as_n().ok().cloned()
+}

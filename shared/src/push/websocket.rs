@@ -1,0 +1,127 @@
+//! The WebSocket API's `$connect` and `$disconnect`. A console connects to
+//! follow one call: `?callSid=CA...&token=<ID token>` (a browser cannot
+//! set headers on a WebSocket, and a WebSocket API has no JWT authorizer,
+//! so the token is verified here exactly as the HTTP API's authorizer
+//! does). Only the call's current agent or a supervisor is let in, as for
+//! `GET /calls/{callSid}`; anyone else is refused before the connection
+//! exists, so nothing about the call ever reaches them.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use http::HeaderValue;
+use time::OffsetDateTime;
+
+use super::PushApp;
+use crate::domain::Action;
+use crate::handlers::ApiError;
+use crate::ids::CallSid;
+use crate::store::Subscriber;
+
+/// Answers `$connect`: 200 lets the connection open, anything else refuses it.
+pub async fn connect(
+    app: &PushApp,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    match subscribe(app, event).await {
+        Ok(()) => reply(http::StatusCode::OK, "{}".to_owned()),
+        Err(error) => {
+            tracing::info!(%error, "connection refused");
+            let response = error.into_response();
+            reply(
+                response.status(),
+                String::from_utf8_lossy(response.body().as_ref()).into_owned(),
+            )
+        }
+    }
+}
+
+async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Result<(), ApiError> {
+    let connection_id = connection_id(event)?;
+    let query = &event.query_string_parameters;
+    let sid = query
+        .first("callSid")
+        .ok_or_else(|| ApiError::bad_request("callSid", "required"))?;
+    let call = CallSid::parse(sid).map_err(|e| ApiError::bad_request("callSid", e.to_string()))?;
+    let token = query.first("token").ok_or(ApiError::Unauthorized)?;
+    let verifier = app.verifier.as_ref().ok_or(ApiError::Unauthorized)?;
+    let claims = verifier.verify(token).map_err(|refused| {
+        // The reason only: a token is never logged.
+        tracing::info!(%refused, "token refused");
+        ApiError::Unauthorized
+    })?;
+    let actor = app
+        .agents
+        .actor(&claims)
+        .map_err(|_| ApiError::Unauthorized)?;
+    let until = claims
+        .get("exp")
+        .and_then(|exp| exp.parse::<i64>().ok())
+        .and_then(|exp| OffsetDateTime::from_unix_timestamp(exp).ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let session = app
+        .store
+        .get_session(&call)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such call".into()))?;
+    actor.may(Action::Read, &session)?;
+    app.subscriptions
+        .subscribe(
+            &call,
+            &Subscriber {
+                connection_id: connection_id.to_owned(),
+                actor,
+                until,
+            },
+        )
+        .await?;
+    tracing::info!(call = %call, "subscribed");
+    Ok(())
+}
+
+/// Answers `$disconnect` (API Gateway ignores the answer): the connection's
+/// subscription goes. If this is lost, the next post answers 410 and the
+/// publisher drops it; TTL removes whatever is left.
+pub async fn disconnect(
+    app: &PushApp,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let result = match connection_id(event) {
+        Ok(id) => app
+            .subscriptions
+            .disconnected(id)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => reply(http::StatusCode::OK, "{}".to_owned()),
+        Err(error) => {
+            tracing::warn!(%error, "disconnect not recorded");
+            let response = error.into_response();
+            reply(
+                response.status(),
+                String::from_utf8_lossy(response.body().as_ref()).into_owned(),
+            )
+        }
+    }
+}
+
+fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, ApiError> {
+    event
+        .request_context
+        .connection_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| ApiError::bad_request("connectionId", "missing from the request context"))
+}
+
+fn reply(status: http::StatusCode, body: String) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = i64::from(status.as_u16());
+    response.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.body = Some(Body::Text(body));
+    response
+}

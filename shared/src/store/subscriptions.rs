@@ -1,0 +1,234 @@
+//! Who listens to which call over the WebSocket API. Two small items per
+//! connection, in the calls table:
+//!
+//! - `CALL#<sid>` / `SUB#<connection id>`: in the call's own partition, so
+//!   the publisher finds a call's listeners with one Query; it keeps who
+//!   signed in (their id, numbers and supervisor flag, as the token said),
+//!   so every change is authorised again against the session it shows;
+//! - `CONN#<connection id>` / `CONN`: names the call, since `$disconnect`
+//!   knows only the connection.
+//!
+//! Neither is a session or a history entry, so the stream's filter keeps
+//! their writes from the publisher. Both expire (TTL) shortly after API
+//! Gateway's two-hour limit on a connection, in case a `$disconnect` is lost.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use time::OffsetDateTime;
+
+use super::StoreError;
+use super::dynamo::classify;
+use super::item::{self, Item, n, s};
+use crate::domain::Actor;
+use crate::ids::{CallSid, PhoneNumber};
+
+pub const SUBSCRIPTION_PREFIX: &str = "SUB#";
+const CONNECTION_SK: &str = "CONN";
+/// API Gateway closes a WebSocket connection after two hours at most.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+
+/// One connection listening to one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub connection_id: String,
+    /// Who signed in, as their token said when they connected.
+    pub actor: Actor,
+    /// When their token expires: nothing is sent to them after it.
+    pub until: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait Subscriptions: Send + Sync {
+    /// Records that `subscriber` listens to `call`.
+    async fn subscribe(&self, call: &CallSid, subscriber: &Subscriber) -> Result<(), StoreError>;
+
+    /// Forgets a connection that closed (`$disconnect`).
+    async fn disconnected(&self, connection_id: &str) -> Result<(), StoreError>;
+
+    /// Everyone listening to `call`: one strongly consistent Query.
+    async fn subscribers(&self, call: &CallSid) -> Result<Vec<Subscriber>, StoreError>;
+
+    /// Forgets one listener: its connection is gone (410) or it may no
+    /// longer see the call.
+    async fn remove(&self, call: &CallSid, connection_id: &str) -> Result<(), StoreError>;
+}
+
+/// The DynamoDB adapter of [`Subscriptions`].
+#[derive(Clone)]
+pub struct DynamoSubscriptions {
+    client: Client,
+    table: String,
+}
+
+fn subscription_key(call: &CallSid, connection_id: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(item::pk(call))),
+        (
+            "sk".to_owned(),
+            s(format!("{SUBSCRIPTION_PREFIX}{connection_id}")),
+        ),
+    ])
+}
+
+fn connection_key(connection_id: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("CONN#{connection_id}"))),
+        ("sk".to_owned(), s(CONNECTION_SK)),
+    ])
+}
+
+fn subscriber_from_item(found: &Item) -> Result<Subscriber, StoreError> {
+    let text = |name: &str| {
+        found
+            .get(name)
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt(name.to_owned()))
+    };
+    let numbers = match found.get("numbers") {
+        Some(AttributeValue::Ss(values)) => values
+            .iter()
+            .map(|v| PhoneNumber::parse(v).map_err(|_| StoreError::Corrupt("numbers".into())))
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => Vec::new(),
+    };
+    let until = found
+        .get("until")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|v| OffsetDateTime::from_unix_timestamp(v).ok())
+        .ok_or_else(|| StoreError::Corrupt("until".into()))?;
+    Ok(Subscriber {
+        connection_id: text("connection_id")?.clone(),
+        actor: Actor {
+            id: text("actor")?.clone(),
+            numbers,
+            supervisor: found
+                .get("supervisor")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+        },
+        until,
+    })
+}
+
+impl DynamoSubscriptions {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn delete(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| classify(e).into_store_error())?;
+        Ok(output.attributes)
+    }
+}
+
+#[async_trait]
+impl Subscriptions for DynamoSubscriptions {
+    async fn subscribe(&self, call: &CallSid, subscriber: &Subscriber) -> Result<(), StoreError> {
+        let expires_at = (OffsetDateTime::now_utc() + CONNECTION_LIFETIME).unix_timestamp() + 600;
+        let mut subscription = subscription_key(call, &subscriber.connection_id);
+        subscription.extend([
+            ("connection_id".to_owned(), s(&subscriber.connection_id)),
+            ("actor".to_owned(), s(&subscriber.actor.id)),
+            (
+                "supervisor".to_owned(),
+                AttributeValue::Bool(subscriber.actor.supervisor),
+            ),
+            ("until".to_owned(), n(subscriber.until.unix_timestamp())),
+            ("expires_at".to_owned(), n(expires_at)),
+        ]);
+        if !subscriber.actor.numbers.is_empty() {
+            let numbers = subscriber
+                .actor
+                .numbers
+                .iter()
+                .map(|p| p.as_str().to_owned());
+            subscription.insert("numbers".to_owned(), AttributeValue::Ss(numbers.collect()));
+        }
+        let mut connection = connection_key(&subscriber.connection_id);
+        connection.extend([
+            ("call".to_owned(), s(call.as_str())),
+            ("expires_at".to_owned(), n(expires_at)),
+        ]);
+        let put = |item: Item| {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+        };
+        let (a, b) = futures::join!(put(subscription), put(connection));
+        a.map_err(|e| classify(e).into_store_error())?;
+        b.map_err(|e| classify(e).into_store_error())?;
+        Ok(())
+    }
+
+    async fn disconnected(&self, connection_id: &str) -> Result<(), StoreError> {
+        let old = self.delete(connection_key(connection_id)).await?;
+        let call = old
+            .as_ref()
+            .and_then(|item| item.get("call"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|sid| CallSid::parse(sid).ok());
+        if let Some(call) = call {
+            self.delete(subscription_key(&call, connection_id)).await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribers(&self, call: &CallSid) -> Result<Vec<Subscriber>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(item::pk(call)))
+                .expression_attribute_values(":prefix", s(SUBSCRIPTION_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify(e).into_store_error())?;
+            for entry in output.items() {
+                match subscriber_from_item(entry) {
+                    Ok(subscriber) => found.push(subscriber),
+                    // One unreadable entry must not silence the others.
+                    Err(error) => tracing::warn!(%error, call = %call, "unreadable subscription"),
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn remove(&self, call: &CallSid, connection_id: &str) -> Result<(), StoreError> {
+        let (a, b) = futures::join!(
+            self.delete(subscription_key(call, connection_id)),
+            self.delete(connection_key(connection_id))
+        );
+        a?;
+        b?;
+        Ok(())
+    }
+}
