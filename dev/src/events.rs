@@ -167,8 +167,11 @@ fn spec(endpoint: Endpoint) -> Spec {
             spec.path_parameters.push(("leg", "participant".into()));
             spec
         }
-        // Not HTTP: `event` answers with `scheduled_event`.
-        Endpoint::Reconciler => unreachable!("the reconciler is scheduled, not routed"),
+        // Not HTTP: `event` answers with their own events.
+        Endpoint::Reconciler
+        | Endpoint::WsConnect
+        | Endpoint::WsDisconnect
+        | Endpoint::StreamPublisher => unreachable!("not routed by the HTTP API"),
         Endpoint::Console => Spec {
             method: "GET",
             path: "/console".into(),
@@ -218,8 +221,11 @@ fn authorizer_context() -> Value {
 }
 
 pub fn event(endpoint: Endpoint) -> Value {
-    if endpoint == Endpoint::Reconciler {
-        return scheduled_event();
+    match endpoint {
+        Endpoint::Reconciler => return scheduled_event(),
+        Endpoint::WsConnect | Endpoint::WsDisconnect => return websocket_event(endpoint),
+        Endpoint::StreamPublisher => return stream_event(),
+        _ => {}
     }
     let spec = spec(endpoint);
     let query = form_urlencoded::Serializer::new(String::new())
@@ -343,4 +349,152 @@ pub fn scheduled_event() -> Value {
 
 pub fn file_name(endpoint: Endpoint) -> String {
     format!("events/{}.json", endpoint.function_name())
+}
+
+/// The WebSocket API's host in the events.
+pub const WS_HOST: &str = "ws0123.execute-api.us-east-1.amazonaws.com";
+/// The connection the WebSocket events are about.
+pub const CONNECTION_ID: &str = "L0SM9cOFvHcCIhw=";
+/// A stand-in for the ID token in `events/ws-connect.json`: it does not
+/// verify (the test puts a freshly signed one in its place).
+pub const EVENTS_WS_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImV2ZW50cyJ9.c3RhbmQtaW4.c2ln";
+
+/// What the WebSocket API hands `$connect` (a console following the
+/// session) or `$disconnect`.
+pub fn websocket_event(endpoint: Endpoint) -> Value {
+    let connect = endpoint == Endpoint::WsConnect;
+    let (event_type, route) = if connect {
+        ("CONNECT", "$connect")
+    } else {
+        ("DISCONNECT", "$disconnect")
+    };
+    let mut event = json!({
+        "headers": {
+            "Host": WS_HOST,
+            "Origin": "https://console.example.com",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+            "X-Forwarded-Proto": "https",
+        },
+        "multiValueHeaders": {},
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "extendedRequestId": format!("{}-request-id", endpoint.function_name()),
+            "requestTime": "25/Nov/2026:07:00:00 +0000",
+            "messageDirection": "IN",
+            "stage": "prod",
+            "connectedAt": 1_795_590_000_000u64,
+            "requestTimeEpoch": 1_795_590_000_000u64,
+            "identity": { "sourceIp": "203.0.113.10", "userAgent": "Mozilla/5.0 (agent console)" },
+            "requestId": format!("{}-request-id", endpoint.function_name()),
+            "domainName": WS_HOST,
+            "connectionId": CONNECTION_ID,
+            "apiId": "ws0123",
+        },
+        "isBase64Encoded": false,
+    });
+    if connect {
+        event["queryStringParameters"] = json!({ "callSid": SESSION, "token": EVENTS_WS_TOKEN });
+        event["multiValueQueryStringParameters"] =
+            json!({ "callSid": [SESSION], "token": [EVENTS_WS_TOKEN] });
+    } else {
+        event["requestContext"]["disconnectStatusCode"] = json!(1001);
+        event["requestContext"]["disconnectReason"] = json!("Going away");
+    }
+    event
+}
+
+/// The session of the stream event: connected, then a transfer requested.
+pub fn stream_session() -> (
+    warm_transfer_core::domain::CallSession,
+    warm_transfer_core::domain::CallSession,
+) {
+    use time::macros::datetime;
+    use warm_transfer_core::domain::{
+        CallSession, LegObservation, LegStatus, Observation, TransferKind,
+    };
+    use warm_transfer_core::ids::{CallSid, PhoneNumber};
+    let phone = |n: &str| PhoneNumber::parse(n).expect("a valid number");
+    let sid = |s: &str| CallSid::parse(s).expect("a valid SID");
+    let at = datetime!(2026-11-25 07:00:00 UTC);
+    let leg = |call: &str, sequence| LegObservation {
+        call_sid: sid(call),
+        status: LegStatus::InProgress,
+        sequence: Some(sequence),
+        at,
+    };
+    let mut before = CallSession::start(
+        sid(SESSION),
+        phone(AGENT),
+        phone(CUSTOMER),
+        phone(CALLER_ID),
+        at,
+    );
+    before.observe(Observation::AgentLeg(leg(SESSION, 2)));
+    before.observe(Observation::CustomerLeg(leg(CUSTOMER_LEG, 2)));
+    before.version = 3;
+    let mut after = before.clone();
+    // A fixed example: the transfer is recorded whatever the domain says.
+    let _ = after.request_transfer(phone(TARGET), TransferKind::Warm, None, at);
+    after.version = 4;
+    (before, after)
+}
+
+/// What the table's stream hands the publisher (NEW_AND_OLD_IMAGES): the
+/// session changed by a transfer request, its history entry, and a
+/// reconciler's claim that changed no version (left out).
+pub fn stream_event() -> Value {
+    use time::macros::datetime;
+    use warm_transfer_core::domain::{Actor, HistoryEvent};
+    use warm_transfer_core::store::dynamodb_json::item_to_json;
+    use warm_transfer_core::store::{ItemMeta, event_item, session_item};
+    let at = datetime!(2026-11-25 07:00:05 UTC);
+    let meta = ItemMeta {
+        expires_at: 1_795_849_200,
+        check_lease: None,
+    };
+    let (before, after) = stream_session();
+    let old = item_to_json(&session_item(&before, meta, at));
+    let new = item_to_json(&session_item(&after, meta, at));
+    let alice = Actor {
+        id: EVENTS_AGENT_EMAIL.to_owned(),
+        numbers: Vec::new(),
+        supervisor: false,
+    };
+    let entry = item_to_json(&event_item(
+        &after.id,
+        &HistoryEvent::api(&alice, at, "transfer requested", Some("to ...0003".into())),
+        1_795_849_200,
+    ));
+    let keys = |item: &Value| json!({ "pk": item["pk"], "sk": item["sk"] });
+    let record = |n: u32, name: &str, keys: Value, new: &Value, old: Option<&Value>| {
+        let mut change = json!({
+            "ApproximateCreationDateTime": 1_795_590_005,
+            "Keys": keys,
+            "NewImage": new,
+            "SequenceNumber": format!("1234567890000000000000000{n}"),
+            "SizeBytes": 1024,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        });
+        if let Some(old) = old {
+            change["OldImage"] = old.clone();
+        }
+        json!({
+            "eventID": format!("c81e728d9d4c2f636f067f89cc14862{n}"),
+            "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": change,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/warm-transfer-calls/stream/2026-11-25T00:00:00.000",
+        })
+    };
+    json!({
+        "Records": [
+            record(1, "MODIFY", keys(&new), &new, Some(&old)),
+            record(2, "INSERT", keys(&entry), &entry, None),
+            record(3, "MODIFY", keys(&new), &new, Some(&new)),
+        ]
+    })
 }

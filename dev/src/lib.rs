@@ -11,5 +11,6 @@ pub mod local;
 pub mod moto;
 pub mod paths;
 pub mod process;
+pub mod push;
 pub mod server;
 pub mod sim;

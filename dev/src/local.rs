@@ -10,10 +10,13 @@ use crate::dynalite::Dynalite;
 use tokio::net::TcpListener;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::handlers::App;
-use warm_transfer_core::store::DynamoStore;
+use warm_transfer_core::push::PushApp;
+use warm_transfer_core::push::connections::ApiGatewayConnections;
+use warm_transfer_core::store::{DynamoStore, DynamoSubscriptions};
 use warm_transfer_core::twilio::TwilioClient;
 
 use crate::idp::{LOCAL_CLIENT_ID, LocalAgent, LocalIssuer, local_agents};
+use crate::push::{LocalPush, LocalStream, PushCounts, WS_PATH};
 use crate::server::DevServer;
 use crate::sim::{Script, SimConfig, Simulator};
 
@@ -76,6 +79,11 @@ pub struct LocalStack {
     pub app: App,
     /// Signs agents in (`/local-idp`); the server verifies its tokens.
     pub issuer: Arc<LocalIssuer>,
+    /// The local WebSocket API and stream (see `push`).
+    pub push: Arc<LocalPush>,
+    pub push_counts: Arc<PushCounts>,
+    /// Who listens to which call (the items `$connect` writes).
+    pub subscriptions: Arc<DynamoSubscriptions>,
 }
 
 impl LocalStack {
@@ -108,6 +116,10 @@ impl LocalStack {
             (vars::CONSOLE_AUTHORIZE_URL, issuer.authorize_url()),
             (vars::CONSOLE_TOKEN_URL, issuer.token_url()),
             (
+                vars::CONSOLE_PUSH_URL,
+                format!("{}{WS_PATH}", base_url.replacen("http", "ws", 1)),
+            ),
+            (
                 vars::TRANSFER_RING_TIMEOUT_SECS,
                 options.ring_timeout_secs.to_string(),
             ),
@@ -122,12 +134,42 @@ impl LocalStack {
         let config = Config::from_map(&env)?;
         dynalite.create_table(&config.table_name).await?;
         let client = DynamoStore::client_from_config(&config).await;
-        let store = DynamoStore::new(client, config.table_name.clone(), config.session_ttl);
+        let plain = DynamoStore::new(
+            client.clone(),
+            config.table_name.clone(),
+            config.session_ttl,
+        );
+        // Push as in AWS: the publisher posts with the SDK's management
+        // client to this server, fed by the stream made from the writes.
+        let push_counts = Arc::new(PushCounts::default());
+        let subscriptions = Arc::new(DynamoSubscriptions::new(client, config.table_name.clone()));
+        let management = ApiGatewayConnections::new(&url::Url::parse(&base_url)?, true).await;
+        let publisher = PushApp::new(
+            config.agents.clone(),
+            Arc::new(plain.clone()),
+            subscriptions.clone(),
+        )
+        .with_connections(Arc::new(management));
+        let stream = LocalStream::start(publisher, push_counts.clone());
+        let store = plain.with_write_observer(stream);
+        let gate = PushApp::new(
+            config.agents.clone(),
+            Arc::new(store.clone()),
+            subscriptions.clone(),
+        )
+        .with_verifier(issuer.verifier());
+        let push = LocalPush::new(gate, push_counts.clone());
         let twilio = TwilioClient::from_config(&config)?;
         let app = App::new(config, Arc::new(store), twilio);
         let server = match &options.product_runtime {
-            Some(runtime) => DevServer::start_on(runtime, app.clone(), listener, issuer.clone())?,
-            None => DevServer::start(app.clone(), listener, issuer.clone())?,
+            Some(runtime) => DevServer::start_on(
+                runtime,
+                app.clone(),
+                listener,
+                issuer.clone(),
+                Some(push.clone()),
+            )?,
+            None => DevServer::start(app.clone(), listener, issuer.clone(), Some(push.clone()))?,
         };
         Ok(Self {
             dynalite,
@@ -135,11 +177,19 @@ impl LocalStack {
             server,
             app,
             issuer,
+            push,
+            push_counts,
+            subscriptions,
         })
     }
 
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// The WebSocket endpoint, as the console is told it.
+    pub fn ws_url(&self) -> String {
+        format!("{}{WS_PATH}", self.base_url().replacen("http", "ws", 1))
     }
 
     /// A valid ID token of a local agent (`alice`, `bob`, `sam`).

@@ -4,7 +4,8 @@
 //! filled in), so the handlers run unchanged. It stands in for API Gateway's
 //! JWT authorizer too: a front-end request's token is verified against the
 //! local issuer (served here under `/local-idp`) and its claims put in the
-//! request context where the authorizer puts them.
+//! request context where the authorizer puts them. With a [`LocalPush`] it
+//! also plays the WebSocket API (see `push`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use warm_transfer_core::handlers::{App, Caller, Endpoint};
 
 use crate::idp::{LocalIssuer, Verifier, verify};
+use crate::push::LocalPush;
 
 /// A running development server; stops when dropped.
 pub struct DevServer {
@@ -42,8 +44,15 @@ impl DevServer {
         app: App,
         listener: TcpListener,
         issuer: Arc<LocalIssuer>,
+        push: Option<Arc<LocalPush>>,
     ) -> std::io::Result<Self> {
-        Self::start_on(&tokio::runtime::Handle::current(), app, listener, issuer)
+        Self::start_on(
+            &tokio::runtime::Handle::current(),
+            app,
+            listener,
+            issuer,
+            push,
+        )
     }
 
     /// The same, serving on the given runtime.
@@ -52,6 +61,7 @@ impl DevServer {
         app: App,
         listener: TcpListener,
         issuer: Arc<LocalIssuer>,
+        push: Option<Arc<LocalPush>>,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         // The listener was made on the caller's runtime: hand it over as a
@@ -59,7 +69,7 @@ impl DevServer {
         let listener = listener.into_std()?;
         let task = runtime.spawn(async move {
             if let Ok(listener) = TcpListener::from_std(listener) {
-                accept_loop(app, listener, issuer).await;
+                accept_loop(app, listener, issuer, push).await;
             }
         });
         Ok(Self { addr, task })
@@ -80,7 +90,12 @@ impl Drop for DevServer {
     }
 }
 
-async fn accept_loop(app: App, listener: TcpListener, issuer: Arc<LocalIssuer>) {
+async fn accept_loop(
+    app: App,
+    listener: TcpListener,
+    issuer: Arc<LocalIssuer>,
+    push: Option<Arc<LocalPush>>,
+) {
     let verifier = Arc::new(issuer.verifier());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -89,14 +104,22 @@ async fn accept_loop(app: App, listener: TcpListener, issuer: Arc<LocalIssuer>) 
         let app = app.clone();
         let issuer = issuer.clone();
         let verifier = verifier.clone();
+        let push = push.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: http::Request<Incoming>| {
                 let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
-                async move { Ok::<_, Infallible>(route(&app, &issuer, &verifier, req).await) }
+                let push = push.clone();
+                async move {
+                    if let Some(push) = push.filter(|_| LocalPush::serves(req.uri().path())) {
+                        return Ok::<_, Infallible>(push.serve(req).await);
+                    }
+                    Ok::<_, Infallible>(route(&app, &issuer, &verifier, req).await)
+                }
             });
             // A client that goes away mid-request is not the server's problem.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }

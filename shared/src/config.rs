@@ -45,6 +45,8 @@ pub mod vars {
     pub const CONSOLE_CLIENT_ID: &str = "CONSOLE_CLIENT_ID";
     pub const CONSOLE_AUTHORIZE_URL: &str = "CONSOLE_AUTHORIZE_URL";
     pub const CONSOLE_TOKEN_URL: &str = "CONSOLE_TOKEN_URL";
+    /// The WebSocket API's URL the console subscribes at (`wss://...`).
+    pub const CONSOLE_PUSH_URL: &str = "CONSOLE_PUSH_URL";
     /// The push functions' own (see `push::config`).
     pub const JWT_ISSUER: &str = "JWT_ISSUER";
     pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
@@ -80,6 +82,7 @@ pub mod vars {
         CONSOLE_CLIENT_ID,
         CONSOLE_AUTHORIZE_URL,
         CONSOLE_TOKEN_URL,
+        CONSOLE_PUSH_URL,
         JWT_ISSUER,
         JWT_AUDIENCE,
         JWKS_URL,
@@ -87,8 +90,12 @@ pub mod vars {
     ];
 
     /// Read by the console function only: the sign-in it offers.
-    pub const CONSOLE_ONLY: &[&str] =
-        &[CONSOLE_CLIENT_ID, CONSOLE_AUTHORIZE_URL, CONSOLE_TOKEN_URL];
+    pub const CONSOLE_ONLY: &[&str] = &[
+        CONSOLE_CLIENT_ID,
+        CONSOLE_AUTHORIZE_URL,
+        CONSOLE_TOKEN_URL,
+        CONSOLE_PUSH_URL,
+    ];
 
     /// Read by the push functions only: `$connect` verifies the token itself
     /// (a WebSocket API has no JWT authorizer), the publisher posts to the
@@ -175,6 +182,9 @@ pub struct Config {
     pub agents: AgentRules,
     /// The console's sign-in; None when not configured (the page says so).
     pub console_sign_in: Option<ConsoleSignIn>,
+    /// Where the console subscribes to changes (`ws://` or `wss://`); None:
+    /// the console polls.
+    pub console_push_url: Option<Url>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -333,6 +343,14 @@ impl Config {
             },
             agents,
             console_sign_in,
+            console_push_url: get(CONSOLE_PUSH_URL)
+                .map(|raw| {
+                    Url::parse(raw)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "ws" | "wss"))
+                        .ok_or_else(|| malformed(CONSOLE_PUSH_URL, "must be a ws or wss URL"))
+                })
+                .transpose()?,
         })
     }
 }

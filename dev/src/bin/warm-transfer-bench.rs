@@ -180,7 +180,7 @@ async fn round_trips(settings: &Settings, delay: Duration) -> Result<Vec<Timing>
     let issuer = Arc::new(LocalIssuer::new(&base, local_agents())?);
     // Alice's numbers include the sessions' first agent (+15550100001).
     let token = issuer.token_for(issuer.agent("alice").ok_or("no local agent alice")?);
-    let _server = DevServer::start(app, listener, issuer)?;
+    let _server = DevServer::start(app, listener, issuer, None)?;
     // Setup writes go straight to dynalite: only the measured requests pay the delay.
     let near = DynamoStore::new(dynalite.client(), TABLE, Duration::from_secs(3600));
     let samples = settings.samples();

@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_dev::local::{LocalOptions, LocalStack, eventually};
 
-const ALICE: &str = "+15550100001";
-const BOB: &str = "+15550100003";
-const CUSTOMER: &str = "+15550100002";
+pub(super) const ALICE: &str = "+15550100001";
+pub(super) const BOB: &str = "+15550100003";
+pub(super) const CUSTOMER: &str = "+15550100002";
 /// The local simulator never answers numbers ending 0404: a transfer to it
 /// rings until cancelled.
-const NOBODY: &str = "+15550200404";
+pub(super) const NOBODY: &str = "+15550200404";
 
-async fn stack() -> LocalStack {
+pub(super) async fn stack() -> LocalStack {
     LocalStack::start(LocalOptions {
         port: 0,
         time_scale: 0.1,
@@ -50,7 +50,7 @@ async fn call_api(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn as_agent(
+pub(super) async fn as_agent(
     stack: &LocalStack,
     agent: &str,
     method: Method,
@@ -60,7 +60,7 @@ async fn as_agent(
     call_api(stack, Some(&stack.token(agent)), method, path, body).await
 }
 
-async fn start_call(stack: &LocalStack, from: &str, customer: &str) -> String {
+pub(super) async fn start_call(stack: &LocalStack, from: &str, customer: &str) -> String {
     let (status, call) = as_agent(
         stack,
         "alice",
@@ -75,7 +75,7 @@ async fn start_call(stack: &LocalStack, from: &str, customer: &str) -> String {
     sid
 }
 
-async fn wait_for(
+pub(super) async fn wait_for(
     stack: &LocalStack,
     agent: &str,
     sid: &str,

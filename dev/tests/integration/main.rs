@@ -7,6 +7,7 @@ mod browser;
 mod deployment;
 mod events;
 mod metrics;
+mod push;
 mod reconciler;
 mod scale;
 mod scenarios;

@@ -139,7 +139,10 @@ impl App {
                 Endpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
                 Endpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
                 Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
-                Endpoint::Console => console::page(self.config.console_sign_in.as_ref()),
+                Endpoint::Console => console::page(
+                    self.config.console_sign_in.as_ref(),
+                    self.config.console_push_url.as_ref(),
+                ),
                 // Not HTTP: the reconciler's binary runs it on a schedule, the
                 // push functions' binaries run `push::PushApp`.
                 Endpoint::Reconciler

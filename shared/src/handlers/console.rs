@@ -13,8 +13,10 @@ use crate::auth::ConsoleSignIn;
 const PAGE: &str = include_str!("../../console/index.html");
 /// Where the sign-in settings go: a JSON script element of the page.
 const SETTINGS: &str = "/*SIGN-IN*/null";
+/// Where the WebSocket URL goes (null: the console polls).
+const PUSH: &str = "/*PUSH*/null";
 
-pub fn page(sign_in: Option<&ConsoleSignIn>) -> Response<Body> {
+pub fn page(sign_in: Option<&ConsoleSignIn>, push: Option<&url::Url>) -> Response<Body> {
     let settings = sign_in.map_or(serde_json::Value::Null, |s| {
         json!({
             "clientId": s.client_id,
@@ -24,7 +26,14 @@ pub fn page(sign_in: Option<&ConsoleSignIn>) -> Response<Body> {
     });
     // `<` escaped: the settings cannot close the script element.
     let settings = settings.to_string().replace('<', "\\u003c");
-    let mut response = Response::new(Body::from(PAGE.replace(SETTINGS, &settings)));
+    let push_setting = push
+        .map_or(serde_json::Value::Null, |url| json!(url.as_str()))
+        .to_string()
+        .replace('<', "\\u003c");
+    let mut response = Response::new(Body::from(
+        PAGE.replace(SETTINGS, &settings)
+            .replace(PUSH, &push_setting),
+    ));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -38,8 +47,13 @@ pub fn page(sign_in: Option<&ConsoleSignIn>) -> Response<Body> {
         .map(|u| u.origin().ascii_serialization())
         .filter(|o| o != "null")
         .unwrap_or_default();
+    // The WebSocket API is another origin (and scheme) than the page's.
+    let push_origin = push
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .filter(|o| o != " null")
+        .unwrap_or_default();
     let policy = format!(
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' {token_origin}; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' {token_origin}{push_origin}; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
     if let Ok(value) = HeaderValue::from_str(&policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
@@ -66,7 +80,9 @@ mod tests {
 
     #[test]
     fn page_is_html_with_public_sign_in_settings_only() {
-        let response = page(Some(&sign_in()));
+        let push =
+            url::Url::parse("wss://ws0123.execute-api.us-east-1.amazonaws.com/prod").unwrap();
+        let response = page(Some(&sign_in()), Some(&push));
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             "text/html; charset=utf-8"
@@ -75,6 +91,9 @@ mod tests {
         assert!(body.starts_with("<!doctype html>"));
         assert!(body.contains(r#""clientId":"4example""#));
         assert!(!body.contains(SETTINGS));
+        assert!(body.contains(
+            r#"const PUSH_URL = "wss://ws0123.execute-api.us-east-1.amazonaws.com/prod";"#
+        ));
         // Authorization code with PKCE: a verifier and its S256 challenge.
         assert!(body.contains("code_challenge_method"));
         assert!(body.contains("S256"));
@@ -87,16 +106,17 @@ mod tests {
             .to_str()
             .unwrap();
         assert!(
-            policy.contains("connect-src 'self' https://agents.auth.us-east-1.amazoncognito.com;"),
+            policy.contains("connect-src 'self' https://agents.auth.us-east-1.amazoncognito.com wss://ws0123.execute-api.us-east-1.amazonaws.com;"),
             "{policy}"
         );
     }
 
     #[test]
     fn without_sign_in_settings_the_page_says_so() {
-        let response = page(None);
+        let response = page(None, None);
         let body = std::str::from_utf8(response.body().as_ref()).unwrap();
         assert!(body.contains("const SIGN_IN = null;"));
+        assert!(body.contains("const PUSH_URL = null;"));
         assert!(body.contains("sign-in is not configured"));
     }
 }

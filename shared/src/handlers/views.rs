@@ -13,6 +13,9 @@ use crate::domain::{
 #[serde(rename_all = "camelCase")]
 pub struct CallView {
     call_sid: String,
+    /// Grows with every change: a console keeps the newest it has seen,
+    /// whether read or pushed.
+    version: u64,
     state: &'static str,
     agent_number: String,
     /// Agent one, then after each handover the agent it was handed to.
@@ -124,6 +127,7 @@ impl CallView {
         });
         Self {
             call_sid: session.id.to_string(),
+            version: session.version,
             state: session.state().as_str(),
             agent_number: session.agent_number.as_str().to_owned(),
             current_agent: session.current_agent().as_str().to_owned(),

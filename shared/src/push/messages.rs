@@ -6,7 +6,10 @@
 //!   `repairs` and `recordings` counted from no entries); a console keeps
 //!   the highest `version` it has seen;
 //! - `{"type":"events","callSid":"CA...","events":[...]}`: history entries
-//!   as they are written, shaped as in `GET /calls/{callSid}`.
+//!   as they are written, shaped as in `GET /calls/{callSid}`;
+//! - `{"type":"revoked","callSid":"CA...","reason":"handed-over"}`: the
+//!   listener may no longer see the call (the reason codes of a 403, or
+//!   `signed-out` when their token expired); nothing more will come.
 
 use serde::Serialize;
 
@@ -23,6 +26,11 @@ pub enum PushMessage {
         call_sid: String,
         events: Vec<EventView>,
     },
+    #[serde(rename_all = "camelCase")]
+    Revoked {
+        call_sid: String,
+        reason: &'static str,
+    },
 }
 
 impl PushMessage {
@@ -37,6 +45,13 @@ impl PushMessage {
         PushMessage::Events {
             call_sid: session.id.to_string(),
             events: events.iter().cloned().map(EventView::from).collect(),
+        }
+    }
+
+    pub fn revoked(session: &CallSession, reason: &'static str) -> Self {
+        PushMessage::Revoked {
+            call_sid: session.id.to_string(),
+            reason,
         }
     }
 

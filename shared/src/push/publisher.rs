@@ -3,13 +3,12 @@
 //! stream once, and from there each listener of that call allowed to see it.
 //!
 //! Per call in a batch: one Query for its listeners (none: nothing more is
-//! read); then the session from the batch's newest image, or one read when
-//! only history entries were written. Each listener is authorised again
+//! read); then the session from the batch's images, or one read when only
+//! history entries were written. Each listener is authorised again
 //! against that session, as `GET /calls/{callSid}` would be: after a
 //! handover the first agent gets nothing more, and a listener whose token
 //! expired is dropped. A post answered 410 drops the listener too.
 
-use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -18,11 +17,9 @@ use super::messages::PushMessage;
 use super::stream::{CallChange, changes};
 use crate::domain::Action;
 use crate::ids::CallSid;
-use crate::push::connections::PostError;
+use crate::push::connections::{Connections, PostError};
+use crate::store::Subscriber;
 use aws_lambda_events::event::dynamodb::Event;
-
-/// Posts in flight at once.
-const CONCURRENCY: usize = 16;
 
 /// What one batch did (the function's result, in its invocation log).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -77,8 +74,9 @@ async fn publish_call(
             return;
         }
     };
-    let session = match change.session {
-        Some(session) => session,
+    // Who may see the call is decided on its newest state.
+    let session = match change.sessions.last() {
+        Some(session) => session.clone(),
         None => match app.store.get_session(call).await {
             Ok(Some(session)) => session,
             Ok(None) => return,
@@ -93,48 +91,49 @@ async fn publish_call(
     if !change.events.is_empty() {
         frames.push(PushMessage::events(&session, &change.events).to_bytes());
     }
-    frames.push(PushMessage::call(&session).to_bytes());
+    // Every change once, in order: a ringing phone answered within one
+    // batch still shows it rang.
+    for version in &change.sessions {
+        frames.push(PushMessage::call(version).to_bytes());
+    }
 
     let now = OffsetDateTime::now_utc();
     let mut allowed = Vec::new();
     for listener in listeners {
-        if listener.until > now && listener.actor.may(Action::Read, &session).is_ok() {
-            allowed.push(listener);
+        let refusal = if listener.until <= now {
+            Some("signed-out")
         } else {
-            report.refused += 1;
-            if let Err(error) = app
-                .subscriptions
-                .remove(call, &listener.connection_id)
-                .await
-            {
-                tracing::warn!(%error, call = %call, "refused listener not removed");
-            }
+            listener
+                .actor
+                .may(Action::Read, &session)
+                .err()
+                .map(|denied| denied.code())
+        };
+        let Some(reason) = refusal else {
+            allowed.push(listener);
+            continue;
+        };
+        // They could see the call until now: tell them it is over, and no more.
+        report.refused += 1;
+        let frame = PushMessage::revoked(&session, reason).to_bytes();
+        if let Err(error) = connections.post(&listener.connection_id, frame).await {
+            tracing::info!(%error, call = %call, "revocation not delivered");
+        }
+        if let Err(error) = app
+            .subscriptions
+            .remove(call, &listener.connection_id)
+            .await
+        {
+            tracing::warn!(%error, call = %call, "refused listener not removed");
         }
     }
-    // Per listener its frames in order, listeners side by side.
-    let posts = allowed.iter().map(|listener| {
-        let frames = &frames;
-        async move {
-            let mut outcome = Ok(0);
-            for frame in frames {
-                match connections
-                    .post(&listener.connection_id, frame.clone())
-                    .await
-                {
-                    Ok(()) => outcome = outcome.map(|sent| sent + 1),
-                    Err(error) => {
-                        outcome = Err(error);
-                        break;
-                    }
-                }
-            }
-            (listener, outcome)
-        }
-    });
-    let results: Vec<_> = futures::stream::iter(posts)
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    // Per listener its frames in order, listeners side by side (a call has
+    // a handful). Collected first: the future then names no closure type.
+    let posts: Vec<_> = allowed
+        .iter()
+        .map(|listener| post_frames(connections.as_ref(), listener, &frames))
+        .collect();
+    let results = futures::future::join_all(posts).await;
     for (listener, result) in results {
         match result {
             Ok(sent) => report.sent += sent,
@@ -154,4 +153,22 @@ async fn publish_call(
             }
         }
     }
+}
+
+async fn post_frames<'a>(
+    connections: &dyn Connections,
+    listener: &'a Subscriber,
+    frames: &[Vec<u8>],
+) -> (&'a Subscriber, Result<usize, PostError>) {
+    let mut sent = 0;
+    for frame in frames {
+        if let Err(error) = connections
+            .post(&listener.connection_id, frame.clone())
+            .await
+        {
+            return (listener, Err(error));
+        }
+        sent += 1;
+    }
+    (listener, Ok(sent))
 }

@@ -1,6 +1,6 @@
 //! The table's DynamoDB Stream, read as call changes. A batch of records
-//! becomes, per call, its newest session image and the history entries
-//! written, in stream order. Everything else is left out: subscription and
+//! becomes, per call, each new version of its session and the history
+//! entries written, in stream order. Everything else is left out: subscription and
 //! connection items, deletions (TTL), and session writes that changed no
 //! `version` (a reconciler's claim only moves its next check).
 
@@ -15,8 +15,8 @@ use crate::store::{EVENT_PREFIX, Item, SESSION_SK, event_from_item, session_from
 /// What a batch says about one call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallChange {
-    /// The newest session image of the batch, if the session changed.
-    pub session: Option<CallSession>,
+    /// Each new version of the session in the batch, oldest first.
+    pub sessions: Vec<CallSession>,
     /// History entries written, oldest first.
     pub events: Vec<HistoryEvent>,
 }
@@ -59,12 +59,9 @@ pub fn changes(records: &[EventRecord]) -> Vec<(CallSid, CallChange)> {
             }
             match session_from_item(&new) {
                 Ok(session) => {
-                    if slot
-                        .session
-                        .as_ref()
-                        .is_none_or(|s| s.version < session.version)
-                    {
-                        slot.session = Some(session);
+                    if !slot.sessions.iter().any(|s| s.version == session.version) {
+                        slot.sessions.push(session);
+                        slot.sessions.sort_by_key(|s| s.version);
                     }
                 }
                 Err(error) => tracing::warn!(%error, call = %call, "unreadable session image"),
@@ -76,7 +73,7 @@ pub fn changes(records: &[EventRecord]) -> Vec<(CallSid, CallChange)> {
             }
         }
     }
-    calls.retain(|(_, change)| change.session.is_some() || !change.events.is_empty());
+    calls.retain(|(_, change)| !change.sessions.is_empty() || !change.events.is_empty());
     calls
 }
 

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 pub use dynamo::{DynamoStore, WriteObserver};
 pub use item::{
-    CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, OPEN_SHARD, SESSION_SK, event_from_item, open_shard,
-    session_from_item,
+    CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, ItemMeta, OPEN_SHARD, SESSION_SK, event_from_item,
+    event_item, open_shard, session_from_item, session_item,
 };
 pub use subscriptions::{DynamoSubscriptions, Subscriber, Subscriptions};
 

@@ -1,0 +1,366 @@
+//! Push end to end: the local stack's WebSocket endpoint runs the same
+//! `$connect`/`$disconnect` handlers as the functions, and its stream (made
+//! from the store's writes) feeds the same publisher, which posts through
+//! the AWS SDK's management client. Also the `events/` files of the three
+//! push functions through their handlers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::ids::CallSid;
+use warm_transfer_core::push::PushApp;
+use warm_transfer_core::push::connections::ApiGatewayConnections;
+use warm_transfer_core::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
+use warm_transfer_dev::dynalite::Dynalite;
+use warm_transfer_dev::events::{self, CONNECTION_ID, EVENTS_WS_TOKEN, SESSION};
+use warm_transfer_dev::idp::{LocalIssuer, local_agents};
+use warm_transfer_dev::local::{LocalStack, eventually};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::access::{ALICE, BOB, CUSTOMER, NOBODY, as_agent, stack, start_call};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Subscribes `agent` to `sid`; the HTTP status when `$connect` refuses.
+async fn subscribe(stack: &LocalStack, agent: &str, sid: &str) -> Result<Socket, u16> {
+    let url = format!(
+        "{}?callSid={sid}&token={}",
+        stack.ws_url(),
+        stack.token(agent)
+    );
+    match connect_async(url).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+/// Everything a socket receives, gathered in the background.
+fn gather(
+    socket: Socket,
+) -> (
+    Arc<std::sync::Mutex<Vec<Value>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let frames = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = frames.clone();
+    let task = tokio::spawn(async move {
+        let (_write, mut read) = socket.split();
+        while let Some(Ok(message)) = read.next().await {
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text).expect("frames are JSON");
+                into.lock().unwrap().push(frame);
+            }
+        }
+    });
+    (frames, task)
+}
+
+fn snapshot(frames: &Arc<std::sync::Mutex<Vec<Value>>>) -> Vec<Value> {
+    frames.lock().unwrap().clone()
+}
+
+/// Waits until a frame satisfies `check`.
+async fn heard(
+    frames: &Arc<std::sync::Mutex<Vec<Value>>>,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) {
+    let found = eventually(Duration::from_secs(20), async || {
+        snapshot(frames).iter().any(&check).then_some(())
+    })
+    .await;
+    assert!(
+        found.is_some(),
+        "never heard {what}: {:#?}",
+        snapshot(frames)
+    );
+}
+
+fn transfer_state(frame: &Value) -> Option<&str> {
+    frame["call"]["transfer"]["state"].as_str()
+}
+
+#[tokio::test]
+async fn the_current_agent_hears_the_transfer_and_nobody_else_hears_a_thing() {
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+
+    // Bob may not follow alice's call: refused before any connection exists.
+    assert_eq!(subscribe(&stack, "bob", &sid).await.err(), Some(403));
+    // Bob listens to a call of his own meanwhile.
+    let (status, bobs) = as_agent(
+        &stack,
+        "bob",
+        Method::POST,
+        "/calls",
+        Some(json!({ "agentNumber": "+15550200003", "customerNumber": "+15550200002" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{bobs}");
+    let bobs_sid = bobs["callSid"].as_str().unwrap().to_owned();
+    let (bob_frames, _bob) = gather(subscribe(&stack, "bob", &bobs_sid).await.unwrap());
+    let (alice_frames, _alice) = gather(subscribe(&stack, "alice", &sid).await.unwrap());
+    let (sam_frames, _sam) = gather(subscribe(&stack, "sam", &sid).await.unwrap());
+
+    let (status, body) = as_agent(
+        &stack,
+        "alice",
+        Method::POST,
+        &format!("/calls/{sid}/transfer"),
+        Some(json!({ "to": BOB })),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    heard(&alice_frames, "the ringing", |f| {
+        transfer_state(f) == Some("target-ringing")
+    })
+    .await;
+    heard(&alice_frames, "the answer", |f| {
+        transfer_state(f) == Some("target-answered")
+    })
+    .await;
+    heard(&alice_frames, "the history entry", |f| {
+        f["type"] == "events"
+            && f["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "warm transfer requested"))
+    })
+    .await;
+    let (status, body) = as_agent(
+        &stack,
+        "alice",
+        Method::POST,
+        &format!("/calls/{sid}/leave"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The handover: the supervisor sees it, alice is told she may no longer follow.
+    heard(&sam_frames, "the handover", |f| {
+        transfer_state(f) == Some("first-agent-left")
+    })
+    .await;
+    heard(&alice_frames, "the revocation", |f| {
+        f["type"] == "revoked" && f["reason"] == "handed-over"
+    })
+    .await;
+
+    let alice_heard = snapshot(&alice_frames);
+    // Versions only grow, and each change came once.
+    let versions: Vec<u64> = alice_heard
+        .iter()
+        .filter_map(|f| f["version"].as_u64())
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    // After the revocation alice heard nothing more about the call.
+    let revoked_at = alice_heard
+        .iter()
+        .position(|f| f["type"] == "revoked")
+        .unwrap();
+    assert_eq!(revoked_at, alice_heard.len() - 1, "{alice_heard:#?}");
+    assert!(
+        !alice_heard
+            .iter()
+            .any(|f| transfer_state(f) == Some("first-agent-left")),
+        "alice may not see the call once it is bob's"
+    );
+
+    // Bob heard about his own call only: never alice's call, nor her numbers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bob_heard = snapshot(&bob_frames);
+    assert!(!bob_heard.is_empty(), "bob's own call was pushed to him");
+    for frame in &bob_heard {
+        let text = frame.to_string();
+        assert!(!text.contains(&sid), "{text}");
+        assert!(!text.contains(CUSTOMER) && !text.contains(ALICE), "{text}");
+        assert_eq!(
+            frame["callSid"]
+                .as_str()
+                .or(frame["call"]["callSid"].as_str()),
+            Some(bobs_sid.as_str())
+        );
+    }
+    // Now the call is his, bob may follow it.
+    assert!(subscribe(&stack, "bob", &sid).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_closed_connection_unsubscribes_and_a_lost_one_goes_on_410() {
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let call = CallSid::parse(&sid).unwrap();
+    let listeners = async || stack.subscriptions.subscribers(&call).await.unwrap().len();
+
+    // A console that closes its socket: $disconnect removes its subscription.
+    let mut socket = subscribe(&stack, "alice", &sid).await.unwrap();
+    assert_eq!(listeners().await, 1);
+    socket.close(None).await.unwrap();
+    let gone = eventually(Duration::from_secs(5), async || {
+        (listeners().await == 0).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "$disconnect removed the subscription");
+
+    // A connection whose $disconnect was lost stays subscribed until a post
+    // answers 410 Gone.
+    let _socket = subscribe(&stack, "alice", &sid).await.unwrap();
+    stack.push.lose_connections();
+    assert_eq!(stack.push.open_connections(), 0);
+    assert_eq!(listeners().await, 1, "nothing removed it yet");
+    let (status, body) = as_agent(
+        &stack,
+        "alice",
+        Method::POST,
+        &format!("/calls/{sid}/transfer"),
+        Some(json!({ "to": NOBODY })),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let gone = eventually(Duration::from_secs(10), async || {
+        (listeners().await == 0).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the 410 removed the subscription");
+}
+
+/// `events/ws-connect.json`, `ws-disconnect.json` and
+/// `stream-publisher.json` through their handlers, against dynalite and a
+/// management API that records what is posted (410 for a lost connection).
+#[tokio::test]
+async fn push_event_files_run_through_their_handlers() {
+    const TABLE: &str = "push-events";
+    let dynalite = Dynalite::start().await.unwrap();
+    dynalite.create_table(TABLE).await.unwrap();
+    let store = Arc::new(DynamoStore::new(
+        dynalite.client(),
+        TABLE,
+        Duration::from_secs(3600),
+    ));
+    let subscriptions = Arc::new(DynamoSubscriptions::new(dynalite.client(), TABLE));
+    let (_, session) = events::stream_session();
+    store.create_session(&session).await.unwrap();
+    let issuer = LocalIssuer::new("http://127.0.0.1:9", local_agents()).unwrap();
+    let management = MockServer::start().await;
+    let url = url::Url::parse(&management.uri()).unwrap();
+    let app = PushApp::new(Default::default(), store.clone(), subscriptions.clone())
+        .with_verifier(issuer.verifier())
+        .with_connections(Arc::new(ApiGatewayConnections::new(&url, true).await));
+    let file = |endpoint: Endpoint| -> Value {
+        let path = warm_transfer_dev::paths::workspace().join(events::file_name(endpoint));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let call = CallSid::parse(SESSION).unwrap();
+
+    // The file's token is a stand-in that does not verify: 401.
+    let connect = file(Endpoint::WsConnect);
+    let refused = app
+        .handle_websocket(
+            Endpoint::WsConnect,
+            &serde_json::from_value(connect.clone()).unwrap(),
+        )
+        .await;
+    assert_eq!(refused.status_code, 401);
+    // With alice's fresh token in its place (the file's agent number is hers): 200.
+    let alice = issuer.token_for(issuer.agent("alice").unwrap());
+    let signed_in = connect.to_string().replace(EVENTS_WS_TOKEN, &alice);
+    let admitted = app
+        .handle_websocket(
+            Endpoint::WsConnect,
+            &serde_json::from_str(&signed_in).unwrap(),
+        )
+        .await;
+    assert_eq!(admitted.status_code, 200);
+    // Bob, not on this call, is refused with the API's reason.
+    let bob = issuer.token_for(issuer.agent("bob").unwrap());
+    let as_bob = connect
+        .to_string()
+        .replace(EVENTS_WS_TOKEN, &bob)
+        .replace(CONNECTION_ID, "bobs-connection=");
+    let denied = app
+        .handle_websocket(Endpoint::WsConnect, &serde_json::from_str(&as_bob).unwrap())
+        .await;
+    assert_eq!(denied.status_code, 403);
+    let listeners = subscriptions.subscribers(&call).await.unwrap();
+    assert_eq!(listeners.len(), 1);
+    assert_eq!(listeners[0].connection_id, CONNECTION_ID);
+    assert_eq!(listeners[0].actor.id, "alice@example.com");
+
+    // A second listener whose connection is gone: the post answers 410.
+    let mut lost = listeners[0].clone();
+    lost.connection_id = "lost-connection=".into();
+    subscriptions.subscribe(&call, &lost).await.unwrap();
+    Mock::given(method("POST"))
+        // The SDK percent-encodes the id in the path.
+        .and(path("/@connections/lost-connection%3D"))
+        .respond_with(
+            ResponseTemplate::new(410)
+                .insert_header("x-amzn-errortype", "GoneException")
+                .set_body_json(json!({ "message": "Gone" })),
+        )
+        .mount(&management)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/@connections/{}",
+            CONNECTION_ID.replace('=', "%3D")
+        )))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&management)
+        .await;
+
+    let report = app
+        .publish(&serde_json::from_value(file(Endpoint::StreamPublisher)).unwrap())
+        .await;
+    assert_eq!((report.records, report.calls), (3, 1), "{report:?}");
+    assert_eq!(
+        (report.sent, report.gone, report.failed),
+        (2, 1, 0),
+        "{report:?}"
+    );
+    let posted: Vec<Value> = management
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with(&CONNECTION_ID.replace('=', "%3D")))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    // The history entry, then the session as changed; the claim that
+    // changed no version (the third record) sent nothing.
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    assert_eq!(posted[0]["type"], "events");
+    assert_eq!(posted[0]["events"][0]["kind"], "transfer requested");
+    assert_eq!(posted[1]["type"], "call");
+    assert_eq!(posted[1]["version"], 4);
+    assert_eq!(posted[1]["call"]["transfer"]["state"], "requested");
+    let left: Vec<String> = subscriptions
+        .subscribers(&call)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.connection_id)
+        .collect();
+    assert_eq!(
+        left,
+        vec![CONNECTION_ID.to_owned()],
+        "the gone listener was dropped"
+    );
+
+    let closed = app
+        .handle_websocket(
+            Endpoint::WsDisconnect,
+            &serde_json::from_value(file(Endpoint::WsDisconnect)).unwrap(),
+        )
+        .await;
+    assert_eq!(closed.status_code, 200);
+    assert!(subscriptions.subscribers(&call).await.unwrap().is_empty());
+}
