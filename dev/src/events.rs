@@ -462,11 +462,13 @@ pub fn stream_event() -> Value {
         numbers: Vec::new(),
         supervisor: false,
     };
-    let entry = item_to_json(&event_item(
+    let mut entry = item_to_json(&event_item(
         &after.id,
         &HistoryEvent::api(&alice, at, "transfer requested", Some("to ...0003".into())),
         1_795_849_200,
     ));
+    // The sort key's random tail, fixed so the file is the same every time.
+    entry["sk"] = json!({ "S": "EVENT#01795590005000000000#5e55104f" });
     let keys = |item: &Value| json!({ "pk": item["pk"], "sk": item["sk"] });
     let record = |n: u32, name: &str, keys: Value, new: &Value, old: Option<&Value>| {
         let mut change = json!({

@@ -56,6 +56,15 @@ fn built_function(code_uri: &str) -> &str {
         .unwrap_or_else(|| panic!("CodeUri {code_uri} is not a cargo-lambda artefact"))
 }
 
+/// A function of the push channel (WebSocket routes, stream publisher).
+fn is_push(props: &Value) -> bool {
+    let uri = text(&props["CodeUri"]).unwrap();
+    Endpoint::ALL
+        .into_iter()
+        .find(|e| e.function_name() == built_function(&uri))
+        .is_some_and(|e| matches!(e.caller(), Caller::WebSocket | Caller::Stream))
+}
+
 fn dir_names(dir: &str, suffix: &str) -> BTreeSet<String> {
     std::fs::read_dir(workspace().join(dir))
         .unwrap()
@@ -138,6 +147,40 @@ fn template_routes_match_the_handlers() {
             assert!(props["Events"]["Api"].is_null(), "{id}");
             continue;
         }
+        if endpoint.caller() == Caller::WebSocket {
+            websocket_route(&template, &id, endpoint);
+            continue;
+        }
+        if endpoint.caller() == Caller::Stream {
+            // The table's stream, sessions and history entries only.
+            let stream = &props["Events"]["Stream"];
+            assert_eq!(stream["Type"], "DynamoDB", "{id}");
+            assert_eq!(
+                text(&stream["Properties"]["Stream"]).as_deref(),
+                Some("CallsTable.StreamArn")
+            );
+            let pattern =
+                text(&stream["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"]).unwrap();
+            let pattern: serde_json::Value = serde_json::from_str(&pattern).unwrap();
+            assert_eq!(
+                pattern["dynamodb"]["Keys"]["sk"]["S"],
+                serde_json::json!([
+                    warm_transfer_core::store::SESSION_SK,
+                    { "prefix": warm_transfer_core::store::EVENT_PREFIX }
+                ])
+            );
+            assert_eq!(
+                pattern["eventName"],
+                serde_json::json!(["INSERT", "MODIFY"])
+            );
+            assert_eq!(
+                text(&template["Resources"]["CallsTable"]["Properties"]["StreamSpecification"]["StreamViewType"]).as_deref(),
+                Some("NEW_AND_OLD_IMAGES"),
+                "the publisher skips writes that changed no version"
+            );
+            assert!(props["Events"]["Api"].is_null(), "{id}");
+            continue;
+        }
         if endpoint.caller() == Caller::Twilio {
             // A function event on the API: no authorizer, the signature is checked.
             let api = &props["Events"]["Api"];
@@ -203,6 +246,52 @@ fn route_of(template: &Value, function: &str) -> Value {
         .collect();
     assert_eq!(routes.len(), 1, "{function}: one route");
     routes[0]["Properties"].clone()
+}
+
+/// A WebSocket route of the push API: its integration invokes `function`,
+/// which API Gateway may call for that route only; `$connect` gets the
+/// issuer and audience the HTTP API's authorizer checks.
+fn websocket_route(template: &Value, function: &str, endpoint: Endpoint) {
+    let name = function.strip_suffix("Function").unwrap();
+    let route = &template["Resources"][format!("{name}Route").as_str()]["Properties"];
+    assert_eq!(text(&route["ApiId"]).as_deref(), Some("WebSocketApi"));
+    assert_eq!(text(&route["RouteKey"]).as_deref(), Some(endpoint.route()));
+    assert_eq!(
+        text(&route["Target"]).unwrap(),
+        format!("integrations/${{{name}Integration}}")
+    );
+    let integration = &template["Resources"][format!("{name}Integration").as_str()]["Properties"];
+    assert_eq!(text(&integration["IntegrationType"]).unwrap(), "AWS_PROXY");
+    assert!(
+        text(&integration["IntegrationUri"])
+            .unwrap()
+            .contains(&format!("${{{function}.Arn}}")),
+        "{name}"
+    );
+    let permission = &template["Resources"][format!("{name}Permission").as_str()]["Properties"];
+    assert_eq!(text(&permission["FunctionName"]).unwrap(), function);
+    assert!(
+        text(&permission["SourceArn"])
+            .unwrap()
+            .ends_with(&format!("${{WebSocketApi}}/*/{}", endpoint.route())),
+        "{name}"
+    );
+    let deployment = &template["Resources"]["WebSocketDeployment"];
+    assert!(
+        deployment["DependsOn"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str() == Some(&format!("{name}Route"))),
+        "{name}: deployed with its route"
+    );
+    if endpoint == Endpoint::WsConnect {
+        let env = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        let authorizer =
+            &template["Resources"]["AgentsAuthorizer"]["Properties"]["JwtConfiguration"];
+        assert_eq!(env[vars::JWT_ISSUER], authorizer["Issuer"]);
+        assert_eq!(env[vars::JWT_AUDIENCE], authorizer["Audience"][0]);
+    }
 }
 
 #[test]
@@ -288,7 +377,7 @@ fn template_environment_is_what_the_configuration_reads() {
     let everywhere: BTreeSet<&str> = read_by_code
         .iter()
         .copied()
-        .filter(|v| !vars::CONSOLE_ONLY.contains(v))
+        .filter(|v| !vars::CONSOLE_ONLY.contains(v) && !vars::PUSH_ONLY.contains(v))
         .collect();
     assert_eq!(in_template, everywhere);
 
@@ -357,6 +446,11 @@ fn each_function_reads_only_the_stacks_secret() {
                     .any(|action| action.as_str().unwrap().starts_with("secretsmanager:"))
             })
             .collect();
+        // The push functions never call Twilio: no secret for them.
+        if is_push(&props) {
+            assert!(statements.is_empty(), "{id} reads no secret");
+            continue;
+        }
         assert_eq!(statements.len(), 1, "{id}");
         assert_eq!(
             statements[0]["Action"].as_sequence().unwrap(),
@@ -382,6 +476,18 @@ fn each_function_may_only_touch_the_calls_table() {
             for statement in policy["Statement"].as_sequence().unwrap() {
                 // The secret's statement is checked above.
                 if text(&statement["Resource"]).as_deref() == Some("AppSecret") {
+                    continue;
+                }
+                // The publisher posts to the WebSocket API's connections, nothing more.
+                if statement["Action"][0] == "execute-api:ManageConnections" {
+                    assert_eq!(id, "StreamPublisherFunction");
+                    assert_eq!(statement["Action"].as_sequence().unwrap().len(), 1);
+                    assert!(
+                        text(&statement["Resource"])
+                            .unwrap()
+                            .ends_with("${WebSocketApi}/${WebSocketStage}/POST/@connections/*"),
+                        "{id}"
+                    );
                     continue;
                 }
                 // The table, or (Query only) its open-sessions index.
@@ -531,7 +637,7 @@ fn every_route_has_its_5xx_and_throttle_alarms() {
     };
     let routes: BTreeSet<String> = Endpoint::ALL
         .into_iter()
-        .filter(|e| e.caller() != Caller::Schedule)
+        .filter(|e| e.caller().is_http())
         .map(|e| format!("{} {}", e.method(), e.route()))
         .collect();
     assert_eq!(alarm_routes("Api5xx"), routes);
