@@ -184,9 +184,10 @@ test("consult: hold the customer, resume, then complete the transfer", async () 
   await page.click("#hold");
   await page.waitForSelector('[data-testid=transfer-state][data-state=consulting]', { timeout: 20_000 });
   await page.click("#leave");
-  await page.waitForFunction(() => /handed the call over/i.test(document.querySelector("[data-testid=message]").textContent),
-    null, { timeout: 20_000 });
+  // The push channel may say "handed over" before the answer to the click arrives.
+  await page.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
   assert.match(await page.textContent("[data-testid=transfer-state]"), /customer is with the second agent/i);
+  assert.match(await page.textContent("[data-testid=message]"), /handed the call over/i);
   await page.close();
 });
 
@@ -199,4 +200,81 @@ test("cold transfer: the first agent is free at once", async () => {
   await page.waitForFunction(() => /your phone is free/i.test(document.querySelector("[data-testid=message]").textContent),
     null, { timeout: 20_000 });
   await page.close();
+});
+
+test("push: states arrive without a single poll; losing push falls back to polling and back", async () => {
+  // Every read of a call a console makes (GET /calls/{sid}).
+  const counter = (page) => {
+    const reads = [];
+    page.on("request", (r) => {
+      if (r.method() === "GET" && /^\/calls\/CA/.test(new URL(r.url()).pathname)) reads.push(Date.now());
+    });
+    return reads;
+  };
+  const alice = await openConsole("alice");
+  const aliceReads = counter(alice);
+  await startCall(alice, "+15550100001", "+15550100042");
+  await alice.waitForSelector("[data-testid=push-state][data-state=live]");
+  const sid = (await alice.textContent("#call-sid")).replace("Call ", "").trim();
+  // A supervisor follows the same call from another console.
+  const sam = await openConsole("sam");
+  const samReads = counter(sam);
+  await sam.fill("#open-sid", sid);
+  await sam.click("#open");
+  await sam.waitForSelector("[data-testid=push-state][data-state=live]");
+  await sam.waitForSelector('[data-testid=call-state][data-state=connected]');
+  // Opening reads the call once, subscribing catches up once; nothing more.
+  assert.ok(aliceReads.length <= 1, `alice read ${aliceReads.length} times`);
+  assert.ok(samReads.length <= 2, `sam read ${samReads.length} times`);
+  const [aliceBefore, samBefore] = [aliceReads.length, samReads.length];
+
+  // Every transfer state each console shows, as it shows it.
+  const watch = (page) => page.evaluate(() => {
+    window.seen = [];
+    const node = document.querySelector("[data-testid=transfer-state]");
+    new MutationObserver(() => {
+      if (window.seen[window.seen.length - 1] !== node.dataset.state) window.seen.push(node.dataset.state);
+    }).observe(node, { attributes: true, attributeFilter: ["data-state"] });
+  });
+  await watch(alice);
+  await watch(sam);
+  await alice.fill("#target", "+15550100003");
+  await alice.click("#transfer");
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
+  await alice.click("#leave");
+  await sam.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
+  for (const page of [alice, sam]) {
+    const seen = await page.evaluate(() => window.seen);
+    for (const state of ["target-ringing", "target-answered", "first-agent-left"]) {
+      assert.ok(seen.includes(state), `${state} not shown: ${seen}`);
+    }
+  }
+  assert.equal(aliceReads.length - aliceBefore, 0, "alice polled while push was up");
+  assert.equal(samReads.length - samBefore, 0, "sam polled while push was up");
+  assert.match(await sam.textContent("[data-testid=push-state]"), /live/);
+  await alice.close();
+
+  // Push goes down: the console says so and reads the call itself, backing off.
+  await fetch(`${baseUrl}/local-push/down`, { method: "POST" });
+  await sam.waitForSelector("[data-testid=push-state][data-state=polling]", { timeout: 10_000 });
+  assert.match(await sam.textContent("[data-testid=push-state]"), /live updates unavailable/i);
+  const downAt = samReads.length;
+  const polled = await (async () => {
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && samReads.length < downAt + 2) await new Promise((r) => setTimeout(r, 200));
+    return samReads.length - downAt;
+  })();
+  assert.ok(polled >= 2, `polled ${polled} times while push was down`);
+  const gaps = samReads.slice(downAt).map((t, i, all) => (i ? t - all[i - 1] : 0)).slice(1);
+  assert.ok(gaps.every((gap, i) => i === 0 || gap >= gaps[i - 1] - 250), `backing off: ${gaps}`);
+  await sam.screenshot({ path: path.join(shots, "console-push-down.png"), fullPage: true });
+
+  // Push comes back: live again, and the polling stops.
+  await fetch(`${baseUrl}/local-push/up`, { method: "POST" });
+  await sam.waitForSelector("[data-testid=push-state][data-state=live]", { timeout: 20_000 });
+  const upAt = samReads.length;
+  await new Promise((r) => setTimeout(r, 3_000));
+  assert.ok(samReads.length - upAt <= 1, `read ${samReads.length - upAt} times after push came back`);
+  await sam.close();
 });

@@ -31,9 +31,10 @@ fn console_drives_a_warm_transfer_in_chromium() {
     );
     assert!(output.status.success(), "browser tests failed:\n{report}");
     assert!(
-        report.contains("pass 6") || report.contains("ℹ pass 6"),
+        report.contains("pass 7") || report.contains("ℹ pass 7"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
     assert!(screenshots.join("console-not-your-call.png").exists());
+    assert!(screenshots.join("console-push-down.png").exists());
 }
