@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod contract;
+pub mod counting;
 pub mod dynalite;
 pub mod events;
 pub mod idp;

@@ -15,6 +15,7 @@ use warm_transfer_core::push::connections::ApiGatewayConnections;
 use warm_transfer_core::store::{DynamoStore, DynamoSubscriptions};
 use warm_transfer_core::twilio::TwilioClient;
 
+use crate::counting::DynamoOps;
 use crate::idp::{LOCAL_CLIENT_ID, LocalAgent, LocalIssuer, local_agents};
 use crate::push::{LocalPush, LocalStream, PushCounts, WS_PATH};
 use crate::server::DevServer;
@@ -56,6 +57,9 @@ pub struct LocalOptions {
     /// instead of the caller's: the scale benchmark gives the product
     /// threads of its own to measure their CPU time apart.
     pub product_runtime: Option<tokio::runtime::Handle>,
+    /// The WebSocket endpoint and the stream feeding it; off, the stack is
+    /// as it was before push (the benchmark's "before").
+    pub push: bool,
 }
 
 impl Default for LocalOptions {
@@ -67,6 +71,7 @@ impl Default for LocalOptions {
             recording: false,
             sim_poll: SimConfig::default().poll,
             product_runtime: None,
+            push: true,
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct LocalStack {
     pub push_counts: Arc<PushCounts>,
     /// Who listens to which call (the items `$connect` writes).
     pub subscriptions: Arc<DynamoSubscriptions>,
+    /// Every DynamoDB request of the stack's clients, by operation.
+    pub dynamo_ops: DynamoOps,
 }
 
 impl LocalStack {
@@ -117,7 +124,12 @@ impl LocalStack {
             (vars::CONSOLE_TOKEN_URL, issuer.token_url()),
             (
                 vars::CONSOLE_PUSH_URL,
-                format!("{}{WS_PATH}", base_url.replacen("http", "ws", 1)),
+                // Empty (the page polls) when the stack runs without push.
+                if options.push {
+                    format!("{}{WS_PATH}", base_url.replacen("http", "ws", 1))
+                } else {
+                    String::new()
+                },
             ),
             (
                 vars::TRANSFER_RING_TIMEOUT_SECS,
@@ -133,7 +145,8 @@ impl LocalStack {
         .collect();
         let config = Config::from_map(&env)?;
         dynalite.create_table(&config.table_name).await?;
-        let client = DynamoStore::client_from_config(&config).await;
+        let dynamo_ops = DynamoOps::default();
+        let client = dynamo_ops.wrap(&DynamoStore::client_from_config(&config).await);
         let plain = DynamoStore::new(
             client.clone(),
             config.table_name.clone(),
@@ -150,8 +163,11 @@ impl LocalStack {
             subscriptions.clone(),
         )
         .with_connections(Arc::new(management));
-        let stream = LocalStream::start(publisher, push_counts.clone());
-        let store = plain.with_write_observer(stream);
+        let store = if options.push {
+            plain.with_write_observer(LocalStream::start(publisher, push_counts.clone()))
+        } else {
+            plain
+        };
         let gate = PushApp::new(
             config.agents.clone(),
             Arc::new(store.clone()),
@@ -161,15 +177,12 @@ impl LocalStack {
         let push = LocalPush::new(gate, push_counts.clone());
         let twilio = TwilioClient::from_config(&config)?;
         let app = App::new(config, Arc::new(store), twilio);
+        let served = options.push.then(|| push.clone());
         let server = match &options.product_runtime {
-            Some(runtime) => DevServer::start_on(
-                runtime,
-                app.clone(),
-                listener,
-                issuer.clone(),
-                Some(push.clone()),
-            )?,
-            None => DevServer::start(app.clone(), listener, issuer.clone(), Some(push.clone()))?,
+            Some(runtime) => {
+                DevServer::start_on(runtime, app.clone(), listener, issuer.clone(), served)?
+            }
+            None => DevServer::start(app.clone(), listener, issuer.clone(), served)?,
         };
         Ok(Self {
             dynalite,
@@ -180,6 +193,7 @@ impl LocalStack {
             push,
             push_counts,
             subscriptions,
+            dynamo_ops,
         })
     }
 

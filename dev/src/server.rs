@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use warm_transfer_core::handlers::{App, Caller, Endpoint};
 
+use crate::counting::Counts;
 use crate::idp::{LocalIssuer, Verifier, verify};
 use crate::push::LocalPush;
 
@@ -35,6 +36,8 @@ use crate::push::LocalPush;
 pub struct DevServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// Requests handed to each function (one Lambda invocation each in AWS).
+    pub invocations: Counts,
 }
 
 impl DevServer {
@@ -64,15 +67,21 @@ impl DevServer {
         push: Option<Arc<LocalPush>>,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let invocations = Counts::default();
         // The listener was made on the caller's runtime: hand it over as a
         // std socket so the other runtime's reactor drives it.
         let listener = listener.into_std()?;
+        let counts = invocations.clone();
         let task = runtime.spawn(async move {
             if let Ok(listener) = TcpListener::from_std(listener) {
-                accept_loop(app, listener, issuer, push).await;
+                accept_loop(app, listener, issuer, push, counts).await;
             }
         });
-        Ok(Self { addr, task })
+        Ok(Self {
+            addr,
+            task,
+            invocations,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -95,6 +104,7 @@ async fn accept_loop(
     listener: TcpListener,
     issuer: Arc<LocalIssuer>,
     push: Option<Arc<LocalPush>>,
+    invocations: Counts,
 ) {
     let verifier = Arc::new(issuer.verifier());
     loop {
@@ -105,10 +115,14 @@ async fn accept_loop(
         let issuer = issuer.clone();
         let verifier = verifier.clone();
         let push = push.clone();
+        let invocations = invocations.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
                 let push = push.clone();
+                if let Some((endpoint, _)) = Endpoint::resolve(req.method(), req.uri().path()) {
+                    invocations.add(endpoint.function_name());
+                }
                 async move {
                     if let Some(push) = push.filter(|_| LocalPush::serves(req.uri().path())) {
                         return Ok::<_, Infallible>(push.serve(req).await);

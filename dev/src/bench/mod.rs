@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod delay_proxy;
 pub mod load;
+pub mod push_costs;
 pub mod runtime_api;
 pub mod scale;
 pub mod twilio_stub;

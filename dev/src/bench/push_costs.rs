@@ -1,0 +1,251 @@
+//! What following a call costs, before push and after: one warm transfer
+//! with its handover on the local stack (Twilio simulator, dynalite), the
+//! first agent's console following the call either by reading it every
+//! second (the console before push) or over the WebSocket (one read when
+//! the subscription opens, then frames). Counted: the requests each
+//! function got (one Lambda invocation each in AWS), the `$connect`,
+//! `$disconnect` and publisher invocations, and every DynamoDB request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::local::{LocalOptions, LocalStack, eventually};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const AGENT: &str = "+15550100001";
+const CUSTOMER: &str = "+15550100002";
+const SECOND_AGENT: &str = "+15550100003";
+
+/// One measured call.
+#[derive(Debug, Clone)]
+pub struct Costs {
+    pub push: bool,
+    /// From the call's start to the handover.
+    pub call_secs: f64,
+    /// Requests by function (HTTP API routes).
+    pub invocations: BTreeMap<String, u64>,
+    /// `$connect`, `$disconnect` and publisher invocations (batches).
+    pub connects: u64,
+    pub disconnects: u64,
+    pub batches: u64,
+    /// Frames posted to the console.
+    pub frames: u64,
+    /// DynamoDB requests by operation.
+    pub dynamodb: BTreeMap<String, u64>,
+}
+
+impl Costs {
+    pub fn lambda_invocations(&self) -> u64 {
+        self.invocations.values().sum::<u64>() + self.connects + self.disconnects + self.batches
+    }
+
+    pub fn dynamodb_reads(&self) -> u64 {
+        ["GetItem", "Query", "Scan"]
+            .iter()
+            .map(|op| self.dynamodb.get(*op).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
+async fn api(
+    stack: &LocalStack,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, Error> {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", stack.base_url()))
+        .bearer_auth(stack.token("alice"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    if !status.is_success() {
+        return Err(format!("{path}: {status} {body}").into());
+    }
+    Ok(body)
+}
+
+/// Waits until the console's view of the call satisfies `check`.
+async fn until(
+    seen: &Arc<Mutex<Value>>,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Result<(), Error> {
+    eventually(Duration::from_secs(60), async || {
+        check(&seen.lock().unwrap_or_else(|p| p.into_inner())).then_some(())
+    })
+    .await
+    .ok_or_else(|| format!("the call never reached {what}").into())
+}
+
+/// One call: started, `talk` of conversation, a warm transfer, the
+/// handover; followed by a polling console, or by push.
+pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
+    let stack = LocalStack::start(LocalOptions {
+        push,
+        ..LocalOptions::default()
+    })
+    .await?;
+    stack.dynamo_ops.0.reset();
+    stack.server.invocations.reset();
+    let started = Instant::now();
+    let call = api(
+        &stack,
+        reqwest::Method::POST,
+        "/calls",
+        Some(json!({ "agentNumber": AGENT, "customerNumber": CUSTOMER })),
+    )
+    .await?;
+    let sid = call["callSid"].as_str().ok_or("no callSid")?.to_owned();
+    let seen = Arc::new(Mutex::new(call));
+    let stack = Arc::new(stack);
+
+    // The console follows the call.
+    let follower = {
+        let (stack, seen, sid) = (stack.clone(), seen.clone(), sid.clone());
+        tokio::spawn(async move {
+            let set = |view: Value| *seen.lock().unwrap_or_else(|p| p.into_inner()) = view;
+            let path = format!("/calls/{sid}");
+            if push {
+                let url = format!(
+                    "{}?callSid={sid}&token={}",
+                    stack.ws_url(),
+                    stack.token("alice")
+                );
+                let Ok((socket, _)) = connect_async(url).await else {
+                    return;
+                };
+                // Catching up once, as the console does when it subscribes.
+                if let Ok(view) = api(&stack, reqwest::Method::GET, &path, None).await {
+                    set(view);
+                }
+                let (_write, mut read) = socket.split();
+                while let Some(Ok(Message::Text(text))) = read.next().await {
+                    let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                    match frame["type"].as_str() {
+                        Some("call") => set(frame["call"].clone()),
+                        Some("revoked") => break,
+                        _ => {}
+                    }
+                }
+            } else {
+                loop {
+                    if let Ok(view) = api(&stack, reqwest::Method::GET, &path, None).await {
+                        set(view);
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        })
+    };
+
+    until(&seen, "connected", |c| c["state"] == "connected").await?;
+    tokio::time::sleep(talk).await;
+    api(
+        &stack,
+        reqwest::Method::POST,
+        &format!("/calls/{sid}/transfer"),
+        Some(json!({ "to": SECOND_AGENT })),
+    )
+    .await?;
+    until(&seen, "target-answered", |c| {
+        c["transfer"]["state"] == "target-answered"
+    })
+    .await?;
+    api(
+        &stack,
+        reqwest::Method::POST,
+        &format!("/calls/{sid}/leave"),
+        None,
+    )
+    .await?;
+    let call_secs = started.elapsed().as_secs_f64();
+    // The console stops following once it handed the call over.
+    if !push {
+        follower.abort();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    follower.abort();
+    // The socket's close reaches $disconnect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let counts = &stack.push_counts;
+    let read = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Costs {
+        push,
+        call_secs,
+        invocations: stack.server.invocations.snapshot(),
+        connects: read(&counts.connects),
+        disconnects: read(&counts.disconnects),
+        batches: read(&counts.batches),
+        frames: read(&counts.frames),
+        dynamodb: stack.dynamo_ops.0.snapshot(),
+    })
+}
+
+/// The two measurements as a Markdown table.
+pub fn table(before: &Costs, after: &Costs) -> String {
+    let row = |name: &str, f: &dyn Fn(&Costs) -> String| {
+        format!("| {name} | {} | {} |\n", f(before), f(after))
+    };
+    let function = |name: &'static str| {
+        move |c: &Costs| c.invocations.get(name).copied().unwrap_or(0).to_string()
+    };
+    let op = |name: &'static str| {
+        move |c: &Costs| c.dynamodb.get(name).copied().unwrap_or(0).to_string()
+    };
+    let mut out =
+        String::from("| per transferred call | polling (before) | push (after) |\n|---|---|---|\n");
+    out += &row("call, start to handover (s)", &|c| {
+        format!("{:.1}", c.call_secs)
+    });
+    out += &row("**Lambda invocations**", &|c| {
+        format!("**{}**", c.lambda_invocations())
+    });
+    out += &row("- get-call (the console's reads)", &function("get-call"));
+    out += &row("- start-call, start-transfer, leave-call", &|c| {
+        ["start-call", "start-transfer", "leave-call"]
+            .iter()
+            .map(|f| c.invocations.get(*f).copied().unwrap_or(0))
+            .sum::<u64>()
+            .to_string()
+    });
+    out += &row("- Twilio webhooks (TwiML, callbacks)", &|c| {
+        c.invocations
+            .iter()
+            .filter(|(f, _)| {
+                !["get-call", "start-call", "start-transfer", "leave-call"].contains(&f.as_str())
+            })
+            .map(|(_, n)| n)
+            .sum::<u64>()
+            .to_string()
+    });
+    out += &row("- ws-connect, ws-disconnect", &|c| {
+        format!("{}, {}", c.connects, c.disconnects)
+    });
+    out += &row("- stream-publisher (batches)", &|c| c.batches.to_string());
+    out += &row("**DynamoDB reads**", &|c| {
+        format!("**{}**", c.dynamodb_reads())
+    });
+    out += &row("- GetItem", &op("GetItem"));
+    out += &row("- Query", &op("Query"));
+    out += &row("DynamoDB writes (PutItem, UpdateItem, DeleteItem)", &|c| {
+        ["PutItem", "UpdateItem", "DeleteItem"]
+            .iter()
+            .map(|o| c.dynamodb.get(*o).copied().unwrap_or(0))
+            .sum::<u64>()
+            .to_string()
+    });
+    out += &row("frames pushed", &|c| c.frames.to_string());
+    out
+}
