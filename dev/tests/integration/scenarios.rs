@@ -45,10 +45,13 @@ async fn scenario_ringing_for(ring_timeout_secs: u32) -> Scenario {
 }
 
 /// A scenario on a stack with these options, ten times faster than real time.
+/// Nobody follows these calls by push (push.rs does): without the local
+/// stream, its publisher adds no load to these timing-sensitive runs.
 async fn scenario_with(options: LocalOptions) -> Scenario {
     let stack = LocalStack::start(LocalOptions {
         port: 0,
         time_scale: 0.1,
+        push: false,
         ..options
     })
     .await
