@@ -1572,10 +1572,12 @@ async fn an_onward_transfer_that_fails_leaves_the_call_with_its_owner() {
 
 #[tokio::test]
 async fn the_agent_handing_on_hangs_up_while_the_next_one_rings() {
-    let s = scenario().await;
+    // Agent three rings for 20 s of Twilio's time (2 s here): long enough
+    // to see it ringing on a loaded machine.
+    let s = scenario_ringing_for(60).await;
     s.stack
         .sim
-        .script(C_AGENT, Script::answer_after(Duration::from_secs(5)));
+        .script(C_AGENT, Script::answer_after(Duration::from_secs(20)));
     let sid = s.handed_over().await;
     let (status, call) = s.transfer_as(&sid, TARGET, json!({ "to": C_AGENT })).await;
     assert_eq!(status, 202, "{call}");
