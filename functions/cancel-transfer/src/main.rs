@@ -1,8 +1,8 @@
 use warm_transfer_core::handlers::{App, Endpoint};
 
 /// Clients are built once per cold start and reused by every invocation.
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let app = App::from_env().await?;
-    app.serve(Endpoint::CancelTransfer).await
+/// The runtime and the handler loop live in the shared crate (`App::run_function`),
+/// so this crate has no generic code of its own to compile.
+fn main() -> Result<(), lambda_runtime::Error> {
+    App::run_function(Endpoint::CancelTransfer)
 }

@@ -1,10 +1,9 @@
-use warm_transfer_core::handlers::Endpoint;
-use warm_transfer_core::push::PushApp;
+use warm_transfer_core::handlers::{App, Endpoint};
 
 /// The table and management API clients are built once per cold start;
 /// each invocation is one batch of the table's stream.
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let app = PushApp::from_env(Endpoint::StreamPublisher).await?;
-    app.serve(Endpoint::StreamPublisher).await
+/// The runtime and the handler loop live in the shared crate (`App::run_function`),
+/// so this crate has no generic code of its own to compile.
+fn main() -> Result<(), lambda_runtime::Error> {
+    App::run_function(Endpoint::StreamPublisher)
 }

@@ -1,9 +1,8 @@
-use warm_transfer_core::handlers::Endpoint;
-use warm_transfer_core::push::PushApp;
+use warm_transfer_core::handlers::{App, Endpoint};
 
 /// The table client is built once per cold start.
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let app = PushApp::from_env(Endpoint::WsDisconnect).await?;
-    app.serve(Endpoint::WsDisconnect).await
+/// The runtime and the handler loop live in the shared crate (`App::run_function`),
+/// so this crate has no generic code of its own to compile.
+fn main() -> Result<(), lambda_runtime::Error> {
+    App::run_function(Endpoint::WsDisconnect)
 }

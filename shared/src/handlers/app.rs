@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::api_error::ApiError;
 use super::webhook_urls::WebhookUrls;
 use super::webhooks::{Reply, Webhook};
-use super::{Endpoint, console, cors, front_end, request, responses, webhooks};
+use super::{Caller, Endpoint, console, cors, front_end, request, responses, webhooks};
 use crate::auth;
 use crate::config::Config;
 use crate::domain::Actor;
@@ -102,6 +102,34 @@ impl App {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// A function binary's whole `main`: the Tokio runtime `#[tokio::main]`
+    /// would build, the clients once per cold start ([`App::from_env`]), then
+    /// the Lambda runtime loop for `endpoint` until Lambda stops the process.
+    ///
+    /// Here rather than in each `main.rs`: the runtime and the futures it
+    /// polls are generic code, compiled again (monomorphised) in every crate
+    /// that instantiates them, which made each function crate a 15
+    /// CPU-second release build of its own. Behind this one
+    /// non-generic function they are compiled once, in this crate, and a
+    /// function crate is a call and a link (BENCHMARKS.md, "Build time").
+    pub fn run_function(endpoint: Endpoint) -> Result<(), lambda_runtime::Error> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                match endpoint.caller() {
+                    Caller::Schedule => Self::from_env().await?.serve_scheduled(endpoint).await,
+                    Caller::WebSocket | Caller::Stream => {
+                        let app = crate::push::PushApp::from_env(endpoint).await?;
+                        app.serve(endpoint).await
+                    }
+                    Caller::FrontEnd | Caller::Twilio | Caller::Public => {
+                        Self::from_env().await?.serve(endpoint).await
+                    }
+                }
+            })
     }
 
     /// Runs the Lambda runtime loop for one endpoint.
