@@ -173,20 +173,22 @@ async fn lean_connection(raw: &[u8], host: &str, deadline: Instant) -> (Vec<Dura
             errors += 1;
             continue;
         }
-        // Read the head, then the body by its length.
+        // Read the head, then the body by its length, its last chunk, or
+        // (no length, connection closing) to the end.
         let mut filled = 0;
         let answer = loop {
             if filled == buffer.len() {
                 buffer.resize(buffer.len() * 2, 0);
             }
-            match connection.read(&mut buffer[filled..]).await {
-                Ok(0) | Err(_) => break None,
-                Ok(n) => filled += n,
+            let read = connection.read(&mut buffer[filled..]).await;
+            let ended = matches!(read, Ok(0) | Err(_));
+            if let Ok(n) = read {
+                filled += n;
             }
-            if let Some(head) = parse_head(&buffer[..filled]) {
-                if filled >= head.total {
-                    break Some(head);
-                }
+            match parse_head(&buffer[..filled]) {
+                Some(head) if head.complete(&buffer[..filled], ended) => break Some(head),
+                _ if ended => break None,
+                _ => {}
             }
         };
         match answer {
@@ -204,9 +206,22 @@ async fn lean_connection(raw: &[u8], host: &str, deadline: Instant) -> (Vec<Dura
 
 struct Head {
     status: u16,
-    /// Head and body together.
-    total: usize,
+    /// Where the body starts.
+    body: usize,
+    length: Option<usize>,
+    chunked: bool,
     close: bool,
+}
+
+impl Head {
+    /// Whether `bytes` hold the whole answer (`ended`: the server closed).
+    fn complete(&self, bytes: &[u8], ended: bool) -> bool {
+        match self.length {
+            Some(length) => bytes.len() >= self.body + length,
+            None if self.chunked => bytes[self.body..].ends_with(b"0\r\n\r\n"),
+            None => ended,
+        }
+    }
 }
 
 fn parse_head(bytes: &[u8]) -> Option<Head> {
@@ -214,7 +229,7 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     let head = std::str::from_utf8(&bytes[..end]).ok()?;
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let (mut length, mut close) = (None, false);
+    let (mut length, mut chunked, mut close) = (None, false, false);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -222,14 +237,19 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             length = value.parse::<usize>().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
         } else if name.eq_ignore_ascii_case("connection") {
             close = value.eq_ignore_ascii_case("close");
         }
     }
     Some(Head {
         status,
-        total: end + length?,
-        close,
+        body: end,
+        length,
+        chunked,
+        // Without a length or chunks only the close ends the body.
+        close: close || (length.is_none() && !chunked),
     })
 }
 
@@ -241,10 +261,16 @@ mod tests {
     fn reads_an_answer_by_its_length_and_sees_a_close() {
         let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
         let head = parse_head(answer).unwrap();
-        assert_eq!(
-            (head.status, head.total, head.close),
-            (200, answer.len(), true)
-        );
+        assert_eq!((head.status, head.close), (200, true));
+        assert!(head.complete(answer, false));
+        assert!(!head.complete(&answer[..answer.len() - 1], false));
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let head = parse_head(chunked).unwrap();
+        assert!(head.complete(chunked, false) && !head.close);
+        let until_close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello";
+        let head = parse_head(until_close).unwrap();
+        assert!(!head.complete(until_close, false) && head.complete(until_close, true));
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n").is_none());
         let (raw, host) = serialise(&Request {
             url: "http://127.0.0.1:8000/twiml/x?a=1".into(),
