@@ -108,6 +108,36 @@ where
     }
 }
 
+/// Every item of a call whose sort key starts with `prefix`, in sort key
+/// order, read consistently, page after page.
+pub(crate) async fn query_prefix(
+    client: &Client,
+    table: &str,
+    call: &CallSid,
+    prefix: &str,
+) -> Result<Vec<item::Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start: Option<item::Item> = None;
+    loop {
+        let output = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(item::pk(call)))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(store_error)?;
+        items.extend_from_slice(output.items());
+        match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => return Ok(items),
+        }
+    }
+}
+
 fn store_error<E>(error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -470,28 +500,10 @@ impl CallStore for DynamoStore {
     }
 
     async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError> {
-        let mut events = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(item::pk(id)))
-                .expression_attribute_values(":prefix", s(item::EVENT_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for found in output.items() {
-                events.push(item::event_from_item(found)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(events),
-            }
-        }
+        query_prefix(&self.client, &self.table, id, item::EVENT_PREFIX)
+            .await?
+            .iter()
+            .map(item::event_from_item)
+            .collect()
     }
 }

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
 
 use super::StoreError;
-use super::dynamo::classify;
+use super::dynamo::{classify, query_prefix};
 use super::item::{self, Item, n, s};
 use crate::domain::Actor;
 use crate::ids::{CallSid, PhoneNumber};
@@ -193,33 +193,16 @@ impl Subscriptions for DynamoSubscriptions {
     }
 
     async fn subscribers(&self, call: &CallSid) -> Result<Vec<Subscriber>, StoreError> {
+        let entries = query_prefix(&self.client, &self.table, call, SUBSCRIPTION_PREFIX).await?;
         let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(item::pk(call)))
-                .expression_attribute_values(":prefix", s(SUBSCRIPTION_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify(e).into_store_error())?;
-            for entry in output.items() {
-                match subscriber_from_item(entry) {
-                    Ok(subscriber) => found.push(subscriber),
-                    // One unreadable entry must not silence the others.
-                    Err(error) => tracing::warn!(%error, call = %call, "unreadable subscription"),
-                }
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(found),
+        for entry in &entries {
+            match subscriber_from_item(entry) {
+                Ok(subscriber) => found.push(subscriber),
+                // One unreadable entry must not silence the others.
+                Err(error) => tracing::warn!(%error, call = %call, "unreadable subscription"),
             }
         }
+        Ok(found)
     }
 
     async fn remove(&self, call: &CallSid, connection_id: &str) -> Result<(), StoreError> {
