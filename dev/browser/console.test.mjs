@@ -202,6 +202,33 @@ test("cold transfer: the first agent is free at once", async () => {
   await page.close();
 });
 
+test("a read answered after newer pushed states does not undo them", async () => {
+  const page = await openConsole();
+  // The catch-up read on subscribing is held until push has shown the call
+  // connected, then answered as the older version it could have been.
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  let held = false;
+  await page.route((url) => /^\/calls\/CA[^/]*$/.test(url.pathname), async (route) => {
+    if (route.request().method() !== "GET" || held) return route.continue();
+    held = true;
+    await released;
+    const response = await route.fetch();
+    const call = await response.json();
+    const marker = { at: new Date().toISOString(), source: "test", kind: "stale-read" };
+    const stale = { ...call, version: call.version - 1, state: "customer-ringing", events: [...(call.events || []), marker] };
+    await route.fulfill({ response, json: stale });
+  });
+  await startCall(page, "+15550300001", "+15550300402");
+  assert.ok(held, "the catch-up read was held");
+  release();
+  await page.waitForFunction(() => /stale-read/.test(document.querySelector("[data-testid=timeline]").textContent),
+    null, { timeout: 10_000 });
+  assert.equal(await page.getAttribute("[data-testid=call-state]", "data-state"), "connected",
+    "an older read replaced the newer pushed state");
+  await page.close();
+});
+
 test("push: states arrive without a single poll; losing push falls back to polling and back", async () => {
   // Every read of a call a console makes (GET /calls/{sid}).
   const counter = (page) => {

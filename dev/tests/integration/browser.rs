@@ -31,7 +31,7 @@ fn console_drives_a_warm_transfer_in_chromium() {
     );
     assert!(output.status.success(), "browser tests failed:\n{report}");
     assert!(
-        report.contains("pass 7") || report.contains("ℹ pass 7"),
+        report.contains("pass 8") || report.contains("ℹ pass 8"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
