@@ -198,7 +198,7 @@ fn authorize(verifier: &Verifier, headers: &http::HeaderMap) -> Option<RequestCo
         Ok(claims) => claims,
         Err(refused) => {
             // The reason only: a token is never logged.
-            lambda_http::tracing::info!(%refused, "token refused");
+            tracing::info!(%refused, "token refused");
             return None;
         }
     };

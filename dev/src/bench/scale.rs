@@ -14,7 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
 use warm_transfer_core::handlers::reconciler;
 use warm_transfer_core::metrics;
 
@@ -174,6 +178,7 @@ impl Report {
 }
 
 /// One call's people and what happens to it.
+#[derive(Clone)]
 struct Call {
     n: usize,
     agent: String,
@@ -194,6 +199,19 @@ struct Agents {
     peak: AtomicUsize,
     unexpected: Mutex<Vec<String>>,
     latencies: Mutex<HashMap<&'static str, Vec<Duration>>>,
+}
+
+/// One agent's view of their call, kept by a task that stops with it.
+struct Follower {
+    view: watch::Receiver<Value>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        // Closing the socket runs `$disconnect`, as a closed console does.
+        self.task.abort();
+    }
 }
 
 impl Agents {
@@ -256,54 +274,102 @@ impl Agents {
         Err(text)
     }
 
-    /// Polls the call as the console does until `check` holds, for at most
-    /// `secs` of Twilio time.
+    /// Follows the call as the console does: changes arrive by push (the
+    /// local WebSocket API fed by the store's stream records), the call is
+    /// read once on subscribing, and read once a second only while push is
+    /// down. The newest version seen is the agent's view of the call.
+    fn follow(self: &Arc<Self>, call: &Call, sid: &str) -> Follower {
+        let (shown, view) = watch::channel(Value::Null);
+        let (agents, call, sid) = (self.clone(), call.clone(), sid.to_owned());
+        let task = tokio::spawn(async move { agents.following(&call, &sid, &shown).await });
+        Follower { view, task }
+    }
+
+    async fn following(&self, call: &Call, sid: &str, shown: &watch::Sender<Value>) {
+        // A read and a pushed frame race: an older version is not shown.
+        let show = |next: Value| {
+            shown.send_if_modified(|current| {
+                let newer = next["version"].as_u64() >= current["version"].as_u64();
+                if newer {
+                    *current = next;
+                }
+                newer
+            });
+        };
+        let path = format!("/calls/{sid}");
+        let read = || {
+            self.api(
+                "GET /calls/{callSid}",
+                call,
+                reqwest::Method::GET,
+                &path,
+                None,
+            )
+        };
+        loop {
+            let url = format!("{}?callSid={sid}&token={}", self.stack.ws_url(), call.token);
+            if let Ok((socket, _)) = connect_async(url).await {
+                show(read().await.1);
+                let (_write, mut frames) = socket.split();
+                while let Some(Ok(message)) = frames.next().await {
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
+                    let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                    if frame["type"] == "call" {
+                        show(frame["call"].clone());
+                    }
+                }
+            }
+            // Push is down: read now and then, and try push again.
+            self.pause(1.0).await;
+            show(read().await.1);
+        }
+    }
+
+    /// Waits until the agent's view of the call satisfies `check`, for at
+    /// most `secs` of Twilio time.
     async fn until(
         &self,
         call: &Call,
-        sid: &str,
+        follower: &mut Follower,
         what: &str,
         secs: f64,
         check: impl Fn(&Value) -> bool,
     ) -> Result<Value, String> {
-        let deadline = Instant::now() + Duration::from_secs_f64(secs * self.scale);
-        loop {
-            let (_, view) = self
-                .api(
-                    "GET /calls/{callSid}",
-                    call,
-                    reqwest::Method::GET,
-                    &format!("/calls/{sid}"),
-                    None,
-                )
-                .await;
-            if check(&view) {
-                return Ok(view);
-            }
-            if Instant::now() >= deadline {
-                let history: Vec<String> = view["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| format!("{} {}: {}", e["at"], e["source"], e["kind"]))
-                    .collect();
-                return Err(format!(
-                    "call {} ({}): no {what} after {secs} s: state {}, transfer {}; history:\n    {}",
-                    call.n,
-                    call.ending.as_str(),
-                    view["state"],
-                    view["transfer"]["state"],
-                    history.join("\n    ")
-                ));
-            }
-            // As the console: once a second.
-            self.pause(1.0).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs * self.scale);
+        if let Ok(Ok(view)) =
+            tokio::time::timeout_at(deadline, follower.view.wait_for(|v| check(v))).await
+        {
+            return Ok(view.clone());
         }
+        let view = follower.view.borrow().clone();
+        let history: Vec<String> = view["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{} {}: {}", e["at"], e["source"], e["kind"]))
+            .collect();
+        Err(format!(
+            "call {} ({}): no {what} after {secs} s: state {}, transfer {}; history:\n    {}",
+            call.n,
+            call.ending.as_str(),
+            view["state"],
+            view["transfer"]["state"],
+            history.join("\n    ")
+        ))
     }
 
-    async fn transfer_state(&self, call: &Call, sid: &str, state: &str) -> Result<Value, String> {
-        self.until(call, sid, state, 60.0, |v| v["transfer"]["state"] == state)
-            .await
+    async fn transfer_state(
+        &self,
+        call: &Call,
+        follower: &mut Follower,
+        state: &str,
+    ) -> Result<Value, String> {
+        self.until(call, follower, state, 60.0, |v| {
+            v["transfer"]["state"] == state
+        })
+        .await
     }
 
     fn hang_up(&self, number: &str) {
@@ -334,7 +400,7 @@ impl Agents {
     }
 
     /// One agent's call, from dialling to the end; the call's SID.
-    async fn drive(&self, call: &Call) -> (Option<String>, Result<(), String>) {
+    async fn drive(self: &Arc<Self>, call: &Call) -> (Option<String>, Result<(), String>) {
         let live = self.live.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(live, Ordering::Relaxed);
         let outcome = self.dial(call).await;
@@ -342,7 +408,7 @@ impl Agents {
         outcome
     }
 
-    async fn dial(&self, call: &Call) -> (Option<String>, Result<(), String>) {
+    async fn dial(self: &Arc<Self>, call: &Call) -> (Option<String>, Result<(), String>) {
         let started = self
             .act(
                 "POST /calls",
@@ -359,7 +425,9 @@ impl Agents {
             },
             Err(e) => return (None, Err(e)),
         };
-        let outcome = self.converse(call, &sid).await;
+        let mut follower = self.follow(call, &sid);
+        let outcome = self.converse(call, &sid, &mut follower).await;
+        drop(follower);
         let outcome = match outcome {
             Ok(()) => self.all_over(call).await,
             Err(e) => {
@@ -373,9 +441,16 @@ impl Agents {
         (Some(sid), outcome)
     }
 
-    async fn converse(&self, call: &Call, sid: &str) -> Result<(), String> {
-        self.until(call, sid, "connected", 60.0, |v| v["state"] == "connected")
-            .await?;
+    async fn converse(
+        &self,
+        call: &Call,
+        sid: &str,
+        follower: &mut Follower,
+    ) -> Result<(), String> {
+        self.until(call, follower, "connected", 60.0, |v| {
+            v["state"] == "connected"
+        })
+        .await?;
         self.pause(5.0).await;
         let transfer = format!("/calls/{sid}/transfer");
         self.act(
@@ -388,7 +463,8 @@ impl Agents {
         .await?;
         match call.ending {
             Ending::Handover => {
-                self.transfer_state(call, sid, "target-answered").await?;
+                self.transfer_state(call, follower, "target-answered")
+                    .await?;
                 self.pause(3.0).await;
                 self.act(
                     "POST /calls/{callSid}/leave",
@@ -398,7 +474,8 @@ impl Agents {
                     200,
                 )
                 .await?;
-                self.transfer_state(call, sid, "first-agent-left").await?;
+                self.transfer_state(call, follower, "first-agent-left")
+                    .await?;
                 self.pause(5.0).await;
                 if call.n % 2 == 0 {
                     self.hang_up(&call.customer);
@@ -407,12 +484,13 @@ impl Agents {
                 }
             }
             Ending::Busy => {
-                self.transfer_state(call, sid, "target-busy").await?;
+                self.transfer_state(call, follower, "target-busy").await?;
                 self.pause(3.0).await;
                 self.hang_up(&call.customer);
             }
             Ending::NoAnswer => {
-                self.transfer_state(call, sid, "target-no-answer").await?;
+                self.transfer_state(call, follower, "target-no-answer")
+                    .await?;
                 self.pause(2.0).await;
                 if call.n % 2 == 0 {
                     self.hang_up(&call.customer);
@@ -422,7 +500,8 @@ impl Agents {
                 }
             }
             Ending::Cancel => {
-                self.transfer_state(call, sid, "target-ringing").await?;
+                self.transfer_state(call, follower, "target-ringing")
+                    .await?;
                 self.pause(2.0).await;
                 self.act(
                     "POST /calls/{callSid}/transfer/cancel",
@@ -436,7 +515,8 @@ impl Agents {
                 self.hang_up(&call.customer);
             }
             Ending::CustomerHangsUp => {
-                self.transfer_state(call, sid, "target-ringing").await?;
+                self.transfer_state(call, follower, "target-ringing")
+                    .await?;
                 self.pause(2.0).await;
                 self.hang_up(&call.customer);
             }
