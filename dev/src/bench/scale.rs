@@ -36,6 +36,10 @@ pub struct Options {
     pub time_scale: f64,
     /// The calls start spread over this much Twilio time.
     pub ramp_secs: f64,
+    /// How long agent and customer talk before the transfer (Twilio time).
+    /// With `talk_secs >= ramp_secs` every call is on at once when the last
+    /// one starts.
+    pub talk_secs: f64,
     /// How soon the simulator's legs notice a change (real time).
     pub sim_poll: Duration,
     /// How long a customer may be alone while moving into the room (Twilio time).
@@ -52,6 +56,7 @@ impl Options {
             calls,
             time_scale: 0.5,
             ramp_secs: 5.0,
+            talk_secs: 5.0,
             sim_poll: Duration::from_millis(4),
             grace_secs: 5.0,
             product_threads: 0,
@@ -194,6 +199,7 @@ struct Agents {
     stack: LocalStack,
     http: reqwest::Client,
     scale: f64,
+    talk_secs: f64,
     front_end_5xx: AtomicUsize,
     live: AtomicUsize,
     peak: AtomicUsize,
@@ -311,7 +317,17 @@ impl Agents {
             if let Ok((socket, _)) = connect_async(url).await {
                 show(read().await.1);
                 let (_write, mut frames) = socket.split();
-                while let Some(Ok(message)) = frames.next().await {
+                // As the console: a read after 30 s with nothing heard.
+                let quiet = Duration::from_secs_f64(30.0 * self.scale);
+                loop {
+                    let message = match tokio::time::timeout(quiet, frames.next()).await {
+                        Err(_) => {
+                            show(read().await.1);
+                            continue;
+                        }
+                        Ok(Some(Ok(message))) => message,
+                        Ok(_) => break,
+                    };
                     let Message::Text(text) = message else {
                         continue;
                     };
@@ -451,7 +467,7 @@ impl Agents {
             v["state"] == "connected"
         })
         .await?;
-        self.pause(5.0).await;
+        self.pause(self.talk_secs).await;
         let transfer = format!("/calls/{sid}/transfer");
         self.act(
             "POST /calls/{callSid}/transfer",
@@ -680,6 +696,7 @@ pub async fn run(
             .pool_max_idle_per_host(64)
             .build()?,
         scale: options.time_scale,
+        talk_secs: options.talk_secs,
         front_end_5xx: AtomicUsize::new(0),
         live: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),

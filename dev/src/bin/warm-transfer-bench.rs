@@ -8,7 +8,9 @@
 //! side-by-side with the seed alone (`--peer-runs N`, default 3). `--scale N`
 //! (repeatable) runs the scale run with N calls at once instead of the
 //! rest (`--scale-runs R` times each, `--time-scale F`, `--plot FILE`
-//! writes the SVG of p99 against N).
+//! writes the SVG of p99 against N; `--ramp-secs S`: the calls start over S
+//! seconds of Twilio time, default 20; `--talk-secs S`: each talks S seconds
+//! before its transfer, default 5).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -74,6 +76,8 @@ struct Settings {
     scale: Vec<usize>,
     scale_runs: usize,
     time_scale: f64,
+    ramp_secs: f64,
+    talk_secs: f64,
     plot: Option<PathBuf>,
 }
 
@@ -972,7 +976,8 @@ async fn scale_runs(settings: &Settings) -> Result<String, Error> {
             let options = scale::Options {
                 calls,
                 time_scale: settings.time_scale,
-                ramp_secs: 20.0,
+                ramp_secs: settings.ramp_secs,
+                talk_secs: settings.talk_secs,
                 // A leg notices a change within 4 ms of Twilio's time or 25 ms real.
                 sim_poll: Duration::from_secs_f64((0.02 * settings.time_scale).max(0.004))
                     .min(Duration::from_millis(25)),
@@ -1259,6 +1264,8 @@ async fn main() -> Result<(), Error> {
             .collect::<Result<_, _>>()?,
         scale_runs: number("--scale-runs")?.map_or(1, |n| n as usize),
         time_scale: number("--time-scale")?.unwrap_or(0.5),
+        ramp_secs: number("--ramp-secs")?.unwrap_or(20.0),
+        talk_secs: number("--talk-secs")?.unwrap_or(5.0),
         plot: values("--plot").last().map(PathBuf::from),
     };
     if !std::env::args().any(|a| a == "--no-build") {
