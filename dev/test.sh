@@ -33,4 +33,4 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # nextest runs every test binary in one pass and ends with one summary line.
-exec cargo nextest run --workspace --no-fail-fast --hide-progress-bar
+exec cargo nextest run --config-file dev/nextest.toml --workspace --no-fail-fast --hide-progress-bar

@@ -852,8 +852,12 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let config = warm_transfer_core::config::Config::from_map(&env).unwrap();
-    // The product's own client: its timeouts and the SDK's retries.
-    let store = DynamoStore::new(DynamoStore::client_from_config(&config).await, TABLE, TTL);
+    // The product's own client: its timeouts and the SDK's retries. The
+    // stream (the observer the local stack feeds its publisher from) must
+    // see every session version written, the two whose answers were late too.
+    let stream = Arc::new(SessionVersions::default());
+    let store = DynamoStore::new(DynamoStore::client_from_config(&config).await, TABLE, TTL)
+        .with_write_observer(stream.clone());
     // The retry meets the session the first attempt stored, with a
     // callback's write on top: still ours, not "exists".
     let callback = async {
@@ -890,4 +894,25 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
     assert_eq!(decision.0, TransferDecision::New, "{decision:?}");
     let stored = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
     assert_eq!(stored.transfer.map(|t| t.attempt), Some(1));
+    let mut seen = stream.0.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, vec![0, 1, 2, 3], "session versions in the stream");
+}
+
+/// The versions of the session items a store reports written.
+#[derive(Default)]
+struct SessionVersions(std::sync::Mutex<Vec<u64>>);
+
+impl warm_transfer_core::store::WriteObserver for SessionVersions {
+    fn written(&self, item: &warm_transfer_core::store::Item) {
+        let is_session = item.get("sk").and_then(|v| v.as_s().ok())
+            == Some(&warm_transfer_core::store::SESSION_SK.to_owned());
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok());
+        if let (true, Some(version)) = (is_session, version) {
+            self.0.lock().unwrap().push(version);
+        }
+    }
 }

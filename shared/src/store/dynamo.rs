@@ -251,19 +251,22 @@ impl DynamoStore {
         ])
     }
 
-    async fn put_session(
-        &self,
-        session: &CallSession,
-        meta: ItemMeta,
-        write_ids: &[String],
-        condition: &str,
-        values: HashMap<String, AttributeValue>,
-    ) -> Result<(), Failure> {
+    /// The session item to write, carrying the tokens of its recent writes.
+    fn session_write(session: &CallSession, meta: ItemMeta, write_ids: &[String]) -> item::Item {
         let mut written = item::session_item(session, meta, OffsetDateTime::now_utc());
         written.insert(
             WRITE_IDS.to_owned(),
             AttributeValue::L(write_ids.iter().map(s).collect()),
         );
+        written
+    }
+
+    async fn put_session(
+        &self,
+        written: &item::Item,
+        condition: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<(), Failure> {
         let mut request = self
             .client
             .put_item()
@@ -274,7 +277,7 @@ impl DynamoStore {
             request = request.set_expression_attribute_values(Some(values));
         }
         request.send().await.map_err(classify)?;
-        self.report(&written);
+        self.report(written);
         Ok(())
     }
 
@@ -330,20 +333,19 @@ impl CallStore for DynamoStore {
             check_lease: None,
         };
         let write_id = new_write_id();
+        let item = Self::session_write(session, meta, std::slice::from_ref(&write_id));
         match self
-            .put_session(
-                session,
-                meta,
-                std::slice::from_ref(&write_id),
-                "attribute_not_exists(pk)",
-                HashMap::new(),
-            )
+            .put_session(&item, "attribute_not_exists(pk)", HashMap::new())
             .await
         {
             Ok(()) => Ok(()),
             // Our own first attempt may be what is there.
             Err(Failure::ConditionFailed) => match self.read_written(&session.id).await? {
-                Some((_, _, written)) if written.contains(&write_id) => Ok(()),
+                Some((_, _, written)) if written.contains(&write_id) => {
+                    // Written after all: it is in the table's stream too.
+                    self.report(&item);
+                    Ok(())
+                }
                 _ => Err(StoreError::AlreadyExists),
             },
             Err(Failure::Store(error)) => Err(error),
@@ -357,14 +359,16 @@ impl CallStore for DynamoStore {
     async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError> {
         // The last attempt whose condition failed: its token, what it wrote
         // and what it replaced.
-        let mut refused: Option<(String, CallSession, CallSession)> = None;
+        let mut refused: Option<(String, CallSession, CallSession, item::Item)> = None;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let (current, meta, written) =
                 self.read_written(id).await?.ok_or(StoreError::NotFound)?;
-            if let Some((write_id, before, after)) = refused.take() {
+            if let Some((write_id, before, after, item)) = refused.take() {
                 // It had landed: its answer was lost and the SDK's retry
-                // met our own write. Done, and not to be applied twice.
+                // met our own write. Done, and not to be applied twice; it
+                // is in the table's stream like any write.
                 if written.contains(&write_id) {
+                    self.report(&item);
                     crate::metrics::session_changed(&before, &after);
                     return Ok(current);
                 }
@@ -381,8 +385,9 @@ impl CallStore for DynamoStore {
             write_ids.push(write_id.clone());
             let keep = write_ids.len().saturating_sub(RECENT_WRITES);
             write_ids.drain(..keep);
+            let item = Self::session_write(&next, meta, &write_ids);
             match self
-                .put_session(&next, meta, &write_ids, "version = :version", expected)
+                .put_session(&item, "version = :version", expected)
                 .await
             {
                 Ok(()) => {
@@ -394,7 +399,7 @@ impl CallStore for DynamoStore {
                 // again, then re-apply.
                 Err(Failure::ConditionFailed) => {
                     crate::metrics::count(crate::metrics::Metric::StoreConflicts, None);
-                    refused = Some((write_id, current, next));
+                    refused = Some((write_id, current, next, item));
                     continue;
                 }
                 Err(Failure::Store(error)) => return Err(error),
