@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, existsSync } from "node:fs";
+import { mkdirSync, existsSync, createWriteStream } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -23,18 +23,24 @@ let browser;
 
 before(async () => {
   assert.ok(existsSync(localBin), `${localBin} missing: build it with cargo build -p warm-transfer-dev`);
-  server = spawn(localBin, ["--no-demo", "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+  mkdirSync(shots, { recursive: true });
+  server = spawn(localBin, ["--no-demo", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  // The server's whole log, for dev/tests/integration/browser.rs to show
+  // when a test fails.
+  const log = createWriteStream(path.join(shots, "local-server.log"));
+  server.stdout.pipe(log);
+  server.stderr.pipe(log);
   let buffer = "";
   baseUrl = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("local server did not start: " + buffer)), 60_000);
-    server.stdout.on("data", (chunk) => {
+    const banner = (chunk) => {
       buffer += chunk;
       const match = buffer.match(/console: (http:\/\/127\.0\.0\.1:\d+)\/console/);
-      if (match) { clearTimeout(timer); resolve(match[1]); }
-    });
+      if (match) { clearTimeout(timer); server.stdout.off("data", banner); resolve(match[1]); }
+    };
+    server.stdout.on("data", banner);
     server.on("exit", (code) => reject(new Error(`local server exited ${code}: ${buffer}`)));
   });
-  mkdirSync(shots, { recursive: true });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

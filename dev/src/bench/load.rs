@@ -23,7 +23,7 @@ pub struct Stats {
 
 impl Stats {
     /// No answer at all: every connection counted as an error.
-    fn failed(connections: usize) -> Self {
+    pub fn failed(connections: usize) -> Self {
         Self {
             requests: 0,
             errors: connections,
@@ -306,5 +306,158 @@ mod tests {
         assert_eq!(host, "127.0.0.1:8000");
         assert!(raw.starts_with("POST /twiml/x?a=1 HTTP/1.1\r\n"), "{raw}");
         assert!(raw.ends_with("\r\n\r\nCallSid=CA1"), "{raw}");
+    }
+}
+
+/// wrk (Debian's `wrk` package), when installed: the client the issue's
+/// side-by-side figures came from. One thread, `connections` keep-alive
+/// connections, the same signed POST (a Lua script sets method, headers and
+/// body); it runs on the caller's cores. `None` when wrk is not installed.
+pub async fn run_wrk(request: &Request, connections: usize, duration: Duration) -> Option<Stats> {
+    let script = wrk_script(request);
+    let path = std::env::temp_dir().join(format!("warm-transfer-wrk-{}.lua", std::process::id()));
+    std::fs::write(&path, script).ok()?;
+    let output = tokio::process::Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}")])
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg("--latency")
+        .arg("-s")
+        .arg(&path)
+        .arg(&request.url)
+        .output()
+        .await;
+    let _ = std::fs::remove_file(&path);
+    let output = output.ok().filter(|o| o.status.success())?;
+    parse_wrk(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// Whether wrk is on the PATH.
+pub fn wrk_installed() -> bool {
+    std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+fn wrk_script(request: &Request) -> String {
+    let lua = |s: &str| format!("{s:?}"); // A Rust-escaped string is a valid Lua string here.
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&request.form)
+        .finish();
+    let mut script = format!(
+        "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n",
+        lua(&body)
+    );
+    for (name, value) in &request.headers {
+        script.push_str(&format!("wrk.headers[{}] = {}\n", lua(name), lua(value)));
+    }
+    script
+}
+
+/// Reads wrk's summary: the answered requests, the errors (non-2xx answers
+/// and socket errors), the elapsed time and the 50th/99th percentiles of
+/// its `--latency` distribution.
+fn parse_wrk(out: &str) -> Option<Stats> {
+    let duration = |text: &str| -> Option<Duration> {
+        let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.trim().parse().ok()?;
+        let secs = match unit.trim() {
+            "us" => number / 1e6,
+            "ms" => number / 1e3,
+            "s" => number,
+            "m" => number * 60.0,
+            _ => return None,
+        };
+        Some(Duration::from_secs_f64(secs))
+    };
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let mut total = None;
+    let mut elapsed = None;
+    let (mut p50, mut p99) = (None, None);
+    let mut errors = 0usize;
+    for line in out.lines() {
+        let w = words(line);
+        match w.as_slice() {
+            [n, requests, in_, time, ..] if requests == "requests" && in_ == "in" => {
+                total = n.parse::<usize>().ok();
+                elapsed = duration(time.trim_end_matches(','));
+            }
+            [p, value] if p == "50%" => p50 = duration(value),
+            [p, value] if p == "99%" => p99 = duration(value),
+            [non, or, _, _, n] if non == "Non-2xx" && or == "or" => {
+                errors += n.parse::<usize>().unwrap_or(0);
+            }
+            [socket, errs, ..] if socket == "Socket" && errs == "errors:" => {
+                errors += line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<usize>().ok())
+                    .sum::<usize>();
+            }
+            _ => {}
+        }
+    }
+    let total = total?;
+    Some(Stats {
+        requests: total.saturating_sub(errors),
+        errors,
+        elapsed: elapsed?,
+        p50: p50?,
+        p99: p99?,
+    })
+}
+
+#[cfg(test)]
+mod wrk_tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrks_summary() {
+        let out = "Running 5s test @ http://127.0.0.1:1/twiml/dial-customer
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   610.20us  300.11us   9.26ms   90.12%
+    Req/Sec    17.68k     1.02k   19.20k    80.00%
+  Latency Distribution
+     50%  497.00us
+     75%  620.00us
+     90%  800.00us
+     99%    2.60ms
+  87902 requests in 5.00s, 80.12MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 7
+Requests/sec:  17580.40
+Transfer/sec:     16.02MB
+";
+        let stats = parse_wrk(out).expect("a summary");
+        assert_eq!(stats.errors, 10);
+        assert_eq!(stats.requests, 87_892);
+        assert_eq!(stats.elapsed, Duration::from_secs(5));
+        assert_eq!(stats.p50, Duration::from_micros(497));
+        assert_eq!(stats.p99, Duration::from_micros(2_600));
+    }
+
+    #[test]
+    fn a_script_carries_the_signed_request() {
+        let script = wrk_script(&Request {
+            url: "http://127.0.0.1:1/x".into(),
+            headers: vec![("X-Twilio-Signature".into(), "a+b/c=".into())],
+            form: vec![
+                ("CallSid".into(), "CA1".into()),
+                ("To".into(), "+1 555".into()),
+            ],
+        });
+        assert!(
+            script.contains("wrk.body = \"CallSid=CA1&To=%2B1+555\""),
+            "{script}"
+        );
+        assert!(
+            script.contains("wrk.headers[\"X-Twilio-Signature\"] = \"a+b/c=\""),
+            "{script}"
+        );
     }
 }

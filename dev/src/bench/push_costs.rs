@@ -7,15 +7,13 @@
 //! `$disconnect` and publisher invocations, and every DynamoDB request.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::connect_async;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::local::{LocalOptions, LocalStack, eventually};
+use super::follow::Follower;
+use crate::local::{LocalOptions, LocalStack};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -77,15 +75,15 @@ async fn api(
 
 /// Waits until the console's view of the call satisfies `check`.
 async fn until(
-    seen: &Arc<Mutex<Value>>,
+    follower: &mut Follower,
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Result<(), Error> {
-    eventually(Duration::from_secs(60), async || {
-        check(&seen.lock().unwrap_or_else(|p| p.into_inner())).then_some(())
-    })
-    .await
-    .ok_or_else(|| format!("the call never reached {what}").into())
+    follower
+        .until(Duration::from_secs(60), check)
+        .await
+        .map(drop)
+        .map_err(|_| format!("the call never reached {what}").into())
 }
 
 /// One call: started, `talk` of conversation, a warm transfer, the
@@ -107,49 +105,33 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
     )
     .await?;
     let sid = call["callSid"].as_str().ok_or("no callSid")?.to_owned();
-    let seen = Arc::new(Mutex::new(call));
     let stack = Arc::new(stack);
 
     // The console follows the call.
-    let follower = {
-        let (stack, seen, sid) = (stack.clone(), seen.clone(), sid.clone());
-        tokio::spawn(async move {
-            let set = |view: Value| *seen.lock().unwrap_or_else(|p| p.into_inner()) = view;
-            let path = format!("/calls/{sid}");
-            if push {
-                let url = format!(
-                    "{}?callSid={sid}&token={}",
-                    stack.ws_url(),
-                    stack.token("alice")
-                );
-                let Ok((socket, _)) = connect_async(url).await else {
-                    return;
-                };
-                // Catching up once, as the console does when it subscribes.
-                if let Ok(view) = api(&stack, reqwest::Method::GET, &path, None).await {
-                    set(view);
-                }
-                let (_write, mut read) = socket.split();
-                while let Some(Ok(Message::Text(text))) = read.next().await {
-                    let frame: Value = serde_json::from_str(&text).unwrap_or_default();
-                    match frame["type"].as_str() {
-                        Some("call") => set(frame["call"].clone()),
-                        Some("revoked") => break,
-                        _ => {}
-                    }
-                }
-            } else {
-                loop {
-                    if let Ok(view) = api(&stack, reqwest::Method::GET, &path, None).await {
-                        set(view);
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+    let read = {
+        let (stack, path) = (stack.clone(), format!("/calls/{sid}"));
+        move || {
+            let (stack, path) = (stack.clone(), path.clone());
+            async move {
+                api(&stack, reqwest::Method::GET, &path, None)
+                    .await
+                    .unwrap_or_default()
             }
-        })
+        }
+    };
+    let second = Duration::from_secs(1);
+    let mut follower = if push {
+        let url = format!(
+            "{}?callSid={sid}&token={}",
+            stack.ws_url(),
+            stack.token("alice")
+        );
+        Follower::by_push(url, Duration::from_secs(30), second, read)
+    } else {
+        Follower::by_polling(second, read)
     };
 
-    until(&seen, "connected", |c| c["state"] == "connected").await?;
+    until(&mut follower, "connected", |c| c["state"] == "connected").await?;
     tokio::time::sleep(talk).await;
     api(
         &stack,
@@ -158,7 +140,7 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
         Some(json!({ "to": SECOND_AGENT })),
     )
     .await?;
-    until(&seen, "target-answered", |c| {
+    until(&mut follower, "target-answered", |c| {
         c["transfer"]["state"] == "target-answered"
     })
     .await?;
@@ -170,12 +152,14 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
     )
     .await?;
     let call_secs = started.elapsed().as_secs_f64();
-    // The console stops following once it handed the call over.
+    // The console stops following once it handed the call over: by push
+    // when told (`revoked`), by polling at once.
     if !push {
-        follower.abort();
+        drop(follower);
+    } else {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(follower);
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    follower.abort();
     // The socket's close reaches $disconnect.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

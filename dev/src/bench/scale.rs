@@ -14,14 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio_tungstenite::connect_async;
-use tokio_tungstenite::tungstenite::Message;
 use warm_transfer_core::handlers::reconciler;
 use warm_transfer_core::metrics;
 
+use super::follow::Follower;
 use crate::idp::LocalAgent;
 use crate::local::{LocalOptions, LocalStack};
 use crate::sim::{CallbackFault, CallbackInfo, Script, Simulator};
@@ -207,19 +204,6 @@ struct Agents {
     latencies: Mutex<HashMap<&'static str, Vec<Duration>>>,
 }
 
-/// One agent's view of their call, kept by a task that stops with it.
-struct Follower {
-    view: watch::Receiver<Value>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        // Closing the socket runs `$disconnect`, as a closed console does.
-        self.task.abort();
-    }
-}
-
 impl Agents {
     /// Sleeps this much Twilio time.
     async fn pause(&self, secs: f64) {
@@ -280,67 +264,28 @@ impl Agents {
         Err(text)
     }
 
-    /// Follows the call as the console does: changes arrive by push (the
-    /// local WebSocket API fed by the store's stream records), the call is
-    /// read once on subscribing, and read once a second only while push is
-    /// down. The newest version seen is the agent's view of the call.
+    /// Follows the call as the console does (see `follow`), in Twilio's
+    /// time: a read after 30 s with nothing heard, and every second while
+    /// push is down.
     fn follow(self: &Arc<Self>, call: &Call, sid: &str) -> Follower {
-        let (shown, view) = watch::channel(Value::Null);
-        let (agents, call, sid) = (self.clone(), call.clone(), sid.to_owned());
-        let task = tokio::spawn(async move { agents.following(&call, &sid, &shown).await });
-        Follower { view, task }
-    }
-
-    async fn following(&self, call: &Call, sid: &str, shown: &watch::Sender<Value>) {
-        // A read and a pushed frame race: an older version is not shown.
-        let show = |next: Value| {
-            shown.send_if_modified(|current| {
-                let newer = next["version"].as_u64() >= current["version"].as_u64();
-                if newer {
-                    *current = next;
-                }
-                newer
-            });
-        };
-        let path = format!("/calls/{sid}");
-        let read = || {
-            self.api(
-                "GET /calls/{callSid}",
-                call,
-                reqwest::Method::GET,
-                &path,
-                None,
-            )
-        };
-        loop {
-            let url = format!("{}?callSid={sid}&token={}", self.stack.ws_url(), call.token);
-            if let Ok((socket, _)) = connect_async(url).await {
-                show(read().await.1);
-                let (_write, mut frames) = socket.split();
-                // As the console: a read after 30 s with nothing heard.
-                let quiet = Duration::from_secs_f64(30.0 * self.scale);
-                loop {
-                    let message = match tokio::time::timeout(quiet, frames.next()).await {
-                        Err(_) => {
-                            show(read().await.1);
-                            continue;
-                        }
-                        Ok(Some(Ok(message))) => message,
-                        Ok(_) => break,
-                    };
-                    let Message::Text(text) = message else {
-                        continue;
-                    };
-                    let frame: Value = serde_json::from_str(&text).unwrap_or_default();
-                    if frame["type"] == "call" {
-                        show(frame["call"].clone());
-                    }
-                }
+        let url = format!("{}?callSid={sid}&token={}", self.stack.ws_url(), call.token);
+        let (agents, call, path) = (self.clone(), call.clone(), format!("/calls/{sid}"));
+        let read = move || {
+            let (agents, call, path) = (agents.clone(), call.clone(), path.clone());
+            async move {
+                let get = reqwest::Method::GET;
+                agents
+                    .api("GET /calls/{callSid}", &call, get, &path, None)
+                    .await
+                    .1
             }
-            // Push is down: read now and then, and try push again.
-            self.pause(1.0).await;
-            show(read().await.1);
-        }
+        };
+        Follower::by_push(
+            url,
+            Duration::from_secs_f64(30.0 * self.scale),
+            Duration::from_secs_f64(self.scale),
+            read,
+        )
     }
 
     /// Waits until the agent's view of the call satisfies `check`, for at
@@ -353,13 +298,11 @@ impl Agents {
         secs: f64,
         check: impl Fn(&Value) -> bool,
     ) -> Result<Value, String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs * self.scale);
-        if let Ok(Ok(view)) =
-            tokio::time::timeout_at(deadline, follower.view.wait_for(|v| check(v))).await
-        {
-            return Ok(view.clone());
-        }
-        let view = follower.view.borrow().clone();
+        let limit = Duration::from_secs_f64(secs * self.scale);
+        let view = match follower.until(limit, check).await {
+            Ok(view) => return Ok(view),
+            Err(last) => last,
+        };
         let history: Vec<String> = view["events"]
             .as_array()
             .into_iter()

@@ -1,5 +1,8 @@
 //! Twilio answering instantly with canned resources: the benchmarks measure
-//! the product's own work and round trips, not the simulator's.
+//! the product's own work and round trips, not the simulator's. For the push
+//! functions it also plays the identity provider's JWKS (`/jwks.json`) and
+//! the WebSocket API's management endpoint (`/@connections/{id}`: every
+//! connection open).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,29 +31,41 @@ impl Drop for TwilioStub {
 
 impl TwilioStub {
     pub async fn start() -> std::io::Result<Self> {
+        Self::serving_jwks(String::from(r#"{"keys":[]}"#)).await
+    }
+
+    /// The same, answering `GET /jwks.json` with `jwks`.
+    pub async fn serving_jwks(jwks: String) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let jwks = Bytes::from(jwks);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                let jwks = jwks.clone();
                 tokio::spawn(async move {
-                    let service =
-                        service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                            let (status, body) = if req.uri().path().ends_with("/Participants.json")
-                            {
-                                (201, PARTICIPANT)
-                            } else if req.uri().path().ends_with("/Calls.json") {
-                                (201, CALL)
-                            } else {
-                                (200, CALL)
-                            };
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let path = req.uri().path();
+                        let (status, body) = if path.ends_with("/Participants.json") {
+                            (201, Bytes::from_static(PARTICIPANT.as_bytes()))
+                        } else if path.ends_with("/Calls.json") {
+                            (201, Bytes::from_static(CALL.as_bytes()))
+                        } else if path == "/jwks.json" {
+                            (200, jwks.clone())
+                        } else if path.starts_with("/@connections/") {
+                            (200, Bytes::new())
+                        } else {
+                            (200, Bytes::from_static(CALL.as_bytes()))
+                        };
+                        async move {
                             Ok::<_, Infallible>(
                                 hyper::Response::builder()
                                     .status(status)
                                     .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+                                    .body(Full::new(body))
                                     .unwrap_or_default(),
                             )
-                        });
+                        }
+                    });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;

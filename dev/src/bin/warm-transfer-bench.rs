@@ -24,7 +24,7 @@ use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::{
     CallSession, LegObservation, LegStatus, Observation, TransferKind,
 };
-use warm_transfer_core::handlers::{App, Endpoint};
+use warm_transfer_core::handlers::{App, Caller, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::secrets;
 use warm_transfer_core::signature::sign_form;
@@ -39,7 +39,7 @@ use warm_transfer_dev::bench::scale;
 use warm_transfer_dev::bench::twilio_stub::TwilioStub;
 use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events;
-use warm_transfer_dev::idp::{LocalIssuer, local_agents};
+use warm_transfer_dev::idp::{LOCAL_CLIENT_ID, LocalIssuer, local_agents};
 use warm_transfer_dev::local::LOCAL_AUTH_TOKEN;
 use warm_transfer_dev::moto::MotoServer;
 use warm_transfer_dev::server::DevServer;
@@ -71,6 +71,9 @@ struct Settings {
     cold: Option<usize>,
     /// `--peer-only`: part 4 alone; `--peer-runs N` of it.
     peer_only: bool,
+    /// The side by side's load generator.
+    client: Client,
+    handler_only: bool,
     peer_runs: usize,
     /// `--scale N` (repeatable): the scale run with N calls at once.
     scale: Vec<usize>,
@@ -507,7 +510,12 @@ async fn load_server(settings: &Settings, base: &str, token: &str, pid: u32) -> 
         let request = webhook_request(base, path, token);
         load::run_lean(request.clone(), CONNECTIONS, Duration::from_millis(300)).await;
         let before = cpu::tree(pid);
-        let stats = load::run_lean(request, CONNECTIONS, settings.load_time()).await;
+        let stats = match settings.client {
+            Client::Wrk => load::run_wrk(&request, CONNECTIONS, settings.load_time())
+                .await
+                .unwrap_or_else(|| load::Stats::failed(CONNECTIONS)),
+            Client::Lean => load::run_lean(request, CONNECTIONS, settings.load_time()).await,
+        };
         let spent = cpu::tree(pid).saturating_sub(before);
         let cpu_per_request = spent / u32::try_from(stats.requests.max(1)).unwrap_or(u32::MAX);
         out.push(Measured {
@@ -522,6 +530,26 @@ const WEBHOOKS: [(&str, &str); 2] = [
     ("dial-customer", DIAL_CUSTOMER_PATH),
     ("conference-twiml", CONFERENCE_PATH),
 ];
+/// The side by side's load generator; both servers get the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// wrk, one thread (Debian's `wrk` package).
+    Wrk,
+    /// `load::run_lean`, one thread with one event loop.
+    Lean,
+}
+
+impl Client {
+    fn describe(self) -> &'static str {
+        match self {
+            Client::Wrk => "wrk (-t1, 8 keep-alive connections, --latency)",
+            Client::Lean => {
+                "the bench's lean HTTP/1.1 client (one thread, 8 keep-alive connections)"
+            }
+        }
+    }
+}
+
 /// Keep-alive connections of the load tool, as in the issue's wrk runs.
 const CONNECTIONS: usize = 8;
 
@@ -637,6 +665,23 @@ fn handler_cpu(endpoint: Endpoint, path: &str, iterations: u32) -> Result<Durati
     })
 }
 
+/// The handlers' own CPU per request for both TwiML webhooks, as a list
+/// (`--handler-only` prints it alone, for a profiler or a profile A/B).
+fn handler_costs(settings: &Settings) -> Result<String, Error> {
+    let iterations = if settings.smoke { 2_000 } else { 20_000 };
+    let mut out = format!(
+        "\nThe handlers' own CPU per request (App::handle in a loop on one thread, {iterations} requests):\n\n"
+    );
+    for (endpoint, (name, path)) in [Endpoint::DialCustomer, Endpoint::ConferenceTwiml]
+        .into_iter()
+        .zip(WEBHOOKS)
+    {
+        let per = handler_cpu(endpoint, path, iterations)?;
+        out.push_str(&format!("- {name}: {:.1} us\n", per.as_secs_f64() * 1e6));
+    }
+    Ok(out)
+}
+
 /// Part 4: the seed's Django webhooks against ours, same machine, same load
 /// tool, same run; per core and on shared cores; `peer_runs` times.
 async fn side_by_side(settings: &Settings) -> Result<String, Error> {
@@ -655,6 +700,10 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
         stop_gracefully(child, "-TERM").await;
     }
     cold.sort();
+    out.push_str(&format!(
+        "Load generator: {}.\n\n",
+        settings.client.describe()
+    ));
     out.push_str(
         "| placement | run | webhook | server | requests/s | p50 ms | p99 ms | server CPU us/request | errors |\n|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -759,15 +808,7 @@ async fn side_by_side(settings: &Settings) -> Result<String, Error> {
             runs.len()
         ));
     }
-    out.push_str("\nThe handlers' own CPU per request (App::handle in a loop on one thread, 20,000 requests):\n\n");
-    for (endpoint, (name, path)) in [Endpoint::DialCustomer, Endpoint::ConferenceTwiml]
-        .into_iter()
-        .zip(WEBHOOKS)
-    {
-        let iterations = if settings.smoke { 2_000 } else { 20_000 };
-        let per = handler_cpu(endpoint, path, iterations)?;
-        out.push_str(&format!("- {name}: {:.1} us\n", per.as_secs_f64() * 1e6));
-    }
+    out.push_str(&handler_costs(settings)?);
     out.push_str(&format!(
         "\nDjango cold start (process start to first answer, gunicorn 2 sync workers, median of {}): {:.0} ms.\n",
         cold.len(),
@@ -791,7 +832,11 @@ fn row(out: &mut String, placement: &str, run: usize, webhook: &str, server: &st
 async fn functions(settings: &Settings) -> Result<String, Error> {
     let dynalite = Dynalite::start().await?;
     dynalite.create_table(TABLE).await?;
-    let twilio = TwilioStub::start().await?;
+    // The push functions' identity provider: `$connect` verifies a token it
+    // signed against its JWKS, served by the stub.
+    let issuer = LocalIssuer::new("http://127.0.0.1:9", local_agents())?;
+    let twilio = TwilioStub::serving_jwks(serde_json::to_string(issuer.jwks())?).await?;
+    let stub = format!("http://{}", twilio.addr());
     // The deployed way: secrets read from Secrets Manager at start (a real
     // Secrets Manager API, moto_server, on loopback).
     let moto = MotoServer::start().await?;
@@ -816,13 +861,26 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             rows.push(format!("| {name} | not built | | | | | | | |"));
             continue;
         }
-        let event = serde_json::to_string(&events::event(endpoint))?;
-        let env = [
+        // Each function its own table holding the call its event names, with
+        // a history of tens of entries, not the thousands the other
+        // functions' runs would leave (get-call reads it all).
+        let table = format!("{TABLE}-{name}");
+        dynalite.create_table(&table).await?;
+        DynamoStore::new(dynalite.client(), &table, Duration::from_secs(3600))
+            .create_session(&events::stream_session().1)
+            .await?;
+        // `$connect` with a token alice signed in with, as the events test does.
+        let alice = issuer.agent("alice").map(|a| issuer.token_for(a));
+        let event = serde_json::to_string(&events::event(endpoint))?.replace(
+            events::EVENTS_WS_TOKEN,
+            alice.as_deref().unwrap_or_default(),
+        );
+        let mut env = vec![
             ("TWILIO_ACCOUNT_SID", events::EVENTS_ACCOUNT_SID.to_owned()),
             ("TWILIO_AUTH_TOKEN", events::EVENTS_AUTH_TOKEN.to_owned()),
-            ("TABLE_NAME", TABLE.to_owned()),
+            ("TABLE_NAME", table.clone()),
             ("DYNAMODB_ENDPOINT", dynalite.endpoint()),
-            ("TWILIO_API_BASE_URL", format!("http://{}", twilio.addr())),
+            ("TWILIO_API_BASE_URL", stub.clone()),
             ("DEFAULT_CALLER_ID", "+15005550006".to_owned()),
             ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
@@ -832,6 +890,14 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             ("AWS_REGION", "us-east-1".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
+        if matches!(endpoint.caller(), Caller::WebSocket | Caller::Stream) {
+            env.extend([
+                (vars::JWT_ISSUER, issuer.issuer().to_owned()),
+                (vars::JWT_AUDIENCE, LOCAL_CLIENT_ID.to_owned()),
+                (vars::JWKS_URL, format!("{stub}/jwks.json")),
+                (vars::WEBSOCKET_MANAGEMENT_URL, stub.clone()),
+            ]);
+        }
         // The same, with SECRET_ARN instead of the secret variables.
         let secret_env: Vec<(&str, String)> = env
             .iter()
@@ -912,7 +978,12 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         }
         let answers = answers
             .iter()
-            .map(|(status, n)| format!("{n}x {status}"))
+            .map(|(status, n)| match status {
+                // Not an HTTP function: its result, with no status.
+                0 => format!("{n}x result"),
+                599 => format!("{n}x error"),
+                _ => format!("{n}x {status}"),
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let rss = child
@@ -1257,6 +1328,13 @@ async fn main() -> Result<(), Error> {
         only: values("--function"),
         cold: number("--cold-starts")?.map(|n| n as usize),
         peer_only: args.iter().any(|a| a == "--peer-only"),
+        handler_only: args.iter().any(|a| a == "--handler-only"),
+        // wrk when installed (the issue's client), else the bench's own.
+        client: if !args.iter().any(|a| a == "--lean-client") && load::wrk_installed() {
+            Client::Wrk
+        } else {
+            Client::Lean
+        },
         peer_runs: number("--peer-runs")?.map_or(3, |n| n as usize),
         scale: values("--scale")
             .iter()
@@ -1293,6 +1371,10 @@ async fn main() -> Result<(), Error> {
     if !settings.scale.is_empty() {
         println!("## Scale run\n");
         println!("{}", scale_runs(&settings).await?);
+        return Ok(());
+    }
+    if settings.handler_only {
+        println!("{}", handler_costs(&settings)?);
         return Ok(());
     }
     if settings.peer_only {

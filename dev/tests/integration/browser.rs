@@ -29,7 +29,16 @@ fn console_drives_a_warm_transfer_in_chromium() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "browser tests failed:\n{report}");
+    if !output.status.success() {
+        // The local server's log around the failure (the console's side is
+        // in the report): its last lines, with the frames it posted.
+        let log = std::fs::read_to_string(screenshots.join("local-server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(400)..].join("\n");
+        panic!(
+            "browser tests failed:\n{report}\n--- local server log (last 400 lines) ---\n{tail}"
+        );
+    }
     assert!(
         report.contains("pass 8") || report.contains("ℹ pass 8"),
         "{report}"
