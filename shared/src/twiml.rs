@@ -182,16 +182,39 @@ fn xml_chars(value: &str) -> Cow<'_, str> {
     let allowed = |c: char| {
         matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
     };
-    if value.chars().all(allowed) {
+    if !has_byte(value, |b| b < b' ' || b == 0xEF) || value.chars().all(allowed) {
         Cow::Borrowed(value)
     } else {
         Cow::Owned(value.chars().filter(|c| allowed(*c)).collect())
     }
 }
 
+/// Whether any byte of `value` is one `suspect` flags. Every character the
+/// document must drop or escape is ASCII or, for U+FFFE and U+FFFF, starts
+/// with the byte 0xEF, so most values (URLs, numbers, SIDs) are passed by
+/// one scan of their bytes without decoding a character. A plain loop: at
+/// opt-level "s" iterator adapters may run the unoptimised copies of their
+/// code that the SDK crates built (Cargo.toml, share-generics).
+fn has_byte(value: &str, suspect: impl Fn(u8) -> bool) -> bool {
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if suspect(bytes[i]) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// ElementTree's attribute escaping: `& < > "` and the whitespace characters
 /// attribute-value normalisation would otherwise turn into spaces.
 fn escape_attribute(value: &str) -> String {
+    if !has_byte(value, |b| {
+        b < b' ' || matches!(b, b'&' | b'<' | b'>' | b'"' | 0xEF)
+    }) {
+        return value.to_owned();
+    }
     let mut out = String::with_capacity(value.len());
     for c in xml_chars(value).chars() {
         match c {
@@ -522,6 +545,24 @@ mod tests {
             .dial(Dial::new().action("a\u{7}\"\n"))
             .to_xml();
         assert!(xml.contains(r#"action="a&quot;&#10;""#), "{xml}");
+    }
+
+    #[test]
+    fn only_u_fffe_and_u_ffff_of_the_characters_starting_with_byte_ef_are_dropped() {
+        // U+FF28 (EF BC A8) is kept; U+FFFE (EF BF BE) and U+FFFF (EF BF BF) go.
+        let xml = Response::new()
+            .say(Say::new("\u{FF28}\u{FFFE}i\u{FFFF}"))
+            .dial(Dial::new().action("\u{FFFF}\u{FF28}\u{FFFE}"))
+            .to_xml();
+        assert!(xml.contains("<Say>\u{FF28}i</Say>"), "{xml}");
+        assert!(xml.contains("action=\"\u{FF28}\""), "{xml}");
+        // Plain values come through whole, both ways.
+        let plain = "https://example.com/twiml/conference?room=CA1&leg=agent";
+        let xml = Response::new().dial(Dial::new().action(plain)).to_xml();
+        assert!(
+            xml.contains("action=\"https://example.com/twiml/conference?room=CA1&amp;leg=agent\""),
+            "{xml}"
+        );
     }
 
     #[test]

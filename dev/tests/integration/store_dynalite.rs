@@ -905,8 +905,10 @@ struct SessionVersions(std::sync::Mutex<Vec<u64>>);
 
 impl warm_transfer_core::store::WriteObserver for SessionVersions {
     fn written(&self, item: &warm_transfer_core::store::Item) {
-        let is_session = item.get("sk").and_then(|v| v.as_s().ok())
-            == Some(&warm_transfer_core::store::SESSION_SK.to_owned());
+        let is_session = item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|sk| sk == warm_transfer_core::store::SESSION_SK);
         let version = item
             .get("version")
             .and_then(|v| v.as_n().ok())
