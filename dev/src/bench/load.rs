@@ -371,28 +371,23 @@ fn parse_wrk(out: &str) -> Option<Stats> {
         };
         Some(Duration::from_secs_f64(secs))
     };
-    let words = |line: &str| {
-        line.split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
     let mut total = None;
     let mut elapsed = None;
     let (mut p50, mut p99) = (None, None);
     let mut errors = 0usize;
     for line in out.lines() {
-        let w = words(line);
-        match w.as_slice() {
-            [n, requests, in_, time, ..] if requests == "requests" && in_ == "in" => {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [n, "requests", "in", time, ..] => {
                 total = n.parse::<usize>().ok();
                 elapsed = duration(time.trim_end_matches(','));
             }
-            [p, value] if p == "50%" => p50 = duration(value),
-            [p, value] if p == "99%" => p99 = duration(value),
-            [non, or, _, _, n] if non == "Non-2xx" && or == "or" => {
+            ["50%", value] => p50 = duration(value),
+            ["99%", value] => p99 = duration(value),
+            ["Non-2xx", "or", _, _, n] => {
                 errors += n.parse::<usize>().unwrap_or(0);
             }
-            [socket, errs, ..] if socket == "Socket" && errs == "errors:" => {
+            ["Socket", "errors:", ..] => {
                 errors += line
                     .split(|c: char| !c.is_ascii_digit())
                     .filter_map(|n| n.parse::<usize>().ok())

@@ -154,12 +154,10 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
     let call_secs = started.elapsed().as_secs_f64();
     // The console stops following once it handed the call over: by push
     // when told (`revoked`), by polling at once.
-    if !push {
-        drop(follower);
-    } else {
+    if push {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        drop(follower);
     }
+    drop(follower);
     // The socket's close reaches $disconnect.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -73,6 +73,7 @@ struct Settings {
     peer_only: bool,
     /// The side by side's load generator.
     client: Client,
+    /// `--handler-only`: the handlers' own CPU per request alone.
     handler_only: bool,
     peer_runs: usize,
     /// `--scale N` (repeatable): the scale run with N calls at once.
@@ -831,10 +832,11 @@ fn row(out: &mut String, placement: &str, run: usize, webhook: &str, server: &st
 /// Parts 2 and 3: cold start through the Lambda Runtime API, binary sizes, peak memory.
 async fn functions(settings: &Settings) -> Result<String, Error> {
     let dynalite = Dynalite::start().await?;
-    dynalite.create_table(TABLE).await?;
     // The push functions' identity provider: `$connect` verifies a token it
-    // signed against its JWKS, served by the stub.
+    // signed against its JWKS, served by the stub; ws-connect's event carries
+    // one alice signed in with, as the events test does.
     let issuer = LocalIssuer::new("http://127.0.0.1:9", local_agents())?;
+    let alice = issuer.token_for(issuer.agent("alice").ok_or("no local agent alice")?);
     let twilio = TwilioStub::serving_jwks(serde_json::to_string(issuer.jwks())?).await?;
     let stub = format!("http://{}", twilio.addr());
     // The deployed way: secrets read from Secrets Manager at start (a real
@@ -869,12 +871,8 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         DynamoStore::new(dynalite.client(), &table, Duration::from_secs(3600))
             .create_session(&events::stream_session().1)
             .await?;
-        // `$connect` with a token alice signed in with, as the events test does.
-        let alice = issuer.agent("alice").map(|a| issuer.token_for(a));
-        let event = serde_json::to_string(&events::event(endpoint))?.replace(
-            events::EVENTS_WS_TOKEN,
-            alice.as_deref().unwrap_or_default(),
-        );
+        let event = serde_json::to_string(&events::event(endpoint))?
+            .replace(events::EVENTS_WS_TOKEN, &alice);
         let mut env = vec![
             ("TWILIO_ACCOUNT_SID", events::EVENTS_ACCOUNT_SID.to_owned()),
             ("TWILIO_AUTH_TOKEN", events::EVENTS_AUTH_TOKEN.to_owned()),
