@@ -65,6 +65,65 @@ pub fn mask_phone(value: &str) -> String {
     out
 }
 
+/// Fewest digits in a run that [`mask_numbers_in`] treats as a phone
+/// number: the shortest national numbers Twilio dials have seven. Shorter
+/// runs (error codes such as 21211, durations, counts) stay readable.
+const FEWEST_PHONE_DIGITS: usize = 7;
+
+/// Masks every phone number inside free text, such as the messages of
+/// Twilio's errors (`The number +15558675310 is unverified`): each run of
+/// seven or more digits, written with or without `+`, spaces, dashes, dots
+/// or parentheses, keeps only its last four digits. A run touching a letter
+/// is part of an identifier (a SID's hexadecimal) and is left alone.
+pub fn mask_numbers_in(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let separator = |b: u8| matches!(b, b' ' | b'-' | b'.' | b'(' | b')');
+    let mut masked: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        // The run: digits joined by separators.
+        let start = i;
+        let mut end = i;
+        let mut digits = Vec::new();
+        let mut j = i;
+        while j < bytes.len() {
+            if bytes[j].is_ascii_digit() {
+                digits.push(j);
+                end = j + 1;
+                j += 1;
+            } else if separator(bytes[j]) {
+                // A short run of separators (`) `) joins digits on both sides.
+                let next = (j..bytes.len().min(j + 3)).find(|&k| !separator(bytes[k]));
+                match next {
+                    Some(k) if bytes[k].is_ascii_digit() => j = k,
+                    _ => break,
+                }
+            } else {
+                break;
+            }
+        }
+        let touches_letter = bytes.get(end).is_some_and(u8::is_ascii_alphabetic);
+        if digits.len() >= FEWEST_PHONE_DIGITS && !touches_letter {
+            let out = masked.get_or_insert_with(|| bytes.to_vec());
+            for &at in &digits[..digits.len() - 4] {
+                out[at] = b'*';
+            }
+        }
+        i = end.max(start + 1);
+    }
+    match masked {
+        // Only ASCII digits were replaced by an ASCII byte: still UTF-8.
+        Some(out) => String::from_utf8(out)
+            .map(std::borrow::Cow::Owned)
+            .unwrap_or_else(|_| std::borrow::Cow::Borrowed(text)),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PhoneNumber({})", self.masked())
@@ -197,6 +256,31 @@ mod tests {
             "+1 415 555",
         ] {
             assert_eq!(PhoneNumber::parse(bad), Err(IdError::PhoneNumber), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_inside_free_text_are_masked() {
+        for (text, expected) in [
+            (
+                "The number +15558675310 is unverified. Trial accounts cannot call it.",
+                "The number +*******5310 is unverified. Trial accounts cannot call it.",
+            ),
+            (
+                "The 'To' number 15558675310 is not a valid phone number.",
+                "The 'To' number *******5310 is not a valid phone number.",
+            ),
+            (
+                "Call to (555) 867-5310 or +44 20 7946 0958 failed",
+                "Call to (***) ***-5310 or +** ** **** 0958 failed",
+            ),
+            ("Error 21211 after 30 s", "Error 21211 after 30 s"),
+            (
+                "Call CA1234567890abcdef1234567890abcdef not found",
+                "Call CA1234567890abcdef1234567890abcdef not found",
+            ),
+        ] {
+            assert_eq!(mask_numbers_in(text), expected, "{text}");
         }
     }
 

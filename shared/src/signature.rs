@@ -25,20 +25,36 @@ pub enum SignatureError {
 
 /// The signature Twilio sends for a form POST (or a GET with `params` empty).
 pub fn sign_form(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let mut mac = new_mac(auth_token);
-    mac.update(url.as_bytes());
-    // Twilio's libraries sort by name, and each name's distinct values.
-    let mut sorted: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    for (name, value) in sorted {
-        mac.update(name.as_bytes());
-        mac.update(value.as_bytes());
+    SortedForm::new(params).sign(auth_token, url)
+}
+
+/// A form's fields in the order Twilio's libraries sign them: by name, and
+/// each name's distinct values. Sorted once per request, then signed for
+/// every candidate URL and token: an unsigned flood costs one sort at most.
+pub struct SortedForm<'a> {
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> SortedForm<'a> {
+    pub fn new(params: &'a [(String, String)]) -> Self {
+        let mut fields: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        Self { fields }
     }
-    BASE64.encode(mac.finalize().into_bytes())
+
+    pub fn sign(&self, auth_token: &str, url: &str) -> String {
+        let mut mac = new_mac(auth_token);
+        mac.update(url.as_bytes());
+        for (name, value) in &self.fields {
+            mac.update(name.as_bytes());
+            mac.update(value.as_bytes());
+        }
+        BASE64.encode(mac.finalize().into_bytes())
+    }
 }
 
 /// Checks the signature of a form-encoded webhook.
@@ -48,38 +64,36 @@ pub fn validate_form(
     params: &[(String, String)],
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
-    // An empty header is as good as none: it tells the caller what is wrong.
-    let presented = header
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .ok_or(SignatureError::Missing)?;
-    let valid = url_variants(url)
-        .iter()
-        .any(|candidate| same(&sign_form(auth_token, candidate, params), presented));
-    if valid {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    validate_form_any(&[auth_token], url, params, header).map(|_| ())
 }
 
 /// Checks a form webhook against each token in turn (primary first, then
 /// during a rotation the secondary); returns the index of the one it matched.
+/// The header is looked at before anything else, and the form is sorted
+/// once whatever the number of URL variants and tokens.
 pub fn validate_form_any(
     auth_tokens: &[&str],
     url: &str,
     params: &[(String, String)],
     header: Option<&str>,
 ) -> Result<usize, SignatureError> {
-    let mut outcome = Err(SignatureError::Mismatch);
-    for (index, token) in auth_tokens.iter().enumerate() {
-        match validate_form(token, url, params, header) {
-            Ok(()) => return Ok(index),
-            Err(SignatureError::Mismatch) => {}
-            Err(other) => outcome = Err(other),
-        }
-    }
-    outcome
+    // An empty header is as good as none: it tells the caller what is wrong.
+    let presented = present(header).ok_or(SignatureError::Missing)?;
+    let form = SortedForm::new(params);
+    let variants = url_variants(url);
+    auth_tokens
+        .iter()
+        .position(|token| {
+            variants
+                .iter()
+                .any(|candidate| same(&form.sign(token, candidate), presented))
+        })
+        .ok_or(SignatureError::Mismatch)
+}
+
+/// The signature header's value, if one was sent at all.
+pub fn present(header: Option<&str>) -> Option<&str> {
+    header.map(str::trim).filter(|h| !h.is_empty())
 }
 
 /// Checks a JSON webhook: the signature covers the URL (with its

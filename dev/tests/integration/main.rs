@@ -6,6 +6,7 @@ mod access;
 mod browser;
 mod deployment;
 mod events;
+mod hardening;
 mod metrics;
 mod push;
 mod reconciler;

@@ -15,6 +15,7 @@ use warm_transfer_dev::sim::{
     CallbackFault, CallbackInfo, CallbackKind, Connection, EndReason, Fault, Operation, Script,
     Simulator, Situation,
 };
+use warm_transfer_dev::{log_capture, privacy};
 
 const AGENT: &str = "+15550100001";
 const CUSTOMER: &str = "+15550100002";
@@ -48,6 +49,8 @@ async fn scenario_ringing_for(ring_timeout_secs: u32) -> Scenario {
 /// Nobody follows these calls by push (push.rs does): without the local
 /// stream, its publisher adds no load to these timing-sensitive runs.
 async fn scenario_with(options: LocalOptions) -> Scenario {
+    // Every scenario reads its stack's log lines for full numbers at the end.
+    log_capture::install();
     let stack = LocalStack::start(LocalOptions {
         port: 0,
         time_scale: 0.1,
@@ -235,6 +238,36 @@ impl Scenario {
             "{}",
             sim.timeline_text()
         );
+        self.assert_no_full_number_spread();
+    }
+
+    /// No log line and no free text stored (history, reasons) carries a
+    /// full number of the scenario's people: every local number's digits
+    /// after +1 start with 55501, 55502 or 50055 (the caller ID).
+    fn assert_no_full_number_spread(&self) {
+        const DIGITS: [&str; 3] = ["55501", "55502", "5005550006"];
+        assert!(
+            !log_capture::lines().is_empty(),
+            "the product's log lines are kept"
+        );
+        assert_eq!(privacy::numbers_in_logs(&DIGITS), Vec::<String>::new());
+        // The scan runs on a runtime of its own: this check is called from
+        // synchronous code inside the test's runtime.
+        let table = self.stack.app.config().table_name.clone();
+        let dynalite = &self.stack.dynalite;
+        let stored = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(privacy::numbers_in_store(dynalite, &table, &DIGITS))
+                })
+                .join()
+                .unwrap()
+        });
+        assert_eq!(stored, Vec::<String>::new());
     }
 }
 
@@ -430,6 +463,33 @@ async fn twilio_failing_the_redirect_leaves_the_call_as_it_was_and_a_retry_succe
     let (status, body) = s.transfer(&sid, TARGET).await;
     assert_eq!(status, 202, "{body}");
     s.all_three_in_the_room_after_one_redirect(&sid).await;
+    s.assert_customer_never_stranded();
+}
+
+/// Twilio's refusals quote the number they refused (error 21215's text is
+/// Twilio's own): the 502, the stored reason, the history and the logs
+/// show it masked.
+#[tokio::test]
+async fn a_number_twilio_refuses_is_masked_wherever_its_message_goes() {
+    let s = scenario().await;
+    let sid = s.connected().await;
+    let refusal = format!(
+        "Account not authorized to call {TARGET}. Perhaps you need to enable some \
+         international permissions: https://www.twilio.com/console/voice/calls/geo-permissions/low-risk"
+    );
+    s.stack
+        .sim
+        .fail_next(Operation::CreateParticipant, 1, 400, 21215, &refusal);
+    let (status, body) = s.transfer(&sid, TARGET).await;
+    assert_eq!(status, 502, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("+*******0003"), "{error}");
+    let call = s.call(&sid).await;
+    assert_eq!(call["transfer"]["state"], "failed");
+    s.wait_call(&sid, "customer back with agent one", |c| {
+        c["state"] == "connected"
+    })
+    .await;
     s.assert_customer_never_stranded();
 }
 

@@ -234,11 +234,25 @@ impl App {
                 return responses::forbidden();
             }
         };
-        let params = request::form_params(req);
+        // Cheapest refusals first: no header, no look at the body at all;
+        // then the caps on the raw body, before a field is decoded.
         let header = req
             .headers()
             .get("x-twilio-signature")
             .and_then(|value| value.to_str().ok());
+        if signature::present(header).is_none() {
+            metrics::count(Metric::SignatureRefusals, None);
+            tracing::warn!("webhook without X-Twilio-Signature");
+            return responses::forbidden();
+        }
+        let params = match request::form_params(req) {
+            Ok(params) => params,
+            Err(refusal) => {
+                metrics::count(Metric::SignatureRefusals, None);
+                tracing::warn!(%refusal, "webhook body refused");
+                return responses::refused_webhook(refusal.status(), webhooks::empty());
+            }
+        };
         let secrets = self.secrets.current();
         match signature::validate_form_any(&secrets.signing_tokens(), &signed_url, &params, header)
         {

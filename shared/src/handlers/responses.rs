@@ -37,6 +37,14 @@ pub fn retry_later(xml: String) -> Response<Body> {
     response
 }
 
+/// A webhook refused for its size: the status says why, and the body is
+/// still valid TwiML, as every answer to a Twilio route is.
+pub fn refused_webhook(status: StatusCode, xml: String) -> Response<Body> {
+    let mut response = twiml(xml);
+    *response.status_mut() = status;
+    response
+}
+
 /// The answer to a request whose `X-Twilio-Signature` does not verify.
 pub fn forbidden() -> Response<Body> {
     let mut response = Response::new(Body::from("invalid X-Twilio-Signature"));

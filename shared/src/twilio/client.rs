@@ -237,7 +237,7 @@ impl TwilioClient {
 
     async fn json<T: DeserializeOwned>(&self, spec: RequestSpec) -> Result<T, TwilioError> {
         let body = self.send(&spec).await?;
-        serde_json::from_slice(&body).map_err(|e| TwilioError::Decode(e.to_string()))
+        serde_json::from_slice(&body).map_err(TwilioError::decode)
     }
 
     pub async fn create_call(&self, call: &CreateCall) -> Result<Call, TwilioError> {

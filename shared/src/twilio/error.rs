@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ids::mask_numbers_in;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TwilioError {
     /// Twilio answered with an error body: `{code, message, more_info, status}`.
@@ -34,21 +36,35 @@ pub(crate) struct ErrorBody {
 }
 
 impl TwilioError {
+    /// Twilio's messages quote the numbers they refuse ("The number
+    /// +1555... is unverified"): masked here, where they enter the product,
+    /// so no log line, response, history entry or pushed frame carries them.
     pub(crate) fn from_response(status: u16, body: &[u8]) -> Self {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(parsed) => TwilioError::Api {
                 status: parsed.status.unwrap_or(status),
                 code: parsed.code,
-                message: parsed.message.unwrap_or_else(|| "no message".to_owned()),
+                message: parsed.message.map_or_else(
+                    || "no message".to_owned(),
+                    |m| mask_numbers_in(&m).into_owned(),
+                ),
                 more_info: parsed.more_info,
             },
-            Err(_) => TwilioError::Api {
-                status,
-                code: None,
-                message: String::from_utf8_lossy(body).chars().take(200).collect(),
-                more_info: None,
-            },
+            Err(_) => {
+                let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
+                TwilioError::Api {
+                    status,
+                    code: None,
+                    message: mask_numbers_in(&text).into_owned(),
+                    more_info: None,
+                }
+            }
         }
+    }
+
+    /// An answer that could not be read; its text may quote the body.
+    pub(crate) fn decode(detail: impl std::fmt::Display) -> Self {
+        TwilioError::Decode(mask_numbers_in(&detail.to_string()).into_owned())
     }
 
     /// Worth another try if the operation may be repeated: throttled,
