@@ -57,3 +57,95 @@ async fn anonymous_and_oversized_webhooks_are_refused_before_work() {
     let (params, body) = fields(60);
     assert_eq!(post_webhook(&base, body, Some(&params)).await, 200);
 }
+
+/// A long history costs a refused reader nothing, and the call's reader a
+/// bounded page at a time, every entry reachable by paging back.
+#[tokio::test]
+async fn get_call_checks_access_first_and_pages_a_long_history() {
+    use futures::StreamExt;
+    use reqwest::Method;
+    use warm_transfer_core::domain::{EventSource, HistoryEvent};
+    use warm_transfer_core::ids::CallSid;
+    use warm_transfer_core::store::CallStore;
+
+    use crate::access::{ALICE, CUSTOMER, as_agent, start_call};
+
+    const ENTRIES: usize = 1_000;
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let call = CallSid::parse(&sid).unwrap();
+    let start = time::OffsetDateTime::now_utc();
+    let store = &warm_transfer_core::store::DynamoStore::new(
+        stack.dynalite.client(),
+        stack.app.config().table_name.clone(),
+        std::time::Duration::from_secs(3600),
+    );
+    futures::stream::iter(0..ENTRIES)
+        .for_each_concurrent(16, |i| {
+            let call = call.clone();
+            async move {
+                let event = HistoryEvent {
+                    at: start + time::Duration::milliseconds(i as i64),
+                    source: EventSource::Twilio,
+                    kind: format!("filler {i:04}"),
+                    detail: None,
+                    recording: None,
+                    actor: None,
+                };
+                store.append_event(&call, &event).await.unwrap();
+            }
+        })
+        .await;
+
+    let ops = &stack.dynamo_ops.0;
+    ops.reset();
+    let (status, body) = as_agent(&stack, "bob", Method::GET, &format!("/calls/{sid}"), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(ops.get("Query"), 0, "history read for a refused request");
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut before: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &before {
+            Some(cursor) => format!("/calls/{sid}?historyBefore={}", urlencode(cursor)),
+            None => format!("/calls/{sid}"),
+        };
+        let (status, body) = as_agent(&stack, "alice", Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        let events = body["events"].as_array().unwrap();
+        assert!(events.len() <= 100, "a page of {}", events.len());
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect();
+        seen.splice(0..0, kinds);
+        pages += 1;
+        match body["historyBefore"].as_str() {
+            Some(cursor) => before = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    let fillers: Vec<&String> = seen.iter().filter(|k| k.starts_with("filler")).collect();
+    assert_eq!(fillers.len(), ENTRIES, "every entry reachable by paging");
+    assert!(
+        fillers.windows(2).all(|w| w[0] < w[1]),
+        "oldest first, in order"
+    );
+    assert!(pages > ENTRIES / 100, "{pages} pages");
+
+    let (status, body) = as_agent(
+        &stack,
+        "alice",
+        Method::GET,
+        &format!("/calls/{sid}?historyBefore=EVENT%23x"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "historyBefore");
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

@@ -8,6 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::domain::{
     CallSession, EventSource, HistoryEvent, LegObservation, Recording, TransferOutcome,
 };
+use crate::store::HistoryPage;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +38,10 @@ pub struct CallView {
     /// recording callbacks in the history.
     recordings: Vec<RecordingView>,
     events: Vec<EventView>,
+    /// Set when the call has history older than `events`: read on with
+    /// `?historyBefore=` this value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_before: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -164,6 +169,16 @@ impl CallView {
                 })
                 .collect(),
             events: events.into_iter().map(EventView::from).collect(),
+            history_before: None,
+        }
+    }
+
+    /// The call with one page of its history (repairs and recordings are
+    /// those of the page).
+    pub fn with_history(session: &CallSession, page: HistoryPage) -> Self {
+        Self {
+            history_before: page.earlier.map(|cursor| cursor.as_str().to_owned()),
+            ..Self::new(session, page.events)
         }
     }
 }

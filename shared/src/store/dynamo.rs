@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::item::{self, ItemMeta, n, s};
 use super::table::{TABLE, open_shards};
-use super::{CallStore, Command, DueSession, StoreError};
+use super::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError};
 use crate::config::Config;
 use crate::domain::{CallSession, HistoryEvent, Observation, Observed};
 use crate::ids::CallSid;
@@ -502,6 +502,51 @@ impl CallStore for DynamoStore {
             .map_err(store_error)?;
         self.report(&written);
         Ok(())
+    }
+
+    async fn history_page(
+        &self,
+        id: &CallSid,
+        before: Option<&HistoryCursor>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        // Newest first from the cursor (exclusive), at most `limit` items.
+        let start = before.map(|cursor| {
+            let mut key = Self::key(id);
+            key.insert("sk".into(), s(cursor.as_str()));
+            key
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(item::pk(id)))
+            .expression_attribute_values(":prefix", s(item::EVENT_PREFIX))
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let mut events = output
+            .items()
+            .iter()
+            .map(item::event_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        let more = output.last_evaluated_key().is_some_and(|k| !k.is_empty());
+        let earlier =
+            output
+                .items()
+                .last()
+                .filter(|_| more)
+                .and_then(|oldest| match oldest.get("sk") {
+                    Some(AttributeValue::S(sk)) => HistoryCursor::parse(sk),
+                    _ => None,
+                });
+        Ok(HistoryPage { events, earlier })
     }
 
     async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError> {

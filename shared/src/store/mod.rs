@@ -55,6 +55,37 @@ pub struct DueSession {
     pub check_at: i64,
 }
 
+/// Where a page of history ends: the sort key of its oldest entry, read
+/// back from a request, so checked to be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor(String);
+
+impl HistoryCursor {
+    /// A cursor the API handed out: `EVENT#`, 20 digits, `#`, 8 hex digits.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix(item::EVENT_PREFIX)?;
+        let (nanos, suffix) = rest.split_once('#')?;
+        let valid = nanos.len() == 20
+            && nanos.bytes().all(|b| b.is_ascii_digit())
+            && suffix.len() == 8
+            && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+        valid.then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A page of a call's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub events: Vec<HistoryEvent>,
+    /// Set when earlier entries exist: ask again with it as `before`.
+    pub earlier: Option<HistoryCursor>,
+}
+
 /// A domain command, applied to the current session by [`CallStore::update`].
 pub type Command<'a> = dyn Fn(&mut CallSession) -> Result<(), DomainError> + Send + Sync + 'a;
 
@@ -82,8 +113,19 @@ pub trait CallStore: Send + Sync {
     /// Adds an entry to the call's history (never overwrites one).
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError>;
 
-    /// The call's history, oldest first.
+    /// The call's whole history, oldest first, however long: for tests
+    /// and tools. A request reads [`CallStore::history_page`].
     async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// At most `limit` entries of the call's history, oldest first: the
+    /// newest ones, or those written before `before`. One Query page, so a
+    /// request's cost does not grow with the history.
+    async fn history_page(
+        &self,
+        id: &CallSid,
+        before: Option<&HistoryCursor>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError>;
 
     /// Open sessions whose next check is due at `now`, the longest overdue
     /// first, at most `limit`: a Query on the sparse open-sessions index,
