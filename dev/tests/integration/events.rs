@@ -605,6 +605,43 @@ async fn status_callback_advances_the_transfer() {
     assert_eq!(h.session().await.version, version);
 }
 
+/// The invocation that wrote a callback timed out before its follow-ups;
+/// Twilio's retry finds the write applied and still carries them out.
+#[tokio::test]
+async fn a_retried_callback_whose_write_applied_still_carries_out_its_follow_ups() {
+    let h = harness().await;
+    h.connected().await;
+    h.record_transfer().await;
+    h.store
+        .update(&sid(SESSION), &|s: &mut CallSession| s.cancel_transfer())
+        .await
+        .unwrap();
+    // The late answer of the called-off second agent, written by the first
+    // attempt, whose invocation then timed out.
+    let late = Observation::TargetLeg {
+        attempt: 1,
+        observation: leg(TARGET_LEG, LegStatus::InProgress, 2),
+    };
+    let (observed, _) = h.store.observe(&sid(SESSION), late).await.unwrap();
+    assert_eq!(observed, Observed::Applied);
+    assert_eq!(
+        h.session().await.follow_ups(),
+        vec![FollowUp::EndLeg(sid(TARGET_LEG))]
+    );
+    let version = h.session().await.version;
+    let response = h.invoke(Endpoint::StatusCallback).await;
+    assert_twiml(&response);
+    assert_eq!(h.session().await.version, version, "nothing new to write");
+    let hang_ups: Vec<_> = h
+        .twilio_requests()
+        .await
+        .into_iter()
+        .filter(|r| r.url.path().ends_with(&format!("/Calls/{TARGET_LEG}.json")))
+        .filter(|r| form(r).get("Status").map(String::as_str) == Some("completed"))
+        .collect();
+    assert_eq!(hang_ups.len(), 1, "the called-off agent is hung up");
+}
+
 #[tokio::test]
 async fn console_page() {
     let h = harness().await;

@@ -309,6 +309,13 @@ pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<Str
     );
     match observed {
         Ok((Observed::Applied, Some(session))) => follow_up::carry_out(app, &session).await,
+        // Nothing new, but what the session needs may still be undone: the
+        // invocation that wrote this callback may have timed out before its
+        // follow-ups, and Twilio retries it. They are idempotent.
+        Ok((Observed::Ignored, Some(session))) if !session.follow_ups().is_empty() => {
+            tracing::info!(call = %session_sid, "callback already applied; carrying out what is outstanding");
+            follow_up::carry_out(app, &session).await;
+        }
         Ok(_) => tracing::debug!(call = %session_sid, "status callback changed nothing"),
         Err(error) => {
             tracing::error!(%error, call = %session_sid, "status callback not recorded; asking Twilio to retry");

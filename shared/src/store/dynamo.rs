@@ -427,7 +427,10 @@ impl CallStore for DynamoStore {
             Ok(session) if applied.load(Ordering::Relaxed) => {
                 Ok((Observed::Applied, Some(session)))
             }
-            Ok(_) => Ok((Observed::Ignored, None)),
+            // Already applied (a duplicate, or Twilio's retry of a callback
+            // whose first attempt wrote and then timed out): the session as
+            // it is, so its caller can still carry out what it needs.
+            Ok(session) => Ok((Observed::Ignored, Some(session))),
             // A callback about a call this table never held.
             Err(StoreError::NotFound) => Ok((Observed::Ignored, None)),
             Err(error) => Err(error),

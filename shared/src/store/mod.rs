@@ -103,7 +103,8 @@ pub trait CallStore: Send + Sync {
     async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError>;
 
     /// Applies what a Twilio callback reported, if it moves the call forward.
-    /// Returns the session after the change when there was one.
+    /// Returns the session as it now is (changed or not; none when the call
+    /// is unknown).
     async fn observe(
         &self,
         id: &CallSid,
