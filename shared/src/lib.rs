@@ -46,6 +46,7 @@ pub mod push;
 pub mod secrets;
 pub mod signature;
 pub mod store;
+pub mod time_budget;
 pub mod token;
 pub mod twilio;
 pub mod twiml;

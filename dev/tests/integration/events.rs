@@ -411,6 +411,33 @@ async fn start_transfer() {
     assert_eq!(h.twilio_requests().await.len(), 2);
 }
 
+/// Twilio stops answering mid-transfer: every request waits out the
+/// client's timeout, and the look-ups after an uncertain move are retried.
+/// The invocation still answers before its Lambda timeout, with a 5xx.
+#[tokio::test]
+async fn a_transfer_against_a_twilio_that_never_answers_stops_before_the_lambda_timeout() {
+    let h = harness().await;
+    h.connected().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
+        .with_priority(1)
+        .mount(&h.twilio)
+        .await;
+    let started = std::time::Instant::now();
+    let response = h.invoke(Endpoint::StartTransfer).await;
+    let took = started.elapsed();
+    assert!(response.status().is_server_error(), "{}", body(&response));
+    assert!(
+        took < Endpoint::StartTransfer.timeout(),
+        "answered after {took:?}, past the Lambda timeout"
+    );
+    let error = json(&response)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!error.is_empty(), "a JSON error body");
+}
+
 #[tokio::test]
 async fn cancel_transfer() {
     let h = harness().await;

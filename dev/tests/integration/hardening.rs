@@ -42,7 +42,7 @@ async fn anonymous_and_oversized_webhooks_are_refused_before_work() {
     );
     // Signed, but larger than any request Twilio sends this product.
     let (params, body) = fields(20_000);
-    assert_eq!(body.len() > 32 * 1024, true);
+    assert!(body.len() > 32 * 1024);
     assert_eq!(post_webhook(&base, body, Some(&params)).await, 413);
     // Signed, small, but with more fields than Twilio ever sends.
     let empty: Vec<(String, String)> = Vec::new();
@@ -148,4 +148,43 @@ async fn get_call_checks_access_first_and_pages_a_long_history() {
 
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Each function's Lambda timeout in the template is the one its work is
+/// cut to (`Endpoint::timeout`, less `time_budget::MARGIN`), and the
+/// longest single step a function waits on fits in what is left.
+#[test]
+fn every_function_works_to_a_deadline_inside_its_lambda_timeout() {
+    use warm_transfer_core::handlers::Endpoint;
+    use warm_transfer_core::time_budget::MARGIN;
+
+    let path = warm_transfer_dev::paths::workspace().join("template.yaml");
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    for endpoint in Endpoint::ALL {
+        let code_uri = format!("target/lambda/{}/", endpoint.function_name());
+        let function = resources
+            .values()
+            .find(|r| r["Properties"]["CodeUri"].as_str() == Some(code_uri.as_str()))
+            .unwrap_or_else(|| panic!("{code_uri} in the template"));
+        let timeout = function["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{} has its own Timeout", endpoint.function_name()));
+        assert_eq!(
+            std::time::Duration::from_secs(timeout),
+            endpoint.timeout(),
+            "{}",
+            endpoint.function_name()
+        );
+        // One DynamoDB request with the SDK's retries fits in the work time
+        // of every function that reads the table (all but the console page).
+        if endpoint != Endpoint::Console {
+            assert!(
+                endpoint.timeout() - MARGIN >= warm_transfer_core::store::OPERATION_TIMEOUT,
+                "{}",
+                endpoint.function_name()
+            );
+        }
+    }
 }

@@ -711,3 +711,42 @@ async fn the_room_the_customer_is_in_is_released_not_an_earlier_one_of_the_same_
         "the customer's room is ended: {writes:?}"
     );
 }
+
+/// Every callback that would say so is lost: a customer left alone waits
+/// at most the reconciler's `longest_wait_alone`, which is within 20 s.
+#[test]
+fn a_customer_left_alone_is_found_within_twenty_seconds_whatever_is_lost() {
+    let wait = reconciler::longest_wait_alone();
+    assert!(wait <= Duration::from_secs(20), "{wait:?}");
+    // A check ends before its lease, so no two runs check one session at once.
+    assert!(reconciler::CHECK_BUDGET < Duration::try_from(reconciler::LEASE).unwrap());
+    // The passes of one invocation reach the next one's (every minute).
+    assert!(reconciler::WINDOW + reconciler::POLL >= Duration::from_secs(60));
+    // And the invocation, its last check included, fits its Lambda timeout.
+    assert!(
+        reconciler::WINDOW + reconciler::CHECK_BUDGET + warm_transfer_core::time_budget::MARGIN
+            <= Endpoint::Reconciler.timeout()
+    );
+}
+
+/// One scheduled invocation keeps passing over the index: a session that
+/// falls due while it runs (here a customer left alone, every callback
+/// lost) is repaired by it, not by the next invocation a minute later.
+#[tokio::test]
+async fn one_invocation_keeps_checking_and_releases_a_customer_left_alone_meanwhile() {
+    let h = harness().await;
+    lone_customer(&h).await;
+    let started = tokio::time::Instant::now();
+    let due_in = Duration::try_from(RECHECK_SOON).unwrap();
+    let deadline =
+        started + due_in + reconciler::POLL * 2 + reconciler::CHECK_BUDGET + Duration::from_secs(1);
+    let report = reconciler::run_until(&h.app, deadline).await.unwrap();
+    assert!(report.checked >= 1, "{report:?}");
+    let session = h.session(1).await;
+    assert!(session.customer_released, "{session:?}");
+    assert_eq!(end_room_requests(&h.writes()), 1, "{:?}", h.writes());
+    assert!(
+        tokio::time::Instant::now() < deadline,
+        "the invocation stopped before its deadline"
+    );
+}

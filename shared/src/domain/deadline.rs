@@ -8,8 +8,10 @@ use time::{Duration, OffsetDateTime};
 use super::session::CallSession;
 
 /// A decision is pending (a transfer under way, a customer alone, a repair
-/// outstanding, a leg still live on an ended call): look again soon.
-pub const RECHECK_SOON: Duration = Duration::seconds(30);
+/// outstanding, a leg still live on an ended call): look again soon. This
+/// bounds how long a customer can be alone when every callback saying so
+/// is lost (the reconciler's `longest_wait_alone`).
+pub const RECHECK_SOON: Duration = Duration::seconds(10);
 /// Phones ringing before the call is connected.
 pub const RECHECK_SETTLING: Duration = Duration::minutes(2);
 /// A connected call with nothing pending: an occasional look suffices.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, Response, service_fn};
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use tracing::Instrument;
 
 use super::api_error::ApiError;
@@ -20,6 +20,7 @@ use crate::public_url;
 use crate::secrets::{self, SecretKeeper, Secrets, SecretsManagerSource};
 use crate::signature;
 use crate::store::{CallStore, DynamoStore};
+use crate::time_budget;
 use crate::twilio::TwilioClient;
 
 /// Everything a handler needs, shared by all invocations of a warm Lambda.
@@ -141,50 +142,67 @@ impl App {
         .await
     }
 
-    /// Answers one request. Never fails: every error becomes a response the
-    /// caller understands (JSON for the console, TwiML for Twilio). One arm
-    /// per endpoint and no wildcard, so an endpoint without a handler does
-    /// not compile.
+    /// Answers one request, within the function's time budget. Never fails:
+    /// every error becomes a response the caller understands (JSON for the
+    /// console, TwiML for Twilio).
     pub async fn handle(&self, endpoint: Endpoint, req: Request) -> Response<Body> {
         let span = tracing::info_span!(
             "request",
             request_id = %request::request_id(&req),
             endpoint = endpoint.function_name(),
         );
+        // Lambda's own deadline for this invocation, when there is one.
+        let lambda_deadline = req.lambda_context_ref().map(|c| c.deadline);
+        let deadline = time_budget::deadline(endpoint.timeout(), lambda_deadline);
         async {
-            self.refresh_secrets().await;
             let req = &req;
-            let response = match endpoint {
-                Endpoint::StartCall => self.api(req, front_end::start_call).await,
-                Endpoint::GetCall => self.api(req, front_end::get_call).await,
-                Endpoint::StartTransfer => self.api(req, front_end::start_transfer).await,
-                Endpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
-                Endpoint::LeaveCall => self.api(req, front_end::leave_call).await,
-                Endpoint::HoldCustomer => self.api(req, front_end::hold_customer).await,
-                Endpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,
-                Endpoint::AgentDialEnded => self.webhook(req, webhooks::agent_dial_ended).await,
-                Endpoint::ConferenceTwiml => self.webhook(req, webhooks::conference).await,
-                Endpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
-                Endpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
-                Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
-                Endpoint::Console => console::page(
-                    self.config.console_sign_in.as_ref(),
-                    self.config.console_push_url.as_ref(),
-                ),
-                // Not HTTP: the reconciler's binary runs it on a schedule, the
-                // push functions' binaries run `push::PushApp`.
-                Endpoint::Reconciler
-                | Endpoint::WsConnect
-                | Endpoint::WsDisconnect
-                | Endpoint::StreamPublisher => {
-                    ApiError::NotFound("not an HTTP endpoint".into()).into_response()
-                }
-            };
+            let work = self.dispatch(endpoint, req);
+            let response = time_budget::within(deadline, work)
+                .await
+                .unwrap_or_else(|| {
+                    tracing::error!("out of time; the work was cut before Lambda's timeout");
+                    match endpoint.caller() {
+                        Caller::Twilio => responses::retry_later(webhooks::empty()),
+                        _ => ApiError::Unavailable("out of time, try again".into()).into_response(),
+                    }
+                });
             tracing::info!(status = response.status().as_u16(), "answered");
             response
         }
         .instrument(span)
         .await
+    }
+
+    /// The endpoint's handler. One arm per endpoint and no wildcard, so an
+    /// endpoint without a handler does not compile.
+    async fn dispatch(&self, endpoint: Endpoint, req: &Request) -> Response<Body> {
+        self.refresh_secrets().await;
+        match endpoint {
+            Endpoint::StartCall => self.api(req, front_end::start_call).await,
+            Endpoint::GetCall => self.api(req, front_end::get_call).await,
+            Endpoint::StartTransfer => self.api(req, front_end::start_transfer).await,
+            Endpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
+            Endpoint::LeaveCall => self.api(req, front_end::leave_call).await,
+            Endpoint::HoldCustomer => self.api(req, front_end::hold_customer).await,
+            Endpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,
+            Endpoint::AgentDialEnded => self.webhook(req, webhooks::agent_dial_ended).await,
+            Endpoint::ConferenceTwiml => self.webhook(req, webhooks::conference).await,
+            Endpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
+            Endpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
+            Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
+            Endpoint::Console => console::page(
+                self.config.console_sign_in.as_ref(),
+                self.config.console_push_url.as_ref(),
+            ),
+            // Not HTTP: the reconciler's binary runs it on a schedule, the
+            // push functions' binaries run `push::PushApp`.
+            Endpoint::Reconciler
+            | Endpoint::WsConnect
+            | Endpoint::WsDisconnect
+            | Endpoint::StreamPublisher => {
+                ApiError::NotFound("not an HTTP endpoint".into()).into_response()
+            }
+        }
     }
 
     /// A front-end API request: CORS preflight, who signed in, then the

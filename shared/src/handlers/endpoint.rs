@@ -110,6 +110,35 @@ impl Endpoint {
         self.spec().caller
     }
 
+    /// The function's Lambda timeout (template.yaml's `Timeout`, checked by
+    /// the deployment test): each invocation works to a deadline a margin
+    /// before it (`time_budget`). Front-end actions may make a few Twilio
+    /// requests in a row (each retried within `TWILIO_TIMEOUT_MS`), webhooks
+    /// a store write and its follow-ups; the reconciler keeps checking for
+    /// most of its schedule's minute; the stream publisher posts a batch.
+    pub const fn timeout(self) -> std::time::Duration {
+        let secs = match self {
+            Endpoint::StartCall
+            | Endpoint::StartTransfer
+            | Endpoint::CancelTransfer
+            | Endpoint::LeaveCall
+            | Endpoint::HoldCustomer => 10,
+            Endpoint::GetCall
+            | Endpoint::DialCustomer
+            | Endpoint::AgentDialEnded
+            | Endpoint::ConferenceTwiml
+            | Endpoint::FallbackTwiml
+            | Endpoint::HoldTwiml
+            | Endpoint::StatusCallback
+            | Endpoint::WsConnect
+            | Endpoint::WsDisconnect => 5,
+            Endpoint::Console => 3,
+            Endpoint::Reconciler => 75,
+            Endpoint::StreamPublisher => 30,
+        };
+        std::time::Duration::from_secs(secs)
+    }
+
     /// Finds the endpoint serving `method path`, with its path parameters.
     /// API Gateway does this in AWS; the development server and tests use it.
     pub fn resolve(method: &Method, path: &str) -> Option<(Endpoint, Vec<(String, String)>)> {

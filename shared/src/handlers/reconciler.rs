@@ -40,12 +40,32 @@ use crate::ids::CallSid;
 use crate::store::{DueSession, StoreError};
 use crate::twilio::{ListCalls, ListConferences, Participant, TwilioError};
 
-/// Sessions taken per run; the rest wait for the next run.
+/// Sessions taken per pass; the rest wait for the next pass.
 pub const BATCH: usize = 200;
 /// Sessions checked at once: bounds the requests in flight to Twilio.
 pub const CONCURRENCY: usize = 4;
-/// How long a claimed session belongs to one run.
-pub const LEASE: time::Duration = time::Duration::seconds(90);
+/// One session's check (its look at Twilio and its repairs) is cut after
+/// this; it is looked at again on its next check.
+pub const CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(6);
+/// How long a claimed session belongs to one run: longer than a check, so
+/// two runs never check one session at once; it also spaces a session's
+/// checks (see `claim_check`).
+pub const LEASE: time::Duration = time::Duration::seconds(10);
+/// An invocation asks for due sessions again this often...
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(3);
+/// ...for this long: until the next scheduled invocation (every minute) is
+/// about to take over, so the index is read every `POLL` without a gap.
+pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(57);
+
+/// The longest a customer left alone waits to be released when every
+/// callback that would have said so is lost: a session with a decision
+/// pending is checked at most `LEASE` (or `RECHECK_SOON`) after its last
+/// check or write, found by the next pass (`POLL`), and repaired within a
+/// check (`CHECK_BUDGET`, in practice a second or two).
+pub fn longest_wait_alone() -> std::time::Duration {
+    let spacing = LEASE.max(crate::domain::RECHECK_SOON);
+    std::time::Duration::try_from(spacing).unwrap_or_default() + POLL + CHECK_BUDGET
+}
 /// History `kind` of a callback the reconciler recovered from Twilio.
 pub const RECOVERED: &str = "reconciler: lost callback recovered";
 /// History `kind` of a follow-up the reconciler carried out.
@@ -91,7 +111,37 @@ impl Skip {
     }
 }
 
-/// One scheduled run over the sessions due at `now`.
+/// One scheduled invocation: passes over the due sessions every [`POLL`]
+/// until [`WINDOW`] is over or the invocation's `deadline` is too near for
+/// another check. A pass that fails (the store unavailable) ends it.
+pub async fn run_until(app: &App, deadline: tokio::time::Instant) -> Result<RunReport, StoreError> {
+    let started = tokio::time::Instant::now();
+    let stop = deadline.min(started + WINDOW);
+    let mut total = RunReport::default();
+    loop {
+        let pass = run(app, OffsetDateTime::now_utc()).await?;
+        total.add(&pass);
+        let next = tokio::time::Instant::now() + POLL;
+        // The next pass must have room for a whole check before the deadline.
+        if next >= stop || next + CHECK_BUDGET >= deadline {
+            return Ok(total);
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+impl RunReport {
+    fn add(&mut self, pass: &RunReport) {
+        self.due += pass.due;
+        self.checked += pass.checked;
+        self.taken += pass.taken;
+        self.uncertain += pass.uncertain;
+        self.deferred += pass.deferred;
+        self.repairs += pass.repairs;
+    }
+}
+
+/// One pass over the sessions due at `now`.
 pub async fn run(app: &App, now: OffsetDateTime) -> Result<RunReport, StoreError> {
     let due = app.store.due_sessions(now, BATCH).await?;
     let throttled = AtomicBool::new(false);
@@ -140,7 +190,16 @@ async fn check(app: &App, due: DueSession, now: OffsetDateTime, throttled: &Atom
             return Outcome::Uncertain;
         }
     }
-    match reconcile(app, due.session).await {
+    // Cut at its budget (or the invocation's deadline, if sooner): a cut
+    // check leaves the session for its next one, as any uncertainty does.
+    let budget = crate::time_budget::capped(CHECK_BUDGET);
+    let cut_at = tokio::time::Instant::now() + budget;
+    let Some(checked) = crate::time_budget::within(cut_at, reconcile(app, due.session)).await
+    else {
+        tracing::warn!(%call, ?budget, "reconciler check cut at its time budget");
+        return Outcome::Uncertain;
+    };
+    match checked {
         Ok(repairs) => Outcome::Checked { repairs },
         Err(skip) => {
             if skip.throttled() {
@@ -513,7 +572,11 @@ impl App {
                         "scheduled run"
                     );
                     app.refresh_secrets().await;
-                    let report = run(&app, OffsetDateTime::now_utc()).await?;
+                    let deadline = crate::time_budget::deadline(
+                        endpoint.timeout(),
+                        Some(event.context.deadline),
+                    );
+                    let report = run_until(&app, deadline).await?;
                     Ok::<_, lambda_runtime::Error>(report)
                 }
             },

@@ -21,6 +21,9 @@ use crate::ids::CallSid;
 
 /// How often `update` re-reads and re-applies after losing a race.
 const MAX_UPDATE_ATTEMPTS: usize = 8;
+/// One DynamoDB request's attempt, and the request with the SDK's retries.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Each session write carries a token of its own, and the item keeps the
 /// tokens of its last few writes. When an attempt's answer is lost (it timed
@@ -223,8 +226,8 @@ impl DynamoStore {
     pub async fn client_for(endpoint: Option<&url::Url>) -> Client {
         use aws_sdk_dynamodb::config::{Credentials, Region};
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(Duration::from_secs(1))
-            .operation_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
             .build();
         let mut loader = crate::https::aws_config_loader().timeout_config(timeouts);
         if let Some(endpoint) = endpoint {
@@ -361,6 +364,13 @@ impl CallStore for DynamoStore {
         // and what it replaced.
         let mut refused: Option<(String, CallSession, CallSession, item::Item)> = None;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
+            // Another read and write could outlast the invocation: stop
+            // while there is time to answer (the caller retries).
+            if crate::time_budget::too_late_for(2 * ATTEMPT_TIMEOUT) {
+                return Err(StoreError::Unavailable(
+                    "out of time for another attempt".into(),
+                ));
+            }
             let (current, meta, written) =
                 self.read_written(id).await?.ok_or(StoreError::NotFound)?;
             if let Some((write_id, before, after, item)) = refused.take() {

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub use dynamo::{DynamoStore, WriteObserver};
+pub use dynamo::{ATTEMPT_TIMEOUT, DynamoStore, OPERATION_TIMEOUT, WriteObserver};
 pub use item::{
     CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, ItemMeta, OPEN_SHARD, SESSION_SK, event_from_item,
     event_item, open_shard, session_from_item, session_item,

@@ -12,6 +12,10 @@ use super::types::*;
 use crate::config::{Config, Secret, TwilioCredentials};
 use crate::ids::CallSid;
 
+/// The shortest time worth starting a retry in: a Twilio request takes
+/// 100-300 ms when all is well.
+const MIN_ATTEMPT: Duration = Duration::from_millis(500);
+
 /// Bounded retries with full-jitter exponential backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -164,6 +168,11 @@ impl TwilioClient {
                 return Err(error);
             }
             let delay = policy.delay(attempt - 1, retry_after);
+            // A retry that cannot finish before the invocation's deadline
+            // is not started (see `time_budget`).
+            if crate::time_budget::too_late_for(delay + MIN_ATTEMPT) {
+                return Err(error);
+            }
             crate::metrics::count(crate::metrics::Metric::TwilioRetries, None);
             tracing::warn!(%error, attempt, ?delay, path = %spec.path, "retrying Twilio request");
             tokio::time::sleep(delay).await;
@@ -185,6 +194,7 @@ impl TwilioClient {
         let mut request = inner
             .http
             .request(spec.method.clone(), format!("{}{}", inner.base, spec.path))
+            .timeout(crate::time_budget::capped(inner.config.timeout))
             .basic_auth(&username, Some(password.expose()));
         if !spec.query.is_empty() {
             request = request.query(&spec.query);
