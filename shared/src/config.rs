@@ -11,6 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::auth::{AgentRules, ConsoleSignIn};
+use crate::domain::{DialPolicy, NumberPrefix};
 use crate::ids::PhoneNumber;
 
 /// Every environment variable the functions read, in one place so the SAM
@@ -52,6 +53,11 @@ pub mod vars {
     pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
     pub const JWKS_URL: &str = "JWKS_URL";
     pub const WEBSOCKET_MANAGEMENT_URL: &str = "WEBSOCKET_MANAGEMENT_URL";
+    /// The toll-fraud guard (`domain::DialPolicy`).
+    pub const ALLOWED_DESTINATIONS: &str = "ALLOWED_DESTINATIONS";
+    pub const BLOCKED_DESTINATIONS: &str = "BLOCKED_DESTINATIONS";
+    pub const ALLOWED_CALLER_IDS: &str = "ALLOWED_CALLER_IDS";
+    pub const AGENT_DIALS_PER_MINUTE: &str = "AGENT_DIALS_PER_MINUTE";
 
     /// All of them, for the template consistency test.
     pub const ALL: &[&str] = &[
@@ -87,6 +93,10 @@ pub mod vars {
         JWT_AUDIENCE,
         JWKS_URL,
         WEBSOCKET_MANAGEMENT_URL,
+        ALLOWED_DESTINATIONS,
+        BLOCKED_DESTINATIONS,
+        ALLOWED_CALLER_IDS,
+        AGENT_DIALS_PER_MINUTE,
     ];
 
     /// Read by the console function only: the sign-in it offers.
@@ -185,6 +195,10 @@ pub struct Config {
     /// Where the console subscribes to changes (`ws://` or `wss://`); None:
     /// the console polls.
     pub console_push_url: Option<Url>,
+    /// Which numbers may be dialed and shown as caller ID.
+    pub dial_policy: DialPolicy,
+    /// Calls and transfers one agent may start in a minute.
+    pub agent_dials_per_minute: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -289,6 +303,24 @@ impl Config {
         let default_caller_id = PhoneNumber::parse(required(DEFAULT_CALLER_ID)?)
             .map_err(|e| malformed(DEFAULT_CALLER_ID, &e.to_string()))?;
         let agents = agent_rules(env)?;
+        let prefixes = |name: &'static str| {
+            get(name)
+                .map(|raw| {
+                    NumberPrefix::parse_list(raw).ok_or_else(|| {
+                        malformed(
+                            name,
+                            "must be E.164 prefixes (+ and digits), comma-separated",
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let country = DialPolicy::country_of(&default_caller_id);
+        let dial_policy = DialPolicy {
+            destinations: prefixes(ALLOWED_DESTINATIONS)?.unwrap_or(country.destinations),
+            blocked: prefixes(BLOCKED_DESTINATIONS)?.unwrap_or(country.blocked),
+            caller_ids: prefixes(ALLOWED_CALLER_IDS)?.unwrap_or(country.caller_ids),
+        };
         // All three or none: half a sign-in configuration is a mistake.
         let console_sign_in = match (
             get(CONSOLE_CLIENT_ID),
@@ -342,6 +374,8 @@ impl Config {
                 Some(_) => return Err(malformed(RECORDING, "must be on or off")),
             },
             agents,
+            dial_policy,
+            agent_dials_per_minute: number(AGENT_DIALS_PER_MINUTE, 6, 1..=1000)? as u32,
             console_sign_in,
             console_push_url: get(CONSOLE_PUSH_URL)
                 .map(|raw| {

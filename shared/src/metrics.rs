@@ -48,6 +48,11 @@ wire_enum!(
         /// A versioned session write lost a race with another writer; the
         /// session is read again and the change re-applied.
         StoreConflicts => "StoreConflicts",
+        /// Transfers to a number that is not one of the deployment's agents
+        /// (`AGENT_NUMBERS`): an outside party, or toll fraud.
+        TransfersOutside => "TransfersOutside",
+        /// Calls and transfers refused over an agent's per-minute limit.
+        AgentLimitRefusals => "AgentLimitRefusals",
     }
 );
 

@@ -188,3 +188,132 @@ fn every_function_works_to_a_deadline_inside_its_lambda_timeout() {
         }
     }
 }
+
+/// Toll fraud: by default only the caller ID's country (+1 here) is dialed,
+/// never a premium-rate code, and only a caller ID of that country shown;
+/// nothing reaches Twilio for a refused number.
+#[tokio::test]
+async fn foreign_and_premium_rate_numbers_are_never_dialed() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    use crate::access::{ALICE, CUSTOMER, as_agent, start_call};
+
+    let stack = stack().await;
+    for (field, body) in [
+        (
+            "customerNumber",
+            json!({ "agentNumber": ALICE, "customerNumber": "+19005550123" }),
+        ),
+        (
+            "customerNumber",
+            json!({ "agentNumber": ALICE, "customerNumber": "+442079460958" }),
+        ),
+        (
+            "callerId",
+            json!({ "agentNumber": ALICE, "customerNumber": CUSTOMER, "callerId": "+442079460958" }),
+        ),
+    ] {
+        let (status, answer) = as_agent(&stack, "alice", Method::POST, "/calls", Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["field"], field, "{answer}");
+        assert!(!answer.to_string().contains("2079460958"), "{answer}");
+    }
+    assert_eq!(stack.sim.calls_to(ALICE), 0, "nothing was dialed");
+
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    for target in ["+19765550123", "+8821234567"] {
+        let (status, answer) = as_agent(
+            &stack,
+            "alice",
+            Method::POST,
+            &format!("/calls/{sid}/transfer"),
+            Some(json!({ "to": target })),
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["field"], "to");
+        assert_eq!(stack.sim.calls_to(target), 0);
+    }
+}
+
+/// A stolen sign-in cannot dial faster than a person: past the agent's
+/// allowance for the minute, calls are refused with 429 and never placed.
+#[tokio::test]
+async fn an_agent_over_the_per_minute_limit_is_refused() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    use crate::access::{ALICE, as_agent};
+
+    let stack = stack().await;
+    let limit = stack.app.config().agent_dials_per_minute as usize;
+    let mut placed = 0;
+    let mut refused = false;
+    // Twice the limit and one: a minute boundary crossed on the way resets
+    // the count once at most.
+    for i in 0..=2 * limit {
+        let customer = format!("+1555030{i:04}");
+        let (status, answer) = as_agent(
+            &stack,
+            "alice",
+            Method::POST,
+            "/calls",
+            Some(json!({ "agentNumber": ALICE, "customerNumber": customer })),
+        )
+        .await;
+        match status {
+            201 => placed += 1,
+            429 => {
+                assert!(
+                    answer["error"].as_str().unwrap().contains("a minute"),
+                    "{answer}"
+                );
+                refused = true;
+                break;
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert!(refused, "the limit was reached");
+    assert!(placed >= limit, "{placed} placed before the first refusal");
+    assert_eq!(
+        stack.sim.calls_to(ALICE),
+        placed,
+        "the refused call was never placed"
+    );
+    let _ = refused;
+}
+
+/// The allowance is one conditional update: of simultaneous requests,
+/// exactly the limit win, whatever the interleaving.
+#[tokio::test]
+async fn simultaneous_dials_take_exactly_the_allowance() {
+    use warm_transfer_core::store::{CallStore, DynamoStore};
+
+    let dynalite = warm_transfer_dev::dynalite::Dynalite::start()
+        .await
+        .unwrap();
+    dynalite.create_table("calls-allowance").await.unwrap();
+    let store = DynamoStore::new(
+        dynalite.client(),
+        "calls-allowance",
+        std::time::Duration::from_secs(3600),
+    );
+    let minute = 1_800_000_000 - 1_800_000_000 % 60;
+    let takes = (0..20).map(|_| store.take_allowance("alice", minute, 6));
+    let granted = futures::future::join_all(takes)
+        .await
+        .into_iter()
+        .filter(|taken| *taken.as_ref().unwrap())
+        .count();
+    assert_eq!(granted, 6);
+    assert!(
+        store.take_allowance("alice", minute + 60, 6).await.unwrap(),
+        "a new minute"
+    );
+    assert!(
+        store.take_allowance("bob", minute, 6).await.unwrap(),
+        "per agent"
+    );
+}

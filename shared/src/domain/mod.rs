@@ -5,6 +5,7 @@
 
 mod access;
 mod deadline;
+mod dial_policy;
 mod error;
 mod history;
 mod hop;
@@ -17,6 +18,7 @@ mod transfer;
 
 pub use access::{AccessDenied, Action, Actor};
 pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON};
+pub use dial_policy::{DEFAULT_BLOCKED, DialPolicy, DialRefused, NumberPrefix, country_code};
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use hop::{Hop, Owner};

@@ -22,6 +22,7 @@ use crate::domain::{
     Presence, RoomParticipant, TransferDecision, TransferKind, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber};
+use crate::metrics::{self, Metric};
 use crate::store::{HistoryCursor, transfer_through_domain};
 use crate::twilio::{
     CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateCall, CreateParticipant,
@@ -88,6 +89,14 @@ pub async fn start_call(
         Some(raw) => phone("callerId", raw)?,
         None => app.config.default_caller_id.clone(),
     };
+    let policy = &app.config.dial_policy;
+    policy
+        .may_dial(&customer)
+        .map_err(|refused| ApiError::bad_request("customerNumber", refused.to_string()))?;
+    policy
+        .may_show(&caller_id)
+        .map_err(|refused| ApiError::bad_request("callerId", refused.to_string()))?;
+    take_allowance(app, actor).await?;
     let urls = app.urls(req)?;
 
     // The call SID Twilio returns is the session's key, so the call comes first.
@@ -171,6 +180,10 @@ pub async fn start_transfer(
     let sid = call_sid(req)?;
     let body: TransferBody = json_body(req)?;
     let target = phone("to", required("to", &body.to)?)?;
+    app.config
+        .dial_policy
+        .may_dial(&target)
+        .map_err(|refused| ApiError::bad_request("to", refused.to_string()))?;
     let kind = match body.kind.as_deref() {
         None => TransferKind::Warm,
         Some(kind) => TransferKind::parse(kind)
@@ -178,6 +191,12 @@ pub async fn start_transfer(
     };
     let key = idempotency_key(req)?;
     let urls = app.urls(req)?;
+    take_allowance(app, actor).await?;
+    let agents_numbers = app.config.agents.numbers.values().flatten();
+    if !agents_numbers.into_iter().any(|number| *number == target) {
+        // Not a number of the deployment's agents: worth an alarm when many.
+        metrics::count(Metric::TransfersOutside, None);
+    }
     let now = OffsetDateTime::now_utc();
 
     // Round trip 1: the transfer is durable before Twilio hears of it, so the
@@ -715,6 +734,23 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
             )
         })?;
     Ok(Some(key.to_owned()))
+}
+
+/// One from the agent's per-minute allowance of calls and transfers: a
+/// stolen sign-in cannot dial faster than a person does.
+async fn take_allowance(app: &App, actor: &Actor) -> Result<(), ApiError> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let minute = now - now.rem_euclid(60);
+    let limit = app.config.agent_dials_per_minute;
+    if app.store.take_allowance(&actor.id, minute, limit).await? {
+        Ok(())
+    } else {
+        tracing::warn!(limit, "agent over the calls-and-transfers limit");
+        metrics::count(Metric::AgentLimitRefusals, None);
+        Err(ApiError::TooManyRequests(format!(
+            "at most {limit} calls and transfers a minute; try again shortly"
+        )))
+    }
 }
 
 fn not_found(sid: &CallSid) -> ApiError {

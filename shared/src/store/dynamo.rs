@@ -502,6 +502,28 @@ impl CallStore for DynamoStore {
         }
     }
 
+    async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{}{who}", item::ALLOWANCE_PREFIX)))
+            .key("sk", s(format!("MINUTE#{minute}")))
+            .update_expression("ADD taken :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(taken) OR taken < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            // Gone with DynamoDB's TTL sweep a while after its minute.
+            .expression_attribute_values(":expires", n(minute + 3600))
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(Failure::ConditionFailed) => Ok(false),
+            Err(Failure::Store(error)) => Err(error),
+        }
+    }
+
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError> {
         let expires_at = self.expires_at(OffsetDateTime::now_utc());
         let written = item::event_item(id, event, expires_at);

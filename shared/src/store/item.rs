@@ -20,6 +20,8 @@ pub type Item = HashMap<String, AttributeValue>;
 
 pub const SESSION_SK: &str = "SESSION";
 pub const EVENT_PREFIX: &str = "EVENT#";
+/// Partition of an agent's per-minute allowance of calls and transfers.
+pub const ALLOWANCE_PREFIX: &str = "ALLOWANCE#";
 
 /// Attribute-name prefixes of the three legs.
 pub const AGENT: &str = "agent";

@@ -111,6 +111,12 @@ pub trait CallStore: Send + Sync {
         observation: Observation,
     ) -> Result<(Observed, Option<CallSession>), StoreError>;
 
+    /// Takes one from `who`'s allowance for the minute that starts at
+    /// `minute` (Unix seconds): false once `limit` were taken in it. One
+    /// conditional update of a small item that expires after the minute, so
+    /// of concurrent requests exactly `limit` win.
+    async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError>;
+
     /// Adds an entry to the call's history (never overwrites one).
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError>;
 
