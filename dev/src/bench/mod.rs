@@ -4,6 +4,7 @@
 
 pub mod cpu;
 pub mod delay_proxy;
+pub mod flood;
 pub mod follow;
 pub mod load;
 pub mod push_costs;
