@@ -147,11 +147,7 @@ impl LocalStack {
         dynalite.create_table(&config.table_name).await?;
         let dynamo_ops = DynamoOps::default();
         let client = dynamo_ops.wrap(&DynamoStore::client_from_config(&config).await);
-        let plain = DynamoStore::new(
-            client.clone(),
-            config.table_name.clone(),
-            config.session_ttl,
-        );
+        let plain = DynamoStore::from_config(client.clone(), &config);
         // Push as in AWS: the publisher posts with the SDK's management
         // client to this server, fed by the stream made from the writes.
         let push_counts = Arc::new(PushCounts::default());

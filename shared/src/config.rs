@@ -31,6 +31,8 @@ pub mod vars {
     pub const CORS_ALLOW_ORIGIN: &str = "CORS_ALLOW_ORIGIN";
     pub const TRANSFER_RING_TIMEOUT_SECS: &str = "TRANSFER_RING_TIMEOUT_SECS";
     pub const SESSION_TTL_HOURS: &str = "SESSION_TTL_HOURS";
+    /// How long a call's history (its audit trail) is kept.
+    pub const HISTORY_TTL_DAYS: &str = "HISTORY_TTL_DAYS";
     pub const HOLD_MUSIC_URL: &str = "HOLD_MUSIC_URL";
     pub const CUSTOMER_FALLBACK: &str = "CUSTOMER_FALLBACK";
     /// The Secrets Manager secret holding the secret values (see `secrets`).
@@ -75,6 +77,7 @@ pub mod vars {
         CORS_ALLOW_ORIGIN,
         TRANSFER_RING_TIMEOUT_SECS,
         SESSION_TTL_HOURS,
+        HISTORY_TTL_DAYS,
         HOLD_MUSIC_URL,
         CUSTOMER_FALLBACK,
         SECRET_ARN,
@@ -156,6 +159,13 @@ pub enum TwilioCredentials {
     ApiKey { sid: String, secret: Secret },
 }
 
+/// How long a call's history is kept when `HISTORY_TTL_DAYS` is not set:
+/// 400 days, a year and a month. A year is what audit rules commonly ask of
+/// an audit trail (PCI DSS 10.5.1 keeps one for at least twelve months), and
+/// the month lets a dispute raised at the year's end still find the call.
+/// The template's `HistoryRetentionDays` has the same default.
+pub const DEFAULT_HISTORY_TTL_DAYS: u64 = 400;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub twilio_account_sid: String,
@@ -178,8 +188,12 @@ pub struct Config {
     pub cors_allow_origin: Option<String>,
     /// How long the second agent's phone rings before Twilio gives up.
     pub transfer_ring_timeout_secs: u32,
-    /// How long stored items live before DynamoDB's TTL removes them.
+    /// How long a session, its subscriptions and connections live before
+    /// DynamoDB's TTL removes them.
     pub session_ttl: Duration,
+    /// How long a history entry lives: the only audit trail of who did
+    /// what on a call, so kept far longer than the session.
+    pub history_ttl: Duration,
     /// Music for a participant waiting alone in a room; silence when unset.
     pub hold_music_url: Option<Url>,
     pub customer_fallback: CustomerFallback,
@@ -235,6 +249,18 @@ impl Config {
     /// with the secret's fields added in AWS (`secrets::merge_into_env`);
     /// tests pass their own.
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::read(env, true)
+    }
+
+    /// The configuration of a function that neither verifies Twilio's
+    /// signatures nor calls its REST API (`Endpoint::reads_secret`): no
+    /// secret is read, and the token it holds is empty, which signs
+    /// nothing (`Secrets::signing_tokens` leaves it out).
+    pub fn from_map_without_secrets(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::read(env, false)
+    }
+
+    fn read(env: &HashMap<String, String>, with_secrets: bool) -> Result<Self, ConfigError> {
         use vars::*;
         let get = |name: &'static str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
@@ -280,8 +306,15 @@ impl Config {
                 "must be AC followed by 32 hexadecimal digits",
             ));
         }
-        let auth_token = Secret::new(required(TWILIO_AUTH_TOKEN)?);
-        let credentials = match (get(TWILIO_API_KEY_SID), get(TWILIO_API_KEY_SECRET)) {
+        let get_secret = |name: &'static str| get(name).filter(|_| with_secrets);
+        let auth_token = match with_secrets {
+            true => Secret::new(required(TWILIO_AUTH_TOKEN)?),
+            false => Secret::new(""),
+        };
+        let credentials = match (
+            get_secret(TWILIO_API_KEY_SID),
+            get_secret(TWILIO_API_KEY_SECRET),
+        ) {
             (None, None) => TwilioCredentials::AuthToken,
             (Some(sid), Some(secret)) if is_sid(sid, "SK") => TwilioCredentials::ApiKey {
                 sid: sid.to_owned(),
@@ -341,7 +374,7 @@ impl Config {
         Ok(Self {
             twilio_account_sid: account_sid.to_owned(),
             twilio_auth_token: auth_token,
-            twilio_auth_token_secondary: get(TWILIO_AUTH_TOKEN_SECONDARY).map(Secret::new),
+            twilio_auth_token_secondary: get_secret(TWILIO_AUTH_TOKEN_SECONDARY).map(Secret::new),
             twilio_credentials: credentials,
             twilio_api_base_url: url(TWILIO_API_BASE_URL, api_base)?,
             twilio_timeout: Duration::from_millis(number(TWILIO_TIMEOUT_MS, 5_000, 100..=60_000)?),
@@ -354,6 +387,9 @@ impl Config {
             cors_allow_origin: get(CORS_ALLOW_ORIGIN).map(str::to_owned),
             transfer_ring_timeout_secs: number(TRANSFER_RING_TIMEOUT_SECS, 30, 5..=600)? as u32,
             session_ttl: Duration::from_secs(3600 * number(SESSION_TTL_HOURS, 72, 1..=24 * 365)?),
+            history_ttl: Duration::from_secs(
+                86_400 * number(HISTORY_TTL_DAYS, DEFAULT_HISTORY_TTL_DAYS, 1..=3650)?,
+            ),
             hold_music_url: get(HOLD_MUSIC_URL)
                 .map(|v| url(HOLD_MUSIC_URL, v))
                 .transpose()?,
@@ -579,5 +615,47 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
         assert!(!printed.contains("5005550006"), "caller ID must be masked");
+    }
+
+    #[test]
+    fn history_is_kept_apart_from_the_session_for_as_long_as_asked() {
+        let config = Config::from_map(&minimal()).unwrap();
+        assert_eq!(config.session_ttl, Duration::from_secs(72 * 3600));
+        assert_eq!(config.history_ttl, Duration::from_secs(400 * 86_400));
+        let mut env = minimal();
+        env.insert(vars::HISTORY_TTL_DAYS.into(), "2555".into());
+        let config = Config::from_map(&env).unwrap();
+        assert_eq!(config.history_ttl, Duration::from_secs(2555 * 86_400));
+        for bad in ["0", "3651", "a year"] {
+            env.insert(vars::HISTORY_TTL_DAYS.into(), bad.into());
+            assert!(
+                matches!(
+                    Config::from_map(&env),
+                    Err(ConfigError::Malformed {
+                        name: vars::HISTORY_TTL_DAYS,
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_function_without_the_secret_starts_with_none_and_ignores_any_given() {
+        let mut env = minimal();
+        env.remove(vars::TWILIO_AUTH_TOKEN);
+        assert_eq!(
+            Config::from_map(&env).unwrap_err(),
+            ConfigError::Missing(vars::TWILIO_AUTH_TOKEN)
+        );
+        env.insert(vars::TWILIO_AUTH_TOKEN_SECONDARY.into(), "second".into());
+        let config = Config::from_map_without_secrets(&env).unwrap();
+        assert_eq!(config.twilio_auth_token.expose(), "");
+        assert_eq!(config.twilio_auth_token_secondary, None);
+        assert_eq!(config.twilio_credentials, TwilioCredentials::AuthToken);
+        // Nothing can be signed with what it holds.
+        let secrets = crate::secrets::Secrets::from_config(&config);
+        assert!(secrets.signing_tokens().is_empty());
     }
 }

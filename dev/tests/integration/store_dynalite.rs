@@ -163,9 +163,13 @@ async fn a_call_handed_on_survives_a_round_trip_with_its_owner_and_hops() {
     assert_eq!(read, full);
 }
 
+/// The session lives `SESSION_TTL_HOURS`; its history, the audit trail,
+/// lives `HISTORY_TTL_DAYS`, long after the session is gone.
 #[tokio::test]
-async fn every_item_expires_through_ttl() {
-    let (dynalite, store) = store().await;
+async fn the_session_and_its_history_expire_through_ttl_each_after_its_own_time() {
+    let (dynalite, _) = store().await;
+    let history_ttl = Duration::from_secs(400 * 86_400);
+    let store = DynamoStore::new(dynalite.client(), TABLE, TTL).with_history_ttl(history_ttl);
     let started = OffsetDateTime::now_utc().unix_timestamp();
     connected(&store).await;
     store
@@ -181,7 +185,11 @@ async fn every_item_expires_through_ttl() {
     assert_eq!(items.len(), 2);
     for item in items {
         let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
-        let ttl = TTL.as_secs() as i64;
+        let is_history = item["sk"]
+            .as_s()
+            .unwrap()
+            .starts_with(warm_transfer_core::store::EVENT_PREFIX);
+        let ttl = if is_history { history_ttl } else { TTL }.as_secs() as i64;
         assert!(
             (started + ttl - 5..=started + ttl + 60).contains(&expires),
             "{item:?}"

@@ -57,7 +57,20 @@ impl ApiError {
         }
     }
 
+    /// The response, without a request id (see [`ApiError::into_response_for`]).
     pub fn into_response(self) -> Response<Body> {
+        self.respond(None)
+    }
+
+    /// The response to the request `request_id`. A 5xx says only what the
+    /// caller can do and the request id: its detail (a DynamoDB or Twilio
+    /// error, which may name the function's role, the table or an account)
+    /// goes to the function's log under that id, never to the caller.
+    pub fn into_response_for(self, request_id: &str) -> Response<Body> {
+        self.respond(Some(request_id))
+    }
+
+    fn respond(self, request_id: Option<&str>) -> Response<Body> {
         #[derive(Serialize)]
         struct ErrorBody<'a> {
             error: String,
@@ -67,9 +80,18 @@ impl ApiError {
             state: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             reason: Option<&'a str>,
+            #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+            request_id: Option<&'a str>,
         }
+        let status = self.status();
+        let error = if status.is_server_error() {
+            tracing::error!(error = %self, status = status.as_u16(), "failed; the caller is told no more than the request id");
+            self.public_message().to_owned()
+        } else {
+            self.to_string()
+        };
         let body = ErrorBody {
-            error: self.to_string(),
+            error,
             field: match &self {
                 ApiError::BadRequest { field, .. } => Some(field),
                 _ => None,
@@ -82,14 +104,28 @@ impl ApiError {
                 ApiError::Forbidden(denied) => Some(denied.code()),
                 _ => None,
             },
+            request_id: request_id.filter(|_| status.is_server_error()),
         };
-        let mut response = json(self.status(), &body);
+        let mut response = json(status, &body);
         if self == ApiError::Unauthorized {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+
+    /// What a 5xx body says: what happened, in words for the agent, and
+    /// that trying again is safe. Nothing from the error itself.
+    fn public_message(&self) -> &'static str {
+        match self {
+            ApiError::Upstream(_) => {
+                "Twilio refused or did not answer, and the call was left as it was: try again, or quote the request id"
+            }
+            _ => {
+                "the call's state could not be read or written just now; try again, or quote the request id"
+            }
+        }
     }
 }
 
@@ -168,5 +204,51 @@ mod tests {
         let body = body_json(response);
         assert_eq!(body["reason"], "not-your-number");
         assert!(body["error"].as_str().unwrap().contains("your own number"));
+    }
+
+    /// A 5xx body carries no internal error text: not the AccessDenied a
+    /// missing permission gives (with the role's ARN), not Twilio's answer.
+    /// The request id lets the operator find the detail in the log.
+    #[test]
+    fn server_errors_tell_the_caller_the_request_id_and_nothing_internal() {
+        let role = "arn:aws:sts::123456789012:assumed-role/warm-transfer-StartCallRole/start-call";
+        let denied = StoreError::Other(format!(
+            "AccessDeniedException: User: {role} is not authorized to perform: dynamodb:GetItem"
+        ));
+        let twilio =
+            ApiError::Upstream("Twilio could not start the call: 20003 Authenticate AC0123".into());
+        for (error, status) in [
+            (ApiError::from(denied), StatusCode::SERVICE_UNAVAILABLE),
+            (
+                ApiError::from(StoreError::Throttled),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (twilio, StatusCode::BAD_GATEWAY),
+        ] {
+            let response = error.clone().into_response_for("req-42");
+            assert_eq!(response.status(), status, "{error:?}");
+            let text = String::from_utf8(response.body().as_ref().to_vec()).unwrap();
+            for internal in [
+                "arn:aws",
+                "AccessDenied",
+                "dynamodb:",
+                "DynamoDB",
+                "20003",
+                "AC0123",
+            ] {
+                assert!(!text.contains(internal), "{internal} in {text}");
+            }
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["requestId"], "req-42", "{text}");
+            assert!(
+                body["error"].as_str().unwrap().contains("try again"),
+                "{text}"
+            );
+        }
+        // A 4xx still says what is wrong, and needs no request id.
+        let body =
+            body_json(ApiError::bad_request("to", "must be E.164").into_response_for("req-43"));
+        assert_eq!(body["error"], "to: must be E.164");
+        assert!(body["requestId"].is_null());
     }
 }

@@ -46,9 +46,14 @@ pub enum StartupError {
 impl App {
     /// Reads the configuration and builds the DynamoDB and Twilio clients:
     /// once per cold start, reused by every invocation.
-    pub async fn from_env() -> Result<Self, StartupError> {
+    pub async fn from_env(endpoint: Endpoint) -> Result<Self, StartupError> {
         crate::logging::init();
         let env: HashMap<String, String> = std::env::vars().collect();
+        if !endpoint.reads_secret() {
+            // Neither verifies a webhook nor calls Twilio (`Endpoint::needs`):
+            // its role may not read the secret, so it holds none.
+            return Self::started(Config::from_map_without_secrets(&env)?, None).await;
+        }
         let source = match secrets::secret_id(&env) {
             Some(id) => {
                 let sdk = crate::https::aws_config_loader().load().await;
@@ -68,10 +73,16 @@ impl App {
         if let Some(source) = &secret {
             secrets::merge_into_env(&mut env, source).await?;
         }
-        let config = Config::from_map(&env)?;
+        Self::started(Config::from_map(&env)?, secret).await
+    }
+
+    async fn started(
+        config: Config,
+        secret: Option<SecretsManagerSource>,
+    ) -> Result<Self, StartupError> {
         metrics::set_namespace(&config.metrics_namespace);
         let dynamodb = DynamoStore::client_from_config(&config).await;
-        let store = DynamoStore::new(dynamodb, config.table_name.clone(), config.session_ttl);
+        let store = DynamoStore::from_config(dynamodb, &config);
         let twilio = TwilioClient::from_config(&config)?;
         let mut app = Self::new(config, Arc::new(store), twilio);
         if let Some(source) = secret {
@@ -121,13 +132,18 @@ impl App {
             .build()?
             .block_on(async {
                 match endpoint.caller() {
-                    Caller::Schedule => Self::from_env().await?.serve_scheduled(endpoint).await,
+                    Caller::Schedule => {
+                        Self::from_env(endpoint)
+                            .await?
+                            .serve_scheduled(endpoint)
+                            .await
+                    }
                     Caller::WebSocket | Caller::Stream => {
                         let app = crate::push::PushApp::from_env(endpoint).await?;
                         app.serve(endpoint).await
                     }
                     Caller::FrontEnd | Caller::Twilio | Caller::Public => {
-                        Self::from_env().await?.serve(endpoint).await
+                        Self::from_env(endpoint).await?.serve(endpoint).await
                     }
                 }
             })
@@ -222,7 +238,7 @@ impl App {
         };
         let mut response = result.unwrap_or_else(|error| {
             tracing::info!(%error, "request refused");
-            error.into_response()
+            error.into_response_for(&request::request_id(req))
         });
         cors::add_cors(&mut response, origin);
         response

@@ -43,7 +43,10 @@ fn new_write_id() -> String {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Sessions: a working record, gone soon after the call.
     ttl: Duration,
+    /// History entries: the audit trail, kept far longer.
+    history_ttl: Duration,
     observer: Option<Arc<dyn WriteObserver>>,
 }
 
@@ -194,13 +197,28 @@ impl DynamoStore {
         }
     }
 
+    /// A store whose sessions and history entries both live `ttl`.
     pub fn new(client: Client, table: impl Into<String>, ttl: Duration) -> Self {
         Self {
             client,
             table: table.into(),
             ttl,
+            history_ttl: ttl,
             observer: None,
         }
+    }
+
+    /// The store a function uses: the table, and each kind of item's
+    /// lifetime, from its configuration.
+    pub fn from_config(client: Client, config: &Config) -> Self {
+        Self::new(client, config.table_name.clone(), config.session_ttl)
+            .with_history_ttl(config.history_ttl)
+    }
+
+    /// History entries live `ttl` after they are written.
+    pub fn with_history_ttl(mut self, ttl: Duration) -> Self {
+        self.history_ttl = ttl;
+        self
     }
 
     /// Reports each written session and history item to `observer`.
@@ -525,7 +543,8 @@ impl CallStore for DynamoStore {
     }
 
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError> {
-        let expires_at = self.expires_at(OffsetDateTime::now_utc());
+        let expires_at =
+            OffsetDateTime::now_utc().unix_timestamp() + self.history_ttl.as_secs() as i64;
         let written = item::event_item(id, event, expires_at);
         self.client
             .put_item()

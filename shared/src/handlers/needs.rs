@@ -1,0 +1,195 @@
+//! What each function does outside itself, read from its code: which
+//! actions it performs on the calls table, whether it calls Twilio's REST
+//! API, whether it posts to the consoles' WebSocket connections.
+//!
+//! This table is the one place a function's permissions are decided. The
+//! SAM template's IAM policy of each function must grant exactly this, no
+//! more and no less (`dev/tests/integration/deployment.rs`), and the
+//! scenarios check the code against it: every DynamoDB request a function
+//! makes on the local stack must be one its row names
+//! (`warm_transfer_dev::counting`). A handler that starts calling something
+//! new fails there first, not on a live call with `AccessDenied`.
+
+use super::{Caller, Endpoint};
+
+/// An action on the calls table, as IAM names it (`dynamodb:<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TableAction {
+    GetItem,
+    PutItem,
+    UpdateItem,
+    DeleteItem,
+    Query,
+}
+
+impl TableAction {
+    /// The operation's name, as the SDK and IAM spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableAction::GetItem => "GetItem",
+            TableAction::PutItem => "PutItem",
+            TableAction::UpdateItem => "UpdateItem",
+            TableAction::DeleteItem => "DeleteItem",
+            TableAction::Query => "Query",
+        }
+    }
+
+    /// The IAM action (`dynamodb:GetItem`).
+    pub fn iam(self) -> String {
+        format!("dynamodb:{}", self.name())
+    }
+}
+
+/// One function's row: what its code calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Actions on the table's items (never its indexes).
+    pub table: &'static [TableAction],
+    /// `Query` on the sparse `open-sessions` index (the reconciler).
+    pub open_sessions_index: bool,
+    /// Calls Twilio's REST API (creates, redirects, hangs up, reads calls).
+    pub twilio_rest: bool,
+    /// Posts to the WebSocket API's connections (the stream publisher).
+    pub post_to_connections: bool,
+}
+
+use TableAction::{DeleteItem, GetItem, PutItem, Query, UpdateItem};
+
+// What the store's calls send to DynamoDB (`store/dynamo.rs`,
+// `store/subscriptions.rs`), which the rows below are made of:
+// - `create_session`: a conditional `PutItem`, and a `GetItem` when the
+//   condition fails, to tell the SDK's retry meeting our own first write
+//   (its answer was lost) from a call that exists;
+// - `get_session`: `GetItem`;
+// - `update`, `observe`, `request_transfer`: `GetItem`, then a conditional
+//   `PutItem` (again after a lost race);
+// - `append_event` (history): `PutItem`; `list_events`: `Query` on the key;
+// - `due_sessions`: `Query` on the index; `claim_check`: `UpdateItem`;
+// - subscriptions: `subscribe` two `PutItem`s, `subscribers` a `Query`,
+//   `disconnected` and `remove` `DeleteItem`s.
+
+/// A front-end command or a status callback: reads the session, writes it
+/// on condition, and adds to its history.
+const READ_AND_WRITE: &[TableAction] = &[GetItem, PutItem];
+
+impl Endpoint {
+    /// This function's row of the permissions table.
+    pub const fn needs(self) -> Needs {
+        let none = Needs {
+            table: &[],
+            open_sessions_index: false,
+            twilio_rest: false,
+            post_to_connections: false,
+        };
+        match self {
+            // create_session (PutItem, GetItem on its retry), history; Twilio
+            // rings the agent, and hangs up if the session cannot be stored.
+            Endpoint::StartCall => Needs {
+                table: READ_AND_WRITE,
+                twilio_rest: true,
+                ..none
+            },
+            // get_session and list_events; nothing at Twilio.
+            Endpoint::GetCall => Needs {
+                table: &[GetItem, Query],
+                ..none
+            },
+            // update, history, follow-ups; Twilio redirects, rings, holds.
+            Endpoint::StartTransfer
+            | Endpoint::CancelTransfer
+            | Endpoint::LeaveCall
+            | Endpoint::HoldCustomer => Needs {
+                table: READ_AND_WRITE,
+                twilio_rest: true,
+                ..none
+            },
+            // TwiML from the request alone.
+            Endpoint::DialCustomer
+            | Endpoint::ConferenceTwiml
+            | Endpoint::FallbackTwiml
+            | Endpoint::HoldTwiml => none,
+            // get_session and history: TwiML from the stored transfer.
+            Endpoint::AgentDialEnded => Needs {
+                table: READ_AND_WRITE,
+                ..none
+            },
+            // observe, history, and the follow-ups a change makes necessary.
+            Endpoint::StatusCallback => Needs {
+                table: READ_AND_WRITE,
+                twilio_rest: true,
+                ..none
+            },
+            // The page, with nothing of the table or Twilio in it.
+            Endpoint::Console => none,
+            // due_sessions (index), claim_check, observe, update, history.
+            Endpoint::Reconciler => Needs {
+                table: &[GetItem, PutItem, UpdateItem],
+                open_sessions_index: true,
+                twilio_rest: true,
+                ..none
+            },
+            // get_session to admit the caller, subscribe.
+            Endpoint::WsConnect => Needs {
+                table: READ_AND_WRITE,
+                ..none
+            },
+            // disconnected.
+            Endpoint::WsDisconnect => Needs {
+                table: &[DeleteItem],
+                ..none
+            },
+            // subscribers, get_session when only history was written,
+            // remove for a connection that is gone.
+            Endpoint::StreamPublisher => Needs {
+                table: &[GetItem, Query, DeleteItem],
+                post_to_connections: true,
+                ..none
+            },
+        }
+    }
+
+    /// Whether the function reads the stack's secret: to verify Twilio's
+    /// webhook signatures, or to authenticate to its REST API. The others
+    /// get neither the secret's ARN nor the right to read it, and do not
+    /// load it at start-up.
+    pub fn reads_secret(self) -> bool {
+        self.caller() == Caller::Twilio || self.needs().twilio_rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_twilios_callers_and_callers_of_twilio_read_the_secret() {
+        let readers: Vec<&str> = Endpoint::ALL
+            .into_iter()
+            .filter(|e| e.reads_secret())
+            .map(Endpoint::function_name)
+            .collect();
+        let without: Vec<&str> = Endpoint::ALL
+            .into_iter()
+            .filter(|e| !e.reads_secret())
+            .map(Endpoint::function_name)
+            .collect();
+        assert_eq!(
+            without,
+            [
+                "get-call",
+                "console",
+                "ws-connect",
+                "ws-disconnect",
+                "stream-publisher"
+            ]
+        );
+        assert!(readers.contains(&"start-call") && readers.contains(&"hold-twiml"));
+    }
+
+    #[test]
+    fn start_call_may_read_back_its_own_first_write() {
+        // The SDK's retry of create_session meets the item its lost first
+        // attempt wrote: the store reads it to tell ours from another call.
+        assert!(Endpoint::StartCall.needs().table.contains(&GetItem));
+    }
+}
