@@ -3,9 +3,17 @@
 //! interceptor, so nothing in the product changes), and the requests the
 //! development server handed to each function (in AWS, one Lambda
 //! invocation each).
+//!
+//! The same counts, by the function that made them, check the code against
+//! the permissions table (`Endpoint::needs`), which the template's IAM
+//! policies are checked against in turn: a handler that starts calling
+//! something its role may not shows up in the scenarios, not in AWS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+
+use warm_transfer_core::handlers::Endpoint;
 
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
@@ -37,9 +45,29 @@ impl Counts {
     }
 }
 
-/// Counts each DynamoDB request a client sends, by operation.
+tokio::task_local! {
+    /// The function whose code the current task runs, as its own Lambda
+    /// would in AWS.
+    static SERVING: Endpoint;
+}
+
+/// Runs `work` as `endpoint`'s function: the DynamoDB requests it makes are
+/// also counted against that function ([`DynamoOps::outside_permissions`]).
+/// The development server runs each request so, and the local stream and
+/// WebSocket API their handlers.
+pub async fn serving<F: Future>(endpoint: Endpoint, work: F) -> F::Output {
+    SERVING.scope(endpoint, work).await
+}
+
+/// A Query on the open-sessions index, apart from one on the table: IAM
+/// grants them on different resources.
+const QUERY_INDEX: &str = "Query(index)";
+
+/// Counts each DynamoDB request a client sends, by operation (`.0`), and
+/// by the function making it (`.1`, keyed `function operation`) when it
+/// runs within [`serving`].
 #[derive(Debug, Clone, Default)]
-pub struct DynamoOps(pub Counts);
+pub struct DynamoOps(pub Counts, pub Counts);
 
 impl Intercept for DynamoOps {
     fn name(&self) -> &'static str {
@@ -54,8 +82,12 @@ impl Intercept for DynamoOps {
         let input = context.input();
         let name = if input.downcast_ref::<GetItemInput>().is_some() {
             "GetItem"
-        } else if input.downcast_ref::<QueryInput>().is_some() {
-            "Query"
+        } else if let Some(query) = input.downcast_ref::<QueryInput>() {
+            if query.index_name().is_some() {
+                QUERY_INDEX
+            } else {
+                "Query"
+            }
         } else if input.downcast_ref::<ScanInput>().is_some() {
             "Scan"
         } else if input.downcast_ref::<PutItemInput>().is_some() {
@@ -67,12 +99,50 @@ impl Intercept for DynamoOps {
         } else {
             "other"
         };
-        self.0.add(name);
+        // Both Query kinds are one operation for the benchmark's counts.
+        self.0.add(if name == QUERY_INDEX { "Query" } else { name });
+        if let Ok(endpoint) = SERVING.try_with(|e| *e) {
+            self.1.add(&format!("{} {name}", endpoint.function_name()));
+        }
         Ok(())
     }
 }
 
 impl DynamoOps {
+    /// Each request a function made that its row of the permissions table
+    /// (`Endpoint::needs`) does not name, as `function operation`; empty
+    /// when the code stayed within what its role is granted.
+    pub fn outside_permissions(&self) -> Vec<String> {
+        let made: BTreeSet<String> = self.1.snapshot().into_keys().collect();
+        made.into_iter()
+            .filter(|key| {
+                let (function, operation) = key.split_once(' ').unwrap_or((key, ""));
+                let Some(endpoint) = Endpoint::ALL
+                    .into_iter()
+                    .find(|e| e.function_name() == function)
+                else {
+                    return true;
+                };
+                let needs = endpoint.needs();
+                let allowed = if operation == QUERY_INDEX {
+                    needs.open_sessions_index
+                } else {
+                    needs.table.iter().any(|action| action.name() == operation)
+                };
+                !allowed
+            })
+            .collect()
+    }
+
+    /// The functions that made at least one request, by name.
+    pub fn functions_seen(&self) -> BTreeSet<String> {
+        self.1
+            .snapshot()
+            .into_keys()
+            .filter_map(|key| key.split_once(' ').map(|(f, _)| f.to_owned()))
+            .collect()
+    }
+
     /// `client` with this counter on every request.
     pub fn wrap(&self, client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::from_conf(

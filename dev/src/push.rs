@@ -230,7 +230,11 @@ impl LocalPush {
         counter.fetch_add(1, Ordering::Relaxed);
         match serde_json::from_value(event) {
             Ok(request) => {
-                let response = self.gate.handle_websocket(endpoint, &request).await;
+                let response = crate::counting::serving(
+                    endpoint,
+                    self.gate.handle_websocket(endpoint, &request),
+                )
+                .await;
                 let body = match response.body {
                     Some(aws_lambda_events::encodings::Body::Text(text)) => text,
                     _ => String::new(),
@@ -387,7 +391,11 @@ impl LocalStream {
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 match serde_json::from_value(json!({ "Records": batch })) {
                     Ok(event) => {
-                        publisher.publish(&event).await;
+                        crate::counting::serving(
+                            Endpoint::StreamPublisher,
+                            publisher.publish(&event),
+                        )
+                        .await;
                     }
                     Err(error) => eprintln!("local stream: unreadable batch: {error}"),
                 }

@@ -182,7 +182,7 @@ pub async fn route(
     if let Some(context) = authorized {
         request = request.with_request_context(context);
     }
-    let response = app.handle(endpoint, request).await;
+    let response = crate::counting::serving(endpoint, app.handle(endpoint, request)).await;
     let (parts, body) = response.into_parts();
     http::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
 }

@@ -9,6 +9,7 @@ use serde_norway::Value;
 use warm_transfer_core::config::vars;
 use warm_transfer_core::handlers::{Caller, Endpoint};
 use warm_transfer_core::secrets;
+use warm_transfer_core::store::table::TABLE;
 
 fn workspace() -> PathBuf {
     warm_transfer_dev::paths::workspace()
@@ -54,15 +55,6 @@ fn built_function(code_uri: &str) -> &str {
         .strip_prefix("target/lambda/")
         .and_then(|rest| rest.strip_suffix('/'))
         .unwrap_or_else(|| panic!("CodeUri {code_uri} is not a cargo-lambda artefact"))
-}
-
-/// A function of the push channel (WebSocket routes, stream publisher).
-fn is_push(props: &Value) -> bool {
-    let uri = text(&props["CodeUri"]).unwrap();
-    Endpoint::ALL
-        .into_iter()
-        .find(|e| e.function_name() == built_function(&uri))
-        .is_some_and(|e| matches!(e.caller(), Caller::WebSocket | Caller::Stream))
 }
 
 fn dir_names(dir: &str, suffix: &str) -> BTreeSet<String> {
@@ -152,15 +144,16 @@ fn template_routes_match_the_handlers() {
             continue;
         }
         if endpoint.caller() == Caller::Stream {
-            // The table's stream, sessions and history entries only.
-            let stream = &props["Events"]["Stream"];
-            assert_eq!(stream["Type"], "DynamoDB", "{id}");
+            // The table's stream, sessions and history entries only, through
+            // an event source mapping of its own (a SAM event would attach a
+            // managed policy reading every stream in the account).
+            assert!(props["Events"].is_null(), "{id}: no SAM event");
+            let mapping = event_source_mapping(&template, &id);
             assert_eq!(
-                text(&stream["Properties"]["Stream"]).as_deref(),
+                text(&mapping["EventSourceArn"]).as_deref(),
                 Some("CallsTable.StreamArn")
             );
-            let pattern =
-                text(&stream["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"]).unwrap();
+            let pattern = text(&mapping["FilterCriteria"]["Filters"][0]["Pattern"]).unwrap();
             let pattern: serde_json::Value = serde_json::from_str(&pattern).unwrap();
             assert_eq!(
                 pattern["dynamodb"]["Keys"]["sk"]["S"],
@@ -178,7 +171,6 @@ fn template_routes_match_the_handlers() {
                 Some("NEW_AND_OLD_IMAGES"),
                 "the publisher skips writes that changed no version"
             );
-            assert!(props["Events"]["Api"].is_null(), "{id}");
             continue;
         }
         if endpoint.caller() == Caller::Twilio {
@@ -246,6 +238,19 @@ fn route_of(template: &Value, function: &str) -> Value {
         .collect();
     assert_eq!(routes.len(), 1, "{function}: one route");
     routes[0]["Properties"].clone()
+}
+
+/// The properties of the one event source mapping that invokes `function`.
+fn event_source_mapping(template: &Value, function: &str) -> Value {
+    let mappings: Vec<&Value> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Lambda::EventSourceMapping")
+        .filter(|r| text(&r["Properties"]["FunctionName"]).as_deref() == Some(function))
+        .collect();
+    assert_eq!(mappings.len(), 1, "{function}: one event source mapping");
+    mappings[0]["Properties"].clone()
 }
 
 /// A WebSocket route of the push API: its integration invokes `function`,
@@ -374,10 +379,13 @@ fn template_environment_is_what_the_configuration_reads() {
         .copied()
         .filter(|v| !local_only.contains(v) && !secrets::FIELDS.contains(v))
         .collect();
+    // The secret's ARN goes only to the functions that read the secret
+    // (checked below, with their policies).
     let everywhere: BTreeSet<&str> = read_by_code
         .iter()
         .copied()
         .filter(|v| !vars::CONSOLE_ONLY.contains(v) && !vars::PUSH_ONLY.contains(v))
+        .filter(|v| *v != vars::SECRET_ARN)
         .collect();
     assert_eq!(in_template, everywhere);
 
@@ -394,16 +402,26 @@ fn template_environment_is_what_the_configuration_reads() {
     }
 }
 
-/// Every function reads the stack's one secret, by its ARN, and no secret
-/// value reaches a function's environment (nor a parameter that could).
+/// The functions that read the stack's one secret are told its ARN, the
+/// others not even that, and no secret value reaches a function's
+/// environment (nor a parameter that could).
 #[test]
 fn no_secret_value_in_any_function_environment() {
     let template = template();
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    assert_eq!(
-        text(&globals[vars::SECRET_ARN]).as_deref(),
-        Some("AppSecret")
+    assert!(
+        globals[vars::SECRET_ARN].is_null(),
+        "not every function reads it"
     );
+    for (id, props) in template_functions(&template) {
+        let endpoint = endpoint_of(&id, &props);
+        let arn = text(&props["Environment"]["Variables"][vars::SECRET_ARN]);
+        assert_eq!(
+            arn.as_deref(),
+            endpoint.reads_secret().then_some("AppSecret"),
+            "{id}"
+        );
+    }
     let environments = std::iter::once(globals.clone()).chain(
         template_functions(&template)
             .into_iter()
@@ -424,101 +442,124 @@ fn no_secret_value_in_any_function_environment() {
     assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
 }
 
-#[test]
-fn each_function_reads_only_the_stacks_secret() {
-    let template = template();
-    for (id, props) in template_functions(&template) {
-        let statements: Vec<Value> = props["Policies"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .flat_map(|policy| {
-                policy["Statement"]
-                    .as_sequence()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter(|statement| {
-                statement["Action"]
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .any(|action| action.as_str().unwrap().starts_with("secretsmanager:"))
-            })
-            .collect();
-        // The push functions never call Twilio: no secret for them.
-        if is_push(&props) {
-            assert!(statements.is_empty(), "{id} reads no secret");
-            continue;
-        }
-        assert_eq!(statements.len(), 1, "{id}");
-        assert_eq!(
-            statements[0]["Action"].as_sequence().unwrap(),
-            &[Value::from("secretsmanager:GetSecretValue")],
-            "{id}"
-        );
-        assert_eq!(
-            text(&statements[0]["Resource"]).as_deref(),
-            Some("AppSecret"),
-            "{id}"
-        );
-    }
+/// The endpoint a function of the template deploys.
+fn endpoint_of(id: &str, props: &Value) -> Endpoint {
+    let uri = text(&props["CodeUri"]).unwrap();
+    let name = built_function(&uri);
+    Endpoint::ALL
+        .into_iter()
+        .find(|e| e.function_name() == name)
+        .unwrap_or_else(|| panic!("{id}: no endpoint serves {name}"))
 }
 
-#[test]
-fn each_function_may_only_touch_the_calls_table() {
-    let template = template();
-    for (id, props) in template_functions(&template) {
-        let Some(policies) = props["Policies"].as_sequence() else {
-            continue;
-        };
-        for policy in policies {
-            for statement in policy["Statement"].as_sequence().unwrap() {
-                // The secret's statement is checked above.
-                if text(&statement["Resource"]).as_deref() == Some("AppSecret") {
-                    continue;
-                }
-                // The publisher posts to the WebSocket API's connections, nothing more.
-                if statement["Action"][0] == "execute-api:ManageConnections" {
-                    assert_eq!(id, "StreamPublisherFunction");
-                    assert_eq!(statement["Action"].as_sequence().unwrap().len(), 1);
-                    assert!(
-                        text(&statement["Resource"])
-                            .unwrap()
-                            .ends_with("${WebSocketApi}/${WebSocketStage}/POST/@connections/*"),
-                        "{id}"
-                    );
-                    continue;
-                }
-                // The table, or (Query only) its open-sessions index.
-                let resource = text(&statement["Resource"]);
-                let index = format!(
-                    "${{CallsTable.Arn}}/index/{}",
-                    warm_transfer_core::store::table::TABLE.open_sessions.name
-                );
-                let on_index = resource.as_deref() == Some(index.as_str());
-                assert!(
-                    resource.as_deref() == Some("CallsTable.Arn") || on_index,
-                    "{id}: {resource:?}"
-                );
-                if on_index {
-                    assert_eq!(
-                        statement["Action"].as_sequence().unwrap().len(),
-                        1,
-                        "{id}: only Query on the index"
-                    );
-                    assert_eq!(statement["Action"][0], "dynamodb:Query", "{id}");
-                }
-                for action in statement["Action"].as_sequence().unwrap() {
-                    let action = action.as_str().unwrap();
-                    assert!(
-                        action.starts_with("dynamodb:") && !action.contains('*'),
-                        "{id}: {action}"
-                    );
-                }
+/// Each (IAM action, resource) a function's policies allow; resources as
+/// the template names them (`CallsTable.Arn`, `AppSecret`, ...).
+fn grants(id: &str, props: &Value) -> BTreeSet<(String, String)> {
+    let mut granted = BTreeSet::new();
+    for policy in props["Policies"].as_sequence().into_iter().flatten() {
+        let statements = policy["Statement"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id}: an inline policy, not a managed or SAM one"));
+        for statement in statements {
+            assert_eq!(statement["Effect"], "Allow", "{id}");
+            assert!(statement["Condition"].is_null(), "{id}");
+            let resource = text(&statement["Resource"])
+                .unwrap_or_else(|| panic!("{id}: one resource per statement"));
+            for action in statement["Action"].as_sequence().unwrap() {
+                let action = action.as_str().unwrap();
+                assert!(!action.contains('*'), "{id}: {action}");
+                granted.insert((action.to_owned(), resource.clone()));
             }
         }
     }
+    granted
+}
+
+/// What `Endpoint::needs` says the function's code calls, as the grants
+/// that allow exactly that.
+fn needed(endpoint: Endpoint) -> BTreeSet<(String, String)> {
+    let needs = endpoint.needs();
+    let pair = |action: &str, resource: &str| (action.to_owned(), resource.to_owned());
+    let mut needed: BTreeSet<(String, String)> = needs
+        .table
+        .iter()
+        .map(|action| pair(&action.iam(), "CallsTable.Arn"))
+        .collect();
+    if endpoint.reads_secret() {
+        needed.insert(pair("secretsmanager:GetSecretValue", "AppSecret"));
+    }
+    if needs.open_sessions_index {
+        let index = format!("${{CallsTable.Arn}}/index/{}", TABLE.open_sessions.name);
+        needed.insert(pair("dynamodb:Query", &index));
+    }
+    if needs.post_to_connections {
+        needed.insert(pair(
+            "execute-api:ManageConnections",
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${WebSocketStage}/POST/@connections/*",
+        ));
+    }
+    if endpoint.caller() == Caller::Stream {
+        // What Lambda's poller does with the function's role: read this
+        // table's stream, and describe a batch that failed every attempt.
+        for action in [
+            "DescribeStream",
+            "GetRecords",
+            "GetShardIterator",
+            "ListStreams",
+        ] {
+            needed.insert(pair(&format!("dynamodb:{action}"), "CallsTable.StreamArn"));
+        }
+        needed.insert(pair("sqs:SendMessage", "StreamFailuresQueue.Arn"));
+    }
+    needed
+}
+
+/// Each function's role allows exactly what its code calls
+/// (`shared/src/handlers/needs.rs`): a permission missing fails a call at
+/// the worst moment (start-call lacked the `GetItem` its write's retry
+/// makes), one too many is reach a stranger could use.
+#[test]
+fn each_function_is_granted_exactly_what_its_code_needs() {
+    let template = template();
+    for (id, props) in template_functions(&template) {
+        let endpoint = endpoint_of(&id, &props);
+        assert_eq!(grants(&id, &props), needed(endpoint), "{id}");
+        // Nothing SAM would add behind the policies' back: no managed
+        // policy, no event that brings one (stream and queue events do).
+        assert!(props["ManagedPolicyArns"].is_null(), "{id}");
+        assert!(props["Role"].is_null(), "{id}");
+        for (name, event) in props["Events"].as_mapping().into_iter().flatten() {
+            let kind = text(&event["Type"]).unwrap();
+            assert!(
+                ["HttpApi", "Schedule"].contains(&kind.as_str()),
+                "{id}: event {name:?} of type {kind}"
+            );
+        }
+    }
+}
+
+/// A stream batch that fails every attempt is described in an encrypted
+/// queue rather than dropped unseen, and the alarms watch it.
+#[test]
+fn a_stream_batch_that_keeps_failing_goes_to_an_encrypted_queue() {
+    let template = template();
+    let mapping = event_source_mapping(&template, "StreamPublisherFunction");
+    assert_eq!(
+        text(&mapping["DestinationConfig"]["OnFailure"]["Destination"]).as_deref(),
+        Some("StreamFailuresQueue.Arn")
+    );
+    assert!(mapping["MaximumRetryAttempts"].as_u64().unwrap() <= 2);
+    assert_eq!(mapping["BisectBatchOnFunctionError"], Value::Bool(true));
+    let queue = &template["Resources"]["StreamFailuresQueue"];
+    assert_eq!(queue["Type"], "AWS::SQS::Queue");
+    assert_eq!(
+        queue["Properties"]["SqsManagedSseEnabled"],
+        Value::Bool(true),
+        "encrypted at rest"
+    );
+    // Kept longer than a long weekend: the records stay in the stream for
+    // 24 hours, the description of what failed for 14 days.
+    assert_eq!(queue["Properties"]["MessageRetentionPeriod"], 1_209_600);
 }
 
 #[test]
@@ -694,26 +735,108 @@ fn every_security_check_skipped_says_why() {
     assert!(skipped > 0);
 }
 
+/// A parameter's default, as a whole number.
+fn default_of(template: &Value, parameter: &str) -> u64 {
+    let default = &template["Parameters"][parameter]["Default"];
+    default
+        .as_u64()
+        .unwrap_or_else(|| panic!("{parameter}: default {default:?}"))
+}
+
+/// The parameter holding a function's reserved concurrency: Twilio's
+/// webhooks are guaranteed theirs, the front end's and the anonymous
+/// routes' are also their cap.
+fn concurrency_parameter(endpoint: Endpoint) -> &'static str {
+    match endpoint.caller() {
+        Caller::Twilio if endpoint.route().starts_with("/events/") => "CallbackConcurrency",
+        Caller::Twilio => "TwimlConcurrency",
+        Caller::FrontEnd => "FrontEndConcurrency",
+        Caller::Public | Caller::WebSocket => "AnonymousConcurrency",
+        Caller::Schedule | Caller::Stream => "BackgroundConcurrency",
+    }
+}
+
+fn number(v: &Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not a whole number: {v:?}"))
+}
+
+/// Every function reserves its group's concurrency (unless
+/// `ReservedConcurrency` is off), sized by README's arithmetic; every route
+/// admits what its function's reservation serves and no more, and at least
+/// the margin over the traffic README works out.
 #[test]
-fn twilio_routes_admit_ten_times_the_traffic_the_readme_works_out() {
+fn capacity_reservations_and_throttles_follow_the_readme_arithmetic() {
     let template = template();
     let capacity = super::Capacity::from_readme();
+    let expected = |parameter: &str| match parameter {
+        "CallbackConcurrency" => capacity.webhook_concurrency(capacity.callbacks_per_call),
+        "TwimlConcurrency" => capacity.webhook_concurrency(capacity.twiml_per_call),
+        "FrontEndConcurrency" => capacity.front_end_concurrency(),
+        "AnonymousConcurrency" => capacity.anonymous_concurrency(),
+        "BackgroundConcurrency" => capacity.background,
+        other => panic!("{other}"),
+    };
+    let switch = &template["Parameters"]["ReservedConcurrency"];
+    assert_eq!(text(&switch["Default"]).as_deref(), Some("on"));
+    let condition =
+        serde_norway::to_string(&template["Conditions"]["ReservesConcurrency"]).unwrap();
+    assert!(condition.contains("ReservedConcurrency"), "{condition}");
+    let mut total = 0;
+    for (id, props) in template_functions(&template) {
+        let endpoint = endpoint_of(&id, &props);
+        let parameter = concurrency_parameter(endpoint);
+        let reserved = serde_norway::to_string(&props["ReservedConcurrentExecutions"]).unwrap();
+        assert!(
+            reserved.contains("ReservesConcurrency")
+                && reserved.contains(&format!("!Ref {parameter}\n"))
+                && reserved.contains("AWS::NoValue"),
+            "{id}: {reserved}"
+        );
+        let default = default_of(&template, parameter);
+        assert_eq!(default, expected(parameter), "{parameter}");
+        total += default;
+    }
     let api = &template["Resources"]["HttpApi"]["Properties"];
-    let number = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v:?}"));
-    let needed = 10.0 * capacity.twilio_requests_per_sec();
+    // Twilio's routes: the reservation serves the route's limit, which is
+    // at least `margin` times the centre's traffic on that route.
     for endpoint in Endpoint::ALL
         .into_iter()
         .filter(|e| e.caller() == Caller::Twilio)
     {
         let key = format!("{} {}", endpoint.method(), endpoint.route());
         let settings = &api["RouteSettings"][key.as_str()];
+        let reserved = default_of(&template, concurrency_parameter(endpoint));
         let rate = number(&settings["ThrottlingRateLimit"]);
-        assert!(rate >= needed, "{key}: {rate}/s < {needed:.0}/s");
-        assert!(number(&settings["ThrottlingBurstLimit"]) >= rate, "{key}");
+        assert_eq!(rate, reserved * 1000 / capacity.webhook_ms, "{key}");
+        assert_eq!(number(&settings["ThrottlingBurstLimit"]), reserved, "{key}");
+        let per_call = if endpoint == Endpoint::StatusCallback {
+            capacity.callbacks_per_call
+        } else {
+            capacity.twiml_per_call
+        };
+        let traffic = capacity.calls_per_sec() * per_call as f64;
+        assert!(
+            rate as f64 >= capacity.margin as f64 * traffic - 1e-9,
+            "{key}: {rate}/s for {traffic:.1}/s"
+        );
     }
-    // The front end keeps a limit of its own, below Twilio's.
-    let front_end = number(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]);
-    assert!(front_end > 0.0 && front_end < needed, "{front_end}");
+    // The front-end routes and the console page share the default limit;
+    // the WebSocket API's $connect and $disconnect the stage's.
+    let default = &api["DefaultRouteSettings"];
+    assert_eq!(
+        number(&default["ThrottlingRateLimit"]),
+        capacity.front_end_per_sec
+    );
+    assert_eq!(capacity.front_end_per_sec, capacity.anonymous_per_sec);
+    let burst = number(&default["ThrottlingBurstLimit"]);
+    assert!(burst <= capacity.front_end_concurrency() && burst <= capacity.anonymous_concurrency());
+    let stage = &template["Resources"]["WebSocketStage"]["Properties"]["DefaultRouteSettings"];
+    assert_eq!(
+        number(&stage["ThrottlingRateLimit"]),
+        capacity.anonymous_per_sec
+    );
+    assert!(number(&stage["ThrottlingBurstLimit"]) <= capacity.anonymous_concurrency());
     // The figures README shows are the ones its arithmetic gives.
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
     for shown in [
@@ -726,7 +849,140 @@ fn twilio_routes_admit_ten_times_the_traffic_the_readme_works_out() {
             "{} webhook requests in all",
             capacity.twiml_per_call + capacity.callbacks_per_call
         ),
+        format!("{total} concurrent executions in all"),
+        format!("a quota of at least {}", total + 100),
     ] {
         assert!(readme.contains(&shown), "README should say {shown:?}");
+    }
+}
+
+/// The blind spots of issue 26: each has its alarm, sent where the others go.
+#[test]
+fn operations_have_alarms_on_the_reconciler_the_stream_the_table_and_the_account() {
+    let template = template();
+    let alarms: Vec<&Value> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|r| &r["Properties"])
+        .collect();
+    // (namespace, metric, dimension, its value) of every metric an alarm reads.
+    let watched: Vec<(String, String, Option<String>, Option<String>)> = alarms
+        .iter()
+        .flat_map(|alarm| {
+            let direct = alarm["MetricName"].is_string().then(|| (*alarm).clone());
+            let in_math = alarm["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["MetricStat"].is_mapping())
+                .map(|m| m["MetricStat"]["Metric"].clone());
+            direct.into_iter().chain(in_math).collect::<Vec<_>>()
+        })
+        .map(|metric| {
+            let dims = metric["Dimensions"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default();
+            (
+                text(&metric["Namespace"]).unwrap(),
+                text(&metric["MetricName"]).unwrap(),
+                dims.first().and_then(|d| text(&d["Name"])),
+                dims.first().and_then(|d| text(&d["Value"])),
+            )
+        })
+        .collect();
+    let watches = |namespace: &str, metric: &str, dimension: Option<(&str, &str)>| {
+        watched.iter().any(|(n, m, d, v)| {
+            n == namespace
+                && m == metric
+                && (d.as_deref(), v.as_deref())
+                    == dimension.map_or((None, None), |(d, v)| (Some(d), Some(v)))
+        })
+    };
+    let function = Some(("FunctionName", "ReconcilerFunction"));
+    assert!(
+        watches("AWS/Lambda", "Errors", function),
+        "reconciler errors"
+    );
+    let publisher = Some(("FunctionName", "StreamPublisherFunction"));
+    assert!(
+        watches("AWS/Lambda", "IteratorAge", publisher),
+        "stream lag"
+    );
+    assert!(watches("AWS/Lambda", "Errors", publisher), "stream errors");
+    let queue = Some(("QueueName", "StreamFailuresQueue.QueueName"));
+    assert!(
+        watches("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue),
+        "batches dropped"
+    );
+    let table = Some(("TableName", "CallsTable"));
+    assert!(watches("AWS/DynamoDB", "ReadThrottleEvents", table));
+    assert!(watches("AWS/DynamoDB", "WriteThrottleEvents", table));
+    assert!(
+        watches("AWS/Lambda", "ConcurrentExecutions", None),
+        "account concurrency, no dimension"
+    );
+    for alarm in alarms {
+        let name = text(&alarm["AlarmName"]).unwrap();
+        let actions = serde_norway::to_string(&alarm["AlarmActions"]).unwrap();
+        assert!(actions.contains("AlarmTopic"), "{name}: {actions}");
+    }
+}
+
+/// History, the only audit trail, lives its own time, a stack parameter
+/// whose default is the code's.
+#[test]
+fn history_retention_is_a_parameter_apart_from_the_session_ttl() {
+    use warm_transfer_core::config::DEFAULT_HISTORY_TTL_DAYS;
+    let template = template();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        text(&globals[vars::HISTORY_TTL_DAYS]).as_deref(),
+        Some("HistoryRetentionDays")
+    );
+    assert_eq!(
+        default_of(&template, "HistoryRetentionDays"),
+        DEFAULT_HISTORY_TTL_DAYS
+    );
+    assert!(DEFAULT_HISTORY_TTL_DAYS >= 365, "a year at least");
+    assert!(default_of(&template, "SessionTtlHours") < 24 * DEFAULT_HISTORY_TTL_DAYS);
+}
+
+/// checkov's exceptions say what is true of the function they are on: no
+/// function skips the reserved-concurrency check (each has one), and a
+/// function outside a VPC is not said to call what it never calls.
+#[test]
+fn checkov_skips_are_true_of_their_function() {
+    let template = template();
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        let id = id.as_str().unwrap();
+        let skips: Vec<(String, String)> = resource["Metadata"]["checkov"]["skip"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|skip| (text(&skip["id"]).unwrap(), text(&skip["comment"]).unwrap()))
+            .collect();
+        assert!(
+            !skips.iter().any(|(check, _)| check == "CKV_AWS_115"),
+            "{id}: reserved concurrency is set, not skipped"
+        );
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let endpoint = endpoint_of(id, &resource["Properties"]);
+        for (check, reason) in &skips {
+            if endpoint.needs().twilio_rest {
+                continue;
+            }
+            assert!(!reason.contains("Twilio (internet)"), "{id}: {check}");
+            if !endpoint.reads_secret() {
+                assert!(!reason.contains("Secrets Manager"), "{id}: {check}");
+            }
+            if endpoint.needs().table.is_empty() {
+                assert!(!reason.contains("DynamoDB"), "{id}: {check}");
+            }
+        }
     }
 }

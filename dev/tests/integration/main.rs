@@ -28,12 +28,22 @@ fn twilio_fixture(name: &str) -> String {
 }
 
 /// The capacity arithmetic README states (its `capacity:` comment), which
-/// the template's throttles and the scenarios check.
+/// the template's reservations and throttles and the scenarios check.
 struct Capacity {
-    agents: usize,
-    handle_secs: usize,
-    twiml_per_call: usize,
-    callbacks_per_call: usize,
+    agents: u64,
+    handle_secs: u64,
+    twiml_per_call: u64,
+    callbacks_per_call: u64,
+    /// Headroom over the traffic worked out, for Twilio's routes.
+    margin: u64,
+    /// How long a webhook may take, on average, in the sizing.
+    webhook_ms: u64,
+    front_end_per_sec: u64,
+    front_end_ms: u64,
+    anonymous_per_sec: u64,
+    anonymous_ms: u64,
+    /// The reconciler's and the stream publisher's reservation.
+    background: u64,
 }
 
 impl Capacity {
@@ -45,7 +55,7 @@ impl Capacity {
             .lines()
             .find(|l| l.starts_with("<!-- capacity:"))
             .expect("README states its capacity arithmetic");
-        let value = |name: &str| -> usize {
+        let value = |name: &str| -> u64 {
             line.split_whitespace()
                 .find_map(|word| word.strip_prefix(&format!("{name}=")))
                 .and_then(|v| v.parse().ok())
@@ -56,6 +66,13 @@ impl Capacity {
             handle_secs: value("handle_secs"),
             twiml_per_call: value("twiml_per_call"),
             callbacks_per_call: value("callbacks_per_call"),
+            margin: value("margin"),
+            webhook_ms: value("webhook_ms"),
+            front_end_per_sec: value("front_end_per_sec"),
+            front_end_ms: value("front_end_ms"),
+            anonymous_per_sec: value("anonymous_per_sec"),
+            anonymous_ms: value("anonymous_ms"),
+            background: value("background"),
         }
     }
 
@@ -66,6 +83,20 @@ impl Capacity {
     /// Webhook requests per second from Twilio, TwiML and callbacks together.
     fn twilio_requests_per_sec(&self) -> f64 {
         self.calls_per_sec() * (self.twiml_per_call + self.callbacks_per_call) as f64
+    }
+
+    /// Concurrency that serves `margin` times a route taking `per_call`
+    /// requests a call: requests/s x seconds each, rounded up.
+    fn webhook_concurrency(&self, per_call: u64) -> u64 {
+        (self.margin * self.agents * per_call * self.webhook_ms).div_ceil(self.handle_secs * 1000)
+    }
+
+    fn front_end_concurrency(&self) -> u64 {
+        (self.front_end_per_sec * self.front_end_ms).div_ceil(1000)
+    }
+
+    fn anonymous_concurrency(&self) -> u64 {
+        (self.anonymous_per_sec * self.anonymous_ms).div_ceil(1000)
     }
 }
 

@@ -230,6 +230,22 @@ async fn a_closed_connection_unsubscribes_and_a_lost_one_goes_on_410() {
     })
     .await;
     assert!(gone.is_some(), "the 410 removed the subscription");
+
+    // The push functions, and the others this ran, stayed within what
+    // their roles grant (handlers/needs.rs, which the template equals).
+    assert_eq!(stack.dynamo_ops.outside_permissions(), Vec::<String>::new());
+    let seen = stack.dynamo_ops.functions_seen();
+    for function in [
+        "ws-connect",
+        "ws-disconnect",
+        "stream-publisher",
+        "start-call",
+    ] {
+        assert!(
+            seen.contains(function),
+            "{function} made no request: {seen:?}"
+        );
+    }
 }
 
 /// `events/ws-connect.json`, `ws-disconnect.json` and

@@ -8,8 +8,10 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use warm_transfer_core::domain::*;
+use warm_transfer_core::handlers::Endpoint;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::{CallStore, DynamoStore, StoreError};
+use warm_transfer_dev::counting::{DynamoOps, serving};
 use warm_transfer_dev::dynalite::Dynalite;
 
 const TABLE: &str = "calls-test";
@@ -864,8 +866,9 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
     // stream (the observer the local stack feeds its publisher from) must
     // see every session version written, the two whose answers were late too.
     let stream = Arc::new(SessionVersions::default());
-    let store = DynamoStore::new(DynamoStore::client_from_config(&config).await, TABLE, TTL)
-        .with_write_observer(stream.clone());
+    let ops = DynamoOps::default();
+    let client = ops.wrap(&DynamoStore::client_from_config(&config).await);
+    let store = DynamoStore::new(client, TABLE, TTL).with_write_observer(stream.clone());
     // The retry meets the session the first attempt stored, with a
     // callback's write on top: still ours, not "exists".
     let callback = async {
@@ -878,9 +881,21 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
             .await
     };
     let created = session();
-    let (created, observed) = tokio::join!(store.create_session(&created), callback);
+    let (created, observed) = tokio::join!(
+        serving(Endpoint::StartCall, store.create_session(&created)),
+        serving(Endpoint::StatusCallback, callback)
+    );
     created.unwrap();
     assert_eq!(observed.unwrap().0, Observed::Applied);
+    // To know the item it met as its own, start-call read it back: a
+    // GetItem its role must allow (issue 26: it did not, and the agent's
+    // call was hung up with AccessDenied in the answer).
+    assert!(
+        ops.1.get("start-call GetItem") >= 1,
+        "{:?}",
+        ops.1.snapshot()
+    );
+    assert_eq!(ops.outside_permissions(), Vec::<String>::new());
     store
         .observe(
             &sid(AGENT),
@@ -925,4 +940,29 @@ impl warm_transfer_core::store::WriteObserver for SessionVersions {
             self.0.lock().unwrap().push(version);
         }
     }
+}
+
+/// The check the scenarios make: a request a function's row of the
+/// permissions table does not name is reported, by function and operation.
+#[tokio::test]
+async fn a_request_beyond_a_functions_permissions_is_reported() {
+    let (dynalite, _) = store().await;
+    let ops = DynamoOps::default();
+    let store = DynamoStore::new(ops.wrap(&dynalite.client()), TABLE, TTL);
+    serving(Endpoint::GetCall, store.get_session(&sid(AGENT)))
+        .await
+        .unwrap();
+    assert_eq!(ops.outside_permissions(), Vec::<String>::new());
+    // The console page reads nothing: its role may not.
+    serving(Endpoint::Console, store.get_session(&sid(AGENT)))
+        .await
+        .unwrap();
+    // Nor may get-call write.
+    serving(Endpoint::GetCall, store.create_session(&session()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ops.outside_permissions(),
+        vec!["console GetItem".to_owned(), "get-call PutItem".to_owned()]
+    );
 }
