@@ -203,3 +203,31 @@ async fn a_warm_function_takes_the_rotated_secret_and_keeps_it_when_a_re_read_fa
         "a malformed re-read keeps the values in force"
     );
 }
+
+/// The console page, get-call and the push functions may not read the
+/// secret (`Endpoint::reads_secret`): they start with no `SECRET_ARN` and
+/// no token, where a webhook function refuses to; and what starts so
+/// accepts no webhook signature, not even one made with an empty token.
+#[tokio::test]
+async fn a_function_that_never_uses_the_secret_starts_without_it() {
+    let mut env = env("unused");
+    env.remove(vars::SECRET_ARN);
+    let console = App::start_for(Endpoint::Console, env.clone(), None)
+        .await
+        .expect("the console starts without the secret");
+    let page = events::event(Endpoint::Console).to_string();
+    let request = lambda_http::request::from_str(&page).expect("API Gateway event");
+    let response = console.handle(Endpoint::Console, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    App::start_for(Endpoint::GetCall, env.clone(), None)
+        .await
+        .expect("get-call starts without the secret");
+    // Handed a signed webhook anyway, it has no token to accept it with.
+    assert_eq!(dial_customer(&console).await, StatusCode::FORBIDDEN);
+
+    let refused = match App::start_for(Endpoint::DialCustomer, env, None).await {
+        Ok(_) => panic!("a webhook function needs its token"),
+        Err(error) => error.to_string(),
+    };
+    assert!(refused.contains(vars::TWILIO_AUTH_TOKEN), "{refused}");
+}

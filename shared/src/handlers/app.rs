@@ -49,19 +49,28 @@ impl App {
     pub async fn from_env(endpoint: Endpoint) -> Result<Self, StartupError> {
         crate::logging::init();
         let env: HashMap<String, String> = std::env::vars().collect();
-        if !endpoint.reads_secret() {
-            // Neither verifies a webhook nor calls Twilio (`Endpoint::needs`):
-            // its role may not read the secret, so it holds none.
-            return Self::started(Config::from_map_without_secrets(&env)?, None).await;
-        }
-        let source = match secrets::secret_id(&env) {
+        let source = match secrets::secret_id(&env).filter(|_| endpoint.reads_secret()) {
             Some(id) => {
                 let sdk = crate::https::aws_config_loader().load().await;
                 Some(SecretsManagerSource::from_sdk_config(&sdk, id))
             }
             None => None,
         };
-        Self::start(env, source).await
+        Self::start_for(endpoint, env, source).await
+    }
+
+    /// Start-up of `endpoint`'s function. One that neither verifies a
+    /// webhook nor calls Twilio (`Endpoint::needs`) may not read the
+    /// secret: it starts without one, and refuses any signature.
+    pub async fn start_for(
+        endpoint: Endpoint,
+        env: HashMap<String, String>,
+        secret: Option<SecretsManagerSource>,
+    ) -> Result<Self, StartupError> {
+        if !endpoint.reads_secret() {
+            return Self::started(Config::from_map_without_secrets(&env)?, None).await;
+        }
+        Self::start(env, secret).await
     }
 
     /// Start-up from a function's environment and, in AWS, the secret it
