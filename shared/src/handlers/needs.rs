@@ -65,12 +65,17 @@ use TableAction::{DeleteItem, GetItem, PutItem, Query, UpdateItem};
 //   `PutItem` (again after a lost race);
 // - `append_event` (history): `PutItem`; `list_events`: `Query` on the key;
 // - `due_sessions`: `Query` on the index; `claim_check`: `UpdateItem`;
+// - `take_allowance` (an agent's calls and transfers a minute, the
+//   toll-fraud guard): a conditional `UpdateItem`;
 // - subscriptions: `subscribe` two `PutItem`s, `subscribers` a `Query`,
 //   `disconnected` and `remove` `DeleteItem`s.
 
 /// A front-end command or a status callback: reads the session, writes it
 /// on condition, and adds to its history.
 const READ_AND_WRITE: &[TableAction] = &[GetItem, PutItem];
+
+/// A front-end command that dials: also takes from the agent's allowance.
+const DIALS: &[TableAction] = &[GetItem, PutItem, UpdateItem];
 
 impl Endpoint {
     /// This function's row of the permissions table.
@@ -82,10 +87,11 @@ impl Endpoint {
             post_to_connections: false,
         };
         match self {
-            // create_session (PutItem, GetItem on its retry), history; Twilio
-            // rings the agent, and hangs up if the session cannot be stored.
+            // take_allowance, create_session (PutItem, GetItem on its
+            // retry), history; Twilio rings the agent, and hangs up if the
+            // session cannot be stored.
             Endpoint::StartCall => Needs {
-                table: READ_AND_WRITE,
+                table: DIALS,
                 twilio_rest: true,
                 ..none
             },
@@ -94,11 +100,15 @@ impl Endpoint {
                 table: &[GetItem, Query],
                 ..none
             },
-            // update, history, follow-ups; Twilio redirects, rings, holds.
-            Endpoint::StartTransfer
-            | Endpoint::CancelTransfer
-            | Endpoint::LeaveCall
-            | Endpoint::HoldCustomer => Needs {
+            // take_allowance, update, history, follow-ups; Twilio redirects
+            // the customer and rings the second agent.
+            Endpoint::StartTransfer => Needs {
+                table: DIALS,
+                twilio_rest: true,
+                ..none
+            },
+            // update, history, follow-ups; Twilio hangs up, holds, moves.
+            Endpoint::CancelTransfer | Endpoint::LeaveCall | Endpoint::HoldCustomer => Needs {
                 table: READ_AND_WRITE,
                 twilio_rest: true,
                 ..none
