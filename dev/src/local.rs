@@ -60,6 +60,9 @@ pub struct LocalOptions {
     /// The WebSocket endpoint and the stream feeding it; off, the stack is
     /// as it was before push (the benchmark's "before").
     pub push: bool,
+    /// `AGENT_DIALS_PER_MINUTE`; None: the product's default. Tests and
+    /// benchmarks that start many calls as one agent raise it.
+    pub agent_dials_per_minute: Option<u32>,
 }
 
 impl Default for LocalOptions {
@@ -72,6 +75,7 @@ impl Default for LocalOptions {
             sim_poll: SimConfig::default().poll,
             product_runtime: None,
             push: true,
+            agent_dials_per_minute: None,
         }
     }
 }
@@ -141,6 +145,11 @@ impl LocalStack {
             ),
         ]
         .into_iter()
+        .chain(
+            options
+                .agent_dials_per_minute
+                .map(|limit| (vars::AGENT_DIALS_PER_MINUTE, limit.to_string())),
+        )
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let config = Config::from_map(&env)?;

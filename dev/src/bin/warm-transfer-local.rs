@@ -182,6 +182,12 @@ async fn main() -> Result<(), Error> {
     let args = args()?;
     let stack = LocalStack::start(LocalOptions {
         port: args.port,
+        // The product's own variable, for a local run that dials a lot.
+        agent_dials_per_minute: std::env::var(
+            warm_transfer_core::config::vars::AGENT_DIALS_PER_MINUTE,
+        )
+        .ok()
+        .and_then(|limit| limit.parse().ok()),
         ..LocalOptions::default()
     })
     .await?;

@@ -300,7 +300,8 @@ async fn simultaneous_dials_take_exactly_the_allowance() {
         "calls-allowance",
         std::time::Duration::from_secs(3600),
     );
-    let minute = 1_800_000_000 - 1_800_000_000 % 60;
+    // A minute's start (Unix seconds, a multiple of 60).
+    let minute = 1_800_000_000;
     let takes = (0..20).map(|_| store.take_allowance("alice", minute, 6));
     let granted = futures::future::join_all(takes)
         .await

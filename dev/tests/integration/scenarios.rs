@@ -930,7 +930,13 @@ async fn two_reconciler_runs_at_once_make_each_repair_once() {
 #[tokio::test]
 async fn the_reconciler_leaves_healthy_calls_alone() {
     const HEALTHY: usize = 4;
-    let s = scenario().await;
+    // One supervisor starts and transfers every call: more than an agent's
+    // default allowance a minute.
+    let s = scenario_with(LocalOptions {
+        agent_dials_per_minute: Some(60),
+        ..LocalOptions::default()
+    })
+    .await;
     let sim = &s.stack.sim;
     let number = |role: u32, n: usize| format!("+1555010{role}{n:03}");
     let mut calls = Vec::new();
