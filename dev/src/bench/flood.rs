@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::cpu;
 use crate::local::{LocalOptions, LocalStack};
 
-const AGENT: &str = "+15550100001";
+/// Sam's number: a supervisor, who may follow the call after handing it over.
+const AGENT: &str = "+15550100009";
 const CUSTOMER: &str = "+15550100002";
 const TARGET: &str = "+15550100003";
 /// The product's runtime threads, whose CPU time is the product's.
@@ -96,7 +97,7 @@ pub async fn run(options: &Options, product: tokio::runtime::Handle) -> Result<R
     .await?;
     let base = stack.base_url();
     let body = Bytes::from(b"a&".repeat(options.body_bytes / 2));
-    let token = stack.token("alice");
+    let token = stack.token("sam");
     let http = reqwest::Client::new();
     // Warm: one refusal before measuring, so first-use allocations count
     // in "before".
