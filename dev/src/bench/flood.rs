@@ -58,6 +58,9 @@ pub struct Report {
     /// p50 and p99 of the time to the refusal.
     pub p50: Duration,
     pub p99: Duration,
+    /// The handler alone per refusal: unsigned (403), signed but too large (413).
+    pub handler_unsigned: Duration,
+    pub handler_oversized: Duration,
     /// The normal call: its end state, and what the simulator saw go wrong.
     pub call_state: String,
     pub call_problems: Vec<String>,
@@ -161,7 +164,14 @@ pub async fn run(options: &Options, product: tokio::runtime::Handle) -> Result<R
     call_problems.extend(stack.sim.application_errors());
     call_problems.extend(stack.sim.contract_violations());
     let rss_peak_mb = *peak.lock().unwrap_or_else(|p| p.into_inner());
+    let (handler_unsigned, handler_oversized) = {
+        let app = stack.app.clone();
+        let bytes = options.body_bytes;
+        tokio::task::spawn_blocking(move || handler_alone(&app, bytes, 200)).await?
+    };
     Ok(Report {
+        handler_unsigned,
+        handler_oversized,
         refused: refused.load(Ordering::Relaxed),
         not_refused: not_refused.load(Ordering::Relaxed),
         wall,
@@ -174,6 +184,49 @@ pub async fn run(options: &Options, product: tokio::runtime::Handle) -> Result<R
         call_state,
         call_problems,
     })
+}
+
+/// The handler's own CPU time per refusal, without the HTTP server around
+/// it: `App::handle` on requests built beforehand (as Lambda's runtime
+/// hands them over), on one thread; (unsigned 403, signed but oversized 413).
+pub fn handler_alone(
+    app: &warm_transfer_core::handlers::App,
+    body_bytes: usize,
+    n: u32,
+) -> (Duration, Duration) {
+    use warm_transfer_core::handlers::Endpoint;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(_) => return (Duration::ZERO, Duration::ZERO),
+    };
+    let body = b"a&".repeat(body_bytes / 2);
+    let per = |signature: Option<&str>, expected: u16| {
+        let mut spent = Duration::ZERO;
+        for _ in 0..n {
+            let mut request = http::Request::builder()
+                .method("POST")
+                .uri("http://127.0.0.1/events/call-status")
+                .header("content-type", "application/x-www-form-urlencoded");
+            if let Some(signature) = signature {
+                request = request.header("x-twilio-signature", signature);
+            }
+            let request = request
+                .body(lambda_http::Body::Binary(body.clone()))
+                .expect("a valid request");
+            let before = cpu::this_thread();
+            let response = runtime.block_on(app.handle(Endpoint::StatusCallback, request));
+            spent += cpu::this_thread().saturating_sub(before);
+            assert_eq!(response.status().as_u16(), expected);
+        }
+        spent / n
+    };
+    (
+        per(None, 403),
+        per(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), 413),
+    )
 }
 
 /// One anonymous request to a Twilio route (they take turns); true when it
