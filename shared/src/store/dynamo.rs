@@ -144,6 +144,19 @@ pub(crate) async fn query_prefix(
     }
 }
 
+/// A conditional write's outcome: whether its condition held and it was
+/// written (false: someone else's write, or a limit, came first).
+fn condition_met<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result.map_err(classify) {
+        Ok(_) => Ok(true),
+        Err(Failure::ConditionFailed) => Ok(false),
+        Err(Failure::Store(error)) => Err(error),
+    }
+}
+
 fn store_error<E>(error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -513,11 +526,7 @@ impl CallStore for DynamoStore {
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .send()
             .await;
-        match result.map_err(classify) {
-            Ok(_) => Ok(true),
-            Err(Failure::ConditionFailed) => Ok(false),
-            Err(Failure::Store(error)) => Err(error),
-        }
+        condition_met(result)
     }
 
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {
@@ -535,11 +544,7 @@ impl CallStore for DynamoStore {
             .expression_attribute_values(":expires", n(minute + 3600))
             .send()
             .await;
-        match result.map_err(classify) {
-            Ok(_) => Ok(true),
-            Err(Failure::ConditionFailed) => Ok(false),
-            Err(Failure::Store(error)) => Err(error),
-        }
+        condition_met(result)
     }
 
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError> {
