@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Why a token was refused. Never carries the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,8 +86,19 @@ impl Verifier {
         }
     }
 
-    /// The claims of a valid token, each a string as API Gateway passes it.
+    /// The claims of a valid token, each a string as API Gateway's JWT
+    /// authorizer passes them to a function (the development server's
+    /// stand-in for it hands them on so).
     pub fn verify(&self, token: &str) -> Result<HashMap<String, String>, Refused> {
+        Ok(self
+            .verify_json(token)?
+            .into_iter()
+            .map(|(name, value)| (name, as_api_gateway_string(&value)))
+            .collect())
+    }
+
+    /// The claims of a valid token as their JSON values: arrays stay arrays.
+    pub fn verify_json(&self, token: &str) -> Result<Map<String, Value>, Refused> {
         let parts: Vec<&str> = token.split('.').collect();
         let [header, payload, signature] = parts[..] else {
             return Err(Refused::Malformed("not three parts".into()));
@@ -111,8 +122,7 @@ impl Verifier {
                 &part(signature, "signature")?,
             )
             .map_err(|_| Refused::Signature)?;
-        let claims: HashMap<String, Value> = serde_json::from_slice(&part(payload, "payload")?)
-            .map_err(|_| Refused::Malformed("the payload is not a JSON object".into()))?;
+        let claims = payload_of(payload)?;
         for required in ["exp", "iss", "sub"] {
             if !claims.contains_key(required) {
                 return Err(Refused::Malformed(format!("no {required} claim")));
@@ -143,16 +153,29 @@ impl Verifier {
         if !audience_ok {
             return Err(Refused::Audience);
         }
-        Ok(claims
-            .into_iter()
-            .map(|(name, value)| (name, as_api_gateway_string(&value)))
-            .collect())
+        Ok(claims)
     }
+}
+
+fn payload_of(payload: &str) -> Result<Map<String, Value>, Refused> {
+    serde_json::from_slice(&part(payload, "payload")?)
+        .map_err(|_| Refused::Malformed("the payload is not a JSON object".into()))
+}
+
+/// The payload of a token WITHOUT checking its signature: only for a token
+/// something else has verified (API Gateway's JWT authorizer, for the
+/// bearer token of a front-end request), to read its claims as JSON.
+pub fn unverified_payload(token: &str) -> Result<Map<String, Value>, Refused> {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let [_, payload, _] = parts[..] else {
+        return Err(Refused::Malformed("not three parts".into()));
+    };
+    payload_of(payload)
 }
 
 /// A claim as API Gateway's JWT authorizer renders it: strings as they are,
 /// arrays as `[a b]`, anything else as its JSON text.
-fn as_api_gateway_string(value: &Value) -> String {
+pub fn as_api_gateway_string(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Array(items) => {

@@ -31,11 +31,12 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Subscribes `agent` to `sid`; the HTTP status when `$connect` refuses.
 async fn subscribe(stack: &LocalStack, agent: &str, sid: &str) -> Result<Socket, u16> {
-    let url = format!(
-        "{}?callSid={sid}&token={}",
-        stack.ws_url(),
-        stack.token(agent)
-    );
+    subscribe_with(stack, &stack.token(agent), sid).await
+}
+
+/// Subscribes with this token to `sid`.
+async fn subscribe_with(stack: &LocalStack, token: &str, sid: &str) -> Result<Socket, u16> {
+    let url = format!("{}?callSid={sid}&token={token}", stack.ws_url());
     match connect_async(url).await {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
@@ -191,6 +192,23 @@ async fn the_current_agent_hears_the_transfer_and_nobody_else_hears_a_thing() {
     }
     // Now the call is his, bob may follow it.
     assert!(subscribe(&stack, "bob", &sid).await.is_ok());
+}
+
+/// Issue 26, finding 2, on the WebSocket API: `$connect` reads the groups
+/// of the token it verified as JSON, so a group merely named like the
+/// supervisors' follows nobody else's call.
+#[tokio::test]
+async fn a_group_named_like_the_supervisors_follows_no_other_call() {
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let issuer = &stack.issuer;
+    for groups in [json!(["Night supervisors"]), json!(["x,supervisors"])] {
+        let mut claims = issuer.claims_for(issuer.agent("bob").unwrap());
+        claims["cognito:groups"] = groups.clone();
+        let refused = subscribe_with(&stack, &issuer.sign(&claims), &sid).await;
+        assert_eq!(refused.err(), Some(403), "{groups}");
+    }
+    assert!(subscribe(&stack, "sam", &sid).await.is_ok());
 }
 
 #[tokio::test]

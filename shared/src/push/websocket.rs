@@ -12,6 +12,7 @@ use http::HeaderValue;
 use time::OffsetDateTime;
 
 use super::PushApp;
+use crate::auth::Claims;
 use crate::domain::Action;
 use crate::handlers::ApiError;
 use crate::ids::CallSid;
@@ -44,18 +45,18 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
     let call = CallSid::parse(sid).map_err(|e| ApiError::bad_request("callSid", e.to_string()))?;
     let token = query.first("token").ok_or(ApiError::Unauthorized)?;
     let verifier = app.verifier.as_ref().ok_or(ApiError::Unauthorized)?;
-    let claims = verifier.verify(token).map_err(|refused| {
+    let claims = verifier.verify_json(token).map_err(|refused| {
         // The reason only: a token is never logged.
         tracing::info!(%refused, "token refused");
         ApiError::Unauthorized
     })?;
+    let claims = Claims::from_json(claims);
     let actor = app
         .agents
         .actor(&claims)
         .map_err(|_| ApiError::Unauthorized)?;
     let until = claims
-        .get("exp")
-        .and_then(|exp| exp.parse::<i64>().ok())
+        .expires()
         .and_then(|exp| OffsetDateTime::from_unix_timestamp(exp).ok())
         .ok_or(ApiError::Unauthorized)?;
     let session = app
