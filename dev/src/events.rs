@@ -5,6 +5,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 use warm_transfer_core::handlers::{Caller, Endpoint};
+use warm_transfer_core::push::websocket::SUBPROTOCOL;
 use warm_transfer_core::signature::sign_form;
 
 /// The Twilio auth token the events are signed with. A test value, public on purpose.
@@ -414,9 +415,12 @@ pub fn websocket_event(endpoint: Endpoint) -> Value {
         "isBase64Encoded": false,
     });
     if connect {
-        event["queryStringParameters"] = json!({ "callSid": SESSION, "token": EVENTS_WS_TOKEN });
-        event["multiValueQueryStringParameters"] =
-            json!({ "callSid": [SESSION], "token": [EVENTS_WS_TOKEN] });
+        // The token offered as a subprotocol, never in the URL.
+        let offered = format!("{SUBPROTOCOL}, {EVENTS_WS_TOKEN}");
+        event["headers"]["Sec-WebSocket-Protocol"] = json!(offered);
+        event["multiValueHeaders"] = json!({ "Sec-WebSocket-Protocol": [offered] });
+        event["queryStringParameters"] = json!({ "callSid": SESSION });
+        event["multiValueQueryStringParameters"] = json!({ "callSid": [SESSION] });
     } else {
         event["requestContext"]["disconnectStatusCode"] = json!(1001);
         event["requestContext"]["disconnectReason"] = json!("Going away");
