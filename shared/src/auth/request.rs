@@ -68,7 +68,7 @@ fn agree(
                 let parsed = text.trim().parse::<f64>().ok();
                 parsed.is_some() && parsed == number.as_f64()
             }
-            Some(Value::Object(_)) => true,
+            Some(Value::Object(_) | Value::Null) => true,
             Some(value) => token::as_api_gateway_string(value) == *text,
         };
         if !same {
