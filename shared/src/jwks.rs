@@ -172,3 +172,58 @@ impl Keys {
         self.held.write().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    /// Counts its reads; slow enough that callers pile up behind one.
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl KeySource for Counting {
+        async fn fetch(&self) -> Result<Jwks, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(Jwks { keys: Vec::new() })
+        }
+    }
+
+    fn token_naming(kid: &str) -> String {
+        signed_with("RS256", kid)
+    }
+
+    fn signed_with(alg: &str, kid: &str) -> String {
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#));
+        format!("{header}.e30.c2ln")
+    }
+
+    #[tokio::test]
+    async fn tokens_arriving_together_with_unknown_keys_cost_one_read() {
+        let source = Arc::new(Counting(AtomicUsize::new(0)));
+        let keys = Arc::new(Keys::new("https://idp", "app", source.clone()));
+        let checks: Vec<_> = (0..20)
+            .map(|i| {
+                let keys = keys.clone();
+                tokio::spawn(async move { keys.verify(&token_naming(&format!("k{i}"))).await })
+            })
+            .collect();
+        for check in checks {
+            assert_eq!(check.await.unwrap(), Err(Refused::UnknownKey));
+        }
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+        // Malformed tokens and refused algorithms never cause a read.
+        for bad in ["garbage", "e30.e30.e30", &signed_with("none", "k")] {
+            assert!(
+                matches!(keys.verify(bad).await, Err(Refused::Malformed(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+    }
+}
