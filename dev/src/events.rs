@@ -5,6 +5,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 use warm_transfer_core::handlers::{Caller, Endpoint};
+use warm_transfer_core::push::websocket::SUBPROTOCOL;
 use warm_transfer_core::signature::sign_form;
 
 /// The Twilio auth token the events are signed with. A test value, public on purpose.
@@ -47,12 +48,10 @@ fn front_end(method: &'static str, path: String, body: Option<Value>) -> Spec {
         query: Vec::new(),
         path_parameters: vec![("callSid", SESSION.to_owned())],
         headers: vec![
-            // A stand-in: API Gateway verified the real token; the function
-            // only reads the claims in the request context.
-            (
-                "authorization",
-                "Bearer eyJhbGciOiJSUzI1NiJ9.verified-by-api-gateway.sig".to_owned(),
-            ),
+            // The token API Gateway verified (its signature a stand-in):
+            // the function reads its claims, which must agree with the
+            // authorizer's in the request context.
+            ("authorization", format!("Bearer {}", events_token())),
             ("origin", "https://console.example.com".to_owned()),
         ],
         body: body.map_or(Body::None, Body::Json),
@@ -196,28 +195,49 @@ fn customer_leg_request() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The event API Gateway hands the function for this endpoint's sample request.
+/// The front-end events' ID token claims, as a Cognito user pool issues them.
+fn events_claims() -> Value {
+    json!({
+        "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+        "aud": "4example0client0id0000000",
+        "sub": "00000000-0000-0000-0000-0000000a11ce",
+        "email": EVENTS_AGENT_EMAIL,
+        "email_verified": true,
+        "cognito:username": "alice",
+        "cognito:groups": ["agents"],
+        "custom:agent_numbers": AGENT,
+        "token_use": "id",
+        "auth_time": 1795589400,
+        "iat": 1795589400,
+        "exp": 1795593000,
+    })
+}
+
+/// That token; its signature is a stand-in (API Gateway checked the real one).
+fn events_token() -> String {
+    let part = |value: Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string().as_bytes())
+    };
+    format!(
+        "{}.{}.c2lnbmVkLWJ5LXRoZS1pc3N1ZXI",
+        part(json!({ "alg": "RS256", "kid": "example" })),
+        part(events_claims())
+    )
+}
+
 /// What API Gateway's JWT authorizer adds to the request context: the
 /// verified ID token's claims, every value a string (arrays as `[a b]`).
 fn authorizer_context() -> Value {
-    json!({
-        "jwt": {
-            "claims": {
-                "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
-                "aud": "4example0client0id0000000",
-                "sub": "00000000-0000-0000-0000-0000000a11ce",
-                "email": EVENTS_AGENT_EMAIL,
-                "email_verified": "true",
-                "cognito:username": "alice",
-                "cognito:groups": "[agents]",
-                "custom:agent_numbers": AGENT,
-                "token_use": "id",
-                "auth_time": "1795589400",
-                "iat": "1795589400",
-                "exp": "1795593000",
-            },
-            "scopes": null,
-        }
-    })
+    let claims: serde_json::Map<String, Value> = events_claims()
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let text = warm_transfer_core::token::as_api_gateway_string(value);
+            (name.clone(), Value::String(text))
+        })
+        .collect();
+    json!({ "jwt": { "claims": claims, "scopes": null } })
 }
 
 pub fn event(endpoint: Endpoint) -> Value {
@@ -395,9 +415,12 @@ pub fn websocket_event(endpoint: Endpoint) -> Value {
         "isBase64Encoded": false,
     });
     if connect {
-        event["queryStringParameters"] = json!({ "callSid": SESSION, "token": EVENTS_WS_TOKEN });
-        event["multiValueQueryStringParameters"] =
-            json!({ "callSid": [SESSION], "token": [EVENTS_WS_TOKEN] });
+        // The token offered as a subprotocol, never in the URL.
+        let offered = format!("{SUBPROTOCOL}, {EVENTS_WS_TOKEN}");
+        event["headers"]["Sec-WebSocket-Protocol"] = json!(offered);
+        event["multiValueHeaders"] = json!({ "Sec-WebSocket-Protocol": [offered] });
+        event["queryStringParameters"] = json!({ "callSid": SESSION });
+        event["multiValueQueryStringParameters"] = json!({ "callSid": [SESSION] });
     } else {
         event["requestContext"]["disconnectStatusCode"] = json!(1001);
         event["requestContext"]["disconnectReason"] = json!("Going away");

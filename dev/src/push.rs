@@ -3,8 +3,9 @@
 //! handlers the `ws-connect`, `ws-disconnect` and `stream-publisher`
 //! functions run in AWS.
 //!
-//! - `GET /ws?callSid=&token=` upgrades to a WebSocket after `$connect`
-//!   answered 200 (its refusal is the upgrade's answer); a close runs
+//! - `GET /ws?callSid=` (the token offered as a subprotocol) upgrades to a
+//!   WebSocket after `$connect` answered 200 (its refusal is the upgrade's
+//!   answer), answering with the subprotocol `$connect` chose; a close runs
 //!   `$disconnect`. Both get the event the WebSocket API would send.
 //! - `POST /@connections/{id}` is the management API's PostToConnection
 //!   (410 for a connection that is gone): the publisher posts with the
@@ -34,6 +35,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use warm_transfer_core::handlers::Endpoint;
 use warm_transfer_core::push::PushApp;
+use warm_transfer_core::push::websocket::SUBPROTOCOL;
 use warm_transfer_core::store::WriteObserver;
 use warm_transfer_core::store::dynamodb_json::item_to_json;
 
@@ -72,6 +74,12 @@ pub struct LocalPush {
 }
 
 type Answer = http::Response<Full<Bytes>>;
+
+/// What `$connect` is told of the upgrade request.
+struct Upgrade {
+    query: HashMap<String, String>,
+    headers: http::HeaderMap,
+}
 
 fn answer(status: http::StatusCode, body: impl Into<Bytes>) -> Answer {
     let mut response = http::Response::new(Full::new(body.into()));
@@ -199,29 +207,47 @@ impl LocalPush {
         }
     }
 
-    /// The event API Gateway sends the connection's route.
-    fn event(&self, endpoint: Endpoint, id: &str, query: &HashMap<String, String>) -> Value {
+    /// The event API Gateway sends the connection's route: `$connect` gets
+    /// the upgrade request's query and headers (the offered subprotocols
+    /// among them).
+    fn event(&self, endpoint: Endpoint, id: &str, request: Option<&Upgrade>) -> Value {
         let mut event = websocket_event(endpoint);
         event["requestContext"]["connectionId"] = json!(id);
         event["requestContext"]["domainName"] = json!("127.0.0.1");
-        if endpoint == Endpoint::WsConnect {
+        if let Some(Upgrade { query, headers }) = request {
             event["queryStringParameters"] = json!(query);
             event["multiValueQueryStringParameters"] = query
                 .iter()
                 .map(|(k, v)| (k.clone(), json!([v])))
                 .collect::<serde_json::Map<_, _>>()
                 .into();
+            let mut single = serde_json::Map::new();
+            let mut multi = serde_json::Map::new();
+            for name in headers.keys() {
+                let values: Vec<&str> = headers
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                single.insert(name.as_str().to_owned(), json!(values.join(", ")));
+                multi.insert(name.as_str().to_owned(), json!(values));
+            }
+            event["headers"] = single.into();
+            event["multiValueHeaders"] = multi.into();
         }
         event
     }
 
+    /// Runs `$connect` or `$disconnect`: the status, the body and, for
+    /// `$connect`, the subprotocol it chose (API Gateway answers the
+    /// upgrade with it).
     async fn run_route(
         &self,
         endpoint: Endpoint,
         id: &str,
-        query: &HashMap<String, String>,
-    ) -> (u16, String) {
-        let event = self.event(endpoint, id, query);
+        request: Option<&Upgrade>,
+    ) -> (u16, String, Option<http::HeaderValue>) {
+        let event = self.event(endpoint, id, request);
         let counter = if endpoint == Endpoint::WsConnect {
             &self.counts.connects
         } else {
@@ -239,9 +265,17 @@ impl LocalPush {
                     Some(aws_lambda_events::encodings::Body::Text(text)) => text,
                     _ => String::new(),
                 };
-                (u16::try_from(response.status_code).unwrap_or(500), body)
+                let protocol = response
+                    .headers
+                    .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+                    .cloned();
+                (
+                    u16::try_from(response.status_code).unwrap_or(500),
+                    body,
+                    protocol,
+                )
             }
-            Err(error) => (500, json!({ "error": error.to_string() }).to_string()),
+            Err(error) => (500, json!({ "error": error.to_string() }).to_string(), None),
         }
     }
 
@@ -267,12 +301,16 @@ impl LocalPush {
                 r#"{"error":"a WebSocket upgrade is expected"}"#,
             );
         };
-        let query: HashMap<String, String> =
-            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        let upgrade = Upgrade {
+            query: form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
                 .into_owned()
-                .collect();
+                .collect(),
+            headers: req.headers().clone(),
+        };
         let id = format!("local{:08}=", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (status, body) = self.run_route(Endpoint::WsConnect, &id, &query).await;
+        let (status, body, protocol) = self
+            .run_route(Endpoint::WsConnect, &id, Some(&upgrade))
+            .await;
         if status != 200 {
             return answer(
                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::FORBIDDEN),
@@ -328,6 +366,10 @@ impl LocalPush {
         if let Ok(accept) = http::HeaderValue::from_str(&derive_accept_key(&key)) {
             headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, accept);
         }
+        // Only what `$connect` chose, as API Gateway does: never the token.
+        if let Some(protocol) = protocol {
+            headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
         response
     }
 
@@ -342,13 +384,31 @@ impl LocalPush {
         {
             return;
         }
-        let (status, body) = self
-            .run_route(Endpoint::WsDisconnect, id, &HashMap::new())
-            .await;
+        let (status, body, _) = self.run_route(Endpoint::WsDisconnect, id, None).await;
         if status != 200 {
             eprintln!("$disconnect answered {status}: {body}");
         }
     }
+}
+
+/// The upgrade request a console makes to follow a call: `url` (query
+/// included), the token offered as a subprotocol beside the console's own.
+pub fn subscribe_request(
+    url: &str,
+    token: &str,
+) -> Result<
+    tokio_tungstenite::tungstenite::handshake::client::Request,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request()?;
+    let offered = format!("{SUBPROTOCOL}, {token}");
+    let offered = http::HeaderValue::from_str(&offered)
+        .map_err(|e| tokio_tungstenite::tungstenite::Error::HttpFormat(e.into()))?;
+    request
+        .headers_mut()
+        .insert(http::header::SEC_WEBSOCKET_PROTOCOL, offered);
+    Ok(request)
 }
 
 fn percent_decode(text: &str) -> String {

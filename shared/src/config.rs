@@ -231,7 +231,14 @@ pub(crate) fn agent_rules(env: &HashMap<String, String>) -> Result<AgentRules, C
     let defaults = AgentRules::default();
     let named = |name: &'static str, default: String| get(name).map_or(default, str::to_owned);
     Ok(AgentRules {
-        id_claim: named(AGENT_ID_CLAIM, defaults.id_claim),
+        id_claim: get(AGENT_ID_CLAIM)
+            .map(str::parse)
+            .transpose()
+            .map_err(|reason| ConfigError::Malformed {
+                name: AGENT_ID_CLAIM,
+                reason,
+            })?
+            .unwrap_or(defaults.id_claim),
         numbers_claim: named(AGENT_NUMBERS_CLAIM, defaults.numbers_claim),
         groups_claim: named(AGENT_GROUPS_CLAIM, defaults.groups_claim),
         supervisor_group: named(SUPERVISOR_GROUP, defaults.supervisor_group),
@@ -553,7 +560,7 @@ mod tests {
         assert_eq!(config.agents, AgentRules::default());
         assert_eq!(config.console_sign_in, None);
         let mut env = minimal();
-        env.insert(vars::AGENT_ID_CLAIM.into(), "preferred_username".into());
+        env.insert(vars::AGENT_ID_CLAIM.into(), "oid".into());
         env.insert(vars::AGENT_NUMBERS.into(), "ann=+15550100001".into());
         env.insert(vars::CONSOLE_CLIENT_ID.into(), "console".into());
         env.insert(
@@ -567,9 +574,19 @@ mod tests {
             "https://idp.example.com/token".into(),
         );
         let config = Config::from_map(&env).unwrap();
-        assert_eq!(config.agents.id_claim, "preferred_username");
+        assert_eq!(config.agents.id_claim, crate::auth::IdClaim::Oid);
         assert_eq!(config.agents.numbers["ann"].len(), 1);
         assert_eq!(config.console_sign_in.unwrap().client_id, "console");
+        // A name the user can change would let them take another's numbers.
+        env.insert(vars::AGENT_ID_CLAIM.into(), "preferred_username".into());
+        assert!(matches!(
+            Config::from_map(&env).unwrap_err(),
+            ConfigError::Malformed {
+                name: vars::AGENT_ID_CLAIM,
+                ..
+            }
+        ));
+        env.insert(vars::AGENT_ID_CLAIM.into(), "sub".into());
         env.insert(vars::AGENT_NUMBERS.into(), "ann=0100".into());
         assert!(matches!(
             Config::from_map(&env).unwrap_err(),

@@ -39,6 +39,7 @@ pub mod domain;
 pub mod handlers;
 pub mod https;
 pub mod ids;
+pub mod jwks;
 pub mod logging;
 pub mod metrics;
 pub mod public_url;

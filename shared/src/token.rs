@@ -1,6 +1,6 @@
 //! Verifies agents' tokens the way API Gateway's JWT authorizer does: RS256 signature by a key of the issuer's JWKS
 //! (`kid`), issuer, audience (`aud`, or `client_id` as in Cognito access
-//! tokens), expiry and not-before. Unsigned (`alg: none`) and HMAC tokens
+//! tokens), expiry, not-before and issued-at, with no leeway. Unsigned (`alg: none`) and HMAC tokens
 //! are refused. The claims come out as API Gateway hands them to a function.
 //! The development server verifies HTTP requests with it; the WebSocket
 //! API's `$connect` (which has no JWT authorizer) verifies its token with it.
@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Why a token was refused. Never carries the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,9 +49,6 @@ pub struct Jwk {
     pub e: Option<String>,
 }
 
-/// Clock skew allowed on `exp` and `nbf`, as common JWT libraries allow.
-const LEEWAY_SECS: i64 = 60;
-
 /// One issuer's keys, issuer and audience. RSA signatures are checked with
 /// *ring*, the crypto the functions' TLS already uses (no AWS-LC).
 pub struct Verifier {
@@ -86,23 +83,30 @@ impl Verifier {
         }
     }
 
-    /// The claims of a valid token, each a string as API Gateway passes it.
+    /// Whether this key id is one of the issuer's keys.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    /// The claims of a valid token, each a string as API Gateway's JWT
+    /// authorizer passes them to a function (the development server's
+    /// stand-in for it hands them on so).
     pub fn verify(&self, token: &str) -> Result<HashMap<String, String>, Refused> {
+        Ok(self
+            .verify_json(token)?
+            .into_iter()
+            .map(|(name, value)| (name, as_api_gateway_string(&value)))
+            .collect())
+    }
+
+    /// The claims of a valid token as their JSON values: arrays stay arrays.
+    pub fn verify_json(&self, token: &str) -> Result<Map<String, Value>, Refused> {
         let parts: Vec<&str> = token.split('.').collect();
         let [header, payload, signature] = parts[..] else {
             return Err(Refused::Malformed("not three parts".into()));
         };
-        let header: Value = serde_json::from_slice(&part(header, "header")?)
-            .map_err(|_| Refused::Malformed("the header is not JSON".into()))?;
-        // Only RSA signatures, like the authorizer: `none` and HMAC refused.
-        let alg = header["alg"].as_str().unwrap_or_default();
-        if alg != "RS256" {
-            return Err(Refused::Malformed(format!("{alg:?} is not accepted")));
-        }
-        let (n, e) = header["kid"]
-            .as_str()
-            .and_then(|kid| self.keys.get(kid))
-            .ok_or(Refused::UnknownKey)?;
+        let kid = kid_of(header)?;
+        let (n, e) = self.keys.get(&kid).ok_or(Refused::UnknownKey)?;
         let signed = &token[..token.len() - signature.len() - 1];
         RsaPublicKeyComponents { n, e }
             .verify(
@@ -111,25 +115,28 @@ impl Verifier {
                 &part(signature, "signature")?,
             )
             .map_err(|_| Refused::Signature)?;
-        let claims: HashMap<String, Value> = serde_json::from_slice(&part(payload, "payload")?)
-            .map_err(|_| Refused::Malformed("the payload is not a JSON object".into()))?;
+        let claims = payload_of(payload)?;
         for required in ["exp", "iss", "sub"] {
             if !claims.contains_key(required) {
                 return Err(Refused::Malformed(format!("no {required} claim")));
             }
         }
+        // The authorizer's rule, with no leeway: `exp` after now, `nbf` and
+        // `iat` not after it. A token the HTTP API refuses opens no socket.
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let seconds = |name: &str| claims.get(name).map(|v| v.as_i64());
         match seconds("exp") {
-            Some(Some(exp)) if exp + LEEWAY_SECS > now => {}
+            Some(Some(exp)) if exp > now => {}
             Some(Some(_)) => return Err(Refused::Expired),
             _ => return Err(Refused::Malformed("exp is not a number".into())),
         }
-        match seconds("nbf") {
-            None => {}
-            Some(Some(nbf)) if nbf - LEEWAY_SECS <= now => {}
-            Some(Some(_)) => return Err(Refused::NotYetValid),
-            Some(None) => return Err(Refused::Malformed("nbf is not a number".into())),
+        for name in ["nbf", "iat"] {
+            match seconds(name) {
+                None => {}
+                Some(Some(at)) if at <= now => {}
+                Some(Some(_)) => return Err(Refused::NotYetValid),
+                Some(None) => return Err(Refused::Malformed(format!("{name} is not a number"))),
+            }
         }
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(Refused::Issuer);
@@ -143,16 +150,50 @@ impl Verifier {
         if !audience_ok {
             return Err(Refused::Audience);
         }
-        Ok(claims
-            .into_iter()
-            .map(|(name, value)| (name, as_api_gateway_string(&value)))
-            .collect())
+        Ok(claims)
     }
+}
+
+/// The key id of a token's header, if it is a signature the authorizer
+/// accepts: RSA only, so `none` and HMAC are refused.
+fn kid_of(header: &str) -> Result<String, Refused> {
+    let header: Value = serde_json::from_slice(&part(header, "header")?)
+        .map_err(|_| Refused::Malformed("the header is not JSON".into()))?;
+    let alg = header["alg"].as_str().unwrap_or_default();
+    if alg != "RS256" {
+        return Err(Refused::Malformed(format!("{alg:?} is not accepted")));
+    }
+    header["kid"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or(Refused::UnknownKey)
+}
+
+/// The key a token says it was signed with (unchecked: for finding the key).
+pub fn key_id(token: &str) -> Result<String, Refused> {
+    let header = token.split('.').next().unwrap_or_default();
+    kid_of(header)
+}
+
+fn payload_of(payload: &str) -> Result<Map<String, Value>, Refused> {
+    serde_json::from_slice(&part(payload, "payload")?)
+        .map_err(|_| Refused::Malformed("the payload is not a JSON object".into()))
+}
+
+/// The payload of a token WITHOUT checking its signature: only for a token
+/// something else has verified (API Gateway's JWT authorizer, for the
+/// bearer token of a front-end request), to read its claims as JSON.
+pub fn unverified_payload(token: &str) -> Result<Map<String, Value>, Refused> {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let [_, payload, _] = parts[..] else {
+        return Err(Refused::Malformed("not three parts".into()));
+    };
+    payload_of(payload)
 }
 
 /// A claim as API Gateway's JWT authorizer renders it: strings as they are,
 /// arrays as `[a b]`, anything else as its JSON text.
-fn as_api_gateway_string(value: &Value) -> String {
+pub fn as_api_gateway_string(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Array(items) => {

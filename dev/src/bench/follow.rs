@@ -44,11 +44,23 @@ where
 }
 
 impl Follower {
-    /// Follows by push through the WebSocket at `ws_url` (query included).
-    pub fn by_push(ws_url: String, quiet: Duration, retry: Duration, read: impl Read) -> Self {
+    /// Follows by push through the WebSocket at `ws_url` (query included),
+    /// offering `token` as the console does (a subprotocol).
+    pub fn by_push(
+        ws_url: String,
+        token: String,
+        quiet: Duration,
+        retry: Duration,
+        read: impl Read,
+    ) -> Self {
         Self::spawn(move |shown| async move {
             loop {
-                if let Ok((socket, _)) = connect_async(&ws_url).await {
+                let request = crate::push::subscribe_request(&ws_url, &token);
+                let connected = match request {
+                    Ok(request) => connect_async(request).await.ok(),
+                    Err(_) => None,
+                };
+                if let Some((socket, _)) = connected {
                     show(&shown, read().await);
                     let (_write, mut frames) = socket.split();
                     loop {

@@ -121,12 +121,9 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
     };
     let second = Duration::from_secs(1);
     let mut follower = if push {
-        let url = format!(
-            "{}?callSid={sid}&token={}",
-            stack.ws_url(),
-            stack.token("alice")
-        );
-        Follower::by_push(url, Duration::from_secs(30), second, read)
+        let url = format!("{}?callSid={sid}", stack.ws_url());
+        let token = stack.token("alice");
+        Follower::by_push(url, token, Duration::from_secs(30), second, read)
     } else {
         Follower::by_polling(second, read)
     };

@@ -268,7 +268,8 @@ impl Agents {
     /// time: a read after 30 s with nothing heard, and every second while
     /// push is down.
     fn follow(self: &Arc<Self>, call: &Call, sid: &str) -> Follower {
-        let url = format!("{}?callSid={sid}&token={}", self.stack.ws_url(), call.token);
+        let url = format!("{}?callSid={sid}", self.stack.ws_url());
+        let token = call.token.clone();
         let (agents, call, path) = (self.clone(), call.clone(), format!("/calls/{sid}"));
         let read = move || {
             let (agents, call, path) = (agents.clone(), call.clone(), path.clone());
@@ -282,6 +283,7 @@ impl Agents {
         };
         Follower::by_push(
             url,
+            token,
             Duration::from_secs_f64(30.0 * self.scale),
             Duration::from_secs_f64(self.scale),
             read,

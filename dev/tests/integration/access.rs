@@ -316,3 +316,99 @@ async fn a_supervisor_acts_on_any_call_and_is_named_for_it() {
     let (status, _) = as_agent(&stack, "alice", Method::GET, &path, None).await;
     assert_eq!(status, 200);
 }
+
+/// Issue 26, finding 2: API Gateway flattens a groups array to `[a b]`, and
+/// the old parser split it on spaces, commas, brackets and quotes, so a
+/// group named `Night supervisors` made its members supervisors.
+#[tokio::test]
+async fn a_group_merely_named_like_the_supervisors_grants_nothing() {
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let path = format!("/calls/{sid}");
+    let issuer = &stack.issuer;
+    let bob = issuer.agent("bob").unwrap();
+    for groups in [
+        json!(["Night supervisors"]),
+        json!(["x,supervisors"]),
+        json!(["[supervisors]"]),
+        json!(["\"supervisors\""]),
+        json!("Night supervisors"),
+    ] {
+        let mut claims = issuer.claims_for(bob);
+        claims["cognito:groups"] = groups.clone();
+        let token = issuer.sign(&claims);
+        let read = call_api(&stack, Some(&token), Method::GET, &path, None).await;
+        forbidden(&read, "not-your-call");
+        let transfer = call_api(
+            &stack,
+            Some(&token),
+            Method::POST,
+            &format!("{path}/transfer"),
+            Some(json!({ "to": "+15550200003" })),
+        )
+        .await;
+        assert_eq!(transfer.0, 403, "{groups}: {}", transfer.1);
+    }
+    // The real group, exactly, still makes a supervisor.
+    let mut claims = issuer.claims_for(bob);
+    claims["cognito:groups"] = json!(["agents", "supervisors"]);
+    let (status, body) = call_api(
+        &stack,
+        Some(&issuer.sign(&claims)),
+        Method::GET,
+        &path,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// An address the provider did not verify names nobody: bob setting
+/// alice's e-mail on his account is known by his `sub`, and gets neither
+/// her calls nor the numbers the deployment maps to her address.
+#[tokio::test]
+async fn an_unverified_email_is_not_who_the_agent_is() {
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let issuer = &stack.issuer;
+    let mut claims = issuer.claims_for(issuer.agent("bob").unwrap());
+    claims["email"] = json!("alice@example.com");
+    claims["email_verified"] = json!(false);
+    let token = issuer.sign(&claims);
+    let read = call_api(
+        &stack,
+        Some(&token),
+        Method::GET,
+        &format!("/calls/{sid}"),
+        None,
+    )
+    .await;
+    forbidden(&read, "not-your-call");
+    // Acting on his own call, he is named by his subject, not her address.
+    let (status, call) = call_api(
+        &stack,
+        Some(&token),
+        Method::POST,
+        "/calls",
+        Some(json!({ "agentNumber": "+15550200003", "customerNumber": "+15550200002" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{call}");
+    let sid = call["callSid"].as_str().unwrap();
+    let (_, call) = call_api(
+        &stack,
+        Some(&token),
+        Method::GET,
+        &format!("/calls/{sid}"),
+        None,
+    )
+    .await;
+    let started = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "call started")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(started["actor"], "local-bob", "{call}");
+}

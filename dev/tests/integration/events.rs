@@ -725,6 +725,18 @@ async fn forbidden_to_another_agent(h: &Harness) {
         bob["jwt"]["claims"]["email"] = "bob@example.com".into();
         bob["jwt"]["claims"]["custom:agent_numbers"] = TARGET.into();
         event["requestContext"]["authorizer"] = bob;
+        // Alice's token beside claims that are not its own: nobody.
+        let response = h.invoke_text(endpoint, &event.to_string()).await;
+        assert_eq!(
+            response.status(),
+            401,
+            "{endpoint:?}: claims not the token's"
+        );
+        // Bob's claims alone (no token on the request), each read as one value.
+        event["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorization");
         let response = h.invoke_text(endpoint, &event.to_string()).await;
         assert_eq!(response.status(), 403, "{endpoint:?}: bob on alice's call");
         assert!(json(&response)["reason"].is_string(), "{endpoint:?}");

@@ -11,16 +11,20 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use warm_transfer_core::handlers::Endpoint;
 use warm_transfer_core::ids::CallSid;
+use warm_transfer_core::jwks::{HttpKeySource, KEYS_TTL, Keys, REFETCH_AFTER};
 use warm_transfer_core::push::PushApp;
 use warm_transfer_core::push::connections::ApiGatewayConnections;
+use warm_transfer_core::push::websocket::SUBPROTOCOL;
 use warm_transfer_core::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
+use warm_transfer_core::token::Refused;
 use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events::{self, CONNECTION_ID, EVENTS_WS_TOKEN, SESSION};
-use warm_transfer_dev::idp::{LocalIssuer, local_agents};
+use warm_transfer_dev::idp::{LOCAL_CLIENT_ID, LocalIssuer, local_agents};
 use warm_transfer_dev::local::{LocalStack, eventually};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -31,13 +35,29 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Subscribes `agent` to `sid`; the HTTP status when `$connect` refuses.
 async fn subscribe(stack: &LocalStack, agent: &str, sid: &str) -> Result<Socket, u16> {
-    let url = format!(
-        "{}?callSid={sid}&token={}",
-        stack.ws_url(),
-        stack.token(agent)
+    subscribe_with(stack, &stack.token(agent), sid).await
+}
+
+/// Subscribes with this token to `sid`, offering it as the console does:
+/// a subprotocol beside `warm-transfer`, never in the URL.
+async fn subscribe_with(stack: &LocalStack, token: &str, sid: &str) -> Result<Socket, u16> {
+    let url = format!("{}?callSid={sid}", stack.ws_url());
+    let mut request = url.into_client_request().unwrap();
+    let offered = format!("{SUBPROTOCOL}, {token}");
+    request.headers_mut().insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        offered.parse().unwrap(),
     );
-    match connect_async(url).await {
-        Ok((socket, _)) => Ok(socket),
+    match connect_async(request).await {
+        Ok((socket, response)) => {
+            // The answer names the subprotocol chosen, as browsers require,
+            // and never echoes the token.
+            assert_eq!(
+                response.headers()[http::header::SEC_WEBSOCKET_PROTOCOL],
+                SUBPROTOCOL
+            );
+            Ok(socket)
+        }
         Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
         Err(other) => panic!("{other}"),
     }
@@ -191,6 +211,154 @@ async fn the_current_agent_hears_the_transfer_and_nobody_else_hears_a_thing() {
     }
     // Now the call is his, bob may follow it.
     assert!(subscribe(&stack, "bob", &sid).await.is_ok());
+}
+
+/// Issue 26, finding 2, on the WebSocket API: `$connect` reads the groups
+/// of the token it verified as JSON, so a group merely named like the
+/// supervisors' follows nobody else's call.
+#[tokio::test]
+async fn a_group_named_like_the_supervisors_follows_no_other_call() {
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let issuer = &stack.issuer;
+    for groups in [json!(["Night supervisors"]), json!(["x,supervisors"])] {
+        let mut claims = issuer.claims_for(issuer.agent("bob").unwrap());
+        claims["cognito:groups"] = groups.clone();
+        let refused = subscribe_with(&stack, &issuer.sign(&claims), &sid).await;
+        assert_eq!(refused.err(), Some(403), "{groups}");
+    }
+    assert!(subscribe(&stack, "sam", &sid).await.is_ok());
+}
+
+/// Issue 26, finding 5: the token never rides in the URL (proxies, access
+/// logs and HAR exports record URLs), and `$connect` refuses a token the
+/// HTTP API's authorizer refuses, with no extra minute past `exp`.
+#[tokio::test]
+async fn the_token_rides_as_a_subprotocol_and_expires_as_on_the_http_api() {
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let token = stack.token("alice");
+    // In the URL it is not even read.
+    let url = format!("{}?callSid={sid}&token={token}", stack.ws_url());
+    match connect_async(url).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!(
+            "a token in the URL was accepted: {:?}",
+            other.map(|(_, r)| r)
+        ),
+    }
+    // Offered without the console's subprotocol, or beside another token: no.
+    for offered in [token.clone(), format!("{SUBPROTOCOL}, {token}, {token}x")] {
+        let mut request = format!("{}?callSid={sid}", stack.ws_url())
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            offered.parse().unwrap(),
+        );
+        match connect_async(request).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+            other => panic!("accepted: {:?}", other.map(|(_, r)| r)),
+        }
+    }
+    assert!(subscribe(&stack, "alice", &sid).await.is_ok());
+
+    // 30 s past its expiry: the HTTP API refuses it, and so does $connect.
+    let issuer = &stack.issuer;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut claims = issuer.claims_for(issuer.agent("alice").unwrap());
+    claims["iat"] = json!(now - 3630);
+    claims["exp"] = json!(now - 30);
+    let expired = issuer.sign(&claims);
+    assert_eq!(
+        subscribe_with(&stack, &expired, &sid).await.err(),
+        Some(401)
+    );
+    let (status, _) = reqwest::Client::new()
+        .get(format!("{}/calls/{sid}", stack.base_url()))
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401);
+}
+
+/// Issue 26, finding 5: `$connect` read the issuer's keys once per cold
+/// start, so a routine key rotation refused every console until the
+/// function happened to restart. Now a token signed with a key not held
+/// reads the keys again (at most once per `REFETCH_AFTER`), and keys are
+/// read again after `KEYS_TTL` anyway. The issuer's JWKS is a local stub.
+#[tokio::test]
+async fn keys_are_read_again_on_rotation_but_never_flooded() {
+    let jwks_server = MockServer::start().await;
+    let base = "http://127.0.0.1:9";
+    let old = LocalIssuer::new(base, local_agents()).unwrap();
+    let new = LocalIssuer::new(base, local_agents()).unwrap();
+    let serve = async |issuer: &LocalIssuer| {
+        jwks_server.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/jwks.json"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(issuer.jwks()))
+            .mount(&jwks_server)
+            .await;
+    };
+    let reads = async || jwks_server.received_requests().await.unwrap().len();
+    serve(&old).await;
+    let url = url::Url::parse(&format!("{}/jwks.json", jwks_server.uri())).unwrap();
+    let start = std::time::Instant::now();
+    let elapsed = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let clock = elapsed.clone();
+    let keys = Keys::new(
+        old.issuer(),
+        LOCAL_CLIENT_ID,
+        Arc::new(HttpKeySource::new(url).unwrap()),
+    )
+    .with_clock(move || start + *clock.lock().unwrap());
+    let advance = |by: Duration| *elapsed.lock().unwrap() += by;
+    let alice = |issuer: &LocalIssuer| issuer.token_for(issuer.agent("alice").unwrap());
+
+    // The first token reads the keys; the next ones use them.
+    assert!(keys.verify(&alice(&old)).await.is_ok());
+    assert!(keys.verify(&alice(&old)).await.is_ok());
+    assert_eq!(reads().await, 1);
+
+    // The issuer rotates: the new key is published and signs tokens.
+    serve(&new).await;
+    advance(REFETCH_AFTER);
+    assert!(
+        keys.verify(&alice(&new)).await.is_ok(),
+        "the new key was read on sight"
+    );
+    assert_eq!(reads().await, 1, "one read (the stub was reset)");
+
+    // A flood of tokens naming keys nobody has: one read per interval.
+    advance(REFETCH_AFTER);
+    let stranger = LocalIssuer::new(base, local_agents()).unwrap();
+    for _ in 0..50 {
+        assert_eq!(
+            keys.verify(&alice(&stranger)).await,
+            Err(Refused::UnknownKey)
+        );
+    }
+    assert_eq!(reads().await, 2, "fifty unknown keys, one read");
+    assert!(keys.verify(&alice(&new)).await.is_ok(), "still served");
+    advance(REFETCH_AFTER - Duration::from_secs(1));
+    assert!(keys.verify(&alice(&stranger)).await.is_err());
+    assert_eq!(reads().await, 2, "not before the interval is over");
+
+    // Keys held too long are read again, even if every token knows them;
+    // a failed read keeps the keys held.
+    advance(KEYS_TTL);
+    jwks_server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&jwks_server)
+        .await;
+    assert!(keys.verify(&alice(&new)).await.is_ok());
+    assert_eq!(reads().await, 1, "read again once the keys were old");
+    assert!(keys.verify(&alice(&new)).await.is_ok());
+    assert_eq!(reads().await, 1, "a failed read is not retried at once");
 }
 
 #[tokio::test]

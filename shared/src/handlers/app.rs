@@ -256,8 +256,11 @@ impl App {
     /// Who signed in: the verified claims API Gateway's JWT authorizer (or
     /// the development server, standing in for it) put on the request.
     fn actor(&self, req: &Request) -> Result<Actor, ApiError> {
-        let claims = auth::claims(req).ok_or(ApiError::Unauthorized)?;
-        self.config.agents.actor(claims).map_err(|error| {
+        let claims = auth::claims(req).map_err(|error| {
+            tracing::info!(%error, "no verified claims");
+            ApiError::Unauthorized
+        })?;
+        self.config.agents.actor(&claims).map_err(|error| {
             tracing::info!(%error, "claims name no agent");
             ApiError::Unauthorized
         })

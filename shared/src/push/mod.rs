@@ -26,6 +26,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use crate::auth::AgentRules;
 use crate::config::{ConfigError, vars};
 use crate::handlers::Endpoint;
+use crate::jwks::{HttpKeySource, Keys};
 use crate::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
 use crate::token::Verifier;
 use config::PushConfig;
@@ -37,8 +38,8 @@ pub struct PushApp {
     pub(crate) agents: Arc<AgentRules>,
     pub(crate) store: Arc<dyn CallStore>,
     pub(crate) subscriptions: Arc<dyn Subscriptions>,
-    /// `$connect` only: verifies the token.
-    pub(crate) verifier: Option<Arc<Verifier>>,
+    /// `$connect` only: the issuer's keys, to verify the token.
+    pub(crate) keys: Option<Arc<Keys>>,
     /// The publisher only: posts to the connections.
     pub(crate) connections: Option<Arc<dyn Connections>>,
 }
@@ -48,7 +49,7 @@ pub struct PushApp {
 pub enum PushStartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("the token issuer's keys could not be read from {url}: {reason}")]
+    #[error("no client for the token issuer's keys at {url}: {reason}")]
     Keys { url: String, reason: String },
     #[error("{0:?} is not a push function")]
     NotPush(Endpoint),
@@ -84,13 +85,14 @@ impl PushApp {
                     .audience
                     .clone()
                     .ok_or(ConfigError::Missing(vars::JWT_AUDIENCE))?;
-                let keys = fetch_keys(&url)
-                    .await
-                    .map_err(|reason| PushStartupError::Keys {
+                // Read when the first token needs them, then kept fresh
+                // (see `jwks`): an issuer slow at a cold start fails no init.
+                let source =
+                    HttpKeySource::new(url.clone()).map_err(|reason| PushStartupError::Keys {
                         url: url.to_string(),
                         reason,
                     })?;
-                app.verifier = Some(Arc::new(Verifier::new(&issuer, &audience, &keys)));
+                app.keys = Some(Arc::new(Keys::new(&issuer, &audience, Arc::new(source))));
             }
             Endpoint::StreamPublisher => {
                 let url = config
@@ -115,13 +117,18 @@ impl PushApp {
             agents: Arc::new(agents),
             store,
             subscriptions,
-            verifier: None,
+            keys: None,
             connections: None,
         }
     }
 
-    pub fn with_verifier(mut self, verifier: Verifier) -> Self {
-        self.verifier = Some(Arc::new(verifier));
+    /// Fixed keys (a local issuer's).
+    pub fn with_verifier(self, verifier: Verifier) -> Self {
+        self.with_keys(Keys::fixed(verifier))
+    }
+
+    pub fn with_keys(mut self, keys: Keys) -> Self {
+        self.keys = Some(Arc::new(keys));
         self
     }
 
@@ -176,22 +183,4 @@ impl PushApp {
             other => Err(PushStartupError::NotPush(other).into()),
         }
     }
-}
-
-/// The issuer's JWKS, read once per cold start.
-async fn fetch_keys(url: &url::Url) -> Result<crate::token::Jwks, String> {
-    crate::https::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .get(url.as_str())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    response.json().await.map_err(|e| e.to_string())
 }

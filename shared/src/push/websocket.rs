@@ -1,10 +1,13 @@
 //! The WebSocket API's `$connect` and `$disconnect`. A console connects to
-//! follow one call: `?callSid=CA...&token=<ID token>` (a browser cannot
-//! set headers on a WebSocket, and a WebSocket API has no JWT authorizer,
-//! so the token is verified here exactly as the HTTP API's authorizer
-//! does). Only the call's current agent or a supervisor is let in, as for
-//! `GET /calls/{callSid}`; anyone else is refused before the connection
-//! exists, so nothing about the call ever reaches them.
+//! follow one call: `?callSid=CA...`, its ID token offered as a WebSocket
+//! subprotocol beside [`SUBPROTOCOL`] (a browser cannot set other headers
+//! on a WebSocket, and a URL is what proxies, access logs and HAR exports
+//! record: the token is never read from it). A WebSocket API has no JWT
+//! authorizer, so the token is verified here exactly as the HTTP API's
+//! authorizer does, and the answer names [`SUBPROTOCOL`] as the one chosen,
+//! as a browser requires. Only the call's current agent or a supervisor is
+//! let in, as for `GET /calls/{callSid}`; anyone else is refused before the
+//! connection exists, so nothing about the call ever reaches them.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
@@ -12,10 +15,14 @@ use http::HeaderValue;
 use time::OffsetDateTime;
 
 use super::PushApp;
+use crate::auth::Claims;
 use crate::domain::Action;
 use crate::handlers::ApiError;
 use crate::ids::CallSid;
 use crate::store::Subscriber;
+
+/// The subprotocol a console asks for; its token rides beside it.
+pub const SUBPROTOCOL: &str = "warm-transfer";
 
 /// Answers `$connect`: 200 lets the connection open, anything else refuses it.
 pub async fn connect(
@@ -23,7 +30,14 @@ pub async fn connect(
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
     match subscribe(app, event).await {
-        Ok(()) => reply(http::StatusCode::OK, "{}".to_owned()),
+        Ok(()) => {
+            let mut response = reply(http::StatusCode::OK, "{}".to_owned());
+            response.headers.insert(
+                http::header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
+            response
+        }
         Err(error) => {
             tracing::info!(%error, "connection refused");
             let response = error.into_response();
@@ -42,20 +56,20 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
         .first("callSid")
         .ok_or_else(|| ApiError::bad_request("callSid", "required"))?;
     let call = CallSid::parse(sid).map_err(|e| ApiError::bad_request("callSid", e.to_string()))?;
-    let token = query.first("token").ok_or(ApiError::Unauthorized)?;
-    let verifier = app.verifier.as_ref().ok_or(ApiError::Unauthorized)?;
-    let claims = verifier.verify(token).map_err(|refused| {
+    let token = offered_token(&event.headers).ok_or(ApiError::Unauthorized)?;
+    let keys = app.keys.as_ref().ok_or(ApiError::Unauthorized)?;
+    let claims = keys.verify(&token).await.map_err(|refused| {
         // The reason only: a token is never logged.
         tracing::info!(%refused, "token refused");
         ApiError::Unauthorized
     })?;
+    let claims = Claims::from_json(claims);
     let actor = app
         .agents
         .actor(&claims)
         .map_err(|_| ApiError::Unauthorized)?;
     let until = claims
-        .get("exp")
-        .and_then(|exp| exp.parse::<i64>().ok())
+        .expires()
         .and_then(|exp| OffsetDateTime::from_unix_timestamp(exp).ok())
         .ok_or(ApiError::Unauthorized)?;
     let session = app
@@ -76,6 +90,27 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
         .await?;
     tracing::info!(call = %call, "subscribed");
     Ok(())
+}
+
+/// The token offered in `Sec-WebSocket-Protocol` beside [`SUBPROTOCOL`]:
+/// `warm-transfer, <token>` (one header, or several).
+fn offered_token(headers: &http::HeaderMap) -> Option<String> {
+    let offered: Vec<&str> = headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if !offered.contains(&SUBPROTOCOL) {
+        return None;
+    }
+    let mut tokens = offered.into_iter().filter(|p| *p != SUBPROTOCOL);
+    match (tokens.next(), tokens.next()) {
+        (Some(token), None) => Some(token.to_owned()),
+        _ => None,
+    }
 }
 
 /// Answers `$disconnect` (API Gateway ignores the answer): the connection's
