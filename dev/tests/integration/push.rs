@@ -548,3 +548,41 @@ async fn push_event_files_run_through_their_handlers() {
     assert_eq!(closed.status_code, 200);
     assert!(subscriptions.subscribers(&call).await.unwrap().is_empty());
 }
+
+/// However many sockets one agent opens on one call, the publisher's work
+/// per change is bounded: past the cap `$connect` refuses with 429, and a
+/// closed one makes room again. Another agent (a supervisor) has a cap of
+/// their own.
+#[tokio::test]
+async fn an_agent_follows_one_call_over_a_bounded_number_of_connections() {
+    use warm_transfer_core::push::websocket::MAX_SUBSCRIPTIONS_PER_AGENT;
+
+    let stack = stack().await;
+    let sid = start_call(&stack, ALICE, CUSTOMER).await;
+    let mut sockets = Vec::new();
+    for _ in 0..MAX_SUBSCRIPTIONS_PER_AGENT {
+        sockets.push(subscribe(&stack, "alice", &sid).await.unwrap());
+    }
+    assert_eq!(subscribe(&stack, "alice", &sid).await.err(), Some(429));
+    assert!(
+        subscribe(&stack, "sam", &sid).await.is_ok(),
+        "the supervisor's own"
+    );
+
+    let call = CallSid::parse(&sid).unwrap();
+    let mut closing = sockets.pop().unwrap();
+    closing.close(None).await.unwrap();
+    let room = eventually(Duration::from_secs(5), async || {
+        let theirs = stack.subscriptions.subscribers(&call).await.unwrap();
+        (theirs
+            .iter()
+            .filter(|s| s.actor.numbers.iter().any(|n| n.as_str() == ALICE))
+            .count()
+            < MAX_SUBSCRIPTIONS_PER_AGENT)
+            .then_some(())
+    })
+    .await;
+    assert!(room.is_some(), "$disconnect freed a place");
+    assert!(subscribe(&stack, "alice", &sid).await.is_ok());
+    assert_eq!(stack.dynamo_ops.outside_permissions(), Vec::<String>::new());
+}

@@ -138,9 +138,10 @@ impl Endpoint {
                 twilio_rest: true,
                 ..none
             },
-            // get_session to admit the caller, subscribe.
+            // get_session to admit the caller, subscribers (a Query of the
+            // call's partition) to cap theirs, subscribe.
             Endpoint::WsConnect => Needs {
-                table: READ_AND_WRITE,
+                table: &[GetItem, PutItem, Query],
                 ..none
             },
             // disconnected.

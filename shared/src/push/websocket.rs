@@ -24,6 +24,12 @@ use crate::store::Subscriber;
 /// The subprotocol a console asks for; its token rides beside it.
 pub const SUBPROTOCOL: &str = "warm-transfer";
 
+/// Connections one agent may have following one call: a console in a few
+/// tabs, with room for connections whose `$disconnect` was lost (the
+/// publisher drops those on their first 410). It bounds what one change of
+/// a call costs the publisher, whoever connects.
+pub const MAX_SUBSCRIPTIONS_PER_AGENT: usize = 5;
+
 /// Answers `$connect`: 200 lets the connection open, anything else refuses it.
 pub async fn connect(
     app: &PushApp,
@@ -78,6 +84,18 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
         .await?
         .ok_or_else(|| ApiError::NotFound("no such call".into()))?;
     actor.may(Action::Read, &session)?;
+    let theirs = app
+        .subscriptions
+        .subscribers(&call)
+        .await?
+        .into_iter()
+        .filter(|s| s.actor.id == actor.id)
+        .count();
+    if theirs >= MAX_SUBSCRIPTIONS_PER_AGENT {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {MAX_SUBSCRIPTIONS_PER_AGENT} connections follow one call per agent; close another tab"
+        )));
+    }
     app.subscriptions
         .subscribe(
             &call,
