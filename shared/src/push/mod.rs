@@ -28,6 +28,7 @@ use crate::config::{ConfigError, vars};
 use crate::handlers::Endpoint;
 use crate::jwks::{HttpKeySource, Keys};
 use crate::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
+use crate::time_budget;
 use crate::token::Verifier;
 use config::PushConfig;
 use connections::{ApiGatewayConnections, Connections};
@@ -160,10 +161,27 @@ impl PushApp {
     /// Runs the Lambda runtime loop for one push function.
     pub async fn serve(self, endpoint: Endpoint) -> Result<(), lambda_runtime::Error> {
         match endpoint {
+            // Each invocation works to a deadline before its Lambda timeout
+            // (`time_budget`), as the HTTP functions do.
             Endpoint::StreamPublisher => {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
                     let app = self.clone();
-                    async move { Ok::<_, std::convert::Infallible>(app.publish(&event.payload).await) }
+                    async move {
+                        let deadline = deadline_of(endpoint, &event.context);
+                        let records = event.payload.records.len();
+                        let report = time_budget::within(deadline, app.publish(&event.payload))
+                            .await
+                            .unwrap_or_else(|| {
+                                // Not retried (frames would be sent twice): the
+                                // consoles read their call when nothing comes.
+                                tracing::warn!(records, "batch cut at its time budget");
+                                publisher::PublishReport {
+                                    records,
+                                    ..publisher::PublishReport::default()
+                                }
+                            });
+                        Ok::<_, std::convert::Infallible>(report)
+                    }
                 }))
                 .await
             }
@@ -172,9 +190,15 @@ impl PushApp {
                     move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
                         let app = self.clone();
                         async move {
-                            Ok::<_, std::convert::Infallible>(
-                                app.handle_websocket(endpoint, &event.payload).await,
-                            )
+                            let deadline = deadline_of(endpoint, &event.context);
+                            let work = app.handle_websocket(endpoint, &event.payload);
+                            let response = time_budget::within(deadline, work)
+                                .await
+                                .unwrap_or_else(|| {
+                                    tracing::warn!("out of time; the connection is refused");
+                                    websocket::out_of_time()
+                                });
+                            Ok::<_, std::convert::Infallible>(response)
                         }
                     },
                 ))
@@ -183,4 +207,10 @@ impl PushApp {
             other => Err(PushStartupError::NotPush(other).into()),
         }
     }
+}
+
+/// An invocation's deadline: a margin before the function's timeout or
+/// Lambda's own deadline, whichever comes first.
+fn deadline_of(endpoint: Endpoint, context: &lambda_runtime::Context) -> tokio::time::Instant {
+    time_budget::deadline(endpoint.timeout(), Some(context.deadline))
 }

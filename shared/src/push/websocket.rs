@@ -168,6 +168,15 @@ fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, ApiErr
         .ok_or_else(|| ApiError::bad_request("connectionId", "missing from the request context"))
 }
 
+/// The answer when the invocation's time ran out: the connection is
+/// refused, and the console tries again with jitter.
+pub fn out_of_time() -> ApiGatewayProxyResponse {
+    reply(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":"out of time, try again"}"#.to_owned(),
+    )
+}
+
 fn reply(status: http::StatusCode, body: String) -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = i64::from(status.as_u16());
