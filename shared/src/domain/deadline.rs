@@ -6,6 +6,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::session::CallSession;
+use crate::ids::CallSid;
 
 /// A decision is pending (a transfer under way, a customer alone, a repair
 /// outstanding, a leg still live on an ended call): look again soon. This
@@ -21,14 +22,30 @@ pub const RECHECK_CONNECTED: Duration = Duration::minutes(10);
 pub const PLAUSIBLE_CALL_LENGTH: Duration = Duration::hours(4);
 
 impl CallSession {
-    /// Every leg the session knows of whose last reported status is not final.
+    /// The legs the session knows of whose last reported status is not
+    /// final: the first agent's, the customer's, the current transfer's
+    /// target's, and after an onward transfer the owner's (the agent
+    /// handing the call on). The one definition: the reconciler fetches
+    /// these, and a session with any of them does not settle.
+    pub fn live_leg_sids(&self) -> Vec<CallSid> {
+        let owner_leg = self.owner.as_ref().and_then(|o| o.leg.as_ref());
+        let target_leg = self.transfer.as_ref().and_then(|t| t.target_leg.as_ref());
+        [
+            self.agent_leg.as_ref(),
+            self.customer_leg.as_ref(),
+            target_leg,
+            owner_leg,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|leg| !leg.status.is_final())
+        .map(|leg| leg.call_sid.clone())
+        .collect()
+    }
+
+    /// Whether any leg the session knows of is live ([`Self::live_leg_sids`]).
     pub fn live_legs(&self) -> bool {
-        let live = |leg: &Option<super::LegObservation>| {
-            leg.as_ref().is_some_and(|l| !l.status.is_final())
-        };
-        live(&self.agent_leg)
-            || live(&self.customer_leg)
-            || self.transfer.as_ref().is_some_and(|t| live(&t.target_leg))
+        !self.live_leg_sids().is_empty()
     }
 
     /// Nothing can change any more: the call is over, every leg the session

@@ -1739,6 +1739,31 @@ mod tests {
         assert_eq!(s.state(), SessionState::Ended);
     }
 
+    /// "Live legs" is one rule: the reconciler looks at the owner's leg
+    /// after an onward transfer, so the session must not leave its index
+    /// (settle) while that leg is live.
+    #[test]
+    fn a_call_is_not_settled_while_the_agent_who_handed_it_on_has_a_live_leg() {
+        let mut s = connected();
+        let to_b = hand_to(&mut s, B);
+        agent(&mut s, LegStatus::Completed, 5);
+        let to_c = hand_to(&mut s, C);
+        // C and the customer hang up and the room ends; B's own completed
+        // callback is lost.
+        agent_of(&mut s, to_c, LegStatus::Completed, 3);
+        customer(&mut s, LegStatus::Completed, 5);
+        room(&mut s, ConferenceEvent::End, None);
+        assert_eq!(s.state(), SessionState::Ended);
+        let b = s.owner.as_ref().and_then(|o| o.leg.clone()).unwrap();
+        assert!(!b.status.is_final());
+        assert!(s.live_legs(), "B's leg is live as far as anyone knows");
+        assert!(s.live_leg_sids().contains(&b.call_sid));
+        assert!(!s.is_settled());
+        assert!(s.next_check(OffsetDateTime::UNIX_EPOCH).is_some());
+        agent_of(&mut s, to_b, LegStatus::Completed, 3);
+        assert!(s.is_settled(), "{:?}", s.follow_ups());
+    }
+
     #[test]
     fn an_owner_whose_onward_transfer_fails_keeps_the_call_and_ends_the_room_again() {
         let mut s = connected();

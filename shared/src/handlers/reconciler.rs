@@ -337,43 +337,29 @@ fn role_of(session: &CallSession, leg: &CallSid) -> &'static str {
 async fn look(app: &App, session: &CallSession) -> Result<Vec<Observation>, Skip> {
     let now = OffsetDateTime::now_utc();
     let mut observations = Vec::new();
+    // The legs known to be live (the domain's one definition), and the two
+    // the session may not know yet: leg 1 before its first callback, and
+    // the customer's, found as leg 1's child.
     let mut live_legs = Vec::new();
-    if session
-        .agent_leg
-        .as_ref()
-        .is_none_or(|l| !l.status.is_final())
-    {
+    if session.agent_leg.is_none() {
         live_legs.push(session.id.clone());
     }
-    match &session.customer_leg {
-        Some(leg) if !leg.status.is_final() => live_legs.push(leg.call_sid.clone()),
-        Some(_) => {}
-        None => {
-            // The customer's callbacks never came: leg 1's child is the customer.
-            let children = app
-                .twilio
-                .list_calls(&ListCalls {
-                    parent_call_sid: Some(session.id.clone()),
-                    page_size: Some(20),
-                    ..ListCalls::default()
-                })
-                .await?;
-            if let Some(child) = children.first() {
-                if let Ok(sid) = CallSid::parse(&child.sid) {
-                    live_legs.push(sid);
-                }
-            }
+    if session.customer_leg.is_none() {
+        // The customer's callbacks never came: leg 1's child is the customer.
+        let children = app
+            .twilio
+            .list_calls(&ListCalls {
+                parent_call_sid: Some(session.id.clone()),
+                page_size: Some(20),
+                ..ListCalls::default()
+            })
+            .await?;
+        if let Some(sid) = children.first().and_then(|c| CallSid::parse(&c.sid).ok()) {
+            live_legs.push(sid);
         }
     }
+    live_legs.extend(session.live_leg_sids());
     let transfer = session.transfer.as_ref();
-    let target_leg = transfer.and_then(|t| t.target_leg.as_ref());
-    // After a handover, the agent transferring on has a leg of their own.
-    let owner_leg = session.owner.as_ref().and_then(|o| o.leg.as_ref());
-    for leg in target_leg.into_iter().chain(owner_leg) {
-        if !leg.status.is_final() {
-            live_legs.push(leg.call_sid.clone());
-        }
-    }
     for leg in &live_legs {
         if let Some(observation) = leg_observation(app, session, leg).await? {
             observations.push(observation);
