@@ -30,7 +30,18 @@ macro_rules! wire_enum {
                 match value { $($text => Some($name::$variant),)+ _ => None }
             }
         }
+
+        impl $crate::WireText for $name {
+            fn from_wire(value: &str) -> Option<Self> {
+                Self::parse(value)
+            }
+        }
     };
+}
+
+/// A closed set of strings on the wire, read back (see `wire_enum!`).
+pub trait WireText: Sized {
+    fn from_wire(value: &str) -> Option<Self>;
 }
 
 pub mod auth;

@@ -12,7 +12,9 @@ use super::api_error::ApiError;
 use super::app::App;
 use super::history;
 use crate::domain::{CallSession, FollowUp, HistoryEvent, RoomParticipant};
-use crate::twilio::{HttpMethod, ListConferences, TwilioError, UpdateParticipant};
+use crate::twilio::{
+    ConferenceStatus, HttpMethod, ListConferences, TwilioError, UpdateParticipant,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FollowUpError {
@@ -142,7 +144,7 @@ async fn live_rooms(app: &App, session: &CallSession) -> Result<Vec<String>, Fol
     let rooms = app.twilio.list_conferences(&filter).await?;
     Ok(rooms
         .into_iter()
-        .filter(|room| room.status.as_deref() != Some("completed"))
+        .filter(|room| room.status != Some(ConferenceStatus::Completed))
         .map(|room| room.sid)
         .collect())
 }

@@ -38,7 +38,9 @@ use crate::domain::{
 };
 use crate::ids::CallSid;
 use crate::store::{DueSession, StoreError};
-use crate::twilio::{ListCalls, ListConferences, Participant, TwilioError};
+use crate::twilio::{
+    ConferenceStatus, ListCalls, ListConferences, Participant, ParticipantStatus, TwilioError,
+};
 
 /// Sessions taken per pass; the rest wait for the next pass.
 pub const BATCH: usize = 200;
@@ -386,7 +388,7 @@ async fn leg_observation(
     leg: &CallSid,
 ) -> Result<Option<Observation>, TwilioError> {
     let call = app.twilio.fetch_call(leg).await?;
-    let Some(status) = call.status.as_deref().and_then(LegStatus::parse) else {
+    let Some(status) = call.status.and_then(|s| LegStatus::parse(s.as_str())) else {
         return Ok(None);
     };
     Ok(as_observation(session, leg, status))
@@ -453,7 +455,7 @@ async fn look_at_room(
     // No live room: whether it ended or never started, the legs tell.
     let Some(room) = rooms
         .into_iter()
-        .find(|room| room.status.as_deref() != Some("completed"))
+        .find(|room| room.status != Some(ConferenceStatus::Completed))
     else {
         return Ok(Vec::new());
     };
@@ -487,11 +489,11 @@ fn room_observations(
     };
     if transfer.target_leg.is_none() {
         let found = listed(current_target).and_then(|p| CallSid::parse(&p.call_sid).ok());
-        let status = listed(current_target).and_then(|p| match p.status.as_deref() {
-            Some("connected") => Some(LegStatus::InProgress),
-            Some("ringing") => Some(LegStatus::Ringing),
-            Some("queued" | "connecting") => Some(LegStatus::Initiated),
-            _ => None,
+        let status = listed(current_target).and_then(|p| match p.status? {
+            ParticipantStatus::Connected => Some(LegStatus::InProgress),
+            ParticipantStatus::Ringing => Some(LegStatus::Ringing),
+            ParticipantStatus::Queued | ParticipantStatus::Connecting => Some(LegStatus::Initiated),
+            ParticipantStatus::Complete | ParticipantStatus::Failed => None,
         });
         if let (Some(sid), Some(status)) = (found, status) {
             out.push(Observation::TargetLeg {
@@ -517,7 +519,9 @@ fn room_observations(
     });
     for (who, stored) in presences.into_iter().chain(owner) {
         match listed(who) {
-            Some(p) if p.status.as_deref() == Some("connected") && stored == Presence::Never => {
+            Some(p)
+                if p.status == Some(ParticipantStatus::Connected) && stored == Presence::Never =>
+            {
                 out.push(conference(ConferenceEvent::Join, who));
             }
             // A participant is listed only while in the room.

@@ -56,6 +56,29 @@ wire_enum!(
 );
 wire_enum!(ConferenceStatus { Init => "init", InProgress => "in-progress", Completed => "completed" });
 wire_enum!(
+    /// `Status` of a conference participant as Twilio reports it.
+    ParticipantStatus {
+        Queued => "queued",
+        Connecting => "connecting",
+        Ringing => "ringing",
+        Connected => "connected",
+        Complete => "complete",
+        Failed => "failed",
+    }
+);
+
+/// A status in a Twilio answer, typed. A value this product does not know
+/// (Twilio adds some over time) reads as none: the answer still serves,
+/// and code that needs the status treats it as unknown.
+fn known_status<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: crate::WireText,
+{
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    Ok(text.as_deref().and_then(T::from_wire))
+}
+wire_enum!(
     /// `Beep` of a participant.
     ParticipantBeep { True => "true", False => "false", OnEnter => "onEnter", OnExit => "onExit" }
 );
@@ -238,7 +261,8 @@ pub struct Call {
     pub sid: String,
     pub parent_call_sid: Option<String>,
     pub account_sid: Option<String>,
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "known_status")]
+    pub status: Option<CallStatus>,
     pub to: Option<String>,
     pub from: Option<String>,
     pub direction: Option<String>,
@@ -255,7 +279,8 @@ pub struct Participant {
     pub call_sid: String,
     pub conference_sid: Option<String>,
     pub label: Option<String>,
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "known_status")]
+    pub status: Option<ParticipantStatus>,
     pub hold: Option<bool>,
     pub muted: Option<bool>,
 }
@@ -270,11 +295,40 @@ pub struct ParticipantPage {
 pub struct Conference {
     pub sid: String,
     pub friendly_name: Option<String>,
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "known_status")]
+    pub status: Option<ConferenceStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ConferencePage {
     pub conferences: Vec<Conference>,
     pub next_page_uri: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_read_typed_and_an_unknown_one_as_none() {
+        let call: Call =
+            serde_json::from_str(r#"{"sid": "CA1", "status": "in-progress"}"#).unwrap();
+        assert_eq!(call.status, Some(CallStatus::InProgress));
+        let participant: Participant =
+            serde_json::from_str(r#"{"call_sid": "CA1", "status": "connected"}"#).unwrap();
+        assert_eq!(participant.status, Some(ParticipantStatus::Connected));
+        let room: Conference = serde_json::from_str(
+            r#"{"sid": "CF1", "friendly_name": "wt-x", "status": "completed"}"#,
+        )
+        .unwrap();
+        assert_eq!(room.status, Some(ConferenceStatus::Completed));
+        // A status Twilio adds later does not fail the answer.
+        let later: Participant =
+            serde_json::from_str(r#"{"call_sid": "CA1", "status": "whispering"}"#).unwrap();
+        assert_eq!(later.status, None);
+        let absent: Call = serde_json::from_str(r#"{"sid": "CA1", "status": null}"#).unwrap();
+        assert_eq!(absent.status, None);
+        let missing: Conference = serde_json::from_str(r#"{"sid": "CF1"}"#).unwrap();
+        assert_eq!(missing.status, None);
+    }
 }
