@@ -1203,6 +1203,11 @@ async fn ending_the_conference_via_the_api_or_redirecting_a_member_takes_calls_o
     b.app.twiml("/after-room", "<Hangup/>");
     b.app.twiml("/elsewhere", r#"<Pause length="60"/>"#);
     b.call(CUSTOMER, "/customer").await;
+    // The room's callback is its first participant's: the customer must be
+    // in before the agent, whose TwiML names none (on a loaded machine the
+    // two answered within the same millisecond, either first).
+    b.wait_for("customer in room", |_| b.in_room("room-api", &[CUSTOMER]))
+        .await;
     let agent = b.call(AGENT, "/agent").await;
     b.call(TARGET, "/target").await;
     b.wait_for("three in room", |s| {
