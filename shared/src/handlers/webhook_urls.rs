@@ -43,6 +43,18 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// Which callbacks an `/events/{leg}` URL receives: the path segment the
+    /// URLs here write and the status callback reads back.
+    CallbackKind {
+        AgentLeg => "agent-leg",
+        CustomerLeg => "customer-leg",
+        Participant => "participant",
+        Conference => "conference",
+        Recording => "recording",
+    }
+);
+
 /// Twilio's connection overrides for status callbacks: up to three retries,
 /// on a failed connection, a read timeout or a 5xx answer.
 pub const CALLBACK_RETRIES: &str = "rc=3&rp=ct,rt,5xx";
@@ -142,24 +154,25 @@ impl WebhookUrls {
     /// for retries on a 5xx and a read timeout too, which is how a callback
     /// that could not be stored gets another chance. The fragment is not
     /// part of the signed URL.
-    fn events(&self, path: &str, query: &[(&str, &str)]) -> String {
-        format!("{}#{CALLBACK_RETRIES}", self.url(path, query))
+    fn events(&self, kind: CallbackKind, query: &[(&str, &str)]) -> String {
+        let path = format!("/events/{}", kind.as_str());
+        format!("{}#{CALLBACK_RETRIES}", self.url(&path, query))
     }
 
     pub fn agent_leg_events(&self) -> String {
-        self.events("/events/agent-leg", &[])
+        self.events(CallbackKind::AgentLeg, &[])
     }
 
     /// The customer's `<Number>` callbacks carry `ParentCallSid` (= the session).
     pub fn customer_leg_events(&self) -> String {
-        self.events("/events/customer-leg", &[])
+        self.events(CallbackKind::CustomerLeg, &[])
     }
 
     /// Participant callbacks do not say which session or attempt they belong
     /// to, so the URL does.
     pub fn participant_events(&self, session: &CallSid, attempt: u32) -> String {
         self.events(
-            "/events/participant",
+            CallbackKind::Participant,
             &[
                 ("attempt", &attempt.to_string()),
                 ("session", session.as_str()),
@@ -169,13 +182,13 @@ impl WebhookUrls {
 
     /// Conference callbacks carry `FriendlyName` (= the room, which names the session).
     pub fn conference_events(&self) -> String {
-        self.events("/events/conference", &[])
+        self.events(CallbackKind::Conference, &[])
     }
 
     /// Recording callbacks: a conference's carry only its `CF…` SID, so
     /// the URL says which session the recording belongs to.
     pub fn recording_events(&self, session: &CallSid) -> String {
-        self.events("/events/recording", &[("session", session.as_str())])
+        self.events(CallbackKind::Recording, &[("session", session.as_str())])
     }
 }
 

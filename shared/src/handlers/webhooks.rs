@@ -8,7 +8,7 @@ use lambda_http::Request;
 use time::OffsetDateTime;
 
 use super::app::App;
-use super::webhook_urls::{HoldPurpose, RoomRole, WebhookUrls};
+use super::webhook_urls::{CallbackKind, HoldPurpose, RoomRole, WebhookUrls};
 use super::{follow_up, history, recordings, request};
 use crate::config::CustomerFallback;
 use crate::domain::{
@@ -293,11 +293,15 @@ pub(crate) async fn agent_dial_ended(app: &App, hook: &Webhook<'_>) -> String {
 /// (see [`CallSession::follow_ups`]).
 pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<String, NotRecorded> {
     let leg = request::path_param(hook.request, "leg").unwrap_or_default();
-    if leg == "recording" {
+    let Some(kind) = CallbackKind::parse(&leg) else {
+        tracing::warn!(leg, "status callback of no kind we ask for; ignored");
+        return Ok(empty());
+    };
+    if kind == CallbackKind::Recording {
         return recordings::recorded(app, hook).await;
     }
     let form = hook.form();
-    let Some((session_sid, observation)) = observation(&leg, hook.request, &form) else {
+    let Some((session_sid, observation)) = observation(kind, hook.request, &form) else {
         tracing::warn!(leg, "status callback not understood; ignored");
         return Ok(empty());
     };
@@ -327,7 +331,7 @@ pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<Str
 
 /// Reads a status callback into the session it belongs to and an observation.
 fn observation(
-    leg: &str,
+    kind: CallbackKind,
     req: &Request,
     form: &HashMap<&str, &str>,
 ) -> Option<(CallSid, Observation)> {
@@ -346,16 +350,16 @@ fn observation(
             at,
         })
     };
-    match leg {
-        "agent-leg" => {
+    match kind {
+        CallbackKind::AgentLeg => {
             let obs = leg_observation()?;
             Some((obs.call_sid.clone(), Observation::AgentLeg(obs)))
         }
-        "customer-leg" => {
+        CallbackKind::CustomerLeg => {
             let session = CallSid::parse(form.get("ParentCallSid")?).ok()?;
             Some((session, Observation::CustomerLeg(leg_observation()?)))
         }
-        "participant" => {
+        CallbackKind::Participant => {
             let session = CallSid::parse(&request::query_param(req, "session")?).ok()?;
             let attempt = request::query_param(req, "attempt")?.parse().ok()?;
             Some((
@@ -366,7 +370,7 @@ fn observation(
                 },
             ))
         }
-        "conference" => {
+        CallbackKind::Conference => {
             let room = RoomName::parse(form.get("FriendlyName")?).ok()?;
             let event = ConferenceEvent::parse(form.get("StatusCallbackEvent")?)?;
             let participant = form
@@ -384,6 +388,7 @@ fn observation(
                 },
             ))
         }
-        _ => None,
+        // Handled before: recordings have their own reader.
+        CallbackKind::Recording => None,
     }
 }
