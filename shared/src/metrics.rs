@@ -31,7 +31,9 @@ wire_enum!(
         /// The "never left alone" guarantee broke for a customer (the
         /// product then sends them to the fallback).
         CustomersLeftAlone => "CustomersLeftAlone",
-        /// Webhooks refused for a missing or wrong `X-Twilio-Signature`.
+        /// Webhooks refused before their handler ran: a missing or wrong
+        /// `X-Twilio-Signature`, or a body over the caps (`request.rs`),
+        /// which Twilio never sends.
         SignatureRefusals => "SignatureRefusals",
         /// Webhooks that passed with the secondary auth token (a rotation
         /// under way: Twilio has promoted it, or the secret has swapped them).

@@ -436,6 +436,17 @@ async fn a_transfer_against_a_twilio_that_never_answers_stops_before_the_lambda_
         .unwrap_or_default()
         .to_owned();
     assert!(!error.is_empty(), "a JSON error body");
+    assert!(
+        json(&response)["requestId"].is_string(),
+        "{}",
+        body(&response)
+    );
+    assert!(
+        response
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        "the console can read it"
+    );
 }
 
 #[tokio::test]

@@ -186,9 +186,11 @@ impl App {
                 .await
                 .unwrap_or_else(|| {
                     tracing::error!("out of time; the work was cut before Lambda's timeout");
+                    let spent = ApiError::Unavailable("out of time, try again".into());
                     match endpoint.caller() {
                         Caller::Twilio => responses::retry_later(webhooks::empty()),
-                        _ => ApiError::Unavailable("out of time, try again".into()).into_response(),
+                        Caller::FrontEnd => self.api_error(req, spent),
+                        _ => spent.into_response(),
                     }
                 });
             tracing::info!(status = response.status().as_u16(), "answered");
@@ -245,11 +247,23 @@ impl App {
             Ok(actor) => handler(self, req, &actor).await,
             Err(error) => Err(error),
         };
-        let mut response = result.unwrap_or_else(|error| {
-            tracing::info!(%error, "request refused");
-            error.into_response_for(&request::request_id(req))
-        });
-        cors::add_cors(&mut response, origin);
+        match result {
+            Ok(mut response) => {
+                cors::add_cors(&mut response, origin);
+                response
+            }
+            Err(error) => {
+                tracing::info!(%error, "request refused");
+                self.api_error(req, error)
+            }
+        }
+    }
+
+    /// A front-end request's error as the console reads it: the JSON body
+    /// (a 5xx with the request id) and the CORS headers.
+    fn api_error(&self, req: &Request, error: ApiError) -> Response<Body> {
+        let mut response = error.into_response_for(&request::request_id(req));
+        cors::add_cors(&mut response, self.config.cors_allow_origin.as_deref());
         response
     }
 
