@@ -75,10 +75,7 @@ impl Claims {
     pub fn numbers(&self, name: &str) -> Vec<PhoneNumber> {
         let items: Vec<&str> = match self.0.get(name) {
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-            Some(Value::String(list)) => list
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|item| !item.is_empty())
-                .collect(),
+            Some(Value::String(list)) => number_list(list).collect(),
             _ => Vec::new(),
         };
         items
@@ -96,6 +93,13 @@ impl Claims {
             _ => None,
         }
     }
+}
+
+/// The items of a list of phone numbers written as text (a Cognito custom
+/// attribute, `AGENT_NUMBERS`): separated by commas or white space.
+pub(super) fn number_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|item| !item.is_empty())
 }
 
 #[cfg(test)]

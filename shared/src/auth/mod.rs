@@ -112,9 +112,7 @@ impl AgentRules {
             let (id, numbers) = entry
                 .split_once('=')
                 .ok_or_else(|| format!("`{entry}` must be id=number[,number...]"))?;
-            let numbers = numbers
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|n| !n.is_empty())
+            let numbers = claims::number_list(numbers)
                 .map(|n| PhoneNumber::parse(n).map_err(|e| format!("{}: {e}", id.trim())))
                 .collect::<Result<Vec<_>, _>>()?;
             if numbers.is_empty() {
