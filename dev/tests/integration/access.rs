@@ -303,13 +303,7 @@ async fn a_supervisor_acts_on_any_call_and_is_named_for_it() {
         c["transfer"]["state"] == "cancelled"
     })
     .await;
-    let cancelled = call["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "transfer cancelled")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let cancelled = history_entry(&call, "transfer cancelled");
     assert_eq!(cancelled["actor"], "sam@example.com", "{call}");
     assert_eq!(cancelled["source"], "api");
     // The call is still alice's: the supervisor acted on it, took nothing.
@@ -403,12 +397,18 @@ async fn an_unverified_email_is_not_who_the_agent_is() {
         None,
     )
     .await;
-    let started = call["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "call started")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let started = history_entry(&call, "call started");
     assert_eq!(started["actor"], "local-bob", "{call}");
+}
+
+/// The first history entry of this kind in a call as the API shows it
+/// (null when there is none).
+fn history_entry(call: &Value, kind: &str) -> Value {
+    call["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["kind"] == kind)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
