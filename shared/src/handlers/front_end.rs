@@ -192,11 +192,6 @@ pub async fn start_transfer(
     let key = idempotency_key(req)?;
     let urls = app.urls(req)?;
     take_allowance(app, actor).await?;
-    let agents_numbers = app.config.agents.numbers.values().flatten();
-    if !agents_numbers.into_iter().any(|number| *number == target) {
-        // Not a number of the deployment's agents: worth an alarm when many.
-        metrics::count(Metric::TransfersOutside, None);
-    }
     let now = OffsetDateTime::now_utc();
 
     // Round trip 1: the transfer is durable before Twilio hears of it, so the
@@ -208,6 +203,11 @@ pub async fn start_transfer(
         transfer_through_domain(store, &sid, target.clone(), kind, key, now, &mine).await?;
     if decision == TransferDecision::Existing {
         return Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())));
+    }
+    // A new transfer to a number that is none of the deployment's agents':
+    // worth an alarm when many (counted once, not for a replay or a refusal).
+    if !app.config.agents.numbers.values().flatten().any(|n| *n == target) {
+        metrics::count(Metric::TransfersOutside, None);
     }
     let Some(transfer) = session.transfer.clone() else {
         return Err(ApiError::Unavailable("transfer not recorded".into()));
