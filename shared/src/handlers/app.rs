@@ -178,7 +178,7 @@ impl App {
         );
         // Lambda's own deadline for this invocation, when there is one.
         let lambda_deadline = req.lambda_context_ref().map(|c| c.deadline);
-        let deadline = time_budget::deadline(endpoint.timeout(), lambda_deadline);
+        let deadline = endpoint.deadline(lambda_deadline);
         async {
             let req = &req;
             let work = self.dispatch(endpoint, req);

@@ -139,6 +139,13 @@ impl Endpoint {
         std::time::Duration::from_secs(secs)
     }
 
+    /// The deadline of an invocation of this function that starts now
+    /// (`time_budget::deadline`), given Lambda's own (milliseconds since the
+    /// Unix epoch, from the invocation's context) when there is one.
+    pub fn deadline(self, lambda_deadline_ms: Option<u64>) -> tokio::time::Instant {
+        crate::time_budget::deadline(self.timeout(), lambda_deadline_ms)
+    }
+
     /// Finds the endpoint serving `method path`, with its path parameters.
     /// API Gateway does this in AWS; the development server and tests use it.
     pub fn resolve(method: &Method, path: &str) -> Option<(Endpoint, Vec<(String, String)>)> {

@@ -206,7 +206,14 @@ pub async fn start_transfer(
     }
     // A new transfer to a number that is none of the deployment's agents':
     // worth an alarm when many (counted once, not for a replay or a refusal).
-    if !app.config.agents.numbers.values().flatten().any(|n| *n == target) {
+    if !app
+        .config
+        .agents
+        .numbers
+        .values()
+        .flatten()
+        .any(|n| *n == target)
+    {
         metrics::count(Metric::TransfersOutside, None);
     }
     let Some(transfer) = session.transfer.clone() else {

@@ -562,10 +562,7 @@ impl App {
                         "scheduled run"
                     );
                     app.refresh_secrets().await;
-                    let deadline = crate::time_budget::deadline(
-                        endpoint.timeout(),
-                        Some(event.context.deadline),
-                    );
+                    let deadline = endpoint.deadline(Some(event.context.deadline));
                     let report = run_until(&app, deadline).await?;
                     Ok::<_, lambda_runtime::Error>(report)
                 }

@@ -167,7 +167,7 @@ impl PushApp {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
                     let app = self.clone();
                     async move {
-                        let deadline = deadline_of(endpoint, &event.context);
+                        let deadline = endpoint.deadline(Some(event.context.deadline));
                         let records = event.payload.records.len();
                         let report = time_budget::within(deadline, app.publish(&event.payload))
                             .await
@@ -190,7 +190,7 @@ impl PushApp {
                     move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
                         let app = self.clone();
                         async move {
-                            let deadline = deadline_of(endpoint, &event.context);
+                            let deadline = endpoint.deadline(Some(event.context.deadline));
                             let work = app.handle_websocket(endpoint, &event.payload);
                             let response = time_budget::within(deadline, work)
                                 .await
@@ -207,10 +207,4 @@ impl PushApp {
             other => Err(PushStartupError::NotPush(other).into()),
         }
     }
-}
-
-/// An invocation's deadline: a margin before the function's timeout or
-/// Lambda's own deadline, whichever comes first.
-fn deadline_of(endpoint: Endpoint, context: &lambda_runtime::Context) -> tokio::time::Instant {
-    time_budget::deadline(endpoint.timeout(), Some(context.deadline))
 }
