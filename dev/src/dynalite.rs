@@ -9,7 +9,13 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use tokio::process::{Child, Command};
 
-use warm_transfer_core::store::{StoreError, table};
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use warm_transfer_core::store::StoreError;
+use warm_transfer_core::store::table::TABLE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -107,6 +113,74 @@ impl Dynalite {
 
     /// Creates a table from the one definition the template also uses.
     pub async fn create_table(&self, name: &str) -> Result<(), StoreError> {
-        table::create_table(&self.client(), name).await
+        create_table(&self.client(), name).await
     }
+}
+
+/// Creates the table as [`TABLE`] defines it (in AWS the SAM template does).
+/// TTL is switched on by the template; dynalite does not implement it.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+    };
+    let definition = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+    };
+    let string = |name: &str| definition(name, ScalarAttributeType::S);
+    let index = &TABLE.open_sessions;
+    let open_sessions = GlobalSecondaryIndex::builder()
+        .index_name(index.name)
+        .key_schema(key(index.partition_key, KeyType::Hash).map_err(other)?)
+        .key_schema(key(index.sort_key, KeyType::Range).map_err(other)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::from(index.projection))
+                .build(),
+        )
+        .build()
+        .map_err(other)?;
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(TABLE.billing_mode))
+        .key_schema(key(TABLE.partition_key, KeyType::Hash).map_err(other)?)
+        .key_schema(key(TABLE.sort_key, KeyType::Range).map_err(other)?)
+        .attribute_definitions(string(TABLE.partition_key).map_err(other)?)
+        .attribute_definitions(string(TABLE.sort_key).map_err(other)?)
+        .attribute_definitions(string(index.partition_key).map_err(other)?)
+        .attribute_definitions(definition(index.sort_key, ScalarAttributeType::N).map_err(other)?)
+        .global_secondary_indexes(open_sessions)
+        .send()
+        .await
+        .map_err(|e| other(DisplayErrorContext(e)))?;
+    // dynalite creates tables asynchronously, like DynamoDB.
+    for _ in 0..200 {
+        let described = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| other(DisplayErrorContext(e)))?;
+        let active = described
+            .table()
+            .and_then(|t| t.table_status())
+            .is_some_and(|s| s.as_str() == "ACTIVE");
+        if active {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    Err(StoreError::Unavailable(format!(
+        "table {name} did not become active"
+    )))
+}
+
+fn other(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(error.to_string())
 }

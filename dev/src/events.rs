@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use serde_json::{Value, json};
-use warm_transfer_core::handlers::{Caller, Endpoint};
+use warm_transfer_core::endpoint::{Caller, Endpoint};
 use warm_transfer_core::push::websocket::SUBPROTOCOL;
 use warm_transfer_core::signature::sign_form;
 

@@ -17,3 +17,4 @@ pub mod process;
 pub mod push;
 pub mod server;
 pub mod sim;
+pub mod store_ext;

@@ -33,7 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::endpoint::Endpoint;
 use warm_transfer_core::push::PushApp;
 use warm_transfer_core::push::websocket::SUBPROTOCOL;
 use warm_transfer_core::store::WriteObserver;

@@ -26,7 +26,8 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::request::RequestContext;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use warm_transfer_core::handlers::{App, Caller, Endpoint};
+use warm_transfer_core::endpoint::{Caller, Endpoint};
+use warm_transfer_core::handlers::App;
 
 use crate::counting::Counts;
 use crate::idp::{LocalIssuer, Verifier, verify};

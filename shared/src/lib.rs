@@ -1,12 +1,23 @@
 //! Shared crate of the warm-transfer Lambda functions.
 //!
-//! Layers, from the inside out:
-//! - [`ids`] and [`domain`]: phone numbers, call SIDs and the transfer state
-//!   machine, free of HTTP and AWS types;
-//! - [`twiml`], [`signature`], [`public_url`]: what a Twilio webhook speaks;
-//! - [`twilio`], [`store`] and [`secrets`]: adapters for Twilio's REST API,
-//!   DynamoDB and Secrets Manager, over the HTTPS clients of [`https`];
-//! - [`handlers`]: one function per Lambda, mapping HTTP to the domain.
+//! Layers, from the inside out; a module imports only from its own layer
+//! or those above it in this list, and no two modules import each other
+//! (`dev/tests/integration/layers.rs` checks both):
+//! 1. [`ids`], [`time_budget`], [`logging`], [`https`]: the vocabulary and
+//!    the plumbing every layer shares;
+//! 2. [`domain`]: the call and its transfers as a state machine, free of
+//!    HTTP and AWS types; it decides what is allowed;
+//! 3. [`endpoint`]: the table of functions, routes and permissions;
+//! 4. [`twiml`], [`signature`], [`public_url`], [`token`], [`jwks`],
+//!    [`auth`], [`metrics`]: the formats at the edges;
+//! 5. [`config`]: the settings, read once per cold start;
+//! 6. [`store`], [`twilio`], [`secrets`]: adapters for DynamoDB, Twilio's
+//!    REST API and Secrets Manager;
+//! 7. [`usecases`]: what is done with a call, through those adapters;
+//! 8. [`web`]: what the HTTP entry points share;
+//! 9. [`handlers`] (HTTP) and [`push`] (WebSocket and stream): the entry
+//!    points;
+//! 10. [`lambda`]: a function binary's `main`, by the endpoint's kind.
 
 /// A closed set of strings on the wire (a TwiML attribute value, a Twilio
 /// form field, a stored state): a Rust enum, its `ALL` values, their text
@@ -47,10 +58,12 @@ pub trait WireText: Sized {
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod endpoint;
 pub mod handlers;
 pub mod https;
 pub mod ids;
 pub mod jwks;
+pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod public_url;
@@ -62,3 +75,5 @@ pub mod time_budget;
 pub mod token;
 pub mod twilio;
 pub mod twiml;
+pub mod usecases;
+pub mod web;

@@ -14,7 +14,6 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::domain::{CallSession, Milestone};
-use crate::twilio::TwilioError;
 
 /// The namespace when the configuration names none (local runs, tests).
 pub const DEFAULT_NAMESPACE: &str = "WarmTransfer";
@@ -107,20 +106,6 @@ pub fn session_changed(before: &CallSession, after: &CallSession) {
         };
         count(metric, dimension);
     }
-}
-
-/// One failed attempt of a Twilio REST request, by kind.
-pub fn twilio_error(error: &TwilioError) {
-    let kind = match error {
-        TwilioError::Api { status: 429, .. } => "throttled",
-        TwilioError::Api { status, .. } if *status >= 500 => "server-error",
-        TwilioError::Api { .. } => "refused",
-        TwilioError::Timeout(_) => "timeout",
-        TwilioError::Connection(_) => "connection",
-        TwilioError::Decode(_) => "unreadable-answer",
-        TwilioError::Config(_) => "configuration",
-    };
-    count(Metric::TwilioErrors, Some(("Kind", kind)));
 }
 
 pub fn repair(repair: Repair) {
@@ -259,12 +244,13 @@ mod tests {
     fn handlers_count_through_the_capture() {
         capture();
         repair(Repair::CustomerReleased);
-        twilio_error(&TwilioError::Api {
+        let error = crate::twilio::TwilioError::Api {
             status: 503,
             code: None,
             message: "+14155550100 unavailable".into(),
             more_info: None,
-        });
+        };
+        count(Metric::TwilioErrors, Some(("Kind", error.kind())));
         let lines = take_captured();
         let names: Vec<String> = lines
             .iter()

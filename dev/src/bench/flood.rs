@@ -194,7 +194,7 @@ pub fn handler_alone(
     body_bytes: usize,
     n: u32,
 ) -> (Duration, Duration) {
-    use warm_transfer_core::handlers::Endpoint;
+    use warm_transfer_core::endpoint::Endpoint;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

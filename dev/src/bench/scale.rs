@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warm_transfer_core::handlers::reconciler;
 use warm_transfer_core::metrics;
+use warm_transfer_core::usecases::reconcile;
 
 use super::follow::Follower;
 use crate::idp::LocalAgent;
@@ -661,7 +661,9 @@ pub async fn run(
                 _ = tokio::time::sleep(period) => {}
                 _ = stopped.changed() => return (runs, repairs),
             }
-            if let Ok(report) = reconciler::run(&app, time::OffsetDateTime::now_utc()).await {
+            if let Ok(report) =
+                reconcile::run(app.services(), time::OffsetDateTime::now_utc()).await
+            {
                 runs += 1;
                 repairs += report.repairs;
             }

@@ -1,6 +1,6 @@
 //! Rewrites `events/*.json` (run from anywhere in the workspace).
 
-use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::endpoint::Endpoint;
 use warm_transfer_dev::events::{event, file_name};
 
 fn main() -> std::io::Result<()> {

@@ -24,7 +24,8 @@ use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::{
     CallSession, LegObservation, LegStatus, Observation, TransferKind,
 };
-use warm_transfer_core::handlers::{App, Caller, Endpoint};
+use warm_transfer_core::endpoint::{Caller, Endpoint};
+use warm_transfer_core::handlers::App;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::secrets;
 use warm_transfer_core::signature::sign_form;
@@ -202,12 +203,14 @@ async fn round_trips(settings: &Settings, delay: Duration) -> Result<Vec<Timing>
         sessions.push(sid);
     }
     let transferring = sessions.pop().ok_or("no session")?;
-    near.request_transfer(
+    warm_transfer_core::usecases::transfer::record_transfer(
+        &near,
         &transferring,
         phone("+15550100003"),
         TransferKind::Warm,
         None,
         OffsetDateTime::now_utc(),
+        &|_| Ok(()),
     )
     .await?;
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_norway::Value;
 use warm_transfer_core::config::vars;
-use warm_transfer_core::handlers::{Caller, Endpoint};
+use warm_transfer_core::endpoint::{Caller, Endpoint};
 use warm_transfer_core::secrets;
 use warm_transfer_core::store::table::TABLE;
 
@@ -134,8 +134,8 @@ fn template_routes_match_the_handlers() {
                 "{id}"
             );
             assert!(
-                warm_transfer_core::handlers::reconciler::WINDOW
-                    + warm_transfer_core::handlers::reconciler::POLL
+                warm_transfer_core::usecases::reconcile::WINDOW
+                    + warm_transfer_core::usecases::reconcile::POLL
                     >= std::time::Duration::from_secs(60)
             );
             assert!(props["Events"]["Api"].is_null(), "{id}");

@@ -12,13 +12,15 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
+use warm_transfer_core::endpoint::{Caller, Endpoint};
+use warm_transfer_core::handlers::App;
 use warm_transfer_core::handlers::webhook_urls::CALLBACK_RETRIES;
-use warm_transfer_core::handlers::{App, Caller, Endpoint};
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
 use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events::*;
+use warm_transfer_dev::store_ext::RequestTransfer;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

@@ -155,7 +155,7 @@ fn urlencode(text: &str) -> String {
 /// longest single step a function waits on fits in what is left.
 #[test]
 fn every_function_works_to_a_deadline_inside_its_lambda_timeout() {
-    use warm_transfer_core::handlers::Endpoint;
+    use warm_transfer_core::endpoint::Endpoint;
     use warm_transfer_core::time_budget::MARGIN;
 
     let path = warm_transfer_dev::paths::workspace().join("template.yaml");

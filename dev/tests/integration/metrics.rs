@@ -10,13 +10,15 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
-use warm_transfer_core::handlers::{App, Endpoint};
+use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::handlers::App;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::metrics;
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
 use warm_transfer_dev::dynalite::Dynalite;
 use warm_transfer_dev::events::{self, EVENTS_ACCOUNT_SID, EVENTS_AUTH_TOKEN};
+use warm_transfer_dev::store_ext::RequestTransfer;
 
 const AGENT: &str = "CA00000000000000000000000000000001";
 const CUSTOMER: &str = "CA00000000000000000000000000000002";

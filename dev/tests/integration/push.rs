@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::endpoint::Endpoint;
 use warm_transfer_core::ids::CallSid;
 use warm_transfer_core::jwks::{HttpKeySource, KEYS_TTL, Keys, REFETCH_AFTER};
 use warm_transfer_core::push::PushApp;

@@ -13,12 +13,14 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
-use warm_transfer_core::handlers::reconciler::{self, RunReport};
-use warm_transfer_core::handlers::{App, Endpoint};
+use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::handlers::App;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::{RetryPolicy, TwilioClient, TwilioClientConfig};
+use warm_transfer_core::usecases::reconcile::{self, RunReport};
 use warm_transfer_dev::dynalite::Dynalite;
+use warm_transfer_dev::store_ext::RequestTransfer;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const TABLE: &str = "calls-reconciler";
@@ -369,7 +371,7 @@ impl Harness {
     }
 
     async fn run_at(&self, after: time::Duration) -> RunReport {
-        reconciler::run(&self.app, OffsetDateTime::now_utc() + after)
+        reconcile::run(self.app.services(), OffsetDateTime::now_utc() + after)
             .await
             .unwrap()
     }
@@ -546,7 +548,10 @@ async fn two_runs_at_once_make_each_repair_once() {
     let h = harness().await;
     lone_customer(&h).await;
     let at = OffsetDateTime::now_utc() + SOON;
-    let (a, b) = futures::join!(reconciler::run(&h.app, at), reconciler::run(&h.app, at));
+    let (a, b) = futures::join!(
+        reconcile::run(h.app.services(), at),
+        reconcile::run(h.app.services(), at)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.due + b.due, 2, "both runs found it due: {a:?} {b:?}");
     assert_eq!(a.taken + b.taken, 1, "one lost the claim: {a:?} {b:?}");
@@ -716,15 +721,15 @@ async fn the_room_the_customer_is_in_is_released_not_an_earlier_one_of_the_same_
 /// at most the reconciler's `longest_wait_alone`, which is within 20 s.
 #[test]
 fn a_customer_left_alone_is_found_within_twenty_seconds_whatever_is_lost() {
-    let wait = reconciler::longest_wait_alone();
+    let wait = reconcile::longest_wait_alone();
     assert!(wait <= Duration::from_secs(20), "{wait:?}");
     // A check ends before its lease, so no two runs check one session at once.
-    assert!(reconciler::CHECK_BUDGET < Duration::try_from(reconciler::LEASE).unwrap());
+    assert!(reconcile::CHECK_BUDGET < Duration::try_from(reconcile::LEASE).unwrap());
     // The passes of one invocation reach the next one's (every minute).
-    assert!(reconciler::WINDOW + reconciler::POLL >= Duration::from_secs(60));
+    assert!(reconcile::WINDOW + reconcile::POLL >= Duration::from_secs(60));
     // And the invocation, its last check included, fits its Lambda timeout.
     assert!(
-        reconciler::WINDOW + reconciler::CHECK_BUDGET + warm_transfer_core::time_budget::MARGIN
+        reconcile::WINDOW + reconcile::CHECK_BUDGET + warm_transfer_core::time_budget::MARGIN
             <= Endpoint::Reconciler.timeout()
     );
 }
@@ -739,8 +744,10 @@ async fn one_invocation_keeps_checking_and_releases_a_customer_left_alone_meanwh
     let started = tokio::time::Instant::now();
     let due_in = Duration::try_from(RECHECK_SOON).unwrap();
     let deadline =
-        started + due_in + reconciler::POLL * 2 + reconciler::CHECK_BUDGET + Duration::from_secs(1);
-    let report = reconciler::run_until(&h.app, deadline).await.unwrap();
+        started + due_in + reconcile::POLL * 2 + reconcile::CHECK_BUDGET + Duration::from_secs(1);
+    let report = reconcile::run_until(h.app.services(), deadline)
+        .await
+        .unwrap();
     assert!(report.checked >= 1, "{report:?}");
     let session = h.session(1).await;
     assert!(session.customer_released, "{session:?}");

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use warm_transfer_core::domain::LegStatus;
-use warm_transfer_core::handlers::{Endpoint, reconciler};
+use warm_transfer_core::endpoint::Endpoint;
 use warm_transfer_core::signature::sign_form;
+use warm_transfer_core::usecases::reconcile;
 use warm_transfer_dev::counting::serving;
 use warm_transfer_dev::idp::LocalAgent;
 use warm_transfer_dev::local::{LOCAL_AUTH_TOKEN, LocalOptions, LocalStack};
@@ -840,11 +841,14 @@ async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
 
 /// One reconciler run, as the schedule's next period would start it: late
 /// enough that every open session is due for a check.
-async fn reconcile_later(s: &Scenario) -> reconciler::RunReport {
+async fn reconcile_later(s: &Scenario) -> reconcile::RunReport {
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    serving(Endpoint::Reconciler, reconciler::run(&s.stack.app, later))
-        .await
-        .unwrap()
+    serving(
+        Endpoint::Reconciler,
+        reconcile::run(s.stack.app.services(), later),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -901,8 +905,14 @@ async fn two_reconciler_runs_at_once_make_each_repair_once() {
     // Two overlapping schedules start their runs at the same moment.
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     let (a, b) = futures::join!(
-        serving(Endpoint::Reconciler, reconciler::run(&s.stack.app, later)),
-        serving(Endpoint::Reconciler, reconciler::run(&s.stack.app, later))
+        serving(
+            Endpoint::Reconciler,
+            reconcile::run(s.stack.app.services(), later)
+        ),
+        serving(
+            Endpoint::Reconciler,
+            reconcile::run(s.stack.app.services(), later)
+        )
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(

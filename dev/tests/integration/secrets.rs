@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use lambda_http::http::StatusCode;
 use warm_transfer_core::config::{Config, vars};
-use warm_transfer_core::handlers::{App, Endpoint, StartupError};
+use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::handlers::{App, StartupError};
 use warm_transfer_core::secrets::{SecretKeeper, SecretsManagerSource};
 use warm_transfer_dev::events::{self, EVENTS_ACCOUNT_SID, EVENTS_AUTH_TOKEN};
 use warm_transfer_dev::moto::MotoServer;

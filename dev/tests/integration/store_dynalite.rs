@@ -8,11 +8,12 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use warm_transfer_core::domain::*;
-use warm_transfer_core::handlers::Endpoint;
+use warm_transfer_core::endpoint::Endpoint;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::{CallStore, DynamoStore, StoreError};
 use warm_transfer_dev::counting::{DynamoOps, serving};
 use warm_transfer_dev::dynalite::Dynalite;
+use warm_transfer_dev::store_ext::RequestTransfer;
 
 const TABLE: &str = "calls-test";
 const TTL: Duration = Duration::from_secs(72 * 3600);

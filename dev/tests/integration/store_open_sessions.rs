@@ -19,6 +19,7 @@ use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::table::{OPEN_SHARDS, TABLE};
 use warm_transfer_core::store::{CHECK_AT, CallStore, DueSession, DynamoStore, OPEN_SHARD};
 use warm_transfer_dev::dynalite::Dynalite;
+use warm_transfer_dev::store_ext::RequestTransfer;
 
 const TABLE_NAME: &str = "calls-open-sessions";
 const TTL: Duration = Duration::from_secs(72 * 3600);

@@ -3,6 +3,7 @@
 //! rules over the session: the handlers learn who is asking (the identity
 //! provider's verified claims) and ask here.
 
+use super::action::{AccessDenied, Action};
 use super::session::CallSession;
 use crate::ids::PhoneNumber;
 
@@ -16,53 +17,6 @@ pub struct Actor {
     pub numbers: Vec<PhoneNumber>,
     /// Member of the supervisor group: may read and act on every call.
     pub supervisor: bool,
-}
-
-/// What an actor asks to do with an existing call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Read,
-    Transfer,
-    CancelTransfer,
-    Hold,
-    Leave,
-}
-
-impl Action {
-    fn verb(self) -> &'static str {
-        match self {
-            Action::Read => "read",
-            Action::Transfer => "transfer",
-            Action::CancelTransfer => "cancel the transfer of",
-            Action::Hold => "hold the customer of",
-            Action::Leave => "leave",
-        }
-    }
-}
-
-/// Why an actor was refused (the API answers 403 with this text).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AccessDenied {
-    #[error("your sign-in carries no phone number; ask an administrator to give you one")]
-    NoNumber,
-    #[error("you may start calls only from your own number")]
-    NotYourNumber,
-    #[error("you handed this call over; it is the second agent's now, so you may not {}", .0.verb())]
-    HandedOver(Action),
-    #[error("this call is another agent's; you may {} only your own calls", .0.verb())]
-    NotYourCall(Action),
-}
-
-impl AccessDenied {
-    /// A stable code for the console to tell the cases apart.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AccessDenied::NoNumber => "no-number",
-            AccessDenied::NotYourNumber => "not-your-number",
-            AccessDenied::HandedOver(_) => "handed-over",
-            AccessDenied::NotYourCall(_) => "not-your-call",
-        }
-    }
 }
 
 impl Actor {

@@ -1,6 +1,6 @@
 //! Why a command was refused, with the state it met (the API answers 409).
 
-use super::access::AccessDenied;
+use super::action::AccessDenied;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {

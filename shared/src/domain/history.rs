@@ -95,4 +95,18 @@ impl HistoryEvent {
             actor: None,
         }
     }
+
+    /// The call's recordings from its history: each once (a callback sent
+    /// twice is still one recording), in the order first reported, with
+    /// the latest status reported.
+    pub fn recordings(events: &[HistoryEvent]) -> Vec<Recording> {
+        let mut recordings: Vec<Recording> = Vec::new();
+        for recording in events.iter().filter_map(|e| e.recording.as_ref()) {
+            match recordings.iter_mut().find(|r| r.sid == recording.sid) {
+                Some(known) => *known = recording.clone(),
+                None => recordings.push(recording.clone()),
+            }
+        }
+        recordings
+    }
 }

@@ -4,6 +4,7 @@
 //! Twilio's callbacks).
 
 mod access;
+mod action;
 mod deadline;
 mod dial_policy;
 mod error;
@@ -16,7 +17,8 @@ mod recording;
 mod session;
 mod transfer;
 
-pub use access::{AccessDenied, Action, Actor};
+pub use access::Actor;
+pub use action::{AccessDenied, Action};
 pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON};
 pub use dial_policy::{DEFAULT_BLOCKED, DialPolicy, DialRefused, NumberPrefix, country_code};
 pub use error::DomainError;

@@ -2,8 +2,6 @@
 //! callbacks report them. They live in the call's history; the list of a
 //! call's recordings is derived from it.
 
-use super::history::HistoryEvent;
-
 wire_enum!(
     /// What a recording covers.
     RecordingSource {
@@ -85,20 +83,6 @@ impl Recording {
             None => self.sid.clone(),
         }
     }
-
-    /// The call's recordings from its history: each once (a callback sent
-    /// twice is still one recording), in the order first reported, with
-    /// the latest status reported.
-    pub fn from_history(events: &[HistoryEvent]) -> Vec<Recording> {
-        let mut recordings: Vec<Recording> = Vec::new();
-        for recording in events.iter().filter_map(|e| e.recording.as_ref()) {
-            match recordings.iter_mut().find(|r| r.sid == recording.sid) {
-                Some(known) => *known = recording.clone(),
-                None => recordings.push(recording.clone()),
-            }
-        }
-        recordings
-    }
 }
 
 #[cfg(test)]
@@ -106,6 +90,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
+    use crate::domain::HistoryEvent;
 
     const SID: &str = "RE0123456789abcdef0123456789abcdef";
 
@@ -149,7 +134,7 @@ mod tests {
             HistoryEvent::recorded(now, recording(SID, RecordingStatus::Completed, Some(42))),
         ];
         assert_eq!(
-            Recording::from_history(&events),
+            HistoryEvent::recordings(&events),
             vec![
                 recording(SID, RecordingStatus::Completed, Some(42)),
                 recording(other, RecordingStatus::Completed, Some(4)),

@@ -11,23 +11,25 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use super::api_error::ApiError;
 use super::app::App;
-use super::responses::json;
-use super::views::CallView;
 use super::webhook_urls::{HoldPurpose, RoomRole};
-use super::{follow_up, history, recordings, request};
+use super::{recordings, request};
 use crate::domain::{
     Action, Actor, CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
     Presence, RoomParticipant, TransferDecision, TransferKind, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber};
 use crate::metrics::{self, Metric};
-use crate::store::{HistoryCursor, transfer_through_domain};
+use crate::store::HistoryCursor;
 use crate::twilio::{
     CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateCall, CreateParticipant,
     HttpMethod, Participant, ParticipantBeep, TwilioError,
 };
+use crate::usecases::transfer::record_transfer;
+use crate::usecases::view::CallView;
+use crate::usecases::{follow_up, history};
+use crate::web::ApiError;
+use crate::web::responses::json;
 
 /// How long the first agent's phone rings before the call is given up.
 const AGENT_RING_SECS: u32 = 30;
@@ -101,6 +103,7 @@ pub async fn start_call(
 
     // The call SID Twilio returns is the session's key, so the call comes first.
     let call = app
+        .services
         .twilio
         .create_call(&CreateCall {
             status_callback: Some(urls.agent_leg_events()),
@@ -121,15 +124,15 @@ pub async fn start_call(
 
     let now = OffsetDateTime::now_utc();
     let session = CallSession::start(sid.clone(), agent, customer, caller_id, now);
-    let created = app.store.create_session(&session);
+    let created = app.services.store.create_session(&session);
     let started = HistoryEvent::api(actor, now, "call started", None);
-    let logged = history::record(app.store.as_ref(), &sid, &started);
+    let logged = history::record(app.services.store.as_ref(), &sid, &started);
     let (created, ()) = futures::join!(created, logged);
     if let Err(error) = created {
         // Without a session the call could never be transferred: take it back
         // before the agent answers rather than leave a call nobody can manage.
         tracing::error!(%error, call = %sid, "session not stored; cancelling the call");
-        if let Err(error) = app.twilio.end_call(&sid).await {
+        if let Err(error) = app.services.twilio.end_call(&sid).await {
             tracing::error!(%error, call = %sid, "unmanageable call could not be cancelled");
         }
         return Err(error.into());
@@ -157,12 +160,14 @@ pub async fn get_call(app: &App, req: &Request, actor: &Actor) -> Result<Respons
     // Who may read comes first: a refused request costs one item read,
     // however long the call's history.
     let session = app
+        .services
         .store
         .get_session(&sid)
         .await?
         .ok_or_else(|| not_found(&sid))?;
     actor.may(Action::Read, &session)?;
     let page = app
+        .services
         .store
         .history_page(&sid, before.as_ref(), HISTORY_PAGE)
         .await?;
@@ -198,9 +203,9 @@ pub async fn start_transfer(
     // `<Dial action>` webhook that the redirect triggers finds it. Whose call
     // it is, is decided on the same read as the transfer.
     let mine = |s: &CallSession| Ok(actor.may(Action::Transfer, s)?);
-    let store = app.store.as_ref();
+    let store = app.services.store.as_ref();
     let (decision, session) =
-        transfer_through_domain(store, &sid, target.clone(), kind, key, now, &mine).await?;
+        record_transfer(store, &sid, target.clone(), kind, key, now, &mine).await?;
     if decision == TransferDecision::Existing {
         return Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())));
     }
@@ -230,7 +235,8 @@ pub async fn start_transfer(
     let redirect = async {
         match (&session.customer_leg, session.customer_in_room()) {
             (Some(customer), false) => Some(
-                app.twilio
+                app.services
+                    .twilio
                     .redirect_call(&customer.call_sid, &customer_room)
                     .await,
             ),
@@ -269,12 +275,12 @@ pub async fn start_transfer(
         ..CreateParticipant::new(session.caller_id.clone(), target.clone())
     };
     let second_agent = recordings::record_room_rest(app, &urls, &transfer.room, second_agent);
-    let ring = app.twilio.create_participant(&room, &second_agent);
+    let ring = app.services.twilio.create_participant(&room, &second_agent);
     // Logged once recorded (a refused request leaves no trace in the call's
     // history), alongside the Twilio round trip rather than after it.
     let what = format!("{} transfer requested", kind.as_str());
     let requested = HistoryEvent::api(actor, now, what, Some(target.masked()));
-    let logged = history::record(app.store.as_ref(), &sid, &requested);
+    let logged = history::record(app.services.store.as_ref(), &sid, &requested);
     let lifted = lift_owner_anchor(app, &session);
     // Blind from the room: the conference has started, so its wait music
     // no longer plays; the customer waits on hold, with music, instead.
@@ -284,7 +290,7 @@ pub async fn start_transfer(
             return false;
         }
         let music = Some(urls.hold_audio(HoldPurpose::Wait));
-        match follow_up::hold_customer(app, &session, true, music).await {
+        match follow_up::hold_customer(&app.services, &session, true, music).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(%error, call = %sid, "customer not put on hold for a blind transfer");
@@ -385,7 +391,7 @@ async fn record_placement(
         }
         s.customer_redirected(attempt)
     };
-    match app.store.update(&session.id, &placed).await {
+    match app.services.store.update(&session.id, &placed).await {
         Ok(session) => session,
         Err(error) => {
             tracing::warn!(%error, call = %session.id, "customer's move not recorded");
@@ -417,7 +423,7 @@ async fn free_agent_handing_over(app: &App, actor: &Actor, session: &CallSession
     let Some(from) = session.handing_over_call() else {
         return;
     };
-    if let Err(error) = app.twilio.hang_up_call(from).await {
+    if let Err(error) = app.services.twilio.hang_up_call(from).await {
         tracing::warn!(%error, call = %session.id, "agent handing over blind not hung up");
         return;
     }
@@ -427,7 +433,7 @@ async fn free_agent_handing_over(app: &App, actor: &Actor, session: &CallSession
         "agent left: the customer waits on hold for the next agent",
         None,
     );
-    history::record(app.store.as_ref(), &session.id, &event).await;
+    history::record(app.services.store.as_ref(), &session.id, &event).await;
 }
 
 /// An agent who was handed the call and now transfers it on stops ending
@@ -436,7 +442,7 @@ async fn free_agent_handing_over(app: &App, actor: &Actor, session: &CallSession
 async fn lift_owner_anchor(app: &App, session: &CallSession) -> Option<FollowUp> {
     let owner = session.owner.as_ref().filter(|o| o.anchors_room)?;
     let attempt = owner.attempt;
-    match follow_up::anchor_room_on(app, session, attempt, false).await {
+    match follow_up::anchor_room_on(&app.services, session, attempt, false).await {
         Ok(()) => Some(FollowUp::LiftAnchor { attempt }),
         Err(error) => {
             tracing::warn!(%error, call = %session.id, "the agent transferring on still ends the room");
@@ -451,7 +457,7 @@ async fn call_off_second_agent(app: &App, participant: &Participant) {
     let Ok(target) = CallSid::parse(&participant.call_sid) else {
         return;
     };
-    if let Err(error) = app.twilio.end_call(&target).await {
+    if let Err(error) = app.services.twilio.end_call(&target).await {
         tracing::warn!(%error, "second agent ringing into an empty room could not be called off");
     }
 }
@@ -467,17 +473,17 @@ async fn record_failure(
     moved: bool,
 ) {
     let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.to_owned(), moved);
-    let recorded = app.store.update(sid, &fail);
+    let recorded = app.services.store.update(sid, &fail);
     let failed = HistoryEvent::api(
         actor,
         OffsetDateTime::now_utc(),
         "transfer failed",
         Some(reason.to_owned()),
     );
-    let logged = history::record(app.store.as_ref(), sid, &failed);
+    let logged = history::record(app.services.store.as_ref(), sid, &failed);
     let (recorded, ()) = futures::join!(recorded, logged);
     match recorded {
-        Ok(session) => follow_up::carry_out(app, &session).await,
+        Ok(session) => follow_up::carry_out(&app.services, &session).await,
         Err(error) => tracing::error!(%error, call = %sid, "transfer failure not recorded"),
     }
 }
@@ -489,17 +495,23 @@ async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Optio
     let label = RoomParticipant::Customer.label();
     for _ in 0..REDIRECT_LOOKUPS {
         tokio::time::sleep(REDIRECT_LOOKUP_PAUSE).await;
-        if let Ok(Some(stored)) = app.store.get_session(&session.id).await {
+        if let Ok(Some(stored)) = app.services.store.get_session(&session.id).await {
             if stored.customer_presence != Presence::Never {
                 return true;
             }
         }
         let room = match room_sid {
             Some(room) => Ok(room.to_owned()),
-            None => follow_up::room_sid(app, session).await,
+            None => follow_up::room_sid(&app.services, session).await,
         };
         if let Ok(room) = room {
-            if app.twilio.fetch_participant(&room, &label).await.is_ok() {
+            if app
+                .services
+                .twilio
+                .fetch_participant(&room, &label)
+                .await
+                .is_ok()
+            {
                 return true;
             }
         }
@@ -524,18 +536,18 @@ pub async fn cancel_transfer(
         taking_back.store(on_the_line, Ordering::Relaxed);
         s.cancel_transfer()
     };
-    let session = app.store.update(&sid, &cancel).await?;
+    let session = app.services.store.update(&sid, &cancel).await?;
     let what = if taking_back.into_inner() {
         "transfer taken back"
     } else {
         "transfer cancelled"
     };
     let cancelled = HistoryEvent::api(actor, OffsetDateTime::now_utc(), what, None);
-    history::record(app.store.as_ref(), &sid, &cancelled).await;
+    history::record(app.services.store.as_ref(), &sid, &cancelled).await;
     // Agent two is hung up (ringing or on the line) and a held customer
     // taken off hold, so the first agent has them back. A second agent
     // whose call is not known yet is called off by its first callback.
-    follow_up::carry_out(app, &session).await;
+    follow_up::carry_out(&app.services, &session).await;
     Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
 }
 
@@ -554,6 +566,7 @@ pub async fn hold_customer(
     let urls = app.urls(req)?;
     // Refuse before touching the call; record once Twilio has done it.
     let current = app
+        .services
         .store
         .get_session(&sid)
         .await?
@@ -561,12 +574,13 @@ pub async fn hold_customer(
     actor.may(Action::Hold, &current)?;
     current.clone().hold_customer(held)?;
     let hold_url = held.then(|| urls.hold_audio(HoldPurpose::Hold));
-    if let Err(error) = follow_up::hold_customer(app, &current, held, hold_url).await {
+    if let Err(error) = follow_up::hold_customer(&app.services, &current, held, hold_url).await {
         tracing::warn!(%error, call = %sid, held, "customer's hold not changed");
         let gone = ("the customer is not in the room", current.state().as_str());
-        return Err(error.into_api_error(gone, "change the hold"));
+        return Err(ApiError::from_follow_up(error, gone, "change the hold"));
     }
     let session = app
+        .services
         .store
         .update(&sid, &|s: &mut CallSession| s.hold_customer(held))
         .await?;
@@ -576,9 +590,9 @@ pub async fn hold_customer(
         "customer taken off hold"
     };
     let event = HistoryEvent::api(actor, OffsetDateTime::now_utc(), what, None);
-    history::record(app.store.as_ref(), &sid, &event).await;
+    history::record(app.services.store.as_ref(), &sid, &event).await;
     // If the consult lost an agent meanwhile, the customer comes back now.
-    follow_up::carry_out(app, &session).await;
+    follow_up::carry_out(&app.services, &session).await;
     Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
 }
 
@@ -591,6 +605,7 @@ pub async fn leave_call(
     // Refuse before touching the call, but record only once Twilio has hung
     // up: a failed hang-up must not leave the state saying the agent is gone.
     let mut current = app
+        .services
         .store
         .get_session(&sid)
         .await?
@@ -601,6 +616,7 @@ pub async fn leave_call(
         // hear agent two the moment agent one is gone.
         resume_before_leaving(app, &current).await?;
         current = app
+            .services
             .store
             .update(&sid, &|s: &mut CallSession| s.hold_customer(false))
             .await?;
@@ -634,7 +650,7 @@ pub async fn leave_call(
         .handing_over_call()
         .cloned()
         .ok_or_else(|| ApiError::Unavailable("the leaving agent's call is not known yet".into()))?;
-    if let Err(error) = app.twilio.hang_up_call(&from).await {
+    if let Err(error) = app.services.twilio.hang_up_call(&from).await {
         tracing::warn!(%error, call = %sid, "the leaving agent's call could not be hung up");
         return Err(upstream("hang up the agent leaving")(error));
     }
@@ -644,14 +660,14 @@ pub async fn leave_call(
         }
         s.first_agent_leaves()
     };
-    let recorded = app.store.update(&sid, &left);
+    let recorded = app.services.store.update(&sid, &left);
     let what = if current.owner.is_some() {
         "agent left after handing on"
     } else {
         "first agent left"
     };
     let event = HistoryEvent::api(actor, OffsetDateTime::now_utc(), what, None);
-    let logged = history::record(app.store.as_ref(), &sid, &event);
+    let logged = history::record(app.services.store.as_ref(), &sid, &event);
     let (recorded, ()) = futures::join!(recorded, logged);
     let session = recorded?;
     Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
@@ -672,16 +688,16 @@ async fn anchor_before_leaving(
         Some(FollowUp::LiftAnchor { attempt }) => (*attempt, false),
         _ => return Ok(()),
     };
-    follow_up::anchor_room_on(app, session, attempt, anchors)
+    follow_up::anchor_room_on(&app.services, session, attempt, anchors)
         .await
         .map_err(|error| {
             tracing::warn!(%error, call = %session.id, attempt, anchors, "room's anchor not changed");
-            error.into_api_error(gone, what)
+            ApiError::from_follow_up(error, gone, what)
         })
 }
 
 async fn resume_before_leaving(app: &App, session: &CallSession) -> Result<(), ApiError> {
-    follow_up::hold_customer(app, session, false, None)
+    follow_up::hold_customer(&app.services, session, false, None)
         .await
         .map_err(|error| {
             tracing::warn!(%error, call = %session.id, "customer could not be taken off hold");
@@ -749,7 +765,12 @@ async fn take_allowance(app: &App, actor: &Actor) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let minute = now - now.rem_euclid(60);
     let limit = app.config.agent_dials_per_minute;
-    if app.store.take_allowance(&actor.id, minute, limit).await? {
+    if app
+        .services
+        .store
+        .take_allowance(&actor.id, minute, limit)
+        .await?
+    {
         Ok(())
     } else {
         tracing::warn!(limit, "agent over the calls-and-transfers limit");

@@ -1,24 +1,15 @@
-//! The entrypoints layer: maps HTTP requests (API Gateway events, or the
-//! development server) to the domain, the store and the Twilio client.
+//! The HTTP entry points: maps API Gateway requests (or the development
+//! server's) to the use cases, checking who asks (a signed-in agent, or
+//! Twilio's signature) and answering in the caller's language (JSON, TwiML).
 
-mod api_error;
 mod app;
 mod console;
-mod cors;
-pub mod endpoint;
-mod follow_up;
 mod front_end;
-mod history;
-pub mod needs;
-pub mod reconciler;
+mod hook;
 mod recordings;
 mod request;
-mod responses;
-pub(crate) mod views;
+mod router;
 pub mod webhook_urls;
 mod webhooks;
 
-pub use api_error::ApiError;
 pub use app::{App, StartupError};
-pub use endpoint::{Caller, Endpoint};
-pub use needs::{Needs, TableAction};

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 
 use super::app::App;
+use super::hook::{NotRecorded, Webhook, empty};
 use super::request;
 use super::webhook_urls::WebhookUrls;
-use super::webhooks::{NotRecorded, Webhook, empty};
 use crate::domain::{HistoryEvent, Recording, RecordingSource, RecordingStatus};
 use crate::ids::{CallSid, RoomName};
 use crate::twilio::{ConferenceRecordingEvent, CreateParticipant, HttpMethod as RestMethod};
@@ -84,7 +84,7 @@ pub(crate) async fn recorded(app: &App, hook: &Webhook<'_>) -> Result<String, No
         "recording reported"
     );
     let entry = HistoryEvent::recorded(OffsetDateTime::now_utc(), recording);
-    match app.store.append_event(&session, &entry).await {
+    match app.services.store.append_event(&session, &entry).await {
         Ok(()) => Ok(empty()),
         Err(error) => {
             tracing::error!(%error, call = %session, "recording not recorded; asking Twilio to retry");

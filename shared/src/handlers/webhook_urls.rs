@@ -195,7 +195,7 @@ impl WebhookUrls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::Endpoint;
+    use crate::endpoint::Endpoint;
     use http::Method;
 
     fn urls(base: &str) -> WebhookUrls {

@@ -8,8 +8,9 @@ use lambda_http::Request;
 use time::OffsetDateTime;
 
 use super::app::App;
+use super::hook::{NotRecorded, Webhook, empty};
 use super::webhook_urls::{CallbackKind, HoldPurpose, RoomRole, WebhookUrls};
-use super::{follow_up, history, recordings, request};
+use super::{recordings, request};
 use crate::config::CustomerFallback;
 use crate::domain::{
     ConferenceEvent, HistoryEvent, LegObservation, LegStatus, Observation, Observed,
@@ -20,6 +21,7 @@ use crate::twiml::{
     Beep, Conference, ConferenceEventKind, Dial, HttpMethod, Number, NumberEvent, Pause, Play,
     Redirect, Response as TwiML, Say,
 };
+use crate::usecases::{follow_up, history};
 
 /// What the caller hears when a webhook cannot do its job.
 const APOLOGY: &str = "Sorry, this call cannot be connected. Goodbye.";
@@ -32,54 +34,6 @@ const HOLD_SILENCE_SECS: u32 = 600;
 
 /// What a customer hears when no agent is left for them.
 const NO_AGENT_LEFT: &str = "Sorry, no agent is available to continue this call. Goodbye.";
-
-/// A Twilio request whose signature verified: its form fields, in the
-/// order sent, and the URLs to hand back to Twilio.
-pub(crate) struct Webhook<'r> {
-    pub(crate) request: &'r Request,
-    pub(crate) params: Vec<(String, String)>,
-    pub(crate) urls: WebhookUrls,
-}
-
-impl Webhook<'_> {
-    /// First value of each form field, by name.
-    fn form(&self) -> HashMap<&str, &str> {
-        request::form_map(&self.params)
-    }
-
-    fn query(&self, name: &str) -> Option<String> {
-        request::query_param(self.request, name)
-    }
-}
-
-/// What a webhook answers Twilio.
-pub(crate) enum Reply {
-    /// The next verbs for the call (empty for a status callback).
-    Twiml(String),
-    /// Not done: a 5xx, which the callback URL's connection overrides ask
-    /// Twilio to retry, not a 200 that loses the callback for good.
-    RetryLater,
-}
-
-impl From<String> for Reply {
-    fn from(xml: String) -> Self {
-        Reply::Twiml(xml)
-    }
-}
-
-/// A status callback that could not be recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotRecorded;
-
-impl From<Result<String, NotRecorded>> for Reply {
-    fn from(answer: Result<String, NotRecorded>) -> Self {
-        answer.map_or(Reply::RetryLater, Reply::Twiml)
-    }
-}
-
-pub fn empty() -> String {
-    TwiML::new().to_xml()
-}
 
 fn apology() -> String {
     TwiML::new().say(Say::new(APOLOGY)).hangup().to_xml()
@@ -262,13 +216,13 @@ pub(crate) async fn agent_dial_ended(app: &App, hook: &Webhook<'_>) -> String {
     };
     let dial_status = form.get("DialCallStatus").copied().unwrap_or("");
     let now = OffsetDateTime::now_utc();
-    let session = app.store.get_session(&sid);
+    let session = app.services.store.get_session(&sid);
     let ended = HistoryEvent::twilio(
         now,
         format!("first agent's dial ended ({dial_status})"),
         None,
     );
-    let logged = history::record(app.store.as_ref(), &sid, &ended);
+    let logged = history::record(app.services.store.as_ref(), &sid, &ended);
     let (session, ()) = futures::join!(session, logged);
     let join_room = match session {
         Ok(Some(session)) => session.first_agent_should_join_room(),
@@ -308,17 +262,19 @@ pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<Str
     let now = OffsetDateTime::now_utc();
     let event = HistoryEvent::twilio(now, observation.describe(), None);
     let (observed, ()) = futures::join!(
-        app.store.observe(&session_sid, observation),
-        history::record(app.store.as_ref(), &session_sid, &event),
+        app.services.store.observe(&session_sid, observation),
+        history::record(app.services.store.as_ref(), &session_sid, &event),
     );
     match observed {
-        Ok((Observed::Applied, Some(session))) => follow_up::carry_out(app, &session).await,
+        Ok((Observed::Applied, Some(session))) => {
+            follow_up::carry_out(&app.services, &session).await
+        }
         // Nothing new, but what the session needs may still be undone: the
         // invocation that wrote this callback may have timed out before its
         // follow-ups, and Twilio retries it. They are idempotent.
         Ok((Observed::Ignored, Some(session))) if !session.follow_ups().is_empty() => {
             tracing::info!(call = %session_sid, "callback already applied; carrying out what is outstanding");
-            follow_up::carry_out(app, &session).await;
+            follow_up::carry_out(&app.services, &session).await;
         }
         Ok(_) => tracing::debug!(call = %session_sid, "status callback changed nothing"),
         Err(error) => {

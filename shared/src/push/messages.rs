@@ -14,7 +14,7 @@
 use serde::Serialize;
 
 use crate::domain::{CallSession, HistoryEvent};
-use crate::handlers::views::{CallView, EventView};
+use crate::usecases::view::{CallView, EventView};
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]

@@ -25,7 +25,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::auth::AgentRules;
 use crate::config::{ConfigError, vars};
-use crate::handlers::Endpoint;
+use crate::endpoint::Endpoint;
 use crate::jwks::{HttpKeySource, Keys};
 use crate::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
 use crate::time_budget;

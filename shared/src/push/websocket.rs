@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 use super::PushApp;
 use crate::auth::Claims;
 use crate::domain::Action;
-use crate::handlers::ApiError;
 use crate::ids::CallSid;
 use crate::store::Subscriber;
+use crate::web::ApiError;
 
 /// The subprotocol a console asks for; its token rides beside it.
 pub const SUBPROTOCOL: &str = "warm-transfer";

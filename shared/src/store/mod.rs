@@ -8,8 +8,6 @@ mod item;
 pub mod subscriptions;
 pub mod table;
 
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -20,10 +18,8 @@ pub use item::{
 };
 pub use subscriptions::{DynamoSubscriptions, Subscriber, Subscriptions};
 
-use crate::domain::{
-    CallSession, DomainError, HistoryEvent, Observation, Observed, TransferDecision, TransferKind,
-};
-use crate::ids::{CallSid, PhoneNumber};
+use crate::domain::{CallSession, DomainError, HistoryEvent, Observation, Observed};
+use crate::ids::CallSid;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -155,48 +151,4 @@ pub trait CallStore: Send + Sync {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-
-    /// Records a transfer: of concurrent requests for one call exactly one
-    /// wins, the others see it (same idempotency key) or are refused.
-    async fn request_transfer(
-        &self,
-        id: &CallSid,
-        target: PhoneNumber,
-        kind: TransferKind,
-        idempotency_key: Option<String>,
-        now: OffsetDateTime,
-    ) -> Result<(TransferDecision, CallSession), StoreError> {
-        transfer_through_domain(self, id, target, kind, idempotency_key, now, &|_| Ok(())).await
-    }
-}
-
-/// A check on the session as read, before a command may change it.
-pub type Guard<'a> = dyn Fn(&CallSession) -> Result<(), DomainError> + Send + Sync + 'a;
-
-/// Records a transfer by reading the session, letting the domain decide and
-/// writing back on condition (see [`CallStore::update`]), if `guard` (who
-/// may transfer this call) lets it.
-pub async fn transfer_through_domain<S: CallStore + ?Sized>(
-    store: &S,
-    id: &CallSid,
-    target: PhoneNumber,
-    kind: TransferKind,
-    idempotency_key: Option<String>,
-    now: OffsetDateTime,
-    guard: &Guard<'_>,
-) -> Result<(TransferDecision, CallSession), StoreError> {
-    let decision = Mutex::new(TransferDecision::Existing);
-    let session = store
-        .update(id, &|session: &mut CallSession| {
-            guard(session)?;
-            let made =
-                session.request_transfer(target.clone(), kind, idempotency_key.clone(), now)?;
-            if let Ok(mut slot) = decision.lock() {
-                *slot = made;
-            }
-            Ok(())
-        })
-        .await?;
-    let decision = decision.into_inner().unwrap_or(TransferDecision::Existing);
-    Ok((decision, session))
 }

@@ -158,7 +158,11 @@ impl TwilioClient {
                 Ok(body) => return Ok(body),
                 Err(error) => error,
             };
-            crate::metrics::twilio_error(&error);
+            // One failed attempt, by kind.
+            crate::metrics::count(
+                crate::metrics::Metric::TwilioErrors,
+                Some(("Kind", error.kind())),
+            );
             let may_repeat = match spec.repeat {
                 Repeat::Safe => error.is_retryable(),
                 // A dial that may have reached Twilio is never sent again.

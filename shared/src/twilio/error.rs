@@ -36,6 +36,19 @@ pub(crate) struct ErrorBody {
 }
 
 impl TwilioError {
+    /// The kind of failure, as the `TwilioErrors` metric's dimension names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TwilioError::Api { status: 429, .. } => "throttled",
+            TwilioError::Api { status, .. } if *status >= 500 => "server-error",
+            TwilioError::Api { .. } => "refused",
+            TwilioError::Timeout(_) => "timeout",
+            TwilioError::Connection(_) => "connection",
+            TwilioError::Decode(_) => "unreadable-answer",
+            TwilioError::Config(_) => "configuration",
+        }
+    }
+
     /// Twilio's messages quote the numbers they refuse ("The number
     /// +1555... is unverified"): masked here, where they enter the product,
     /// so no log line, response, history entry or pushed frame carries them.

@@ -8,16 +8,14 @@
 
 use time::OffsetDateTime;
 
-use super::api_error::ApiError;
-use super::app::App;
-use super::history;
+use super::{Services, history};
 use crate::domain::{CallSession, FollowUp, HistoryEvent, RoomParticipant};
 use crate::twilio::{
     ConferenceStatus, HttpMethod, ListConferences, TwilioError, UpdateParticipant,
 };
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FollowUpError {
+pub enum FollowUpError {
     #[error("the room is not live")]
     NoRoom,
     #[error(transparent)]
@@ -26,7 +24,7 @@ pub(crate) enum FollowUpError {
 
 impl FollowUpError {
     /// Twilio refused: the participant or room is not there (any more).
-    pub(crate) fn is_refusal(&self) -> bool {
+    pub fn is_refusal(&self) -> bool {
         match self {
             FollowUpError::NoRoom => true,
             FollowUpError::Twilio(error) => !error.is_uncertain(),
@@ -34,57 +32,45 @@ impl FollowUpError {
     }
 }
 
-impl FollowUpError {
-    /// As the front-end API answers it: a refusal (the participant or room
-    /// is gone) is a conflict in state `gone.1`, saying `gone.0`; anything
-    /// else is Twilio failing to `what`.
-    pub(crate) fn into_api_error(self, gone: (&str, &str), what: &str) -> ApiError {
-        if self.is_refusal() {
-            ApiError::Conflict {
-                message: gone.0.to_owned(),
-                state: gone.1.to_owned(),
-            }
-        } else {
-            ApiError::Upstream(format!("Twilio could not {what}: {self}"))
-        }
-    }
-}
-
 /// Everything the session needs now, concurrently.
-pub(crate) async fn carry_out(app: &App, session: &CallSession) {
+pub async fn carry_out(services: &Services, session: &CallSession) {
     let work = session
         .follow_ups()
         .into_iter()
-        .map(|follow_up| carry_out_one(app, session, follow_up));
+        .map(|follow_up| carry_out_one(services, session, follow_up));
     futures::future::join_all(work).await;
 }
 
-async fn carry_out_one(app: &App, session: &CallSession, follow_up: FollowUp) {
+async fn carry_out_one(services: &Services, session: &CallSession, follow_up: FollowUp) {
     let call = &session.id;
     let result = match &follow_up {
         FollowUp::EndLeg(leg) => {
             tracing::info!(%call, %leg, "ending a leg nobody needs any more");
-            app.twilio.end_call(leg).await.map_err(FollowUpError::from)
+            services
+                .twilio
+                .end_call(leg)
+                .await
+                .map_err(FollowUpError::from)
         }
         FollowUp::AnchorRoomOnTarget { attempt } => {
             tracing::info!(%call, attempt, "the second agent now ends the room on leaving");
-            anchor_room_on(app, session, *attempt, true).await
+            anchor_room_on(services, session, *attempt, true).await
         }
         FollowUp::LiftAnchor { attempt } => {
             tracing::info!(%call, attempt, "the agent transferring on no longer ends the room");
-            anchor_room_on(app, session, *attempt, false).await
+            anchor_room_on(services, session, *attempt, false).await
         }
         FollowUp::ReleaseCustomer => {
             tracing::warn!(%call, "customer alone in the room; ending it so they reach the fallback");
-            release_customer(app, session).await
+            release_customer(services, session).await
         }
         FollowUp::ResumeCustomer => {
             tracing::info!(%call, "the consult is over; taking the customer off hold");
-            hold_customer(app, session, false, None).await
+            hold_customer(services, session, false, None).await
         }
     };
     match result {
-        Ok(()) => record_done(app, session, &follow_up).await,
+        Ok(()) => record_done(services, session, &follow_up).await,
         Err(error) => tracing::warn!(%error, %call, ?follow_up, "follow-up not carried out"),
     }
 }
@@ -100,7 +86,7 @@ fn describe(follow_up: &FollowUp) -> Option<&'static str> {
     }
 }
 
-async fn record_done(app: &App, session: &CallSession, follow_up: &FollowUp) {
+async fn record_done(services: &Services, session: &CallSession, follow_up: &FollowUp) {
     let Some(kind) = describe(follow_up) else {
         return;
     };
@@ -110,8 +96,8 @@ async fn record_done(app: &App, session: &CallSession, follow_up: &FollowUp) {
     };
     let event = HistoryEvent::product(OffsetDateTime::now_utc(), kind, None);
     let (recorded, ()) = futures::join!(
-        app.store.update(&session.id, &done),
-        history::record(app.store.as_ref(), &session.id, &event),
+        services.store.update(&session.id, &done),
+        history::record(services.store.as_ref(), &session.id, &event),
     );
     if let Err(error) = recorded {
         tracing::warn!(%error, call = %session.id, kind, "follow-up done but not recorded");
@@ -120,11 +106,11 @@ async fn record_done(app: &App, session: &CallSession, follow_up: &FollowUp) {
 
 /// The live room's `CF...` SID: remembered from the participant create, or
 /// looked up by the room's name.
-pub(crate) async fn room_sid(app: &App, session: &CallSession) -> Result<String, FollowUpError> {
+pub async fn room_sid(services: &Services, session: &CallSession) -> Result<String, FollowUpError> {
     if let Some(sid) = &session.room_sid {
         return Ok(sid.clone());
     }
-    live_rooms(app, session)
+    live_rooms(services, session)
         .await?
         .into_iter()
         .next()
@@ -135,13 +121,16 @@ pub(crate) async fn room_sid(app: &App, session: &CallSession) -> Result<String,
 /// have not ended. Usually one; but a conference that ended before the
 /// customer arrived (agent two turned it down first) leaves the name free,
 /// and the customer's redirect then opens a new one.
-async fn live_rooms(app: &App, session: &CallSession) -> Result<Vec<String>, FollowUpError> {
+async fn live_rooms(
+    services: &Services,
+    session: &CallSession,
+) -> Result<Vec<String>, FollowUpError> {
     let filter = ListConferences {
         friendly_name: Some(session.id.room().as_str().to_owned()),
         status: None,
         page_size: Some(20),
     };
-    let rooms = app.twilio.list_conferences(&filter).await?;
+    let rooms = services.twilio.list_conferences(&filter).await?;
     Ok(rooms
         .into_iter()
         .filter(|room| room.status != Some(ConferenceStatus::Completed))
@@ -153,19 +142,20 @@ async fn live_rooms(app: &App, session: &CallSession) -> Result<Vec<String>, Fol
 /// the agent the call was handed to does, so the customer follows them out
 /// (to the fallback) rather than stay alone; an agent transferring it on
 /// does not, so their leaving leaves the customer with the next agent.
-pub(crate) async fn anchor_room_on(
-    app: &App,
+pub async fn anchor_room_on(
+    services: &Services,
     session: &CallSession,
     attempt: u32,
     anchors: bool,
 ) -> Result<(), FollowUpError> {
-    let room = room_sid(app, session).await?;
+    let room = room_sid(services, session).await?;
     let label = RoomParticipant::SecondAgent { attempt }.label();
     let update = UpdateParticipant {
         end_conference_on_exit: Some(anchors),
         ..UpdateParticipant::default()
     };
-    app.twilio
+    services
+        .twilio
         .update_participant(&room, &label, &update)
         .await?;
     Ok(())
@@ -173,20 +163,21 @@ pub(crate) async fn anchor_room_on(
 
 /// Puts the customer's participant on hold (hearing `hold_url`) or takes
 /// them off it.
-pub(crate) async fn hold_customer(
-    app: &App,
+pub async fn hold_customer(
+    services: &Services,
     session: &CallSession,
     held: bool,
     hold_url: Option<String>,
 ) -> Result<(), FollowUpError> {
-    let room = room_sid(app, session).await?;
+    let room = room_sid(services, session).await?;
     let update = UpdateParticipant {
         hold: Some(held),
         hold_method: hold_url.as_ref().map(|_| HttpMethod::Post),
         hold_url,
         ..UpdateParticipant::default()
     };
-    app.twilio
+    services
+        .twilio
         .update_participant(&room, &RoomParticipant::Customer.label(), &update)
         .await?;
     Ok(())
@@ -198,13 +189,13 @@ pub(crate) async fn hold_customer(
 /// ending it again would leave the customer alone in the new one. With no
 /// live room yet (the customer still on the way) nothing is done; the
 /// customer's join callback, or the reconciler, tries again.
-async fn release_customer(app: &App, session: &CallSession) -> Result<(), FollowUpError> {
-    let rooms = live_rooms(app, session).await?;
+async fn release_customer(services: &Services, session: &CallSession) -> Result<(), FollowUpError> {
+    let rooms = live_rooms(services, session).await?;
     if rooms.is_empty() {
         return Err(FollowUpError::NoRoom);
     }
     for room in &rooms {
-        app.twilio.end_conference(room).await?;
+        services.twilio.end_conference(room).await?;
     }
     Ok(())
 }

@@ -30,8 +30,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::app::App;
-use super::{follow_up, history};
+use super::{Services, follow_up, history};
 use crate::domain::{
     CallSession, ConferenceEvent, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
     Observed, Presence, RoomParticipant,
@@ -116,12 +115,15 @@ impl Skip {
 /// One scheduled invocation: passes over the due sessions every [`POLL`]
 /// until [`WINDOW`] is over or the invocation's `deadline` is too near for
 /// another check. A pass that fails (the store unavailable) ends it.
-pub async fn run_until(app: &App, deadline: tokio::time::Instant) -> Result<RunReport, StoreError> {
+pub async fn run_until(
+    services: &Services,
+    deadline: tokio::time::Instant,
+) -> Result<RunReport, StoreError> {
     let started = tokio::time::Instant::now();
     let stop = deadline.min(started + WINDOW);
     let mut total = RunReport::default();
     loop {
-        let pass = run(app, OffsetDateTime::now_utc()).await?;
+        let pass = run(services, OffsetDateTime::now_utc()).await?;
         total.add(&pass);
         let next = tokio::time::Instant::now() + POLL;
         // The next pass must have room for a whole check before the deadline.
@@ -144,15 +146,15 @@ impl RunReport {
 }
 
 /// One pass over the sessions due at `now`.
-pub async fn run(app: &App, now: OffsetDateTime) -> Result<RunReport, StoreError> {
-    let due = app.store.due_sessions(now, BATCH).await?;
+pub async fn run(services: &Services, now: OffsetDateTime) -> Result<RunReport, StoreError> {
+    let due = services.store.due_sessions(now, BATCH).await?;
     let throttled = AtomicBool::new(false);
     let mut report = RunReport {
         due: due.len(),
         ..RunReport::default()
     };
     let outcomes: Vec<Outcome> = futures::stream::iter(due)
-        .map(|due| check(app, due, now, &throttled))
+        .map(|due| check(services, due, now, &throttled))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -179,12 +181,17 @@ pub async fn run(app: &App, now: OffsetDateTime) -> Result<RunReport, StoreError
     Ok(report)
 }
 
-async fn check(app: &App, due: DueSession, now: OffsetDateTime, throttled: &AtomicBool) -> Outcome {
+async fn check(
+    services: &Services,
+    due: DueSession,
+    now: OffsetDateTime,
+    throttled: &AtomicBool,
+) -> Outcome {
     if throttled.load(Ordering::Relaxed) {
         return Outcome::Deferred;
     }
     let call = due.session.id.clone();
-    match app.store.claim_check(&due, now, now + LEASE).await {
+    match services.store.claim_check(&due, now, now + LEASE).await {
         Ok(true) => {}
         Ok(false) => return Outcome::Taken,
         Err(error) => {
@@ -196,7 +203,7 @@ async fn check(app: &App, due: DueSession, now: OffsetDateTime, throttled: &Atom
     // check leaves the session for its next one, as any uncertainty does.
     let budget = crate::time_budget::capped(CHECK_BUDGET);
     let cut_at = tokio::time::Instant::now() + budget;
-    let Some(checked) = crate::time_budget::within(cut_at, reconcile(app, due.session)).await
+    let Some(checked) = crate::time_budget::within(cut_at, reconcile(services, due.session)).await
     else {
         tracing::warn!(%call, ?budget, "reconciler check cut at its time budget");
         return Outcome::Uncertain;
@@ -215,8 +222,8 @@ async fn check(app: &App, due: DueSession, now: OffsetDateTime, throttled: &Atom
 
 /// Compares one claimed session with Twilio and repairs it. The count of
 /// repairs made.
-async fn reconcile(app: &App, session: CallSession) -> Result<usize, Skip> {
-    let observations = look(app, &session).await?;
+async fn reconcile(services: &Services, session: CallSession) -> Result<usize, Skip> {
+    let observations = look(services, &session).await?;
     let mut repairs = 0;
     let mut current = session;
     // Only what moves the session forward is written (a healthy call
@@ -227,10 +234,18 @@ async fn reconcile(app: &App, session: CallSession) -> Result<usize, Skip> {
         }
         let describe = observation.describe();
         // Ignored when a callback got there between the look and the write.
-        if let (Observed::Applied, Some(next)) = app.store.observe(&current.id, observation).await?
+        if let (Observed::Applied, Some(next)) =
+            services.store.observe(&current.id, observation).await?
         {
             current = next;
-            record(app, &current.id, RECOVERED, describe, Repair::LostCallback).await;
+            record(
+                services,
+                &current.id,
+                RECOVERED,
+                describe,
+                Repair::LostCallback,
+            )
+            .await;
             repairs += 1;
         }
     }
@@ -238,18 +253,22 @@ async fn reconcile(app: &App, session: CallSession) -> Result<usize, Skip> {
     if needed.is_empty() {
         return Ok(repairs);
     }
-    follow_up::carry_out(app, &current).await;
-    repairs += confirm(app, &current, needed).await?;
+    follow_up::carry_out(services, &current).await;
+    repairs += confirm(services, &current, needed).await?;
     Ok(repairs)
 }
 
 /// Which follow-ups took effect: an ended leg is fetched again (and its end
 /// applied), the others are recorded on the session by `carry_out`.
-async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Result<usize, Skip> {
+async fn confirm(
+    services: &Services,
+    before: &CallSession,
+    needed: Vec<FollowUp>,
+) -> Result<usize, Skip> {
     let mut repairs = 0;
     for follow_up in &needed {
         if let FollowUp::EndLeg(leg) = follow_up {
-            let observation = match leg_observation(app, before, leg).await {
+            let observation = match leg_observation(services, before, leg).await {
                 Ok(Some(observation)) => observation,
                 _ => continue,
             };
@@ -257,10 +276,10 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
                 | Observation::CustomerLeg(o)
                 | Observation::TargetLeg { observation: o, .. } if o.status.is_final());
             if ended {
-                app.store.observe(&before.id, observation).await?;
+                services.store.observe(&before.id, observation).await?;
                 let role = role_of(before, leg);
                 record(
-                    app,
+                    services,
                     &before.id,
                     REPAIRED,
                     format!("hung up the {role}'s leg"),
@@ -271,7 +290,7 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
             }
         }
     }
-    let after = app
+    let after = services
         .store
         .get_session(&before.id)
         .await?
@@ -298,7 +317,7 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
             ),
         };
         if !still_needed.contains(follow_up) {
-            record(app, &before.id, REPAIRED, detail.to_owned(), repair).await;
+            record(services, &before.id, REPAIRED, detail.to_owned(), repair).await;
             repairs += 1;
         }
     }
@@ -306,11 +325,17 @@ async fn confirm(app: &App, before: &CallSession, needed: Vec<FollowUp>) -> Resu
 }
 
 /// One history entry, one JSON log line and one count per repair.
-async fn record(app: &App, call: &CallSid, kind: &'static str, detail: String, repair: Repair) {
+async fn record(
+    services: &Services,
+    call: &CallSid,
+    kind: &'static str,
+    detail: String,
+    repair: Repair,
+) {
     tracing::info!(%call, repair = kind, detail = %detail, source = "reconciler", "repair");
     metrics::repair(repair);
     let event = HistoryEvent::reconciler(OffsetDateTime::now_utc(), kind, Some(detail));
-    history::record(app.store.as_ref(), call, &event).await;
+    history::record(services.store.as_ref(), call, &event).await;
 }
 
 fn role_of(session: &CallSession, leg: &CallSid) -> &'static str {
@@ -336,7 +361,7 @@ fn role_of(session: &CallSession, leg: &CallSid) -> &'static str {
 
 /// What Twilio says about the session's legs and room, as observations.
 /// Any failure stops the look: nothing is applied from half an answer.
-async fn look(app: &App, session: &CallSession) -> Result<Vec<Observation>, Skip> {
+async fn look(services: &Services, session: &CallSession) -> Result<Vec<Observation>, Skip> {
     let now = OffsetDateTime::now_utc();
     let mut observations = Vec::new();
     // The legs known to be live (the domain's one definition), and the two
@@ -348,7 +373,7 @@ async fn look(app: &App, session: &CallSession) -> Result<Vec<Observation>, Skip
     }
     if session.customer_leg.is_none() {
         // The customer's callbacks never came: leg 1's child is the customer.
-        let children = app
+        let children = services
             .twilio
             .list_calls(&ListCalls {
                 parent_call_sid: Some(session.id.clone()),
@@ -363,12 +388,12 @@ async fn look(app: &App, session: &CallSession) -> Result<Vec<Observation>, Skip
     live_legs.extend(session.live_leg_sids());
     let transfer = session.transfer.as_ref();
     for leg in &live_legs {
-        if let Some(observation) = leg_observation(app, session, leg).await? {
+        if let Some(observation) = leg_observation(services, session, leg).await? {
             observations.push(observation);
         }
     }
     if transfer.is_some() && !session.is_ended() {
-        for observation in look_at_room(app, session, now).await? {
+        for observation in look_at_room(services, session, now).await? {
             // The second agent seen in the room for the first time: their leg.
             if let Observation::TargetLeg { .. } = observation {
                 observations.insert(0, observation);
@@ -383,11 +408,11 @@ async fn look(app: &App, session: &CallSession) -> Result<Vec<Observation>, Skip
 /// A leg's status as Twilio has it now. `None` when the call is not one of
 /// the session's legs or Twilio names a status the product does not know.
 async fn leg_observation(
-    app: &App,
+    services: &Services,
     session: &CallSession,
     leg: &CallSid,
 ) -> Result<Option<Observation>, TwilioError> {
-    let call = app.twilio.fetch_call(leg).await?;
+    let call = services.twilio.fetch_call(leg).await?;
     let Some(status) = call.status.and_then(|s| LegStatus::parse(s.as_str())) else {
         return Ok(None);
     };
@@ -437,14 +462,14 @@ fn as_observation(session: &CallSession, leg: &CallSid, status: LegStatus) -> Op
 /// The live room's participants: who joined, who is no longer there, and
 /// the current second agent's leg if no callback named it.
 async fn look_at_room(
-    app: &App,
+    services: &Services,
     session: &CallSession,
     now: OffsetDateTime,
 ) -> Result<Vec<Observation>, TwilioError> {
     let Some(transfer) = &session.transfer else {
         return Ok(Vec::new());
     };
-    let rooms = app
+    let rooms = services
         .twilio
         .list_conferences(&ListConferences {
             friendly_name: Some(transfer.room.as_str().to_owned()),
@@ -459,7 +484,7 @@ async fn look_at_room(
     else {
         return Ok(Vec::new());
     };
-    let participants = app.twilio.list_participants(&room.sid).await?;
+    let participants = services.twilio.list_participants(&room.sid).await?;
     Ok(room_observations(session, &participants, now))
 }
 
@@ -532,42 +557,4 @@ fn room_observations(
         }
     }
     out
-}
-
-/// The EventBridge scheduled event (`detail-type: Scheduled Event`); only
-/// its time is read, for the log.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct ScheduledEvent {
-    #[serde(default)]
-    pub time: Option<String>,
-    #[serde(default, rename = "detail-type")]
-    pub detail_type: Option<String>,
-}
-
-impl App {
-    /// Runs the Lambda runtime loop of a scheduled function: one
-    /// reconciler run per event.
-    pub async fn serve_scheduled(
-        self,
-        endpoint: super::Endpoint,
-    ) -> Result<(), lambda_runtime::Error> {
-        lambda_runtime::run(lambda_runtime::service_fn(
-            move |event: lambda_runtime::LambdaEvent<ScheduledEvent>| {
-                let app = self.clone();
-                async move {
-                    tracing::info!(
-                        endpoint = endpoint.function_name(),
-                        scheduled = event.payload.time.as_deref().unwrap_or_default(),
-                        request_id = %event.context.request_id,
-                        "scheduled run"
-                    );
-                    app.refresh_secrets().await;
-                    let deadline = endpoint.deadline(Some(event.context.deadline));
-                    let report = run_until(&app, deadline).await?;
-                    Ok::<_, lambda_runtime::Error>(report)
-                }
-            },
-        ))
-        .await
-    }
 }

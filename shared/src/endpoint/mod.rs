@@ -1,14 +1,18 @@
 //! The endpoints: one Lambda function each, with the route API Gateway (and
 //! the development server) mounts it at.
 
+mod needs;
+
 use http::Method;
+
+pub use needs::{Needs, TableAction};
 
 /// The endpoint table: every function of the product with its binary's
 /// name in `functions/` (also its `events/` file), method, route in API
 /// Gateway's syntax (`{name}` marks a path parameter) and caller. The SAM
 /// template, the `functions/` crates, the `events/` fixtures and the
 /// development server are all checked against it; the dispatch in
-/// [`App::handle`](super::App::handle) matches on it without a wildcard.
+/// `App::handle` (`handlers`) matches on it without a wildcard.
 macro_rules! endpoints {
     ($($(#[$doc:meta])* $variant:ident => ($function:literal, $method:ident, $route:literal, $caller:ident)),+ $(,)?) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

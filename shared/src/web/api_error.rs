@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::responses::json;
 use crate::domain::{AccessDenied, DomainError};
 use crate::store::StoreError;
+use crate::usecases::follow_up::FollowUpError;
 
 /// What the front-end API answers when it cannot do what was asked. Always
 /// rendered as `{"error": "..."}` plus the fields that help the caller act.
@@ -167,6 +168,22 @@ impl From<AccessDenied> for ApiError {
 impl From<DomainError> for ApiError {
     fn from(refusal: DomainError) -> Self {
         StoreError::Rejected(refusal).into()
+    }
+}
+
+impl ApiError {
+    /// As the front-end API answers it: a refusal (the participant or room
+    /// is gone) is a conflict in state `gone.1`, saying `gone.0`; anything
+    /// else is Twilio failing to `what`.
+    pub fn from_follow_up(error: FollowUpError, gone: (&str, &str), what: &str) -> ApiError {
+        if error.is_refusal() {
+            ApiError::Conflict {
+                message: gone.0.to_owned(),
+                state: gone.1.to_owned(),
+            }
+        } else {
+            ApiError::Upstream(format!("Twilio could not {what}: {error}"))
+        }
     }
 }
 

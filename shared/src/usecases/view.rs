@@ -5,9 +5,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{
-    CallSession, EventSource, HistoryEvent, LegObservation, Recording, TransferOutcome,
-};
+use crate::domain::{CallSession, EventSource, HistoryEvent, LegObservation, TransferOutcome};
 use crate::store::HistoryPage;
 
 #[derive(Serialize)]
@@ -159,7 +157,7 @@ impl CallView {
                 .iter()
                 .filter(|e| e.source == EventSource::Reconciler)
                 .count(),
-            recordings: Recording::from_history(&events)
+            recordings: HistoryEvent::recordings(&events)
                 .into_iter()
                 .map(|r| RecordingView {
                     sid: r.sid,
