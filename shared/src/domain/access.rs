@@ -3,8 +3,11 @@
 //! rules over the session: the handlers learn who is asking (the identity
 //! provider's verified claims) and ask here.
 
-use super::action::{AccessDenied, Action};
+use time::OffsetDateTime;
+
+use super::action::{AccessDenied, Action, Offer};
 use super::session::CallSession;
+use super::transfer::TransferKind;
 use crate::ids::PhoneNumber;
 
 /// The signed-in person behind a front-end request.
@@ -45,6 +48,48 @@ impl Actor {
             Err(AccessDenied::HandedOver(action))
         } else {
             Err(AccessDenied::NotYourCall(action))
+        }
+    }
+}
+
+impl CallSession {
+    /// What `actor` may do with the call now: each change the domain would
+    /// accept from them, tried on a copy of the session. A change that
+    /// would change nothing (a second cancel, resuming a customer not on
+    /// hold) is not offered. The console shows exactly these.
+    pub fn offers(&self, actor: &Actor, now: OffsetDateTime) -> Vec<Offer> {
+        Offer::ALL
+            .into_iter()
+            .filter(|offer| actor.may(offer.action(), self).is_ok())
+            .filter(|offer| {
+                let mut tried = self.clone();
+                tried.try_offer(*offer, now).is_ok() && tried != *self
+            })
+            .collect()
+    }
+
+    /// The command behind an offer, as its endpoint gives it.
+    fn try_offer(&mut self, offer: Offer, now: OffsetDateTime) -> Result<(), super::DomainError> {
+        match offer {
+            Offer::Transfer => {
+                // Any number off the call stands for the one the agent types.
+                let target = ["+15550109999", "+15550109998", "+15550109997"]
+                    .into_iter()
+                    .filter_map(|n| PhoneNumber::parse(n).ok())
+                    .find(|n| *n != self.customer_number && n != self.handing_over_agent())
+                    .ok_or(super::DomainError::TargetOnTheCall)?;
+                self.request_transfer(target, TransferKind::Warm, None, now)
+                    .map(|_| ())
+            }
+            Offer::CancelTransfer => self.cancel_transfer(),
+            Offer::Hold => self.hold_customer(true),
+            Offer::Resume => self.hold_customer(false),
+            // Leaving takes a held customer off hold first (the leave
+            // endpoint does the same), so nobody is left on hold.
+            Offer::Leave => {
+                self.hold_customer(false)?;
+                self.first_agent_leaves()
+            }
         }
     }
 }
@@ -152,5 +197,55 @@ mod tests {
         assert_eq!(refused, AccessDenied::HandedOver(Action::Read));
         assert!(refused.to_string().contains("second agent's"), "{refused}");
         assert_eq!(boss.may(Action::Read, &s), Ok(()));
+    }
+
+    #[test]
+    fn the_call_offers_what_the_domain_would_accept_from_the_actor_and_nothing_else() {
+        use Offer::*;
+        let alice = actor("alice", &[A], false);
+        let bob = actor("bob", &[B], false);
+        let boss = actor("boss", &[], true);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut s = transfer_answered();
+        // B's phone answered: A may take back, consult or leave; not
+        // transfer again, nor resume a customer who is not on hold.
+        assert_eq!(s.offers(&alice, now), vec![CancelTransfer, Hold, Leave]);
+        assert_eq!(s.offers(&bob, now), vec![], "not bob's call yet");
+        assert_eq!(s.offers(&boss, now), s.offers(&alice, now));
+        s.hold_customer(true).unwrap();
+        assert_eq!(s.offers(&alice, now), vec![CancelTransfer, Resume, Leave]);
+        // Each offer is a command the domain accepts; each other one it
+        // refuses or it would change nothing.
+        for offer in Offer::ALL {
+            let mut tried = s.clone();
+            let accepted = tried.try_offer(offer, now).is_ok() && tried != s;
+            assert_eq!(
+                s.offers(&alice, now).contains(&offer),
+                accepted,
+                "{offer:?}"
+            );
+        }
+        s.first_agent_leaves().unwrap_err();
+        s.hold_customer(false).unwrap();
+        s.first_agent_leaves().unwrap();
+        assert_eq!(s.offers(&alice, now), vec![], "handed over");
+        assert_eq!(s.offers(&bob, now), vec![Transfer], "bob may transfer on");
+        s.observe(Observation::CustomerLeg(leg(
+            "CA00000000000000000000000000000002",
+            LegStatus::Completed,
+            9,
+        )));
+        assert_eq!(s.offers(&boss, now), vec![], "the call ended");
+    }
+
+    #[test]
+    fn a_blind_transfer_offers_no_take_back_and_no_consult() {
+        let alice = actor("alice", &[A], false);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut s = transfer_answered();
+        s.transfer.as_mut().unwrap().kind = TransferKind::Cold;
+        let offers = s.offers(&alice, now);
+        assert!(!offers.contains(&Offer::CancelTransfer), "{offers:?}");
+        assert!(!offers.contains(&Offer::Hold), "{offers:?}");
     }
 }

@@ -12,6 +12,37 @@ pub enum Action {
     Leave,
 }
 
+wire_enum!(
+    /// A change an agent may make to a call from the console: what the call
+    /// view offers (see [`CallSession::offers`](super::CallSession::offers)).
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    Offer {
+        /// Transfer the call (again, or on after a handover).
+        Transfer => "transfer",
+        /// Call off the second agent (a take-back once they answered).
+        CancelTransfer => "cancel-transfer",
+        /// Put the customer on hold to consult the second agent.
+        Hold => "hold",
+        /// Take the customer off hold.
+        Resume => "resume",
+        /// Drop off, leaving the customer with the second agent.
+        Leave => "leave",
+    }
+);
+
+impl Offer {
+    /// The access it needs.
+    pub fn action(self) -> Action {
+        match self {
+            Offer::Transfer => Action::Transfer,
+            Offer::CancelTransfer => Action::CancelTransfer,
+            Offer::Hold | Offer::Resume => Action::Hold,
+            Offer::Leave => Action::Leave,
+        }
+    }
+}
+
 impl Action {
     fn verb(self) -> &'static str {
         match self {

@@ -18,7 +18,7 @@ mod session;
 mod transfer;
 
 pub use access::Actor;
-pub use action::{AccessDenied, Action};
+pub use action::{AccessDenied, Action, Offer};
 pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON};
 pub use dial_policy::{DEFAULT_BLOCKED, DialPolicy, DialRefused, NumberPrefix, country_code};
 pub use error::DomainError;

@@ -140,7 +140,7 @@ pub async fn start_call(
     tracing::info!(call = %sid, "call started");
     Ok(json(
         StatusCode::CREATED,
-        &CallView::new(&session, Vec::new()),
+        &CallView::new(&session, actor, Vec::new()),
     ))
 }
 
@@ -173,7 +173,7 @@ pub async fn get_call(app: &App, req: &Request, actor: &Actor) -> Result<Respons
         .await?;
     Ok(json(
         StatusCode::OK,
-        &CallView::with_history(&session, page),
+        &CallView::with_history(&session, actor, page),
     ))
 }
 
@@ -207,7 +207,10 @@ pub async fn start_transfer(
     let (decision, session) =
         record_transfer(store, &sid, target.clone(), kind, key, now, &mine).await?;
     if decision == TransferDecision::Existing {
-        return Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())));
+        return Ok(json(
+            StatusCode::OK,
+            &CallView::new(&session, actor, Vec::new()),
+        ));
     }
     // A new transfer to a number that is none of the deployment's agents':
     // worth an alarm when many (counted once, not for a replay or a refusal).
@@ -333,7 +336,7 @@ pub async fn start_transfer(
         tracing::info!(call = %sid, attempt, "transfer under way");
         return Ok(json(
             StatusCode::ACCEPTED,
-            &CallView::new(&session, Vec::new()),
+            &CallView::new(&session, actor, Vec::new()),
         ));
     };
     // The customer is still bridged with the first agent, so a second agent
@@ -548,7 +551,10 @@ pub async fn cancel_transfer(
     // taken off hold, so the first agent has them back. A second agent
     // whose call is not known yet is called off by its first callback.
     follow_up::carry_out(&app.services, &session).await;
-    Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
+    Ok(json(
+        StatusCode::OK,
+        &CallView::new(&session, actor, Vec::new()),
+    ))
 }
 
 /// Puts the customer on hold while the agents consult, or takes them off
@@ -593,7 +599,10 @@ pub async fn hold_customer(
     history::record(app.services.store.as_ref(), &sid, &event).await;
     // If the consult lost an agent meanwhile, the customer comes back now.
     follow_up::carry_out(&app.services, &session).await;
-    Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
+    Ok(json(
+        StatusCode::OK,
+        &CallView::new(&session, actor, Vec::new()),
+    ))
 }
 
 pub async fn leave_call(
@@ -670,7 +679,10 @@ pub async fn leave_call(
     let logged = history::record(app.services.store.as_ref(), &sid, &event);
     let (recorded, ()) = futures::join!(recorded, logged);
     let session = recorded?;
-    Ok(json(StatusCode::OK, &CallView::new(&session, Vec::new())))
+    Ok(json(
+        StatusCode::OK,
+        &CallView::new(&session, actor, Vec::new()),
+    ))
 }
 
 /// Changes who ends the room on leaving (`change` is an anchor follow-up),

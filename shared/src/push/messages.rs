@@ -3,8 +3,8 @@
 //!
 //! - `{"type":"call","version":N,"call":{...}}`: the session as
 //!   `GET /calls/{callSid}` shows it, without its history (`events` empty,
-//!   `repairs` and `recordings` counted from no entries); a console keeps
-//!   the highest `version` it has seen;
+//!   `repairs` and `recordings` counted from no entries, `actions` those
+//!   of the listener); a console keeps the highest `version` it has seen;
 //! - `{"type":"events","callSid":"CA...","events":[...]}`: history entries
 //!   as they are written, shaped as in `GET /calls/{callSid}`;
 //! - `{"type":"revoked","callSid":"CA...","reason":"handed-over"}`: the
@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{CallSession, HistoryEvent};
+use crate::domain::{Actor, CallSession, HistoryEvent};
 use crate::usecases::view::{CallView, EventView};
 
 #[derive(Serialize)]
@@ -34,10 +34,11 @@ pub enum PushMessage {
 }
 
 impl PushMessage {
-    pub fn call(session: &CallSession) -> Self {
+    /// The call as `listener` sees it (the actions they may take).
+    pub fn call(session: &CallSession, listener: &Actor) -> Self {
         PushMessage::Call {
             version: session.version,
-            call: Box::new(CallView::new(session, Vec::new())),
+            call: Box::new(CallView::new(session, listener, Vec::new())),
         }
     }
 

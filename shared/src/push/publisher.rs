@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::PushApp;
 use super::messages::PushMessage;
 use super::stream::{CallChange, changes};
-use crate::domain::Action;
+use crate::domain::{Action, Actor};
 use crate::ids::CallSid;
 use crate::push::connections::{Connections, PostError};
 use crate::store::Subscriber;
@@ -87,15 +87,23 @@ async fn publish_call(
             }
         },
     };
-    let mut frames = Vec::new();
-    if !change.events.is_empty() {
-        frames.push(PushMessage::events(&session, &change.events).to_bytes());
-    }
+    let events = (!change.events.is_empty())
+        .then(|| PushMessage::events(&session, &change.events).to_bytes());
     // Every change once, in order: a ringing phone answered within one
-    // batch still shows it rang.
-    for version in &change.sessions {
-        frames.push(PushMessage::call(version).to_bytes());
-    }
+    // batch still shows it rang. The call as each listener sees it: the
+    // actions it offers are theirs.
+    let frames_for = |listener: &Actor| -> Vec<Vec<u8>> {
+        events
+            .iter()
+            .cloned()
+            .chain(
+                change
+                    .sessions
+                    .iter()
+                    .map(|version| PushMessage::call(version, listener).to_bytes()),
+            )
+            .collect()
+    };
 
     let now = OffsetDateTime::now_utc();
     let mut allowed = Vec::new();
@@ -131,7 +139,7 @@ async fn publish_call(
     // a handful). Collected first: the future then names no closure type.
     let posts: Vec<_> = allowed
         .iter()
-        .map(|listener| post_frames(connections.as_ref(), listener, &frames))
+        .map(|listener| post_frames(connections.as_ref(), listener, frames_for(&listener.actor)))
         .collect();
     let results = futures::future::join_all(posts).await;
     for (listener, result) in results {
@@ -158,14 +166,11 @@ async fn publish_call(
 async fn post_frames<'a>(
     connections: &dyn Connections,
     listener: &'a Subscriber,
-    frames: &[Vec<u8>],
+    frames: Vec<Vec<u8>>,
 ) -> (&'a Subscriber, Result<usize, PostError>) {
     let mut sent = 0;
     for frame in frames {
-        if let Err(error) = connections
-            .post(&listener.connection_id, frame.clone())
-            .await
-        {
+        if let Err(error) = connections.post(&listener.connection_id, frame).await {
             return (listener, Err(error));
         }
         sent += 1;

@@ -5,7 +5,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{CallSession, EventSource, HistoryEvent, LegObservation, TransferOutcome};
+use crate::domain::{
+    Actor, CallSession, EventSource, HistoryEvent, LegObservation, Offer, TransferOutcome,
+};
 use crate::store::HistoryPage;
 
 #[derive(Serialize)]
@@ -26,6 +28,9 @@ pub struct CallView {
     customer_leg: Option<LegView>,
     /// The customer is on hold while the agents consult.
     customer_held: bool,
+    /// What the signed-in agent may do with the call now, as the domain
+    /// decides it (`CallSession::offers`): the console offers exactly these.
+    actions: Vec<Offer>,
     transfer: Option<TransferView>,
     /// Earlier transfer attempts: with `transfer`, every hop of the call.
     hops: Vec<HopView>,
@@ -110,8 +115,9 @@ fn leg(leg: &Option<LegObservation>) -> Option<LegView> {
 }
 
 impl CallView {
-    /// The console's own user typed these numbers; the API shows them whole.
-    pub fn new(session: &CallSession, events: Vec<HistoryEvent>) -> Self {
+    /// The call as `actor` sees it. The console's own user typed these
+    /// numbers; the API shows them whole.
+    pub fn new(session: &CallSession, actor: &Actor, events: Vec<HistoryEvent>) -> Self {
         let transfer = session.transfer.as_ref().map(|t| TransferView {
             attempt: t.attempt,
             kind: t.kind.as_str(),
@@ -140,6 +146,7 @@ impl CallView {
             agent_leg: leg(&session.agent_leg),
             customer_leg: leg(&session.customer_leg),
             customer_held: session.customer_held,
+            actions: session.offers(actor, OffsetDateTime::now_utc()),
             transfer,
             hops: session
                 .hops
@@ -173,10 +180,10 @@ impl CallView {
 
     /// The call with one page of its history (repairs and recordings are
     /// those of the page).
-    pub fn with_history(session: &CallSession, page: HistoryPage) -> Self {
+    pub fn with_history(session: &CallSession, actor: &Actor, page: HistoryPage) -> Self {
         Self {
             history_before: page.earlier.map(|cursor| cursor.as_str().to_owned()),
-            ..Self::new(session, page.events)
+            ..Self::new(session, actor, page.events)
         }
     }
 }
