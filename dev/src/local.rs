@@ -20,6 +20,7 @@ use crate::idp::{LOCAL_CLIENT_ID, LocalAgent, LocalIssuer, local_agents};
 use crate::push::{LocalPush, LocalStream, PushCounts, WS_PATH};
 use crate::server::DevServer;
 use crate::sim::{Script, SimConfig, Simulator};
+use crate::write_tap;
 
 /// The auth token the simulator signs webhooks with.
 pub const LOCAL_AUTH_TOKEN: &str = "local-twilio-auth-token";
@@ -160,7 +161,10 @@ impl LocalStack {
         // Push as in AWS: the publisher posts with the SDK's management
         // client to this server, fed by the stream made from the writes.
         let push_counts = Arc::new(PushCounts::default());
-        let subscriptions = Arc::new(DynamoSubscriptions::new(client, config.table_name.clone()));
+        let subscriptions = Arc::new(DynamoSubscriptions::new(
+            client.clone(),
+            config.table_name.clone(),
+        ));
         let management = ApiGatewayConnections::new(&url::Url::parse(&base_url)?, true).await;
         let publisher = PushApp::new(
             config.agents.clone(),
@@ -169,7 +173,8 @@ impl LocalStack {
         )
         .with_connections(Arc::new(management));
         let store = if options.push {
-            plain.with_write_observer(LocalStream::start(publisher, push_counts.clone()))
+            let stream = LocalStream::start(publisher, push_counts.clone());
+            DynamoStore::from_config(write_tap::tapped(&client, stream), &config)
         } else {
             plain
         };

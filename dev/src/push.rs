@@ -36,10 +36,9 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use warm_transfer_core::endpoint::Endpoint;
 use warm_transfer_core::push::PushApp;
 use warm_transfer_core::push::websocket::SUBPROTOCOL;
-use warm_transfer_core::store::WriteObserver;
-use warm_transfer_core::store::dynamodb_json::item_to_json;
 
 use crate::events::websocket_event;
+use crate::write_tap::WriteObserver;
 
 /// The WebSocket endpoint's path on the development server.
 pub const WS_PATH: &str = "/ws";
@@ -470,8 +469,8 @@ impl LocalStream {
 }
 
 impl WriteObserver for LocalStream {
-    fn written(&self, item: &warm_transfer_core::store::Item) {
-        let new = item_to_json(item);
+    fn written(&self, item: &Value) {
+        let new = item.clone();
         let key = |name: &str| {
             new.get(name)
                 .and_then(|v| v.get("S"))

@@ -26,7 +26,7 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::request::RequestContext;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use warm_transfer_core::endpoint::{Caller, Endpoint};
+use warm_transfer_core::endpoint::Caller;
 use warm_transfer_core::handlers::App;
 
 use crate::counting::Counts;
@@ -121,7 +121,8 @@ async fn accept_loop(
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
                 let push = push.clone();
-                if let Some((endpoint, _)) = Endpoint::resolve(req.method(), req.uri().path()) {
+                if let Some((endpoint, _)) = crate::routes::resolve(req.method(), req.uri().path())
+                {
                     invocations.add(endpoint.function_name());
                 }
                 async move {
@@ -161,9 +162,9 @@ pub async fn route(
     let resolved = if parts.method == http::Method::OPTIONS {
         [http::Method::GET, http::Method::POST]
             .iter()
-            .find_map(|method| Endpoint::resolve(method, &path))
+            .find_map(|method| crate::routes::resolve(method, &path))
     } else {
-        Endpoint::resolve(&parts.method, &path)
+        crate::routes::resolve(&parts.method, &path)
     };
     let Some((endpoint, params)) = resolved else {
         return plain(http::StatusCode::NOT_FOUND, "no route");

@@ -8,7 +8,7 @@
 //! never a phone number or a call SID, which would also make one metric per
 //! call.
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -76,8 +76,20 @@ wire_enum!(
 );
 
 static NAMESPACE: OnceLock<String> = OnceLock::new();
-/// Lines kept instead of printed, while a test captures them.
-static CAPTURED: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Where the metric lines go instead of the log: a development harness
+/// (tests of what a handler counts) puts one in place with [`set_sink`].
+pub trait Sink: Send + Sync {
+    fn emit(&self, line: String);
+}
+
+static SINK: OnceLock<Box<dyn Sink>> = OnceLock::new();
+
+/// Sends every metric line from now on to `sink`. Once per process: false
+/// if a sink is in place already.
+pub fn set_sink(sink: Box<dyn Sink>) -> bool {
+    SINK.set(sink).is_ok()
+}
 
 /// Sets the namespace once per process (at start-up, from the configuration).
 pub fn set_namespace(namespace: &str) {
@@ -143,34 +155,15 @@ pub fn line(
 
 fn emit(line: String) {
     static IN_LAMBDA: OnceLock<bool> = OnceLock::new();
-    let mut captured = CAPTURED.lock().unwrap_or_else(PoisonError::into_inner);
-    match captured.as_mut() {
-        Some(lines) => lines.push(line),
+    if let Some(sink) = SINK.get() {
+        sink.emit(line);
+    } else if *IN_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
         // One write per line: CloudWatch reads each line as one log event.
-        None if *IN_LAMBDA
-            .get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) =>
-        {
-            println!("{line}")
-        }
+        println!("{line}")
+    } else {
         // The local stack's own output stays readable (RUST_LOG=debug shows them).
-        None => tracing::debug!(metric = %line, "metric"),
+        tracing::debug!(metric = %line, "metric")
     }
-}
-
-/// Keeps the lines emitted from now on instead of printing them, until
-/// [`take_captured`]: for tests of what a handler counts.
-pub fn capture() {
-    *CAPTURED.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
-}
-
-/// The lines kept since [`capture`] (capture goes on).
-pub fn take_captured() -> Vec<String> {
-    CAPTURED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_mut()
-        .map(std::mem::take)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -240,9 +233,19 @@ mod tests {
         }
     }
 
+    /// Keeps the lines of this test process.
+    struct Kept(std::sync::Mutex<Vec<String>>);
+
+    impl Sink for &'static Kept {
+        fn emit(&self, line: String) {
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
     #[test]
-    fn handlers_count_through_the_capture() {
-        capture();
+    fn handlers_count_through_the_sink() {
+        static KEPT: Kept = Kept(std::sync::Mutex::new(Vec::new()));
+        set_sink(Box::new(&KEPT));
         repair(Repair::CustomerReleased);
         let error = crate::twilio::TwilioError::Api {
             status: 503,
@@ -251,7 +254,7 @@ mod tests {
             more_info: None,
         };
         count(Metric::TwilioErrors, Some(("Kind", error.kind())));
-        let lines = take_captured();
+        let lines = std::mem::take(&mut *KEPT.0.lock().unwrap());
         let names: Vec<String> = lines
             .iter()
             .flat_map(|l| parse_emf(l))

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warm_transfer_core::metrics;
 use warm_transfer_core::usecases::reconcile;
 
 use super::follow::Follower;
@@ -627,7 +626,7 @@ pub async fn run(
         }
     });
 
-    metrics::capture();
+    crate::metrics_capture::capture();
     let dynalite_pid = stack.dynalite.pid();
     let cpu_before = (
         super::cpu::process(),
@@ -764,7 +763,7 @@ pub async fn run(
         .lock()
         .map(|u| u.clone())
         .unwrap_or_default();
-    let lines = metrics::take_captured();
+    let lines = crate::metrics_capture::take_captured();
     let counted = |name: &str| {
         let key = format!("\"{name}\":1");
         lines.iter().filter(|l| l.contains(&key)).count()

@@ -13,7 +13,6 @@ use warm_transfer_core::domain::*;
 use warm_transfer_core::endpoint::Endpoint;
 use warm_transfer_core::handlers::App;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
-use warm_transfer_core::metrics;
 use warm_transfer_core::store::{CallStore, DynamoStore};
 use warm_transfer_core::twilio::TwilioClient;
 use warm_transfer_dev::dynalite::Dynalite;
@@ -27,7 +26,7 @@ const TARGET: &str = "CA00000000000000000000000000000003";
 /// (metric name, its dimension's value if any) of each captured line, after
 /// checking each is an EMF document whose directive matches its root.
 fn counted() -> Vec<(String, Option<String>)> {
-    metrics::take_captured()
+    warm_transfer_dev::metrics_capture::take_captured()
         .iter()
         .map(|line| {
             let root: Value = serde_json::from_str(line).unwrap();
@@ -82,7 +81,7 @@ async fn a_transfer_through_the_store_is_counted_once_per_milestone() {
     ] {
         store.observe(&id, observation).await.unwrap();
     }
-    metrics::capture();
+    warm_transfer_dev::metrics_capture::capture();
     store
         .request_transfer(
             &id,
@@ -128,7 +127,7 @@ async fn a_transfer_through_the_store_is_counted_once_per_milestone() {
             ("TransfersFailed".to_owned(), Some("no-answer".to_owned())),
         ]
     );
-    let line = metrics::take_captured().join("");
+    let line = warm_transfer_dev::metrics_capture::take_captured().join("");
     assert!(!line.contains("0100003") && !line.contains(TARGET));
 }
 
@@ -163,7 +162,7 @@ fn app(primary: &str, secondary: Option<&str>) -> App {
 
 #[tokio::test]
 async fn webhook_signatures_refused_or_passed_with_the_secondary_token_are_counted() {
-    metrics::capture();
+    warm_transfer_dev::metrics_capture::capture();
     let event = events::event(Endpoint::DialCustomer).to_string();
     let invoke = async |app: App| {
         let request = lambda_http::request::from_str(&event).unwrap();

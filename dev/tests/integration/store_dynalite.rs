@@ -869,7 +869,8 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
     let stream = Arc::new(SessionVersions::default());
     let ops = DynamoOps::default();
     let client = ops.wrap(&DynamoStore::client_from_config(&config).await);
-    let store = DynamoStore::new(client, TABLE, TTL).with_write_observer(stream.clone());
+    let client = warm_transfer_dev::write_tap::tapped(&client, stream.clone());
+    let store = DynamoStore::new(client, TABLE, TTL);
     // The retry meets the session the first attempt stored, with a
     // callback's write on top: still ours, not "exists".
     let callback = async {
@@ -923,20 +924,14 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
     assert_eq!(seen, vec![0, 1, 2, 3], "session versions in the stream");
 }
 
-/// The versions of the session items a store reports written.
+/// The versions of the session items written, as the local stream sees them.
 #[derive(Default)]
 struct SessionVersions(std::sync::Mutex<Vec<u64>>);
 
-impl warm_transfer_core::store::WriteObserver for SessionVersions {
-    fn written(&self, item: &warm_transfer_core::store::Item) {
-        let is_session = item
-            .get("sk")
-            .and_then(|v| v.as_s().ok())
-            .is_some_and(|sk| sk == warm_transfer_core::store::SESSION_SK);
-        let version = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok());
+impl warm_transfer_dev::write_tap::WriteObserver for SessionVersions {
+    fn written(&self, item: &serde_json::Value) {
+        let is_session = item["sk"]["S"] == warm_transfer_core::store::SESSION_SK;
+        let version = item["version"]["N"].as_str().and_then(|n| n.parse().ok());
         if let (true, Some(version)) = (is_session, version) {
             self.0.lock().unwrap().push(version);
         }

@@ -68,6 +68,23 @@ pub enum FollowUp {
     ResumeCustomer,
 }
 
+impl FollowUp {
+    /// What the call's history says once it was carried out (ending a leg
+    /// says nothing: the leg's own callback tells). One text whoever
+    /// carried it out, a handler or the reconciler.
+    pub fn done_text(&self) -> Option<&'static str> {
+        match self {
+            FollowUp::EndLeg(_) => None,
+            FollowUp::AnchorRoomOnTarget { .. } => {
+                Some("second agent now ends the room on leaving")
+            }
+            FollowUp::LiftAnchor { .. } => Some("agent transferring on no longer ends the room"),
+            FollowUp::ReleaseCustomer => Some("no agent left: customer sent to the fallback"),
+            FollowUp::ResumeCustomer => Some("consult over: customer taken off hold"),
+        }
+    }
+}
+
 wire_enum!(
     /// Serialised as the API names it (kebab-case, same as `as_str`).
     #[derive(serde::Serialize)]

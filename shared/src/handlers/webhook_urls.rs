@@ -195,42 +195,9 @@ impl WebhookUrls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::Endpoint;
-    use http::Method;
 
     fn urls(base: &str) -> WebhookUrls {
         WebhookUrls::new(&Url::parse(base).unwrap())
-    }
-
-    fn endpoint_of(url: &str, base: &str) -> Endpoint {
-        let rest = url.strip_prefix(base).unwrap();
-        let path = rest.split(['?', '#']).next().unwrap();
-        Endpoint::resolve(&Method::POST, path).unwrap().0
-    }
-
-    #[test]
-    fn every_callback_resolves_to_the_endpoint_that_serves_it() {
-        let base = "https://abc123.execute-api.us-east-1.amazonaws.com/prod";
-        let c = urls(&format!("{base}/"));
-        let sid = CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap();
-        let customer = PhoneNumber::parse("+14155550100").unwrap();
-        let caller = PhoneNumber::parse("+15005550006").unwrap();
-        for (url, expected) in [
-            (c.dial_customer(&customer, &caller), Endpoint::DialCustomer),
-            (c.agent_dial_ended(), Endpoint::AgentDialEnded),
-            (
-                c.conference(&sid.room(), RoomRole::Customer),
-                Endpoint::ConferenceTwiml,
-            ),
-            (c.agent_leg_events(), Endpoint::StatusCallback),
-            (c.customer_leg_events(), Endpoint::StatusCallback),
-            (c.participant_events(&sid, 2), Endpoint::StatusCallback),
-            (c.conference_events(), Endpoint::StatusCallback),
-            (c.recording_events(&sid), Endpoint::StatusCallback),
-            (c.fallback(RoomRole::Customer), Endpoint::FallbackTwiml),
-        ] {
-            assert_eq!(endpoint_of(&url, base), expected, "{url}");
-        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::domain::{
     RoomParticipant,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
+use crate::twilio::DialCallStatus;
 use crate::twiml::{
     Beep, Conference, ConferenceEventKind, Dial, HttpMethod, Number, NumberEvent, Pause, Play,
     Redirect, Response as TwiML, Say,
@@ -231,7 +232,7 @@ pub(crate) async fn agent_dial_ended(app: &App, hook: &Webhook<'_>) -> String {
         // the agent a moment of silence, hanging up could strand the customer.
         Err(error) => {
             tracing::error!(%error, call = %sid, "store unreadable; joining the room to be safe");
-            dial_status == "completed"
+            DialCallStatus::parse(dial_status) == Some(DialCallStatus::Completed)
         }
     };
     if join_room {

@@ -1,7 +1,6 @@
 //! The DynamoDB adapter of [`CallStore`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -47,16 +46,6 @@ pub struct DynamoStore {
     ttl: Duration,
     /// History entries: the audit trail, kept far longer.
     history_ttl: Duration,
-    observer: Option<Arc<dyn WriteObserver>>,
-}
-
-/// Told of every session and history item the store wrote, once the write
-/// succeeded. Only the local stack sets one: dynalite has no DynamoDB
-/// Streams, so the local stack makes stream records from these writes. A
-/// reconciler claim changes no `version` and is not reported (the
-/// publisher skips such records in AWS too).
-pub trait WriteObserver: Send + Sync {
-    fn written(&self, item: &item::Item);
 }
 
 /// What went wrong with a request, before the caller decides what it means.
@@ -217,7 +206,6 @@ impl DynamoStore {
             table: table.into(),
             ttl,
             history_ttl: ttl,
-            observer: None,
         }
     }
 
@@ -232,18 +220,6 @@ impl DynamoStore {
     pub fn with_history_ttl(mut self, ttl: Duration) -> Self {
         self.history_ttl = ttl;
         self
-    }
-
-    /// Reports each written session and history item to `observer`.
-    pub fn with_write_observer(mut self, observer: Arc<dyn WriteObserver>) -> Self {
-        self.observer = Some(observer);
-        self
-    }
-
-    fn report(&self, written: &item::Item) {
-        if let Some(observer) = &self.observer {
-            observer.written(written);
-        }
     }
 
     /// The SDK client, built once per cold start. With a `DYNAMODB_ENDPOINT`
@@ -311,7 +287,6 @@ impl DynamoStore {
             request = request.set_expression_attribute_values(Some(values));
         }
         request.send().await.map_err(classify)?;
-        self.report(written);
         Ok(())
     }
 
@@ -375,11 +350,8 @@ impl CallStore for DynamoStore {
             Ok(()) => Ok(()),
             // Our own first attempt may be what is there.
             Err(Failure::ConditionFailed) => match self.read_written(&session.id).await? {
-                Some((_, _, written)) if written.contains(&write_id) => {
-                    // Written after all: it is in the table's stream too.
-                    self.report(&item);
-                    Ok(())
-                }
+                // Written after all.
+                Some((_, _, written)) if written.contains(&write_id) => Ok(()),
                 _ => Err(StoreError::AlreadyExists),
             },
             Err(Failure::Store(error)) => Err(error),
@@ -393,7 +365,7 @@ impl CallStore for DynamoStore {
     async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError> {
         // The last attempt whose condition failed: its token, what it wrote
         // and what it replaced.
-        let mut refused: Option<(String, CallSession, CallSession, item::Item)> = None;
+        let mut refused: Option<(String, CallSession, CallSession)> = None;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             // Another read and write could outlast the invocation: stop
             // while there is time to answer (the caller retries).
@@ -404,12 +376,11 @@ impl CallStore for DynamoStore {
             }
             let (current, meta, written) =
                 self.read_written(id).await?.ok_or(StoreError::NotFound)?;
-            if let Some((write_id, before, after, item)) = refused.take() {
+            if let Some((write_id, before, after)) = refused.take() {
                 // It had landed: its answer was lost and the SDK's retry
                 // met our own write. Done, and not to be applied twice; it
                 // is in the table's stream like any write.
                 if written.contains(&write_id) {
-                    self.report(&item);
                     crate::metrics::session_changed(&before, &after);
                     return Ok(current);
                 }
@@ -440,7 +411,7 @@ impl CallStore for DynamoStore {
                 // again, then re-apply.
                 Err(Failure::ConditionFailed) => {
                     crate::metrics::count(crate::metrics::Metric::StoreConflicts, None);
-                    refused = Some((write_id, current, next, item));
+                    refused = Some((write_id, current, next));
                     continue;
                 }
                 Err(Failure::Store(error)) => return Err(error),
@@ -559,7 +530,6 @@ impl CallStore for DynamoStore {
             .send()
             .await
             .map_err(store_error)?;
-        self.report(&written);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ pub mod table;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub use dynamo::{ATTEMPT_TIMEOUT, DynamoStore, OPERATION_TIMEOUT, WriteObserver};
+pub use dynamo::{ATTEMPT_TIMEOUT, DynamoStore, OPERATION_TIMEOUT};
 pub use item::{
     CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, ItemMeta, OPEN_SHARD, SESSION_SK, event_from_item,
     event_item, open_shard, session_from_item, session_item,

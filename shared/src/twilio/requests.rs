@@ -302,7 +302,8 @@ pub fn end_conference(account_sid: &str, conference_sid: &str) -> RequestSpec {
         account_sid,
         &format!("Conferences/{}.json", segment(conference_sid)),
     );
-    let form = Form::default().text("Status", Some("completed"));
+    // A conference is ended by setting its status (Twilio's only value here).
+    let form = Form::default().text("Status", Some(ConferenceStatus::Completed.as_str()));
     spec(Method::POST, path, form, Repeat::Safe)
 }
 

@@ -38,6 +38,18 @@ wire_enum!(
     }
 );
 wire_enum!(
+    /// `DialCallStatus` of a `<Dial action>` callback: how the dialled
+    /// call ended.
+    DialCallStatus {
+        Completed => "completed",
+        Answered => "answered",
+        Busy => "busy",
+        NoAnswer => "no-answer",
+        Failed => "failed",
+        Canceled => "canceled",
+    }
+);
+wire_enum!(
     /// `Status` of a call update: end a call in progress, or one still ringing.
     UpdateCallStatus { Completed => "completed", Canceled => "canceled" }
 );

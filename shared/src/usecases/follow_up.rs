@@ -75,19 +75,8 @@ async fn carry_out_one(services: &Services, session: &CallSession, follow_up: Fo
     }
 }
 
-/// What the history says about a follow-up that was carried out.
-fn describe(follow_up: &FollowUp) -> Option<&'static str> {
-    match follow_up {
-        FollowUp::EndLeg(_) => None,
-        FollowUp::AnchorRoomOnTarget { .. } => Some("second agent now ends the room on leaving"),
-        FollowUp::LiftAnchor { .. } => Some("agent transferring on no longer ends the room"),
-        FollowUp::ReleaseCustomer => Some("no agent left: customer sent to the fallback"),
-        FollowUp::ResumeCustomer => Some("consult over: customer taken off hold"),
-    }
-}
-
 async fn record_done(services: &Services, session: &CallSession, follow_up: &FollowUp) {
-    let Some(kind) = describe(follow_up) else {
+    let Some(kind) = follow_up.done_text() else {
         return;
     };
     let done = |s: &mut CallSession| {

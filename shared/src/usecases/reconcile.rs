@@ -297,25 +297,14 @@ async fn confirm(
         .unwrap_or_else(|| before.clone());
     let still_needed = after.follow_ups();
     for follow_up in &needed {
-        let (detail, repair) = match follow_up {
+        let repair = match follow_up {
             FollowUp::EndLeg(_) => continue,
-            FollowUp::AnchorRoomOnTarget { .. } => (
-                "the second agent now ends the room on leaving",
-                Repair::RoomAnchored,
-            ),
-            FollowUp::LiftAnchor { .. } => (
-                "the agent transferring on no longer ends the room on leaving",
-                Repair::AnchorLifted,
-            ),
-            FollowUp::ReleaseCustomer => (
-                "customer alone in the room: room ended, fallback",
-                Repair::CustomerReleased,
-            ),
-            FollowUp::ResumeCustomer => (
-                "customer on hold after the consult ended: resumed",
-                Repair::CustomerResumed,
-            ),
+            FollowUp::AnchorRoomOnTarget { .. } => Repair::RoomAnchored,
+            FollowUp::LiftAnchor { .. } => Repair::AnchorLifted,
+            FollowUp::ReleaseCustomer => Repair::CustomerReleased,
+            FollowUp::ResumeCustomer => Repair::CustomerResumed,
         };
+        let detail = follow_up.done_text().unwrap_or_default();
         if !still_needed.contains(follow_up) {
             record(services, &before.id, REPAIRED, detail.to_owned(), repair).await;
             repairs += 1;
