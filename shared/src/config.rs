@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use url::Url;
 
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
 use crate::auth::{AgentRules, ConsoleSignIn};
 use crate::domain::{DialPolicy, NumberPrefix};
 use crate::ids::PhoneNumber;
@@ -116,20 +119,33 @@ pub mod vars {
     pub const PUSH_ONLY: &[&str] = &[JWT_ISSUER, JWT_AUDIENCE, JWKS_URL, WEBSOCKET_MANAGEMENT_URL];
 }
 
-/// A secret string: usable, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A secret string: usable, never printed, wiped from memory when dropped
+/// (`secrecy`).
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
     /// The secret itself, for signing and authentication only.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+/// In constant time: a comparison's duration says nothing of the secret.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

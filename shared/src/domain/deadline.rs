@@ -28,19 +28,12 @@ impl CallSession {
     /// handing the call on). The one definition: the reconciler fetches
     /// these, and a session with any of them does not settle.
     pub fn live_leg_sids(&self) -> Vec<CallSid> {
-        let owner_leg = self.owner.as_ref().and_then(|o| o.leg.as_ref());
-        let target_leg = self.transfer.as_ref().and_then(|t| t.target_leg.as_ref());
-        [
-            self.agent_leg.as_ref(),
-            self.customer_leg.as_ref(),
-            target_leg,
-            owner_leg,
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|leg| !leg.status.is_final())
-        .map(|leg| leg.call_sid.clone())
-        .collect()
+        self.participants()
+            .into_iter()
+            .filter_map(|p| p.leg)
+            .filter(|leg| !leg.status.is_final())
+            .map(|leg| leg.call_sid.clone())
+            .collect()
     }
 
     /// Whether any leg the session knows of is live ([`Self::live_leg_sids`]).

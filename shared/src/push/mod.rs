@@ -22,6 +22,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
+use tracing::Instrument;
 
 use crate::auth::AgentRules;
 use crate::config::{ConfigError, vars};
@@ -144,13 +145,18 @@ impl PushApp {
         endpoint: Endpoint,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
+        // The span follows the future across its awaits (an entered guard
+        // held over an `.await` would tag whatever else the thread runs).
         let span = tracing::info_span!("request", endpoint = endpoint.function_name());
-        let _entered = span.enter();
-        if endpoint == Endpoint::WsDisconnect {
-            websocket::disconnect(self, event).await
-        } else {
-            websocket::connect(self, event).await
+        async {
+            if endpoint == Endpoint::WsDisconnect {
+                websocket::disconnect(self, event).await
+            } else {
+                websocket::connect(self, event).await
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// Publishes one batch of the table's stream.

@@ -420,35 +420,6 @@ impl CallStore for DynamoStore {
         Err(StoreError::Conflict)
     }
 
-    async fn observe(
-        &self,
-        id: &CallSid,
-        observation: Observation,
-    ) -> Result<(Observed, Option<CallSession>), StoreError> {
-        // The domain decides whether the callback moves the call forward;
-        // the versioned write makes that decision atomic.
-        let applied = AtomicBool::new(false);
-        let result = self
-            .update(id, &|session: &mut CallSession| {
-                let observed = session.observe(observation.clone());
-                applied.store(observed == Observed::Applied, Ordering::Relaxed);
-                Ok(())
-            })
-            .await;
-        match result {
-            Ok(session) if applied.load(Ordering::Relaxed) => {
-                Ok((Observed::Applied, Some(session)))
-            }
-            // Already applied (a duplicate, or Twilio's retry of a callback
-            // whose first attempt wrote and then timed out): the session as
-            // it is, so its caller can still carry out what it needs.
-            Ok(session) => Ok((Observed::Ignored, Some(session))),
-            // A callback about a call this table never held.
-            Err(StoreError::NotFound) => Ok((Observed::Ignored, None)),
-            Err(error) => Err(error),
-        }
-    }
-
     async fn due_sessions(
         &self,
         now: OffsetDateTime,

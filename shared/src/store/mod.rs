@@ -5,8 +5,11 @@
 mod dynamo;
 pub mod dynamodb_json;
 mod item;
+mod memory;
 pub mod subscriptions;
 pub mod table;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -16,6 +19,7 @@ pub use item::{
     CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, ItemMeta, OPEN_SHARD, SESSION_SK, event_from_item,
     event_item, open_shard, session_from_item, session_item,
 };
+pub use memory::MemoryStore;
 pub use subscriptions::{DynamoSubscriptions, Subscriber, Subscriptions};
 
 use crate::domain::{CallSession, DomainError, HistoryEvent, Observation, Observed};
@@ -100,12 +104,35 @@ pub trait CallStore: Send + Sync {
 
     /// Applies what a Twilio callback reported, if it moves the call forward.
     /// Returns the session as it now is (changed or not; none when the call
-    /// is unknown).
+    /// is unknown). The domain decides whether the callback moves the call
+    /// forward; the versioned write of [`CallStore::update`] makes that
+    /// decision atomic.
     async fn observe(
         &self,
         id: &CallSid,
         observation: Observation,
-    ) -> Result<(Observed, Option<CallSession>), StoreError>;
+    ) -> Result<(Observed, Option<CallSession>), StoreError> {
+        let applied = AtomicBool::new(false);
+        let result = self
+            .update(id, &|session: &mut CallSession| {
+                let observed = session.observe(observation.clone());
+                applied.store(observed == Observed::Applied, Ordering::Relaxed);
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(session) if applied.load(Ordering::Relaxed) => {
+                Ok((Observed::Applied, Some(session)))
+            }
+            // Already applied (a duplicate, or Twilio's retry of a callback
+            // whose first attempt wrote and then timed out): the session as
+            // it is, so its caller can still carry out what it needs.
+            Ok(session) => Ok((Observed::Ignored, Some(session))),
+            // A callback about a call this table never held.
+            Err(StoreError::NotFound) => Ok((Observed::Ignored, None)),
+            Err(error) => Err(error),
+        }
+    }
 
     /// Takes one from `who`'s allowance for the minute that starts at
     /// `minute` (Unix seconds): false once `limit` were taken in it. One

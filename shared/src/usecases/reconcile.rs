@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 use super::{Services, follow_up, history};
 use crate::domain::{
     CallSession, ConferenceEvent, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
-    Observed, Presence, RoomParticipant,
+    Observed, Presence, Role, RoomParticipant,
 };
 use crate::ids::CallSid;
 use crate::store::{DueSession, StoreError};
@@ -277,7 +277,8 @@ async fn confirm(
                 | Observation::TargetLeg { observation: o, .. } if o.status.is_final());
             if ended {
                 services.store.observe(&before.id, observation).await?;
-                let role = role_of(before, leg);
+                // A leg no longer on the session is an earlier attempt's agent.
+                let role = before.role_of_leg(leg).unwrap_or(Role::SecondAgent).as_str();
                 record(
                     services,
                     &before.id,
@@ -325,27 +326,6 @@ async fn record(
     metrics::repair(repair);
     let event = HistoryEvent::reconciler(OffsetDateTime::now_utc(), kind, Some(detail));
     history::record(services.store.as_ref(), call, &event).await;
-}
-
-fn role_of(session: &CallSession, leg: &CallSid) -> &'static str {
-    if *leg == session.id {
-        "first agent"
-    } else if session
-        .customer_leg
-        .as_ref()
-        .is_some_and(|l| l.call_sid == *leg)
-    {
-        "customer"
-    } else if session
-        .owner
-        .as_ref()
-        .and_then(|o| o.leg.as_ref())
-        .is_some_and(|l| l.call_sid == *leg)
-    {
-        "agent transferring on"
-    } else {
-        "second agent"
-    }
 }
 
 /// What Twilio says about the session's legs and room, as observations.

@@ -1,0 +1,72 @@
+//! The call's people, each with their role and their leg: the one place
+//! that says which legs a session knows of and whose they are. The
+//! reconciler fetches these legs, the deadline waits on them, the history
+//! names them.
+
+use super::leg::LegObservation;
+use super::session::CallSession;
+use crate::ids::{CallSid, PhoneNumber};
+
+wire_enum!(
+    /// Who a participant is on the call.
+    Role {
+        /// The agent the call rang first (leg 1).
+        FirstAgent => "first agent",
+        Customer => "customer",
+        /// The agent the current transfer rings.
+        SecondAgent => "second agent",
+        /// The agent a transfer handed the call to, now handing it on.
+        HandingOn => "agent transferring on",
+    }
+);
+
+/// One of the call's people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Participant<'a> {
+    pub role: Role,
+    pub number: &'a PhoneNumber,
+    /// Their call, once Twilio reported it.
+    pub leg: Option<&'a LegObservation>,
+}
+
+impl CallSession {
+    /// Everybody on the call now, in the order they came.
+    pub fn participants(&self) -> Vec<Participant<'_>> {
+        let first = Participant {
+            role: Role::FirstAgent,
+            number: &self.agent_number,
+            leg: self.agent_leg.as_ref(),
+        };
+        let customer = Participant {
+            role: Role::Customer,
+            number: &self.customer_number,
+            leg: self.customer_leg.as_ref(),
+        };
+        let handing_on = self.owner.as_ref().map(|owner| Participant {
+            role: Role::HandingOn,
+            number: &owner.number,
+            leg: owner.leg.as_ref(),
+        });
+        let second = self.transfer.as_ref().map(|transfer| Participant {
+            role: Role::SecondAgent,
+            number: &transfer.target,
+            leg: transfer.target_leg.as_ref(),
+        });
+        [Some(first), Some(customer), handing_on, second]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Whose call `leg` is, if the session knows it.
+    pub fn role_of_leg(&self, leg: &CallSid) -> Option<Role> {
+        // Leg 1's SID names the session, reported or not.
+        if *leg == self.id {
+            return Some(Role::FirstAgent);
+        }
+        self.participants()
+            .into_iter()
+            .find(|p| p.leg.is_some_and(|l| l.call_sid == *leg))
+            .map(|p| p.role)
+    }
+}
