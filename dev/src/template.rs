@@ -22,7 +22,9 @@ pub fn render(source: &str) -> Result<String, Error> {
     let (lists, body) = source
         .split_once("\n---\n")
         .ok_or_else(|| format!("{SOURCE}: no `---` line after the lists"))?;
-    let body_line = lists.lines().count() + 2;
+    // The lists, as a Jinja comment of as many lines: the template's errors
+    // then name the source's own line numbers.
+    let body = format!("{{#{}#}}{body}", "\n".repeat(lists.lines().count() + 1));
     let lists: serde_norway::Value =
         serde_norway::from_str(lists).map_err(|e| format!("{SOURCE}, the lists: {e}"))?;
     let mut env = Environment::new();
@@ -39,9 +41,8 @@ pub fn render(source: &str) -> Result<String, Error> {
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("json", json);
-    let fail =
-        |e: minijinja::Error| format!("{SOURCE} (the template starts at line {body_line}): {e:#}");
-    env.add_template(SOURCE, body).map_err(fail)?;
+    let fail = |e: minijinja::Error| format!("{e:#}");
+    env.add_template(SOURCE, &body).map_err(fail)?;
     let template = env.get_template(SOURCE).map_err(fail)?;
     Ok(template.render(Value::from(Serde(&lists))).map_err(fail)?)
 }
