@@ -20,4 +20,5 @@ pub mod routes;
 pub mod server;
 pub mod sim;
 pub mod store_ext;
+pub mod template;
 pub mod write_tap;

@@ -65,6 +65,35 @@ fn dir_names(dir: &str, suffix: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// template.yaml is what its source renders (`warm_transfer_dev::template`):
+/// an edit to the output alone would be lost at the next rendering, and an
+/// edit to the source alone would not be deployed.
+#[test]
+fn the_template_is_rendered_from_its_source() {
+    use warm_transfer_dev::template::{OUTPUT, SOURCE, render};
+    let source = std::fs::read_to_string(workspace().join(SOURCE)).unwrap();
+    let rendered = render(&source).unwrap();
+    let committed = std::fs::read_to_string(workspace().join(OUTPUT)).unwrap();
+    if let Some((line, (want, have))) = rendered
+        .lines()
+        .zip(committed.lines())
+        .enumerate()
+        .find(|(_, (want, have))| want != have)
+    {
+        panic!(
+            "{OUTPUT}:{}: {have:?}, but {SOURCE} renders {want:?}: run \
+             `cargo run -p warm-transfer-dev --bin template`",
+            line + 1
+        );
+    }
+    assert_eq!(
+        rendered.lines().count(),
+        committed.lines().count(),
+        "{OUTPUT} is not what {SOURCE} renders: run `cargo run -p warm-transfer-dev --bin template`"
+    );
+    assert_eq!(rendered, committed, "{OUTPUT}: line ends");
+}
+
 #[test]
 fn every_endpoint_has_a_function_a_binary_and_an_event() {
     let template = template();
