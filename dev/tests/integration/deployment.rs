@@ -793,13 +793,13 @@ fn number(v: &Value) -> u64 {
 }
 
 /// Every function reserves its group's concurrency (unless
-/// `ReservedConcurrency` is off), sized by README's arithmetic; every route
-/// admits what its function's reservation serves and no more, and at least
-/// the margin over the traffic README works out.
+/// `ReservedConcurrency` is off), sized by the capacity arithmetic of
+/// docs/operations.md; every route admits what its function's reservation
+/// serves and no more, and at least the margin over the traffic it works out.
 #[test]
-fn capacity_reservations_and_throttles_follow_the_readme_arithmetic() {
+fn capacity_reservations_and_throttles_follow_the_capacity_arithmetic() {
     let template = template();
-    let capacity = super::Capacity::from_readme();
+    let capacity = super::Capacity::from_docs();
     let expected = |parameter: &str| match parameter {
         "CallbackConcurrency" => capacity.webhook_concurrency(capacity.callbacks_per_call),
         "TwimlConcurrency" => capacity.webhook_concurrency(capacity.twiml_per_call),
@@ -868,8 +868,8 @@ fn capacity_reservations_and_throttles_follow_the_readme_arithmetic() {
         capacity.anonymous_per_sec
     );
     assert!(number(&stage["ThrottlingBurstLimit"]) <= capacity.anonymous_concurrency());
-    // The figures README shows are the ones its arithmetic gives.
-    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    // The figures docs/operations.md shows are the ones its arithmetic gives.
+    let doc = std::fs::read_to_string(super::operations_doc()).unwrap();
     for shown in [
         format!("{:.1} calls/s", capacity.calls_per_sec()),
         format!(
@@ -883,7 +883,7 @@ fn capacity_reservations_and_throttles_follow_the_readme_arithmetic() {
         format!("{total} concurrent executions in all"),
         format!("a quota of at least {}", total + 100),
     ] {
-        assert!(readme.contains(&shown), "README should say {shown:?}");
+        assert!(doc.contains(&shown), "docs/operations.md says {shown:?}");
     }
 }
 
@@ -1097,7 +1097,7 @@ fn peak_rounds_per_sec(consoles: f64, first: (f64, f64), then: (f64, f64)) -> f6
 #[test]
 fn a_thousand_consoles_without_push_stay_within_the_route_limits() {
     let template = template();
-    let capacity = super::Capacity::from_readme();
+    let capacity = super::Capacity::from_docs();
     let timing = PushTiming::from_console();
     let number = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v:?}"));
     let api = &template["Resources"]["HttpApi"]["Properties"];

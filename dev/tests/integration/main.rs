@@ -28,8 +28,9 @@ fn twilio_fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The capacity arithmetic README states (its `capacity:` comment), which
-/// the template's reservations and throttles and the scenarios check.
+/// The capacity arithmetic docs/operations.md states (its `capacity:`
+/// comment), which the template's reservations and throttles and the
+/// scenarios check.
 struct Capacity {
     agents: u64,
     handle_secs: u64,
@@ -47,15 +48,18 @@ struct Capacity {
     background: u64,
 }
 
+/// Where the capacity arithmetic is written out for operators.
+fn operations_doc() -> std::path::PathBuf {
+    warm_transfer_dev::paths::workspace().join("docs/operations.md")
+}
+
 impl Capacity {
-    fn from_readme() -> Self {
-        let readme =
-            std::fs::read_to_string(warm_transfer_dev::paths::workspace().join("README.md"))
-                .unwrap();
-        let line = readme
+    fn from_docs() -> Self {
+        let doc = std::fs::read_to_string(operations_doc()).unwrap();
+        let line = doc
             .lines()
             .find(|l| l.starts_with("<!-- capacity:"))
-            .expect("README states its capacity arithmetic");
+            .expect("docs/operations.md states its capacity arithmetic");
         let value = |name: &str| -> u64 {
             line.split_whitespace()
                 .find_map(|word| word.strip_prefix(&format!("{name}=")))

@@ -1405,10 +1405,10 @@ async fn recording_off_records_nothing() {
 }
 
 /// What one complete warm transfer costs in webhook requests, as the
-/// simulator delivered them: the per-call figures README's capacity
-/// arithmetic (and so the template's throttles) rests on.
+/// simulator delivered them: the per-call figures the capacity arithmetic
+/// of docs/operations.md (and so the template's throttles) rests on.
 #[tokio::test]
-async fn one_warm_transfer_makes_no_more_webhook_requests_than_the_readme_counts() {
+async fn one_warm_transfer_makes_no_more_webhook_requests_than_the_capacity_arithmetic_counts() {
     let s = scenario().await;
     let sid = s.connected().await;
     assert_eq!(s.transfer(&sid, TARGET).await.0, 202);
@@ -1434,13 +1434,13 @@ async fn one_warm_transfer_makes_no_more_webhook_requests_than_the_readme_counts
             .count()
     };
     let (twiml, callbacks) = (delivered("/twiml/") as u64, delivered("/events/") as u64);
-    let capacity = super::Capacity::from_readme();
+    let capacity = super::Capacity::from_docs();
     assert!(twiml <= capacity.twiml_per_call, "{twiml} TwiML requests");
     assert!(
         callbacks <= capacity.callbacks_per_call,
         "{callbacks} callbacks"
     );
-    // And the README does not overstate it either.
+    // And docs/operations.md does not overstate it either.
     assert!(twiml * 4 >= capacity.twiml_per_call * 3, "{twiml}");
     assert!(
         callbacks * 4 >= capacity.callbacks_per_call * 3,
