@@ -1,7 +1,6 @@
 //! The DynamoDB adapter of [`CallStore`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +14,7 @@ use super::item::{self, ItemMeta, n, s};
 use super::table::{TABLE, open_shards};
 use super::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError};
 use crate::config::Config;
-use crate::domain::{CallSession, HistoryEvent, Observation, Observed};
+use crate::domain::{CallSession, HistoryEvent};
 use crate::ids::CallSid;
 
 /// How often `update` re-reads and re-applies after losing a race.

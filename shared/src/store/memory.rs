@@ -94,7 +94,10 @@ impl CallStore for MemoryStore {
 
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {
         let mut state = self.state();
-        let taken = state.allowances.entry((who.to_owned(), minute)).or_default();
+        let taken = state
+            .allowances
+            .entry((who.to_owned(), minute))
+            .or_default();
         if *taken >= limit {
             return Ok(false);
         }
@@ -171,9 +174,11 @@ impl CallStore for MemoryStore {
         let Some(stored) = state.sessions.get_mut(&due.session.id) else {
             return Ok(false);
         };
-        let unchanged = stored.session.version == due.session.version
-            && stored.check_at == Some(due.check_at);
-        let free = stored.lease.is_none_or(|lease| lease <= now.unix_timestamp());
+        let unchanged =
+            stored.session.version == due.session.version && stored.check_at == Some(due.check_at);
+        let free = stored
+            .lease
+            .is_none_or(|lease| lease <= now.unix_timestamp());
         if !(unchanged && free) {
             return Ok(false);
         }
@@ -247,9 +252,15 @@ mod tests {
             tokio::spawn(async move {
                 let target = phone(&format!("+1555010010{i}"));
                 let now = OffsetDateTime::now_utc();
-                record_transfer(store.as_ref(), &id, target, TransferKind::Warm, None, now, &|_| {
-                    Ok(())
-                })
+                record_transfer(
+                    store.as_ref(),
+                    &id,
+                    target,
+                    TransferKind::Warm,
+                    None,
+                    now,
+                    &|_| Ok(()),
+                )
                 .await
             })
         });

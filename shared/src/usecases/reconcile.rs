@@ -278,7 +278,10 @@ async fn confirm(
             if ended {
                 services.store.observe(&before.id, observation).await?;
                 // A leg no longer on the session is an earlier attempt's agent.
-                let role = before.role_of_leg(leg).unwrap_or(Role::SecondAgent).as_str();
+                let role = before
+                    .role_of_leg(leg)
+                    .unwrap_or(Role::SecondAgent)
+                    .as_str();
                 record(
                     services,
                     &before.id,
