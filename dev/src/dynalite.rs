@@ -145,7 +145,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         )
         .build()
         .map_err(other)?;
-    client
+    let created = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::from(TABLE.billing_mode))
@@ -157,8 +157,17 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .attribute_definitions(definition(index.sort_key, ScalarAttributeType::N).map_err(other)?)
         .global_secondary_indexes(open_sessions)
         .send()
-        .await
-        .map_err(|e| other(DisplayErrorContext(e)))?;
+        .await;
+    // The SDK retries a request whose answer came late (a loaded machine):
+    // the retry then finds the table its first attempt created.
+    match created {
+        Ok(_) => {}
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(error) => return Err(other(DisplayErrorContext(error))),
+    }
     // dynalite creates tables asynchronously, like DynamoDB.
     for _ in 0..200 {
         let described = client

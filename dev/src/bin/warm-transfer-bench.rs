@@ -1003,7 +1003,7 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
                 format!("{:.2}", m.len() as f64 / 1_048_576.0)
             })
         };
-        // What `sam deploy` ships: the README's `cargo lambda build`.
+        // What `sam deploy` ships: docs/deploy.md's `cargo lambda build`.
         let arm = workspace().join(format!("target/lambda/{name}/bootstrap"));
         rows.push(format!(
             "| {name} | {} | {} | {:.2} | {:.2} | {answers} | {} | {} | {rss} |",

@@ -1,4 +1,4 @@
-//! The flood bench (README, "Benchmarks"): anonymous large bodies thrown
+//! The flood bench (BENCHMARKS.md, "Flood"): anonymous large bodies thrown
 //! at the Twilio routes while a normal call runs through the local stack;
 //! what each refusal costs the product, over `--runs N` runs (default 3).
 //! `--connections N` (default 8), `--body-bytes N` (default 5,800,000).

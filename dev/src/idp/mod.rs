@@ -54,7 +54,7 @@ impl LocalAgent {
     }
 }
 
-/// The agents of the local stack (see the README): the demo's first and
+/// The agents of the local stack (docs/development.md, "Sign in locally"): the demo's first and
 /// second agent, and a supervisor.
 pub fn local_agents() -> Vec<LocalAgent> {
     vec![

@@ -919,7 +919,16 @@ async fn a_write_whose_answer_came_after_the_timeout_is_known_as_ours() {
     assert_eq!(decision.0, TransferDecision::New, "{decision:?}");
     let stored = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
     assert_eq!(stored.transfer.map(|t| t.attempt), Some(1));
-    let mut seen = stream.0.lock().unwrap().clone();
+    // A stream delivers after the write: the late answers' writes are told
+    // when those answers arrive.
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = stream.0.lock().unwrap().clone();
+        if seen.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     seen.sort();
     assert_eq!(seen, vec![0, 1, 2, 3], "session versions in the stream");
 }

@@ -178,7 +178,7 @@ impl App {
         match signature::validate_form_any(&secrets.signing_tokens(), &signed_url, &params, header)
         {
             Ok(0) => {}
-            // A rotation under way (README, "Rotating a token").
+            // A rotation under way (docs/deploy.md, "Rotating a token").
             Ok(_) => metrics::count(Metric::SecondaryTokenSignatures, None),
             Err(error) => {
                 metrics::count(Metric::SignatureRefusals, None);
