@@ -14,11 +14,14 @@ fi
 # tests and the bench; in its own virtualenv, so its dependencies never move
 # the SAM CLI's.
 if [ -z "${MOTO_SERVER:-}" ] && ! command -v moto_server >/dev/null 2>&1; then
-  if [ ! -x target/moto-venv/bin/moto_server ]; then
-    python3 -m venv target/moto-venv
-    target/moto-venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+  # Outside the checkout, like pip's own cache: another clone reuses it.
+  moto_venv="${XDG_CACHE_HOME:-$HOME/.cache}/warm-transfer/moto-5"
+  if [ ! -x "$moto_venv/bin/moto_server" ]; then
+    mkdir -p "$(dirname "$moto_venv")"
+    python3 -m venv "$moto_venv"
+    "$moto_venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
   fi
-  export MOTO_SERVER="$PWD/target/moto-venv/bin/moto_server"
+  export MOTO_SERVER="$moto_venv/bin/moto_server"
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
@@ -33,4 +36,4 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # nextest runs every test binary in one pass and ends with one summary line.
-exec cargo nextest run --config-file dev/nextest.toml --workspace --no-fail-fast --hide-progress-bar
+exec cargo nextest run --cargo-quiet --config-file dev/nextest.toml --workspace --no-fail-fast --hide-progress-bar

@@ -8,18 +8,7 @@ use warm_transfer_core::usecases::transfer::record_transfer;
 
 /// Records a transfer as the start-transfer use case does, for anyone.
 #[allow(async_fn_in_trait)] // Used in tests only, never across threads by name.
-pub trait RequestTransfer {
-    async fn request_transfer(
-        &self,
-        id: &CallSid,
-        target: PhoneNumber,
-        kind: TransferKind,
-        idempotency_key: Option<String>,
-        now: OffsetDateTime,
-    ) -> Result<(TransferDecision, CallSession), StoreError>;
-}
-
-impl<S: CallStore> RequestTransfer for S {
+pub trait RequestTransfer: CallStore + Sized {
     async fn request_transfer(
         &self,
         id: &CallSid,
@@ -31,3 +20,5 @@ impl<S: CallStore> RequestTransfer for S {
         record_transfer(self, id, target, kind, idempotency_key, now, &|_| Ok(())).await
     }
 }
+
+impl<S: CallStore> RequestTransfer for S {}

@@ -59,11 +59,13 @@ fn leg(call: &str, status: LegStatus, sequence: u32) -> LegObservation {
 async fn a_transfer_through_the_store_is_counted_once_per_milestone() {
     let dynalite = Dynalite::start().await.unwrap();
     dynalite.create_table("calls-metrics").await.unwrap();
-    let store = DynamoStore::new(
-        dynalite.client(),
-        "calls-metrics",
-        Duration::from_secs(3600),
-    );
+    // As every App holds it: the milestones counted over the store.
+    let store =
+        warm_transfer_core::usecases::metered::Metered::new(std::sync::Arc::new(DynamoStore::new(
+            dynalite.client(),
+            "calls-metrics",
+            Duration::from_secs(3600),
+        )));
     let phone = |n| PhoneNumber::parse(n).unwrap();
     let id = CallSid::parse(AGENT).unwrap();
     let now = OffsetDateTime::now_utc();

@@ -15,6 +15,7 @@ use crate::secrets::{self, SecretKeeper, Secrets, SecretsManagerSource};
 use crate::store::{CallStore, DynamoStore};
 use crate::twilio::TwilioClient;
 use crate::usecases::Services;
+use crate::usecases::metered::Metered;
 use crate::web::ApiError;
 
 /// Everything a handler needs, shared by all invocations of a warm Lambda.
@@ -101,7 +102,11 @@ impl App {
         Self {
             secrets: Arc::new(SecretKeeper::fixed(Secrets::from_config(&config))),
             config: Arc::new(config),
-            services: Services { store, twilio },
+            // Every change's milestones counted once, whichever store.
+            services: Services {
+                store: Arc::new(Metered::new(store)),
+                twilio,
+            },
         }
     }
 

@@ -362,9 +362,8 @@ impl CallStore for DynamoStore {
     }
 
     async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError> {
-        // The last attempt whose condition failed: its token, what it wrote
-        // and what it replaced.
-        let mut refused: Option<(String, CallSession, CallSession)> = None;
+        // The token of the last attempt whose condition failed.
+        let mut refused: Option<String> = None;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             // Another read and write could outlast the invocation: stop
             // while there is time to answer (the caller retries).
@@ -375,12 +374,11 @@ impl CallStore for DynamoStore {
             }
             let (current, meta, written) =
                 self.read_written(id).await?.ok_or(StoreError::NotFound)?;
-            if let Some((write_id, before, after)) = refused.take() {
+            if let Some(write_id) = refused.take() {
                 // It had landed: its answer was lost and the SDK's retry
                 // met our own write. Done, and not to be applied twice; it
                 // is in the table's stream like any write.
                 if written.contains(&write_id) {
-                    crate::metrics::session_changed(&before, &after);
                     return Ok(current);
                 }
             }
@@ -401,16 +399,12 @@ impl CallStore for DynamoStore {
                 .put_session(&item, "version = :version", expected)
                 .await
             {
-                Ok(()) => {
-                    // The commit point: each change counted once, whoever made it.
-                    crate::metrics::session_changed(&current, &next);
-                    return Ok(next);
-                }
+                Ok(()) => return Ok(next),
                 // Someone wrote in between (or our own attempt did): read
                 // again, then re-apply.
                 Err(Failure::ConditionFailed) => {
                     crate::metrics::count(crate::metrics::Metric::StoreConflicts, None);
-                    refused = Some((write_id, current, next));
+                    refused = Some(write_id);
                     continue;
                 }
                 Err(Failure::Store(error)) => return Err(error),
@@ -444,10 +438,7 @@ impl CallStore for DynamoStore {
         lease_until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let lease = lease_until.unix_timestamp();
-        let next = due
-            .session
-            .next_check(now)
-            .map_or(lease, |at| at.unix_timestamp().max(lease));
+        let next = due.due_again(now, lease_until);
         let result = self
             .client
             .update_item()

@@ -88,7 +88,6 @@ impl CallStore for MemoryStore {
         }
         next.version = current.version + 1;
         *stored = Stored::new(next.clone(), stored.lease);
-        crate::metrics::session_changed(&current, &next);
         Ok(next)
     }
 
@@ -182,13 +181,8 @@ impl CallStore for MemoryStore {
         if !(unchanged && free) {
             return Ok(false);
         }
-        let lease = lease_until.unix_timestamp();
-        let next = due
-            .session
-            .next_check(now)
-            .map_or(lease, |at| at.unix_timestamp().max(lease));
-        stored.check_at = Some(next);
-        stored.lease = Some(lease);
+        stored.check_at = Some(due.due_again(now, lease_until));
+        stored.lease = Some(lease_until.unix_timestamp());
         Ok(true)
     }
 }

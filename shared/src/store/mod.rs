@@ -55,6 +55,17 @@ pub struct DueSession {
     pub check_at: i64,
 }
 
+impl DueSession {
+    /// When the session is due again once claimed until `lease_until`: its
+    /// own next check, but not before the lease ends (epoch seconds).
+    pub fn due_again(&self, now: OffsetDateTime, lease_until: OffsetDateTime) -> i64 {
+        let lease = lease_until.unix_timestamp();
+        self.session
+            .next_check(now)
+            .map_or(lease, |at| at.unix_timestamp().max(lease))
+    }
+}
+
 /// Where a page of history ends: the sort key of its oldest entry, read
 /// back from a request, so checked to be one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 pub mod follow_up;
 pub mod history;
+pub mod metered;
 pub mod reconcile;
 pub mod transfer;
 pub mod view;

@@ -1,0 +1,89 @@
+//! What every committed change of a call achieved, counted once whoever
+//! made it (`metrics::session_changed`): the call store, wrapped. Counted
+//! here, where a use case's change is known to have been written, rather
+//! than inside an adapter's commit, so each store keeps to storing.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::{CallSession, HistoryEvent};
+use crate::ids::CallSid;
+use crate::metrics;
+use crate::store::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError};
+
+pub struct Metered(Arc<dyn CallStore>);
+
+impl Metered {
+    pub fn new(store: Arc<dyn CallStore>) -> Self {
+        Self(store)
+    }
+}
+
+#[async_trait]
+impl CallStore for Metered {
+    async fn create_session(&self, session: &CallSession) -> Result<(), StoreError> {
+        self.0.create_session(session).await
+    }
+
+    async fn get_session(&self, id: &CallSid) -> Result<Option<CallSession>, StoreError> {
+        self.0.get_session(id).await
+    }
+
+    /// The change the command made on the session it last met (a store
+    /// retries on a concurrent write) is what was written.
+    async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError> {
+        let before = Mutex::new(None);
+        let after = self
+            .0
+            .update(id, &|session: &mut CallSession| {
+                *before.lock().unwrap_or_else(PoisonError::into_inner) = Some(session.clone());
+                command(session)
+            })
+            .await?;
+        let before = before.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(before) = before.filter(|before| *before != after) {
+            metrics::session_changed(&before, &after);
+        }
+        Ok(after)
+    }
+
+    async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {
+        self.0.take_allowance(who, minute, limit).await
+    }
+
+    async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError> {
+        self.0.append_event(id, event).await
+    }
+
+    async fn list_events(&self, id: &CallSid) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.0.list_events(id).await
+    }
+
+    async fn history_page(
+        &self,
+        id: &CallSid,
+        before: Option<&HistoryCursor>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.0.history_page(id, before, limit).await
+    }
+
+    async fn due_sessions(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueSession>, StoreError> {
+        self.0.due_sessions(now, limit).await
+    }
+
+    async fn claim_check(
+        &self,
+        due: &DueSession,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.0.claim_check(due, now, lease_until).await
+    }
+}
