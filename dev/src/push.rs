@@ -33,7 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::endpoint::{Endpoint, PushEndpoint};
 use warm_transfer_core::push::PushApp;
 use warm_transfer_core::push::websocket::SUBPROTOCOL;
 
@@ -242,12 +242,12 @@ impl LocalPush {
     /// upgrade with it).
     async fn run_route(
         &self,
-        endpoint: Endpoint,
+        endpoint: PushEndpoint,
         id: &str,
         request: Option<&Upgrade>,
     ) -> (u16, String, Option<http::HeaderValue>) {
-        let event = self.event(endpoint, id, request);
-        let counter = if endpoint == Endpoint::WsConnect {
+        let event = self.event(endpoint.endpoint(), id, request);
+        let counter = if endpoint == PushEndpoint::WsConnect {
             &self.counts.connects
         } else {
             &self.counts.disconnects
@@ -256,7 +256,7 @@ impl LocalPush {
         match serde_json::from_value(event) {
             Ok(request) => {
                 let response = crate::counting::serving(
-                    endpoint,
+                    endpoint.endpoint(),
                     self.gate.handle_websocket(endpoint, &request),
                 )
                 .await;
@@ -308,7 +308,7 @@ impl LocalPush {
         };
         let id = format!("local{:08}=", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (status, body, protocol) = self
-            .run_route(Endpoint::WsConnect, &id, Some(&upgrade))
+            .run_route(PushEndpoint::WsConnect, &id, Some(&upgrade))
             .await;
         if status != 200 {
             return answer(
@@ -383,7 +383,7 @@ impl LocalPush {
         {
             return;
         }
-        let (status, body, _) = self.run_route(Endpoint::WsDisconnect, id, None).await;
+        let (status, body, _) = self.run_route(PushEndpoint::WsDisconnect, id, None).await;
         if status != 200 {
             eprintln!("$disconnect answered {status}: {body}");
         }

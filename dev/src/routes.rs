@@ -2,16 +2,19 @@
 //! endpoint a method and path reach, with the path's parameters.
 
 use http::Method;
-use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::endpoint::{Endpoint, HttpEndpoint, Kind};
 
 /// Finds the endpoint serving `method path`, with its path parameters:
 /// API Gateway's routing, for the development server and tests.
-pub fn resolve(method: &Method, path: &str) -> Option<(Endpoint, Vec<(String, String)>)> {
+pub fn resolve(method: &Method, path: &str) -> Option<(HttpEndpoint, Vec<(String, String)>)> {
     Endpoint::ALL.into_iter().find_map(|endpoint| {
-        if endpoint.method() != *method || !endpoint.caller().is_http() {
+        let Kind::Http(http) = endpoint.kind() else {
+            return None;
+        };
+        if endpoint.method() != *method {
             return None;
         }
-        match_route(endpoint.route(), path).map(|params| (endpoint, params))
+        match_route(endpoint.route(), path).map(|params| (http, params))
     })
 }
 
@@ -48,7 +51,7 @@ mod tests {
     #[test]
     fn every_endpoint_resolves_from_its_own_route() {
         for endpoint in Endpoint::ALL {
-            if !endpoint.caller().is_http() {
+            if endpoint.http().is_none() {
                 assert!(resolve(&endpoint.method(), endpoint.route()).is_none());
                 continue;
             }
@@ -58,14 +61,14 @@ mod tests {
                 .replace("{leg}", "customer-leg");
             let (found, _) = resolve(&endpoint.method(), &path)
                 .unwrap_or_else(|| panic!("{}", endpoint.route()));
-            assert_eq!(found, endpoint);
+            assert_eq!(found.endpoint(), endpoint);
         }
     }
 
     #[test]
     fn path_parameters_are_extracted_and_unknown_routes_refused() {
         let (endpoint, params) = resolve(&Method::POST, "/calls/CA1/transfer/cancel").unwrap();
-        assert_eq!(endpoint, Endpoint::CancelTransfer);
+        assert_eq!(endpoint, HttpEndpoint::CancelTransfer);
         assert_eq!(params, vec![("callSid".to_owned(), "CA1".to_owned())]);
         assert!(resolve(&Method::GET, "/calls").is_none());
         assert!(resolve(&Method::POST, "/calls/CA1/transfer/other").is_none());
@@ -79,7 +82,7 @@ mod tests {
     fn endpoint_of(url: &str, base: &str) -> Endpoint {
         let rest = url.strip_prefix(base).unwrap();
         let path = rest.split(['?', '#']).next().unwrap();
-        resolve(&Method::POST, path).unwrap().0
+        resolve(&Method::POST, path).unwrap().0.endpoint()
     }
 
     #[test]

@@ -123,7 +123,7 @@ async fn accept_loop(
                 let push = push.clone();
                 if let Some((endpoint, _)) = crate::routes::resolve(req.method(), req.uri().path())
                 {
-                    invocations.add(endpoint.function_name());
+                    invocations.add(endpoint.endpoint().function_name());
                 }
                 async move {
                     if let Some(push) = push.filter(|_| LocalPush::serves(req.uri().path())) {
@@ -173,7 +173,7 @@ pub async fn route(
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let authorized = (endpoint.caller() == Caller::FrontEnd
+    let authorized = (endpoint.endpoint().caller() == Caller::FrontEnd
         && parts.method != http::Method::OPTIONS)
         .then(|| authorize(verifier, &parts.headers))
         .flatten();
@@ -184,7 +184,8 @@ pub async fn route(
     if let Some(context) = authorized {
         request = request.with_request_context(context);
     }
-    let response = crate::counting::serving(endpoint, app.handle(endpoint, request)).await;
+    let response =
+        crate::counting::serving(endpoint.endpoint(), app.handle(endpoint, request)).await;
     let (parts, body) = response.into_parts();
     http::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
 }

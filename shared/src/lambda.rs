@@ -9,7 +9,7 @@
 //! compiled once, in this crate, and a function crate is a call and a link
 //! (BENCHMARKS.md, "Build time").
 
-use crate::endpoint::{Caller, Endpoint};
+use crate::endpoint::{Endpoint, Kind};
 use crate::handlers::App;
 use crate::push::PushApp;
 use crate::usecases::reconcile;
@@ -20,14 +20,13 @@ pub fn run(endpoint: Endpoint) -> Result<(), lambda_runtime::Error> {
         .enable_all()
         .build()?
         .block_on(async {
-            match endpoint.caller() {
-                Caller::Schedule => serve_scheduled(App::from_env(endpoint).await?, endpoint).await,
-                Caller::WebSocket | Caller::Stream => {
-                    PushApp::from_env(endpoint).await?.serve(endpoint).await
+            // One arm per kind, each served by its own kind's loop.
+            match endpoint.kind() {
+                Kind::Http(http) => App::from_env(endpoint).await?.serve(http).await,
+                Kind::Scheduled(_) => {
+                    serve_scheduled(App::from_env(endpoint).await?, endpoint).await
                 }
-                Caller::FrontEnd | Caller::Twilio | Caller::Public => {
-                    App::from_env(endpoint).await?.serve(endpoint).await
-                }
+                Kind::Push(push) => PushApp::from_env(push).await?.serve(push).await,
             }
         })
 }

@@ -194,7 +194,7 @@ pub fn handler_alone(
     body_bytes: usize,
     n: u32,
 ) -> (Duration, Duration) {
-    use warm_transfer_core::endpoint::Endpoint;
+    use warm_transfer_core::endpoint::HttpEndpoint;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -217,7 +217,7 @@ pub fn handler_alone(
                 .body(lambda_http::Body::Binary(body.clone()))
                 .expect("a valid request");
             let before = cpu::this_thread();
-            let response = runtime.block_on(app.handle(Endpoint::StatusCallback, request));
+            let response = runtime.block_on(app.handle(HttpEndpoint::StatusCallback, request));
             spent += cpu::this_thread().saturating_sub(before);
             assert_eq!(response.status().as_u16(), expected);
         }

@@ -24,7 +24,7 @@ use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::{
     CallSession, LegObservation, LegStatus, Observation, TransferKind,
 };
-use warm_transfer_core::endpoint::{Caller, Endpoint};
+use warm_transfer_core::endpoint::{Caller, Endpoint, HttpEndpoint};
 use warm_transfer_core::handlers::App;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::secrets;
@@ -599,7 +599,7 @@ fn placements(cores: usize) -> Vec<Placement> {
 /// What the stateless webhook handlers cost on their own: CPU time per
 /// request of `App::handle` called in a loop on one thread (signature
 /// check, parameters, TwiML), less the cost of building the requests.
-fn handler_cpu(endpoint: Endpoint, path: &str, iterations: u32) -> Result<Duration, Error> {
+fn handler_cpu(endpoint: HttpEndpoint, path: &str, iterations: u32) -> Result<Duration, Error> {
     let base = "http://127.0.0.1:3000";
     let config = Config::from_map(&env_map(&[
         (vars::TWILIO_ACCOUNT_SID, ACCOUNT.into()),
@@ -676,7 +676,7 @@ fn handler_costs(settings: &Settings) -> Result<String, Error> {
     let mut out = format!(
         "\nThe handlers' own CPU per request (App::handle in a loop on one thread, {iterations} requests):\n\n"
     );
-    for (endpoint, (name, path)) in [Endpoint::DialCustomer, Endpoint::ConferenceTwiml]
+    for (endpoint, (name, path)) in [HttpEndpoint::DialCustomer, HttpEndpoint::ConferenceTwiml]
         .into_iter()
         .zip(WEBHOOKS)
     {

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
+use warm_transfer_core::endpoint::HttpEndpoint;
 use warm_transfer_core::endpoint::{Caller, Endpoint};
 use warm_transfer_core::handlers::App;
 use warm_transfer_core::handlers::webhook_urls::CALLBACK_RETRIES;
@@ -202,7 +203,9 @@ impl Harness {
 
     async fn invoke_text(&self, endpoint: Endpoint, text: &str) -> Response<Body> {
         let request = lambda_http::request::from_str(text).expect("API Gateway event");
-        self.app.handle(endpoint, request).await
+        self.app
+            .handle(endpoint.http().expect("an HTTP endpoint"), request)
+            .await
     }
 
     async fn twilio_requests(&self) -> Vec<Request> {
@@ -858,7 +861,7 @@ async fn with_the_store_down_the_api_answers_503_and_dials_nothing() {
     let h = harness().await;
     let app = app_with_store_down(&h.twilio).await;
     let request = lambda_http::request::from_str(&recorded(Endpoint::StartCall)).unwrap();
-    let response = app.handle(Endpoint::StartCall, request).await;
+    let response = app.handle(HttpEndpoint::StartCall, request).await;
     assert_eq!(response.status(), 503, "{}", body(&response));
     assert!(
         json(&response)["error"]
@@ -877,7 +880,9 @@ async fn with_the_store_down_the_api_answers_503_and_dials_nothing() {
         Endpoint::LeaveCall,
     ] {
         let request = lambda_http::request::from_str(&recorded(endpoint)).unwrap();
-        let response = app.handle(endpoint, request).await;
+        let response = app
+            .handle(endpoint.http().expect("an HTTP endpoint"), request)
+            .await;
         assert_eq!(response.status(), 503, "{endpoint:?}: {}", body(&response));
     }
     assert!(
@@ -890,12 +895,12 @@ async fn with_the_store_down_the_api_answers_503_and_dials_nothing() {
 async fn with_the_store_down_webhooks_still_answer_valid_twiml() {
     let h = harness().await;
     let app = app_with_store_down(&h.twilio).await;
-    let twiml = |endpoint| {
+    let twiml = |endpoint: Endpoint| {
         let app = app.clone();
         async move {
             let response = app
                 .handle(
-                    endpoint,
+                    endpoint.http().expect("an HTTP endpoint"),
                     lambda_http::request::from_str(&recorded(endpoint)).unwrap(),
                 )
                 .await;
@@ -922,7 +927,7 @@ async fn with_the_store_down_webhooks_still_answer_valid_twiml() {
     // sends it again (the URL's overrides ask for retries on a 5xx).
     let response = app
         .handle(
-            Endpoint::StatusCallback,
+            HttpEndpoint::StatusCallback,
             lambda_http::request::from_str(&recorded(Endpoint::StatusCallback)).unwrap(),
         )
         .await;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
 use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::endpoint::HttpEndpoint;
 use warm_transfer_core::handlers::App;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::{CallStore, DynamoStore};
@@ -168,7 +169,9 @@ async fn webhook_signatures_refused_or_passed_with_the_secondary_token_are_count
     let event = events::event(Endpoint::DialCustomer).to_string();
     let invoke = async |app: App| {
         let request = lambda_http::request::from_str(&event).unwrap();
-        app.handle(Endpoint::DialCustomer, request).await.status()
+        app.handle(HttpEndpoint::DialCustomer, request)
+            .await
+            .status()
     };
     assert_eq!(invoke(app("another-token", None)).await, 403);
     assert_eq!(

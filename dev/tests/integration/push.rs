@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::endpoint::PushEndpoint;
 use warm_transfer_core::ids::CallSid;
 use warm_transfer_core::jwks::{HttpKeySource, KEYS_TTL, Keys, REFETCH_AFTER};
 use warm_transfer_core::push::PushApp;
@@ -448,7 +449,7 @@ async fn push_event_files_run_through_their_handlers() {
     let connect = file(Endpoint::WsConnect);
     let refused = app
         .handle_websocket(
-            Endpoint::WsConnect,
+            PushEndpoint::WsConnect,
             &serde_json::from_value(connect.clone()).unwrap(),
         )
         .await;
@@ -458,7 +459,7 @@ async fn push_event_files_run_through_their_handlers() {
     let signed_in = connect.to_string().replace(EVENTS_WS_TOKEN, &alice);
     let admitted = app
         .handle_websocket(
-            Endpoint::WsConnect,
+            PushEndpoint::WsConnect,
             &serde_json::from_str(&signed_in).unwrap(),
         )
         .await;
@@ -470,7 +471,10 @@ async fn push_event_files_run_through_their_handlers() {
         .replace(EVENTS_WS_TOKEN, &bob)
         .replace(CONNECTION_ID, "bobs-connection=");
     let denied = app
-        .handle_websocket(Endpoint::WsConnect, &serde_json::from_str(&as_bob).unwrap())
+        .handle_websocket(
+            PushEndpoint::WsConnect,
+            &serde_json::from_str(&as_bob).unwrap(),
+        )
         .await;
     assert_eq!(denied.status_code, 403);
     let listeners = subscriptions.subscribers(&call).await.unwrap();
@@ -541,7 +545,7 @@ async fn push_event_files_run_through_their_handlers() {
 
     let closed = app
         .handle_websocket(
-            Endpoint::WsDisconnect,
+            PushEndpoint::WsDisconnect,
             &serde_json::from_value(file(Endpoint::WsDisconnect)).unwrap(),
         )
         .await;

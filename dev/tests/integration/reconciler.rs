@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::domain::*;
 use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::endpoint::HttpEndpoint;
 use warm_transfer_core::handlers::App;
 use warm_transfer_core::ids::{CallSid, PhoneNumber};
 use warm_transfer_core::store::{CallStore, DynamoStore};
@@ -649,7 +650,7 @@ async fn the_call_view_counts_the_repairs() {
         std::fs::read_to_string(warm_transfer_dev::paths::workspace().join("events/get-call.json"))
             .unwrap();
     let request = lambda_http::request::from_str(&event).unwrap();
-    let response = h.app.handle(Endpoint::GetCall, request).await;
+    let response = h.app.handle(HttpEndpoint::GetCall, request).await;
     assert_eq!(response.status(), 200);
     let body: Value = match response.body() {
         lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),

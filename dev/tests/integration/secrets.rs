@@ -10,6 +10,7 @@ use std::time::Duration;
 use lambda_http::http::StatusCode;
 use warm_transfer_core::config::{Config, vars};
 use warm_transfer_core::endpoint::Endpoint;
+use warm_transfer_core::endpoint::HttpEndpoint;
 use warm_transfer_core::handlers::{App, StartupError};
 use warm_transfer_core::secrets::{SecretKeeper, SecretsManagerSource};
 use warm_transfer_dev::events::{self, EVENTS_ACCOUNT_SID, EVENTS_AUTH_TOKEN};
@@ -57,7 +58,9 @@ async fn startup_error(moto: &MotoServer, env: HashMap<String, String>) -> Strin
 async fn dial_customer(app: &App) -> StatusCode {
     let text = events::event(Endpoint::DialCustomer).to_string();
     let request = lambda_http::request::from_str(&text).expect("API Gateway event");
-    app.handle(Endpoint::DialCustomer, request).await.status()
+    app.handle(HttpEndpoint::DialCustomer, request)
+        .await
+        .status()
 }
 
 #[tokio::test]
@@ -218,7 +221,7 @@ async fn a_function_that_never_uses_the_secret_starts_without_it() {
         .expect("the console starts without the secret");
     let page = events::event(Endpoint::Console).to_string();
     let request = lambda_http::request::from_str(&page).expect("API Gateway event");
-    let response = console.handle(Endpoint::Console, request).await;
+    let response = console.handle(HttpEndpoint::Console, request).await;
     assert_eq!(response.status(), StatusCode::OK);
     App::start_for(Endpoint::GetCall, env.clone(), None)
         .await

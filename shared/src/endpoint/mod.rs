@@ -9,27 +9,63 @@ pub use needs::{Needs, TableAction};
 
 /// The endpoint table: every function of the product with its binary's
 /// name in `functions/` (also its `events/` file), method, route in API
-/// Gateway's syntax (`{name}` marks a path parameter) and caller. The SAM
-/// template, the `functions/` crates, the `events/` fixtures and the
-/// development server are all checked against it; the dispatch in
-/// `App::handle` (`handlers`) matches on it without a wildcard.
+/// Gateway's syntax (`{name}` marks a path parameter) and caller, grouped
+/// by how Lambda invokes it. The SAM template, the `functions/` crates,
+/// the `events/` fixtures and the development server are all checked
+/// against it. Each kind is an enum of its own ([`HttpEndpoint`],
+/// [`ScheduledEndpoint`], [`PushEndpoint`]): a kind's `serve` takes only
+/// its own, and its dispatch is one `match` without a wildcard.
 macro_rules! endpoints {
-    ($($(#[$doc:meta])* $variant:ident => ($function:literal, $method:ident, $route:literal, $caller:ident)),+ $(,)?) => {
+    ($(
+        $(#[$kind_doc:meta])* $kind:ident($kind_enum:ident) {
+            $($(#[$doc:meta])* $variant:ident => ($function:literal, $method:ident, $route:literal, $caller:ident)),+ $(,)?
+        }
+    )+) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Endpoint { $($(#[$doc])* $variant),+ }
+        pub enum Endpoint { $($($(#[$doc])* $variant),+),+ }
+
+        /// How Lambda invokes a function, with the function.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Kind { $($(#[$kind_doc])* $kind($kind_enum)),+ }
+
+        $(
+            $(#[$kind_doc])*
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            pub enum $kind_enum { $($(#[$doc])* $variant),+ }
+
+            impl From<$kind_enum> for Endpoint {
+                fn from(endpoint: $kind_enum) -> Self {
+                    match endpoint { $($kind_enum::$variant => Endpoint::$variant),+ }
+                }
+            }
+
+            impl $kind_enum {
+                /// Its row of the endpoint table.
+                pub fn endpoint(self) -> Endpoint {
+                    self.into()
+                }
+            }
+        )+
 
         impl Endpoint {
-            pub const ALL: [Endpoint; [$($function),+].len()] = [$(Endpoint::$variant),+];
+            pub const ALL: [Endpoint; [$($($function),+),+].len()] = [$($(Endpoint::$variant),+),+];
 
             /// This endpoint's row of the table.
             pub const fn spec(self) -> EndpointSpec {
                 match self {
-                    $(Endpoint::$variant => EndpointSpec {
+                    $($(Endpoint::$variant => EndpointSpec {
                         function: $function,
                         method: Method::$method,
                         route: $route,
                         caller: Caller::$caller,
-                    }),+
+                    }),+),+
+                }
+            }
+
+            /// How Lambda invokes it.
+            pub const fn kind(self) -> Kind {
+                match self {
+                    $($(Endpoint::$variant => Kind::$kind($kind_enum::$variant)),+),+
                 }
             }
         }
@@ -37,26 +73,33 @@ macro_rules! endpoints {
 }
 
 endpoints! {
-    StartCall => ("start-call", POST, "/calls", FrontEnd),
-    GetCall => ("get-call", GET, "/calls/{callSid}", FrontEnd),
-    StartTransfer => ("start-transfer", POST, "/calls/{callSid}/transfer", FrontEnd),
-    CancelTransfer => ("cancel-transfer", POST, "/calls/{callSid}/transfer/cancel", FrontEnd),
-    LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
-    HoldCustomer => ("hold-customer", POST, "/calls/{callSid}/hold", FrontEnd),
-    DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
-    AgentDialEnded => ("agent-dial-ended", POST, "/twiml/agent-dial-ended", Twilio),
-    ConferenceTwiml => ("conference-twiml", POST, "/twiml/conference", Twilio),
-    FallbackTwiml => ("fallback-twiml", POST, "/twiml/fallback", Twilio),
-    HoldTwiml => ("hold-twiml", POST, "/twiml/hold", Twilio),
-    StatusCallback => ("status-callback", POST, "/events/{leg}", Twilio),
-    Console => ("console", GET, "/console", Public),
-    /// Not HTTP: runs on an EventBridge schedule; `resolve` never answers with it.
-    Reconciler => ("reconciler", POST, "", Schedule),
-    /// The WebSocket API's routes (see `push`): a console subscribes to a call.
-    WsConnect => ("ws-connect", GET, "$connect", WebSocket),
-    WsDisconnect => ("ws-disconnect", GET, "$disconnect", WebSocket),
-    /// Not HTTP: reads the table's DynamoDB Stream and pushes the changes.
-    StreamPublisher => ("stream-publisher", POST, "", Stream),
+    /// Behind the HTTP API: the console's requests, Twilio's webhooks, the page.
+    Http(HttpEndpoint) {
+        StartCall => ("start-call", POST, "/calls", FrontEnd),
+        GetCall => ("get-call", GET, "/calls/{callSid}", FrontEnd),
+        StartTransfer => ("start-transfer", POST, "/calls/{callSid}/transfer", FrontEnd),
+        CancelTransfer => ("cancel-transfer", POST, "/calls/{callSid}/transfer/cancel", FrontEnd),
+        LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
+        HoldCustomer => ("hold-customer", POST, "/calls/{callSid}/hold", FrontEnd),
+        DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
+        AgentDialEnded => ("agent-dial-ended", POST, "/twiml/agent-dial-ended", Twilio),
+        ConferenceTwiml => ("conference-twiml", POST, "/twiml/conference", Twilio),
+        FallbackTwiml => ("fallback-twiml", POST, "/twiml/fallback", Twilio),
+        HoldTwiml => ("hold-twiml", POST, "/twiml/hold", Twilio),
+        StatusCallback => ("status-callback", POST, "/events/{leg}", Twilio),
+        Console => ("console", GET, "/console", Public),
+    }
+    /// On an EventBridge schedule; no route.
+    Scheduled(ScheduledEndpoint) {
+        Reconciler => ("reconciler", POST, "", Schedule),
+    }
+    /// Push (see `push`): the WebSocket API's routes, by which a console
+    /// subscribes to a call, and the table's DynamoDB Stream (no route).
+    Push(PushEndpoint) {
+        WsConnect => ("ws-connect", GET, "$connect", WebSocket),
+        WsDisconnect => ("ws-disconnect", GET, "$disconnect", WebSocket),
+        StreamPublisher => ("stream-publisher", POST, "", Stream),
+    }
 }
 
 /// One row of the endpoint table.
@@ -88,14 +131,16 @@ pub enum Caller {
     Stream,
 }
 
-impl Caller {
-    /// Served by the HTTP API (and `Endpoint::resolve`).
-    pub fn is_http(self) -> bool {
-        matches!(self, Caller::FrontEnd | Caller::Twilio | Caller::Public)
-    }
-}
 
 impl Endpoint {
+    /// The HTTP endpoint it is, if it is one.
+    pub fn http(self) -> Option<HttpEndpoint> {
+        match self.kind() {
+            Kind::Http(http) => Some(http),
+            Kind::Scheduled(_) | Kind::Push(_) => None,
+        }
+    }
+
     /// The binary's name in `functions/`.
     pub fn function_name(self) -> &'static str {
         self.spec().function

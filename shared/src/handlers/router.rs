@@ -12,7 +12,7 @@ use super::hook::{self, Reply, Webhook};
 use super::{console, front_end, request, webhooks};
 use crate::auth;
 use crate::domain::Actor;
-use crate::endpoint::{Caller, Endpoint};
+use crate::endpoint::{Caller, HttpEndpoint};
 use crate::metrics::{self, Metric};
 use crate::public_url;
 use crate::signature;
@@ -21,7 +21,7 @@ use crate::web::{ApiError, cors, responses};
 
 impl App {
     /// Runs the Lambda runtime loop for one endpoint.
-    pub async fn serve(self, endpoint: Endpoint) -> Result<(), lambda_http::Error> {
+    pub async fn serve(self, endpoint: HttpEndpoint) -> Result<(), lambda_http::Error> {
         lambda_http::run(service_fn(move |req: Request| {
             let app = self.clone();
             async move { Ok::<_, Infallible>(app.handle(endpoint, req).await) }
@@ -32,15 +32,15 @@ impl App {
     /// Answers one request, within the function's time budget. Never fails:
     /// every error becomes a response the caller understands (JSON for the
     /// console, TwiML for Twilio).
-    pub async fn handle(&self, endpoint: Endpoint, req: Request) -> Response<Body> {
+    pub async fn handle(&self, endpoint: HttpEndpoint, req: Request) -> Response<Body> {
         let span = tracing::info_span!(
             "request",
             request_id = %request::request_id(&req),
-            endpoint = endpoint.function_name(),
+            endpoint = endpoint.endpoint().function_name(),
         );
         // Lambda's own deadline for this invocation, when there is one.
         let lambda_deadline = req.lambda_context_ref().map(|c| c.deadline);
-        let deadline = endpoint.deadline(lambda_deadline);
+        let deadline = endpoint.endpoint().deadline(lambda_deadline);
         async {
             let req = &req;
             let work = self.dispatch(endpoint, req);
@@ -49,7 +49,7 @@ impl App {
                 .unwrap_or_else(|| {
                     tracing::error!("out of time; the work was cut before Lambda's timeout");
                     let spent = ApiError::Unavailable("out of time, try again".into());
-                    match endpoint.caller() {
+                    match endpoint.endpoint().caller() {
                         Caller::Twilio => responses::retry_later(hook::empty()),
                         Caller::FrontEnd => self.api_error(req, spent),
                         _ => spent.into_response(),
@@ -64,32 +64,25 @@ impl App {
 
     /// The endpoint's handler. One arm per endpoint and no wildcard, so an
     /// endpoint without a handler does not compile.
-    async fn dispatch(&self, endpoint: Endpoint, req: &Request) -> Response<Body> {
+    async fn dispatch(&self, endpoint: HttpEndpoint, req: &Request) -> Response<Body> {
         self.refresh_secrets().await;
         match endpoint {
-            Endpoint::StartCall => self.api(req, front_end::start_call).await,
-            Endpoint::GetCall => self.api(req, front_end::get_call).await,
-            Endpoint::StartTransfer => self.api(req, front_end::start_transfer).await,
-            Endpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
-            Endpoint::LeaveCall => self.api(req, front_end::leave_call).await,
-            Endpoint::HoldCustomer => self.api(req, front_end::hold_customer).await,
-            Endpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,
-            Endpoint::AgentDialEnded => self.webhook(req, webhooks::agent_dial_ended).await,
-            Endpoint::ConferenceTwiml => self.webhook(req, webhooks::conference).await,
-            Endpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
-            Endpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
-            Endpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
-            Endpoint::Console => console::page(
+            HttpEndpoint::StartCall => self.api(req, front_end::start_call).await,
+            HttpEndpoint::GetCall => self.api(req, front_end::get_call).await,
+            HttpEndpoint::StartTransfer => self.api(req, front_end::start_transfer).await,
+            HttpEndpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
+            HttpEndpoint::LeaveCall => self.api(req, front_end::leave_call).await,
+            HttpEndpoint::HoldCustomer => self.api(req, front_end::hold_customer).await,
+            HttpEndpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,
+            HttpEndpoint::AgentDialEnded => self.webhook(req, webhooks::agent_dial_ended).await,
+            HttpEndpoint::ConferenceTwiml => self.webhook(req, webhooks::conference).await,
+            HttpEndpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
+            HttpEndpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
+            HttpEndpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
+            HttpEndpoint::Console => console::page(
                 self.config.console_sign_in.as_ref(),
                 self.config.console_push_url.as_ref(),
             ),
-            // Not HTTP: `lambda::run` serves these without an `App::serve`.
-            Endpoint::Reconciler
-            | Endpoint::WsConnect
-            | Endpoint::WsDisconnect
-            | Endpoint::StreamPublisher => {
-                ApiError::NotFound("not an HTTP endpoint".into()).into_response()
-            }
         }
     }
 

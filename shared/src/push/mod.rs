@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::auth::AgentRules;
 use crate::config::{ConfigError, vars};
-use crate::endpoint::Endpoint;
+use crate::endpoint::PushEndpoint;
 use crate::jwks::{HttpKeySource, Keys};
 use crate::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
 use crate::time_budget;
@@ -53,14 +53,12 @@ pub enum PushStartupError {
     Config(#[from] ConfigError),
     #[error("no client for the token issuer's keys at {url}: {reason}")]
     Keys { url: String, reason: String },
-    #[error("{0:?} is not a push function")]
-    NotPush(Endpoint),
 }
 
 impl PushApp {
     /// What `endpoint` needs, from the environment: the issuer's keys for
     /// `$connect`, the management API for the publisher.
-    pub async fn from_env(endpoint: Endpoint) -> Result<Self, PushStartupError> {
+    pub async fn from_env(endpoint: PushEndpoint) -> Result<Self, PushStartupError> {
         crate::logging::init();
         let env: HashMap<String, String> = std::env::vars().collect();
         let config = PushConfig::from_map(&env)?;
@@ -77,7 +75,7 @@ impl PushApp {
             Arc::new(subscriptions),
         );
         match endpoint {
-            Endpoint::WsConnect => {
+            PushEndpoint::WsConnect => {
                 let url = config.jwks_url()?;
                 let issuer = config
                     .issuer
@@ -96,7 +94,7 @@ impl PushApp {
                     })?;
                 app.keys = Some(Arc::new(Keys::new(&issuer, &audience, Arc::new(source))));
             }
-            Endpoint::StreamPublisher => {
+            PushEndpoint::StreamPublisher => {
                 let url = config
                     .management_url
                     .clone()
@@ -104,8 +102,7 @@ impl PushApp {
                 let local = config.dynamodb_endpoint.is_some();
                 app.connections = Some(Arc::new(ApiGatewayConnections::new(&url, local).await));
             }
-            Endpoint::WsDisconnect => {}
-            other => return Err(PushStartupError::NotPush(other)),
+            PushEndpoint::WsDisconnect => {}
         }
         Ok(app)
     }
@@ -142,14 +139,15 @@ impl PushApp {
     /// Answers `$connect` or `$disconnect`.
     pub async fn handle_websocket(
         &self,
-        endpoint: Endpoint,
+        endpoint: PushEndpoint,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
         // The span follows the future across its awaits (an entered guard
         // held over an `.await` would tag whatever else the thread runs).
-        let span = tracing::info_span!("request", endpoint = endpoint.function_name());
+        let name = endpoint.endpoint().function_name();
+        let span = tracing::info_span!("request", endpoint = name);
         async {
-            if endpoint == Endpoint::WsDisconnect {
+            if endpoint == PushEndpoint::WsDisconnect {
                 websocket::disconnect(self, event).await
             } else {
                 websocket::connect(self, event).await
@@ -165,15 +163,15 @@ impl PushApp {
     }
 
     /// Runs the Lambda runtime loop for one push function.
-    pub async fn serve(self, endpoint: Endpoint) -> Result<(), lambda_runtime::Error> {
+    pub async fn serve(self, endpoint: PushEndpoint) -> Result<(), lambda_runtime::Error> {
         match endpoint {
             // Each invocation works to a deadline before its Lambda timeout
             // (`time_budget`), as the HTTP functions do.
-            Endpoint::StreamPublisher => {
+            PushEndpoint::StreamPublisher => {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
                     let app = self.clone();
                     async move {
-                        let deadline = endpoint.deadline(Some(event.context.deadline));
+                        let deadline = endpoint.endpoint().deadline(Some(event.context.deadline));
                         let records = event.payload.records.len();
                         let report = time_budget::within(deadline, app.publish(&event.payload))
                             .await
@@ -191,12 +189,13 @@ impl PushApp {
                 }))
                 .await
             }
-            Endpoint::WsConnect | Endpoint::WsDisconnect => {
+            PushEndpoint::WsConnect | PushEndpoint::WsDisconnect => {
                 lambda_runtime::run(service_fn(
                     move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
                         let app = self.clone();
                         async move {
-                            let deadline = endpoint.deadline(Some(event.context.deadline));
+                            let deadline =
+                                endpoint.endpoint().deadline(Some(event.context.deadline));
                             let work = app.handle_websocket(endpoint, &event.payload);
                             let response = time_budget::within(deadline, work)
                                 .await
@@ -210,7 +209,6 @@ impl PushApp {
                 ))
                 .await
             }
-            other => Err(PushStartupError::NotPush(other).into()),
         }
     }
 }
