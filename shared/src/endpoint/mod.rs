@@ -131,7 +131,6 @@ pub enum Caller {
     Stream,
 }
 
-
 impl Endpoint {
     /// The HTTP endpoint it is, if it is one.
     pub fn http(self) -> Option<HttpEndpoint> {

@@ -15,8 +15,9 @@ use super::app::App;
 use super::webhook_urls::{HoldPurpose, RoomRole};
 use super::{recordings, request};
 use crate::domain::{
-    Action, Actor, CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
-    Presence, RoomParticipant, TransferDecision, TransferKind, TransferState,
+    Action, Actor, CallSession, CustomerDestination, FollowUp, HistoryEvent, LegObservation,
+    LegStatus, Observation, Presence, RoomParticipant, TransferDecision, TransferKind,
+    TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber};
 use crate::metrics::{self, Metric};
@@ -224,34 +225,33 @@ pub async fn start_transfer(
     {
         metrics::count(Metric::TransfersOutside, None);
     }
-    let Some(transfer) = session.transfer.clone() else {
+    // What the transfer asks of Twilio is the domain's to say.
+    let Some(plan) = session.transfer_plan() else {
         return Err(ApiError::Unavailable("transfer not recorded".into()));
     };
 
     // Round trip 2: redirect the customer and ring the second agent together.
-    let blind = transfer.kind == TransferKind::Cold;
-    let customer_room = if blind {
-        urls.waiting_room(&transfer.room)
-    } else {
-        urls.conference(&transfer.room, RoomRole::Customer)
+    let customer_room = match plan.destination {
+        CustomerDestination::WaitingRoom => urls.waiting_room(&plan.room),
+        CustomerDestination::Room => urls.conference(&plan.room, RoomRole::Customer),
     };
     let redirect = async {
-        match (&session.customer_leg, session.customer_in_room()) {
-            (Some(customer), false) => Some(
+        // None when an earlier attempt moved the customer: only the second agent is new.
+        match &plan.redirect_customer {
+            Some(customer) => Some(
                 app.services
                     .twilio
-                    .redirect_call(&customer.call_sid, &customer_room)
+                    .redirect_call(customer, &customer_room)
                     .await,
             ),
-            // Already in the room from an earlier attempt: only the second agent is new.
-            _ => None,
+            None => None,
         }
     };
-    let room = ConferenceRef::FriendlyName(transfer.room.clone());
+    let room = ConferenceRef::FriendlyName(plan.room.clone());
     let second_agent = CreateParticipant {
         label: Some(
             RoomParticipant::SecondAgent {
-                attempt: transfer.attempt,
+                attempt: plan.attempt,
             }
             .label(),
         ),
@@ -259,11 +259,9 @@ pub async fn start_transfer(
         early_media: Some(true),
         beep: Some(ParticipantBeep::False),
         start_conference_on_enter: Some(true),
-        // Blind: the first agent never joins, so agent two ends the room
-        // (sending the customer to the fallback) from the start.
-        end_conference_on_exit: Some(blind),
+        end_conference_on_exit: Some(plan.target_anchors_room),
         timeout: Some(app.config.transfer_ring_timeout_secs),
-        status_callback: Some(urls.participant_events(&sid, transfer.attempt)),
+        status_callback: Some(urls.participant_events(&sid, plan.attempt)),
         status_callback_event: CallStatusEvent::ALL.to_vec(),
         status_callback_method: Some(HttpMethod::Post),
         // This participant may reach the room before the customer does, and
@@ -275,21 +273,18 @@ pub async fn start_transfer(
         // The REST field must be a URL ("" for silence is TwiML-only).
         wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
         wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
-        ..CreateParticipant::new(session.caller_id.clone(), target.clone())
+        ..CreateParticipant::new(plan.caller_id.clone(), plan.target.clone())
     };
-    let second_agent = recordings::record_room_rest(app, &urls, &transfer.room, second_agent);
+    let second_agent = recordings::record_room_rest(app, &urls, &plan.room, second_agent);
     let ring = app.services.twilio.create_participant(&room, &second_agent);
     // Logged once recorded (a refused request leaves no trace in the call's
     // history), alongside the Twilio round trip rather than after it.
     let what = format!("{} transfer requested", kind.as_str());
     let requested = HistoryEvent::api(actor, now, what, Some(target.masked()));
     let logged = history::record(app.services.store.as_ref(), &sid, &requested);
-    let lifted = lift_owner_anchor(app, &session);
-    // Blind from the room: the conference has started, so its wait music
-    // no longer plays; the customer waits on hold, with music, instead.
-    let from_room = blind && session.customer_in_room();
+    let lifted = lift_anchor(app, &session, plan.lift_anchor);
     let hold = async {
-        if !from_room {
+        if !plan.hold_customer {
             return false;
         }
         let music = Some(urls.hold_audio(HoldPurpose::Wait));
@@ -320,9 +315,9 @@ pub async fn start_transfer(
         (_, Err(error)) => Some(format!("second agent could not be called: {error}")),
         _ => None,
     };
-    let attempt = transfer.attempt;
+    let attempt = plan.attempt;
     let Some(reason) = failure else {
-        let free_to_go = waiting && (lifted.is_some() || !owner_anchors(&session));
+        let free_to_go = plan.frees_the_agent(waiting, lifted.is_some());
         let placement = Placement {
             attempt,
             room_sid,
@@ -414,10 +409,6 @@ struct Placement {
     waiting: bool,
 }
 
-fn owner_anchors(session: &CallSession) -> bool {
-    session.owner.as_ref().is_some_and(|o| o.anchors_room)
-}
-
 /// After a blind transfer from the room, with the customer on hold and the
 /// next agent ringing (and ending the room if they go), the agent handing
 /// over is hung up: free at once, as a blind transfer promises. Should
@@ -439,12 +430,12 @@ async fn free_agent_handing_over(app: &App, actor: &Actor, session: &CallSession
     history::record(app.services.store.as_ref(), &session.id, &event).await;
 }
 
-/// An agent who was handed the call and now transfers it on stops ending
-/// the room on leaving, so hanging up early leaves the customer with the
-/// agent being called. Not done here, it is a follow-up of the next change.
-async fn lift_owner_anchor(app: &App, session: &CallSession) -> Option<FollowUp> {
-    let owner = session.owner.as_ref().filter(|o| o.anchors_room)?;
-    let attempt = owner.attempt;
+/// An agent who was handed the call (with `attempt`) and now transfers it
+/// on stops ending the room on leaving, so hanging up early leaves the
+/// customer with the agent being called. Recorded as done with the
+/// transfer's placement.
+async fn lift_anchor(app: &App, session: &CallSession, attempt: Option<u32>) -> Option<FollowUp> {
+    let attempt = attempt?;
     match follow_up::anchor_room_on(&app.services, session, attempt, false).await {
         Ok(()) => Some(FollowUp::LiftAnchor { attempt }),
         Err(error) => {
