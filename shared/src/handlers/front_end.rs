@@ -3,8 +3,6 @@
 //! store, then asks Twilio for the side effects in the order the call flow
 //! needs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -21,7 +19,7 @@ use crate::domain::{
 };
 use crate::ids::{CallSid, PhoneNumber};
 use crate::metrics::{self, Metric};
-use crate::store::HistoryCursor;
+use crate::store::{HistoryCursor, update_returning};
 use crate::twilio::{
     CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateCall, CreateParticipant,
     HttpMethod, Participant, ParticipantBeep, TwilioError,
@@ -521,17 +519,17 @@ pub async fn cancel_transfer(
     let sid = call_sid(req)?;
     // Whether agent two was on the line, as the write that cancelled saw
     // it: no read of its own, and no gap for the state to move in.
-    let taking_back = AtomicBool::new(false);
     let cancel = |s: &mut CallSession| {
         actor.may(Action::CancelTransfer, s)?;
         let on_the_line = s
             .transfer_state()
             .is_some_and(TransferState::target_on_the_line);
-        taking_back.store(on_the_line, Ordering::Relaxed);
-        s.cancel_transfer()
+        s.cancel_transfer()?;
+        Ok(on_the_line)
     };
-    let session = app.services.store.update(&sid, &cancel).await?;
-    let what = if taking_back.into_inner() {
+    let store = app.services.store.as_ref();
+    let (taking_back, session) = update_returning(store, &sid, &cancel).await?;
+    let what = if taking_back == Some(true) {
         "transfer taken back"
     } else {
         "transfer cancelled"

@@ -9,7 +9,7 @@ mod memory;
 pub mod subscriptions;
 pub mod table;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -97,6 +97,33 @@ pub struct HistoryPage {
     pub earlier: Option<HistoryCursor>,
 }
 
+/// Applies `command` as [`CallStore::update`] does, and returns what the
+/// command answered on its last attempt (a store re-applies it after a
+/// concurrent write; the last attempt is the one written) with the
+/// session. None if it never ran.
+pub async fn update_returning<S, T>(
+    store: &S,
+    id: &CallSid,
+    command: &(dyn Fn(&mut CallSession) -> Result<T, DomainError> + Send + Sync),
+) -> Result<(Option<T>, CallSession), StoreError>
+where
+    S: CallStore + ?Sized,
+    T: Send,
+{
+    let answer = Mutex::new(None);
+    let session = store
+        .update(id, &|session: &mut CallSession| {
+            let answered = command(session)?;
+            *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(answered);
+            Ok(())
+        })
+        .await?;
+    Ok((
+        answer.into_inner().unwrap_or_else(PoisonError::into_inner),
+        session,
+    ))
+}
+
 /// A domain command, applied to the current session by [`CallStore::update`].
 pub type Command<'a> = dyn Fn(&mut CallSession) -> Result<(), DomainError> + Send + Sync + 'a;
 
@@ -123,22 +150,16 @@ pub trait CallStore: Send + Sync {
         id: &CallSid,
         observation: Observation,
     ) -> Result<(Observed, Option<CallSession>), StoreError> {
-        let applied = AtomicBool::new(false);
-        let result = self
-            .update(id, &|session: &mut CallSession| {
-                let observed = session.observe(observation.clone());
-                applied.store(observed == Observed::Applied, Ordering::Relaxed);
-                Ok(())
-            })
-            .await;
+        let result = update_returning(self, id, &|session: &mut CallSession| {
+            Ok(session.observe(observation.clone()))
+        })
+        .await;
         match result {
-            Ok(session) if applied.load(Ordering::Relaxed) => {
-                Ok((Observed::Applied, Some(session)))
-            }
+            Ok((Some(Observed::Applied), session)) => Ok((Observed::Applied, Some(session))),
             // Already applied (a duplicate, or Twilio's retry of a callback
             // whose first attempt wrote and then timed out): the session as
             // it is, so its caller can still carry out what it needs.
-            Ok(session) => Ok((Observed::Ignored, Some(session))),
+            Ok((_, session)) => Ok((Observed::Ignored, Some(session))),
             // A callback about a call this table never held.
             Err(StoreError::NotFound) => Ok((Observed::Ignored, None)),
             Err(error) => Err(error),

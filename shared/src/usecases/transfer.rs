@@ -1,12 +1,10 @@
 //! Recording a transfer: the domain decides, the store keeps the decision.
 
-use std::sync::Mutex;
-
 use time::OffsetDateTime;
 
 use crate::domain::{CallSession, DomainError, TransferDecision, TransferKind};
 use crate::ids::{CallSid, PhoneNumber};
-use crate::store::{CallStore, StoreError};
+use crate::store::{CallStore, StoreError, update_returning};
 
 /// A check on the session as read, before a command may change it.
 pub type Guard<'a> = dyn Fn(&CallSession) -> Result<(), DomainError> + Send + Sync + 'a;
@@ -23,18 +21,10 @@ pub async fn record_transfer(
     now: OffsetDateTime,
     guard: &Guard<'_>,
 ) -> Result<(TransferDecision, CallSession), StoreError> {
-    let decision = Mutex::new(TransferDecision::Existing);
-    let session = store
-        .update(id, &|session: &mut CallSession| {
-            guard(session)?;
-            let made =
-                session.request_transfer(target.clone(), kind, idempotency_key.clone(), now)?;
-            if let Ok(mut slot) = decision.lock() {
-                *slot = made;
-            }
-            Ok(())
-        })
-        .await?;
-    let decision = decision.into_inner().unwrap_or(TransferDecision::Existing);
-    Ok((decision, session))
+    let (decision, session) = update_returning(store, id, &|session: &mut CallSession| {
+        guard(session)?;
+        session.request_transfer(target.clone(), kind, idempotency_key.clone(), now)
+    })
+    .await?;
+    Ok((decision.unwrap_or(TransferDecision::Existing), session))
 }
