@@ -96,9 +96,9 @@ async function startCall(page, agent, customer) {
   await page.fill("#agent", agent);
   await page.fill("#customer", customer);
   await page.click("#start");
-  // 45 s: on CI (and only there) a console has been seen to miss the pushed
-  // "connected" frame and show it only at its read after 30 s with nothing
-  // heard; the cause is still open (see BENCHMARKS.md, "Push").
+  // 45 s: room for a loaded CI machine (a console that lost its subscription to
+  // a post during its own $connect waited for its 30 s read; fixed, see
+  // BENCHMARKS.md, "Push").
   await page.waitForSelector('[data-testid=call-state][data-state=connected]', { timeout: 45_000 });
 }
 

@@ -58,6 +58,15 @@ pub struct PushCounts {
     pub records: AtomicU64,
     /// Frames posted to connections.
     pub frames: AtomicU64,
+    /// Listeners the publisher kept though their connection answered 410:
+    /// it was still opening.
+    pub connecting: AtomicU64,
+}
+
+impl PushCounts {
+    pub fn connecting(&self) -> u64 {
+        self.connecting.load(Ordering::Relaxed)
+    }
 }
 
 /// The local WebSocket API: open connections, and whether push is up.
@@ -450,11 +459,14 @@ impl LocalStream {
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 match serde_json::from_value(json!({ "Records": batch })) {
                     Ok(event) => {
-                        crate::counting::serving(
+                        let report = crate::counting::serving(
                             Endpoint::StreamPublisher,
                             publisher.publish(&event),
                         )
                         .await;
+                        counts
+                            .connecting
+                            .fetch_add(report.connecting as u64, Ordering::Relaxed);
                     }
                     Err(error) => eprintln!("local stream: unreadable batch: {error}"),
                 }

@@ -14,8 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-use warm_transfer_core::endpoint::Endpoint;
-use warm_transfer_core::endpoint::PushEndpoint;
+use warm_transfer_core::endpoint::{Endpoint, PushEndpoint};
 use warm_transfer_core::ids::CallSid;
 use warm_transfer_core::jwks::{HttpKeySource, KEYS_TTL, Keys, REFETCH_AFTER};
 use warm_transfer_core::push::PushApp;
@@ -380,8 +379,12 @@ async fn a_closed_connection_unsubscribes_and_a_lost_one_goes_on_410() {
     assert!(gone.is_some(), "$disconnect removed the subscription");
 
     // A connection whose $disconnect was lost stays subscribed until a post
-    // answers 410 Gone.
+    // answers 410 Gone. Within the time its $connect may take, a 410 means
+    // the connection is still opening (API Gateway answers so until
+    // $connect returns): the subscription stays, or that console would
+    // hear nothing more.
     let _socket = subscribe(&stack, "alice", &sid).await.unwrap();
+    let subscribed = tokio::time::Instant::now();
     stack.push.lose_connections();
     assert_eq!(stack.push.open_connections(), 0);
     assert_eq!(listeners().await, 1, "nothing removed it yet");
@@ -394,6 +397,23 @@ async fn a_closed_connection_unsubscribes_and_a_lost_one_goes_on_410() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
+    let posted = eventually(Duration::from_secs(3), async || {
+        (stack.push_counts.connecting() > 0).then_some(())
+    })
+    .await;
+    assert!(posted.is_some(), "the transfer was posted and answered 410");
+    assert_eq!(listeners().await, 1, "kept while it may still be opening");
+    // Once $connect has surely returned, a 410 means gone.
+    tokio::time::sleep_until(subscribed + Endpoint::WsConnect.timeout()).await;
+    let (status, body) = as_agent(
+        &stack,
+        "alice",
+        Method::POST,
+        &format!("/calls/{sid}/transfer/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     let gone = eventually(Duration::from_secs(10), async || {
         (listeners().await == 0).then_some(())
     })
@@ -482,9 +502,11 @@ async fn push_event_files_run_through_their_handlers() {
     assert_eq!(listeners[0].connection_id, CONNECTION_ID);
     assert_eq!(listeners[0].actor.id, "alice@example.com");
 
-    // A second listener whose connection is gone: the post answers 410.
+    // A second listener whose connection, open for a while, is gone: the
+    // post answers 410.
     let mut lost = listeners[0].clone();
     lost.connection_id = "lost-connection=".into();
+    lost.since = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
     subscriptions.subscribe(&call, &lost).await.unwrap();
     Mock::given(method("POST"))
         // The SDK percent-encodes the id in the path.

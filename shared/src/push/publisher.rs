@@ -32,6 +32,9 @@ pub struct PublishReport {
     pub sent: usize,
     /// Listeners dropped: their connection was gone (410).
     pub gone: usize,
+    /// Listeners kept though answered 410: their connection was still
+    /// opening.
+    pub connecting: usize,
     /// Listeners dropped: no longer allowed to see the call, or signed out.
     pub refused: usize,
     /// Posts or reads that failed; the console's fallback covers them.
@@ -145,6 +148,13 @@ async fn publish_call(
     for (listener, result) in results {
         match result {
             Ok(sent) => report.sent += sent,
+            // Posted while the connection was still opening: API Gateway
+            // answers 410 until `$connect` returns. The console reads the
+            // call once open, so it misses nothing; the subscription stays.
+            Err(PostError::Gone) if listener.still_connecting(now) => {
+                tracing::info!(call = %call, "listener still connecting; kept");
+                report.connecting += 1;
+            }
             Err(PostError::Gone) => {
                 report.gone += 1;
                 if let Err(error) = app

@@ -103,6 +103,7 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
                 connection_id: connection_id.to_owned(),
                 actor,
                 until,
+                since: OffsetDateTime::now_utc(),
             },
         )
         .await?;

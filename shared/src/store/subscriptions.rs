@@ -24,6 +24,7 @@ use super::StoreError;
 use super::dynamo::{classify, query_prefix};
 use super::item::{self, Item, n, s};
 use crate::domain::Actor;
+use crate::endpoint::Endpoint;
 use crate::ids::{CallSid, PhoneNumber};
 
 pub const SUBSCRIPTION_PREFIX: &str = "SUB#";
@@ -39,6 +40,20 @@ pub struct Subscriber {
     pub actor: Actor,
     /// When their token expires: nothing is sent to them after it.
     pub until: OffsetDateTime,
+    /// When they subscribed, in `$connect`: until that returns, API Gateway
+    /// answers a post to the connection 410 as if it were gone.
+    pub since: OffsetDateTime,
+}
+
+impl Subscriber {
+    /// Still within the time its `$connect` may take (the connection is
+    /// opening, not gone).
+    pub fn still_connecting(&self, now: OffsetDateTime) -> bool {
+        // `$connect` subscribes within its own run, which ends by the
+        // function's timeout.
+        let connecting = Endpoint::WsConnect.timeout();
+        now < self.since + connecting
+    }
 }
 
 #[async_trait]
@@ -95,12 +110,14 @@ fn subscriber_from_item(found: &Item) -> Result<Subscriber, StoreError> {
             .collect::<Result<Vec<_>, _>>()?,
         _ => Vec::new(),
     };
-    let until = found
-        .get("until")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .and_then(|v| OffsetDateTime::from_unix_timestamp(v).ok())
-        .ok_or_else(|| StoreError::Corrupt("until".into()))?;
+    let time = |name: &str| {
+        found
+            .get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|v| OffsetDateTime::from_unix_timestamp(v).ok())
+    };
+    let until = time("until").ok_or_else(|| StoreError::Corrupt("until".into()))?;
     Ok(Subscriber {
         connection_id: text("connection_id")?.clone(),
         actor: Actor {
@@ -113,6 +130,8 @@ fn subscriber_from_item(found: &Item) -> Result<Subscriber, StoreError> {
                 .unwrap_or(false),
         },
         until,
+        // An item written before `since` was: long open.
+        since: time("since").unwrap_or(OffsetDateTime::UNIX_EPOCH),
     })
 }
 
@@ -151,6 +170,7 @@ impl Subscriptions for DynamoSubscriptions {
                 AttributeValue::Bool(subscriber.actor.supervisor),
             ),
             ("until".to_owned(), n(subscriber.until.unix_timestamp())),
+            ("since".to_owned(), n(subscriber.since.unix_timestamp())),
             ("expires_at".to_owned(), n(expires_at)),
         ]);
         if !subscriber.actor.numbers.is_empty() {
