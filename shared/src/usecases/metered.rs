@@ -3,7 +3,7 @@
 //! here, where a use case's change is known to have been written, rather
 //! than inside an adapter's commit, so each store keeps to storing.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use crate::domain::{CallSession, HistoryEvent};
 use crate::ids::CallSid;
 use crate::metrics;
-use crate::store::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError};
+use crate::store::{
+    CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError, update_returning,
+};
 
 pub struct Metered(Arc<dyn CallStore>);
 
@@ -31,22 +33,22 @@ impl CallStore for Metered {
         self.0.get_session(id).await
     }
 
-    /// The change the command made on the session it last met (a store
-    /// retries on a concurrent write) is what was written.
+    /// The change the command made on its last attempt is what was
+    /// written (a store re-applies it after a concurrent write, and one
+    /// whose answer was lost is its own earlier attempt). Counted from that
+    /// attempt, not from the session the store answers with, which may
+    /// carry another writer's change on top (counted by that writer).
     async fn update(&self, id: &CallSid, command: &Command<'_>) -> Result<CallSession, StoreError> {
-        let before = Mutex::new(None);
-        let after = self
-            .0
-            .update(id, &|session: &mut CallSession| {
-                *before.lock().unwrap_or_else(PoisonError::into_inner) = Some(session.clone());
-                command(session)
-            })
-            .await?;
-        let before = before.into_inner().unwrap_or_else(PoisonError::into_inner);
-        if let Some(before) = before.filter(|before| *before != after) {
+        let (change, session) = update_returning(self.0.as_ref(), id, &|session| {
+            let before = session.clone();
+            command(session)?;
+            Ok((before, session.clone()))
+        })
+        .await?;
+        if let Some((before, after)) = change.filter(|(before, after)| before != after) {
             metrics::session_changed(&before, &after);
         }
-        Ok(after)
+        Ok(session)
     }
 
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {
