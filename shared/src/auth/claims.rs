@@ -103,11 +103,12 @@ pub(super) fn number_list(text: &str) -> impl Iterator<Item = &str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn json(value: Value) -> Claims {
+    /// Claims from a JSON object, as a verified token carries them.
+    pub(in crate::auth) fn json(value: Value) -> Claims {
         match value {
             Value::Object(map) => Claims::from_json(map),
             _ => unreachable!("test claims are objects"),

@@ -165,12 +165,7 @@ mod tests {
 
     use super::*;
 
-    fn claims(value: Value) -> Claims {
-        match value {
-            Value::Object(map) => Claims::from_json(map),
-            _ => unreachable!("test claims are objects"),
-        }
-    }
+    use super::claims::tests::json as claims;
 
     #[test]
     fn claims_name_the_actor_their_numbers_and_groups() {
