@@ -105,6 +105,20 @@ fn spec(endpoint: Endpoint) -> Spec {
         Endpoint::HoldCustomer => {
             front_end("POST", call_path("/hold"), Some(json!({ "held": true })))
         }
+        Endpoint::GetDirectory => {
+            let mut spec = front_end("GET", "/directory".into(), None);
+            spec.path_parameters.clear();
+            spec
+        }
+        Endpoint::SetPresence => {
+            let mut spec = front_end(
+                "POST",
+                "/presence".into(),
+                Some(json!({ "status": "available" })),
+            );
+            spec.path_parameters.clear();
+            spec
+        }
         Endpoint::DialCustomer => twilio(
             "/twiml/dial-customer",
             vec![("callerId", CALLER_ID.into()), ("to", CUSTOMER.into())],

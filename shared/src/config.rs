@@ -48,6 +48,12 @@ pub mod vars {
     pub const AGENT_GROUPS_CLAIM: &str = "AGENT_GROUPS_CLAIM";
     pub const SUPERVISOR_GROUP: &str = "SUPERVISOR_GROUP";
     pub const AGENT_NUMBERS: &str = "AGENT_NUMBERS";
+    /// Teams: the groups with this prefix, and a static mapping.
+    pub const TEAM_GROUP_PREFIX: &str = "TEAM_GROUP_PREFIX";
+    pub const TEAMS: &str = "TEAMS";
+    /// A team transfer's limits: members rung, seconds spent.
+    pub const TEAM_MAX_MEMBERS: &str = "TEAM_MAX_MEMBERS";
+    pub const TEAM_MAX_SECONDS: &str = "TEAM_MAX_SECONDS";
     pub const CONSOLE_CLIENT_ID: &str = "CONSOLE_CLIENT_ID";
     pub const CONSOLE_AUTHORIZE_URL: &str = "CONSOLE_AUTHORIZE_URL";
     pub const CONSOLE_TOKEN_URL: &str = "CONSOLE_TOKEN_URL";
@@ -91,6 +97,10 @@ pub mod vars {
         AGENT_GROUPS_CLAIM,
         SUPERVISOR_GROUP,
         AGENT_NUMBERS,
+        TEAM_GROUP_PREFIX,
+        TEAMS,
+        TEAM_MAX_MEMBERS,
+        TEAM_MAX_SECONDS,
         CONSOLE_CLIENT_ID,
         CONSOLE_AUTHORIZE_URL,
         CONSOLE_TOKEN_URL,
@@ -229,6 +239,10 @@ pub struct Config {
     pub dial_policy: DialPolicy,
     /// Calls and transfers one agent may start in a minute.
     pub agent_dials_per_minute: u32,
+    /// A team transfer rings at most this many members...
+    pub team_max_members: u32,
+    /// ...and none after this long.
+    pub team_max_wait: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -261,6 +275,13 @@ pub(crate) fn agent_rules(env: &HashMap<String, String>) -> Result<AgentRules, C
         numbers: AgentRules::parse_numbers(get(AGENT_NUMBERS).unwrap_or("")).map_err(|reason| {
             ConfigError::Malformed {
                 name: AGENT_NUMBERS,
+                reason,
+            }
+        })?,
+        team_prefix: named(TEAM_GROUP_PREFIX, defaults.team_prefix),
+        teams: AgentRules::parse_teams(get(TEAMS).unwrap_or("")).map_err(|reason| {
+            ConfigError::Malformed {
+                name: TEAMS,
                 reason,
             }
         })?,
@@ -435,6 +456,8 @@ impl Config {
             agents,
             dial_policy,
             agent_dials_per_minute: number(AGENT_DIALS_PER_MINUTE, 6, 1..=1000)? as u32,
+            team_max_members: number(TEAM_MAX_MEMBERS, 5, 1..=50)? as u32,
+            team_max_wait: Duration::from_secs(number(TEAM_MAX_SECONDS, 120, 10..=3600)?),
             console_sign_in,
             console_push_url: get(CONSOLE_PUSH_URL)
                 .map(|raw| {

@@ -72,6 +72,9 @@ wire_enum!(
         CustomerReleased => "customer-released",
         /// A customer left on hold after a consult ended was taken off hold.
         CustomerResumed => "customer-resumed",
+        /// A team transfer whose next member was never rung (the callback
+        /// that should have rung them was lost) was ended as a failed one.
+        RouteEnded => "route-ended",
     }
 );
 

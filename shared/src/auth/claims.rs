@@ -67,6 +67,16 @@ impl Claims {
         }
     }
 
+    /// The values of a multi-valued claim: each string of a JSON array, or
+    /// a single string whole (never split: see the module's note).
+    pub fn strings(&self, name: &str) -> Vec<&str> {
+        match self.0.get(name) {
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(one)) => vec![one.as_str()],
+            _ => Vec::new(),
+        }
+    }
+
     /// The phone numbers a claim lists: each element of a JSON array that
     /// is one E.164 number, or, in a single string (Cognito's custom
     /// attributes are strings), E.164 numbers separated by commas or

@@ -15,7 +15,7 @@ use std::str::FromStr;
 pub use claims::Claims;
 pub use request::claims;
 
-use crate::domain::Actor;
+use crate::domain::{Actor, AgentId, AgentProfile, TeamName};
 use crate::ids::PhoneNumber;
 
 /// The claim an agent is known by: in the history, and as the key of
@@ -78,6 +78,11 @@ pub struct AgentRules {
     pub supervisor_group: String,
     /// Numbers the deployment assigns by agent id, on top of the claim's.
     pub numbers: BTreeMap<String, Vec<PhoneNumber>>,
+    /// A group named with this prefix is a team (`team-billing`: `billing`).
+    pub team_prefix: String,
+    /// Teams the deployment assigns by agent id, for providers without
+    /// groups, on top of the groups'.
+    pub teams: BTreeMap<String, Vec<TeamName>>,
 }
 
 impl Default for AgentRules {
@@ -88,6 +93,8 @@ impl Default for AgentRules {
             groups_claim: "cognito:groups".into(),
             supervisor_group: "supervisors".into(),
             numbers: BTreeMap::new(),
+            team_prefix: "team-".into(),
+            teams: BTreeMap::new(),
         }
     }
 }
@@ -123,6 +130,58 @@ impl AgentRules {
                 .extend(numbers);
         }
         Ok(map)
+    }
+
+    /// Parses the static team mapping: `billing=ann@example.com,bob@example.com;support=...`
+    /// (agents by the id the history names them by, separated by commas or
+    /// spaces; teams by `;`), read as agent id -> teams.
+    pub fn parse_teams(text: &str) -> Result<BTreeMap<String, Vec<TeamName>>, String> {
+        let mut map: BTreeMap<String, Vec<TeamName>> = BTreeMap::new();
+        for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (team, agents) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}` must be team=agent[,agent...]"))?;
+            let team = TeamName::parse(team.trim()).map_err(|e| format!("{}: {e}", team.trim()))?;
+            for agent in claims::number_list(agents) {
+                map.entry(agent.to_owned()).or_default().push(team.clone());
+            }
+        }
+        Ok(map)
+    }
+
+    /// Who the verified claims say the agent is, for the directory: keyed
+    /// by the immutable subject, named by their `name` claim (or their id),
+    /// in the teams their groups and the static mapping give them.
+    pub fn profile(&self, claims: &Claims, actor: &Actor) -> Result<AgentProfile, ClaimsError> {
+        let id = claims
+            .string("sub")
+            .and_then(|sub| AgentId::parse(sub).ok())
+            .ok_or(ClaimsError::NoSubject)?;
+        let name = claims
+            .string("name")
+            .unwrap_or(actor.id.as_str())
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect();
+        let mut teams: Vec<TeamName> = claims
+            .strings(&self.groups_claim)
+            .into_iter()
+            .filter_map(|group| group.strip_prefix(self.team_prefix.as_str()))
+            .filter_map(|team| TeamName::parse(team).ok())
+            .collect();
+        for team in self.teams.get(&actor.id).into_iter().flatten() {
+            if !teams.contains(team) {
+                teams.push(team.clone());
+            }
+        }
+        teams.sort();
+        Ok(AgentProfile {
+            id,
+            name,
+            numbers: actor.numbers.clone(),
+            teams,
+        })
     }
 
     /// The actor the verified claims describe.

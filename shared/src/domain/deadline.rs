@@ -59,7 +59,8 @@ impl CallSession {
         let pending = self.is_ended()
             || self.customer_alone()
             || !self.follow_ups().is_empty()
-            || self.transfer_state().is_some_and(|s| s.is_active());
+            || self.transfer_state().is_some_and(|s| s.is_active())
+            || self.next_member_due().is_some();
         let delay = if pending {
             RECHECK_SOON
         } else if past_plausible_length {

@@ -7,6 +7,7 @@ mod access;
 mod action;
 mod deadline;
 mod dial_policy;
+mod directory;
 mod error;
 mod history;
 mod hop;
@@ -16,6 +17,7 @@ mod observation;
 mod participants;
 mod plan;
 mod recording;
+mod route;
 mod session;
 mod transfer;
 
@@ -23,6 +25,10 @@ pub use access::Actor;
 pub use action::{AccessDenied, Action, Offer};
 pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON};
 pub use dial_policy::{DEFAULT_BLOCKED, DialPolicy, DialRefused, NumberPrefix, country_code};
+pub use directory::{
+    AgentId, AgentProfile, Availability, DirectoryAgent, HEARTBEAT, NameError, OFFLINE_AFTER,
+    Presence as AgentPresence, RESERVATION_HOLD, TeamName, first_available,
+};
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use hop::{Hop, Owner};
@@ -32,5 +38,6 @@ pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
 pub use participants::{Participant, Role};
 pub use plan::{CustomerDestination, TransferPlan};
 pub use recording::{Recording, RecordingSource, RecordingStatus};
+pub use route::{Member, PassedOver, TeamRoute};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
 pub use transfer::{Transfer, TransferKind, TransferOutcome, TransferState};

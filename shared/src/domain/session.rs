@@ -216,7 +216,13 @@ impl CallSession {
         let target_live = self.transfer.as_ref().is_some_and(Transfer::target_live);
         // Not ended: the customer's leg is live, the room has not closed on
         // them and they were not released already.
-        !self.is_ended() && self.customer_in_room() && self.first_agent_gone() && !target_live
+        // A team's next member is about to be rung: not alone, waiting.
+        let next_member = self.next_member_due().is_some();
+        !self.is_ended()
+            && self.customer_in_room()
+            && self.first_agent_gone()
+            && !target_live
+            && !next_member
     }
 
     /// The call was handed over: the first agent left (or hung up) once the
@@ -347,6 +353,8 @@ impl CallSession {
             target_anchors_room: kind == TransferKind::Cold,
             consulted: false,
             outcome: None,
+            member: None,
+            route: None,
         });
         Ok(TransferDecision::New)
     }
@@ -671,10 +679,11 @@ impl CallSession {
         let Some(transfer) = &self.transfer else {
             return false;
         };
-        transfer.kind == TransferKind::Cold
-            && self.transfer_state().is_some_and(|s| s.is_active())
+        let ringing = self.transfer_state().is_some_and(|s| s.is_active())
             && transfer.target_live()
-            && !transfer.target_talking()
+            && !transfer.target_talking();
+        // Between two members of a team the customer stays on hold too.
+        transfer.kind == TransferKind::Cold && (ringing || self.next_member_due().is_some())
     }
 
     /// A consult needs both agents: the first in the room with the held

@@ -3,6 +3,7 @@
 use time::OffsetDateTime;
 
 use super::leg::{LegObservation, LegStatus, Presence};
+use super::route::{Member, TeamRoute};
 use crate::ids::{PhoneNumber, RoomName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,11 @@ pub struct Transfer {
     /// three-way call.
     pub consulted: bool,
     pub outcome: Option<TransferOutcome>,
+    /// The directory's agent this attempt rings, when the transfer named
+    /// an agent or a team rather than a number.
+    pub member: Option<Member>,
+    /// A team transfer: who was passed over so far, and its limits.
+    pub route: Option<TeamRoute>,
 }
 
 wire_enum!(

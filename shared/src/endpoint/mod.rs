@@ -81,6 +81,8 @@ endpoints! {
         CancelTransfer => ("cancel-transfer", POST, "/calls/{callSid}/transfer/cancel", FrontEnd),
         LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
         HoldCustomer => ("hold-customer", POST, "/calls/{callSid}/hold", FrontEnd),
+        GetDirectory => ("get-directory", GET, "/directory", FrontEnd),
+        SetPresence => ("set-presence", POST, "/presence", FrontEnd),
         DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
         AgentDialEnded => ("agent-dial-ended", POST, "/twiml/agent-dial-ended", Twilio),
         ConferenceTwiml => ("conference-twiml", POST, "/twiml/conference", Twilio),
@@ -170,14 +172,16 @@ impl Endpoint {
             | Endpoint::StartTransfer
             | Endpoint::CancelTransfer
             | Endpoint::LeaveCall
-            | Endpoint::HoldCustomer => 10,
+            | Endpoint::HoldCustomer
+            | Endpoint::StatusCallback => 10,
             Endpoint::GetCall
+            | Endpoint::GetDirectory
+            | Endpoint::SetPresence
             | Endpoint::DialCustomer
             | Endpoint::AgentDialEnded
             | Endpoint::ConferenceTwiml
             | Endpoint::FallbackTwiml
             | Endpoint::HoldTwiml
-            | Endpoint::StatusCallback
             | Endpoint::WsConnect
             | Endpoint::WsDisconnect => 5,
             Endpoint::Console => 3,

@@ -67,6 +67,8 @@ use TableAction::{DeleteItem, GetItem, PutItem, Query, UpdateItem};
 // - `due_sessions`: `Query` on the index; `claim_check`: `UpdateItem`;
 // - `take_allowance` (an agent's calls and transfers a minute, the
 //   toll-fraud guard): a conditional `UpdateItem`;
+// - directory: `agents` a `Query` of its partition, `agent` a `GetItem`,
+//   `check_in` and `write_if_unchanged` a conditional `PutItem`;
 // - subscriptions: `subscribe` two `PutItem`s, `subscribers` a `Query`,
 //   `disconnected` and `remove` `DeleteItem`s.
 
@@ -76,6 +78,9 @@ const READ_AND_WRITE: &[TableAction] = &[GetItem, PutItem];
 
 /// A front-end command that dials: also takes from the agent's allowance.
 const DIALS: &[TableAction] = &[GetItem, PutItem, UpdateItem];
+
+/// A transfer, which may also read the directory to reserve its member.
+const DIALS_MEMBERS: &[TableAction] = &[GetItem, PutItem, UpdateItem, Query];
 
 impl Endpoint {
     /// This function's row of the permissions table.
@@ -100,10 +105,12 @@ impl Endpoint {
                 table: &[GetItem, Query],
                 ..none
             },
-            // take_allowance, update, history, follow-ups; Twilio redirects
-            // the customer and rings the second agent.
+            // take_allowance, update, history, follow-ups; for a colleague
+            // or a team, the directory (a Query) and a reservation (a
+            // conditional PutItem). Twilio redirects the customer and
+            // rings the second agent.
             Endpoint::StartTransfer => Needs {
-                table: DIALS,
+                table: DIALS_MEMBERS,
                 twilio_rest: true,
                 ..none
             },
@@ -123,8 +130,22 @@ impl Endpoint {
                 table: READ_AND_WRITE,
                 ..none
             },
-            // observe, history, and the follow-ups a change makes necessary.
+            // observe, history, and the follow-ups a change makes
+            // necessary; a team's next member read from the directory
+            // (a Query) and reserved.
             Endpoint::StatusCallback => Needs {
+                table: &[GetItem, PutItem, Query],
+                twilio_rest: true,
+                ..none
+            },
+            // The directory (a Query) and the calls its entries point at.
+            Endpoint::GetDirectory => Needs {
+                table: &[GetItem, Query],
+                ..none
+            },
+            // The agent's entry (read, conditional put) and the call it
+            // points at; a ring of an agent stepping away is called off.
+            Endpoint::SetPresence => Needs {
                 table: READ_AND_WRITE,
                 twilio_rest: true,
                 ..none
@@ -188,6 +209,7 @@ mod tests {
             without,
             [
                 "get-call",
+                "get-directory",
                 "console",
                 "ws-connect",
                 "ws-disconnect",

@@ -12,7 +12,7 @@ use crate::endpoint::Endpoint;
 use crate::metrics::{self};
 use crate::public_url;
 use crate::secrets::{self, SecretKeeper, Secrets, SecretsManagerSource};
-use crate::store::{CallStore, DynamoStore};
+use crate::store::{CallStore, Directory, DynamoStore};
 use crate::twilio::TwilioClient;
 use crate::usecases::Services;
 use crate::usecases::metered::Metered;
@@ -98,13 +98,20 @@ impl App {
         Ok(app)
     }
 
-    pub fn new(config: Config, store: Arc<dyn CallStore>, twilio: TwilioClient) -> Self {
+    /// The application over `store`, which keeps the calls and the
+    /// directory alike (one table).
+    pub fn new<S>(config: Config, store: Arc<S>, twilio: TwilioClient) -> Self
+    where
+        S: CallStore + Directory + 'static,
+    {
+        let directory: Arc<dyn Directory> = store.clone();
         Self {
             secrets: Arc::new(SecretKeeper::fixed(Secrets::from_config(&config))),
             config: Arc::new(config),
             // Every change's milestones counted once, whichever store.
             services: Services {
                 store: Arc::new(Metered::new(store)),
+                directory,
                 twilio,
             },
         }

@@ -10,23 +10,24 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::app::App;
+use super::placement::{self, Placement, record_failure, record_placement};
+use super::request;
+use super::routing;
 use super::webhook_urls::{HoldPurpose, RoomRole};
-use super::{recordings, request};
 use crate::domain::{
-    Action, Actor, CallSession, CustomerDestination, FollowUp, HistoryEvent, LegObservation,
-    LegStatus, Observation, Presence, RoomParticipant, TransferDecision, TransferKind,
-    TransferState,
+    Action, Actor, CallSession, CustomerDestination, FollowUp, HistoryEvent, Presence,
+    RoomParticipant, TransferDecision, TransferKind, TransferState,
 };
+use crate::domain::{AgentId, TeamName};
 use crate::ids::{CallSid, PhoneNumber};
 use crate::metrics::{self, Metric};
 use crate::store::{HistoryCursor, update_returning};
 use crate::twilio::{
-    CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateCall, CreateParticipant,
-    HttpMethod, Participant, ParticipantBeep, TwilioError,
+    CallStatusEvent, ConferenceRef, CreateCall, HttpMethod, Participant, TwilioError,
 };
-use crate::usecases::transfer::record_transfer;
+use crate::usecases::transfer::{Callee, record_transfer_to};
 use crate::usecases::view::CallView;
-use crate::usecases::{follow_up, history};
+use crate::usecases::{self, follow_up, history};
 use crate::web::ApiError;
 use crate::web::responses::json;
 
@@ -55,10 +56,60 @@ struct StartCallBody {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TransferBody {
+    /// A number: the API's first form, the same as `number`.
+    #[serde(default)]
     to: Option<String>,
+    #[serde(default)]
+    number: Option<String>,
+    /// A colleague, by their directory id.
+    #[serde(default)]
+    agent: Option<String>,
+    /// A team: its longest idle available member, then the next.
+    #[serde(default)]
+    team: Option<String>,
     /// `warm` (the default) or `cold`.
     #[serde(default)]
     kind: Option<String>,
+}
+
+/// Where a transfer goes, as the request named it.
+enum TransferTo {
+    Number(PhoneNumber),
+    Agent(AgentId),
+    Team(TeamName),
+}
+
+impl TransferBody {
+    /// Exactly one of `to`/`number`, `agent` and `team`.
+    fn target(&self) -> Result<TransferTo, ApiError> {
+        let named = [&self.to, &self.number, &self.agent, &self.team]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        if named != 1 {
+            return Err(ApiError::bad_request(
+                "body",
+                "name exactly one of number (or to), agent and team",
+            ));
+        }
+        if let Some(agent) = &self.agent {
+            return AgentId::parse(agent)
+                .map(TransferTo::Agent)
+                .map_err(|e| ApiError::bad_request("agent", e.to_string()));
+        }
+        if let Some(team) = &self.team {
+            return TeamName::parse(team)
+                .map(TransferTo::Team)
+                .map_err(|e| ApiError::bad_request("team", e.to_string()));
+        }
+        let field = if self.to.is_some() { "to" } else { "number" };
+        let raw = self
+            .to
+            .as_deref()
+            .or(self.number.as_deref())
+            .unwrap_or_default();
+        phone(field, raw).map(TransferTo::Number)
+    }
 }
 
 #[derive(Deserialize)]
@@ -126,7 +177,13 @@ pub async fn start_call(
     let created = app.services.store.create_session(&session);
     let started = HistoryEvent::api(actor, now, "call started", None);
     let logged = history::record(app.services.store.as_ref(), &sid, &started);
-    let (created, ()) = futures::join!(created, logged);
+    // The agent's directory entry points at the call: busy while it lasts.
+    let placed = async {
+        if let Ok(me) = super::directory::profile(app, req, actor) {
+            usecases::routing::placed_call(&app.services, &me.id, &sid).await;
+        }
+    };
+    let (created, (), ()) = futures::join!(created, logged, placed);
     if let Err(error) = created {
         // Without a session the call could never be transferred: take it back
         // before the agent answers rather than leave a call nobody can manage.
@@ -183,11 +240,7 @@ pub async fn start_transfer(
 ) -> Result<Response<Body>, ApiError> {
     let sid = call_sid(req)?;
     let body: TransferBody = json_body(req)?;
-    let target = phone("to", required("to", &body.to)?)?;
-    app.config
-        .dial_policy
-        .may_dial(&target)
-        .map_err(|refused| ApiError::bad_request("to", refused.to_string()))?;
+    let to = body.target()?;
     let kind = match body.kind.as_deref() {
         None => TransferKind::Warm,
         Some(kind) => TransferKind::parse(kind)
@@ -195,17 +248,50 @@ pub async fn start_transfer(
     };
     let key = idempotency_key(req)?;
     let urls = app.urls(req)?;
+    if let TransferTo::Number(target) = &to {
+        may_dial(app, "number", target)?;
+    }
     take_allowance(app, actor).await?;
     let now = OffsetDateTime::now_utc();
+    let callee = match to {
+        TransferTo::Number(number) => Some(Callee::number(number)),
+        TransferTo::Agent(id) => {
+            routing::colleague(app, actor, &sid, &id, key.as_deref(), now).await?
+        }
+        TransferTo::Team(team) => {
+            routing::team_member(app, actor, &sid, &team, key.as_deref(), now).await?
+        }
+    };
+    let Some(callee) = callee else {
+        // The same request again (its idempotency key): as recorded.
+        let session = app
+            .services
+            .store
+            .get_session(&sid)
+            .await?
+            .ok_or_else(|| not_found(&sid))?;
+        return Ok(json(
+            StatusCode::OK,
+            &CallView::new(&session, actor, Vec::new()),
+        ));
+    };
+    let target = callee.number.clone();
 
     // Round trip 1: the transfer is durable before Twilio hears of it, so the
     // `<Dial action>` webhook that the redirect triggers finds it. Whose call
     // it is, is decided on the same read as the transfer.
     let mine = |s: &CallSession| Ok(actor.may(Action::Transfer, s)?);
     let store = app.services.store.as_ref();
-    let (decision, session) =
-        record_transfer(store, &sid, target.clone(), kind, key, now, &mine).await?;
+    let recorded = record_transfer_to(store, &sid, &callee, kind, key, now, &mine).await;
+    let (decision, session) = match recorded {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            routing::release(app, &callee, &sid).await;
+            return Err(error.into());
+        }
+    };
     if decision == TransferDecision::Existing {
+        routing::release(app, &callee, &sid).await;
         return Ok(json(
             StatusCode::OK,
             &CallView::new(&session, actor, Vec::new()),
@@ -213,14 +299,15 @@ pub async fn start_transfer(
     }
     // A new transfer to a number that is none of the deployment's agents':
     // worth an alarm when many (counted once, not for a replay or a refusal).
-    if !app
-        .config
-        .agents
-        .numbers
-        .values()
-        .flatten()
-        .any(|n| *n == target)
-    {
+    let known = callee.member.is_some()
+        || app
+            .config
+            .agents
+            .numbers
+            .values()
+            .flatten()
+            .any(|n| *n == target);
+    if !known {
         metrics::count(Metric::TransfersOutside, None);
     }
     // What the transfer asks of Twilio is the domain's to say.
@@ -246,39 +333,12 @@ pub async fn start_transfer(
         }
     };
     let room = ConferenceRef::FriendlyName(plan.room.clone());
-    let second_agent = CreateParticipant {
-        label: Some(
-            RoomParticipant::SecondAgent {
-                attempt: plan.attempt,
-            }
-            .label(),
-        ),
-        // The first agent hears the second agent's phone ring.
-        early_media: Some(true),
-        beep: Some(ParticipantBeep::False),
-        start_conference_on_enter: Some(true),
-        end_conference_on_exit: Some(plan.target_anchors_room),
-        timeout: Some(app.config.transfer_ring_timeout_secs),
-        status_callback: Some(urls.participant_events(&sid, plan.attempt)),
-        status_callback_event: CallStatusEvent::ALL.to_vec(),
-        status_callback_method: Some(HttpMethod::Post),
-        // This participant may reach the room before the customer does, and
-        // Twilio takes the room's callback from whoever comes first.
-        conference_status_callback: Some(urls.conference_events()),
-        conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
-        conference_status_callback_method: Some(HttpMethod::Post),
-        // Heard only if agent two answers before anyone else is in the room.
-        // The REST field must be a URL ("" for silence is TwiML-only).
-        wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
-        wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
-        ..CreateParticipant::new(plan.caller_id.clone(), plan.target.clone())
-    };
-    let second_agent = recordings::record_room_rest(app, &urls, &plan.room, second_agent);
+    let second_agent = placement::second_agent(app, &urls, &sid, &plan);
     let ring = app.services.twilio.create_participant(&room, &second_agent);
     // Logged once recorded (a refused request leaves no trace in the call's
     // history), alongside the Twilio round trip rather than after it.
     let what = format!("{} transfer requested", kind.as_str());
-    let requested = HistoryEvent::api(actor, now, what, Some(target.masked()));
+    let requested = HistoryEvent::api(actor, now, what, Some(routing::describe(&callee)));
     let logged = history::record(app.services.store.as_ref(), &sid, &requested);
     let lifted = lift_anchor(app, &session, plan.lift_anchor);
     let hold = async {
@@ -338,73 +398,9 @@ pub async fn start_transfer(
         call_off_second_agent(app, participant).await;
     }
     tracing::warn!(call = %sid, attempt, %reason, "transfer failed");
-    record_failure(app, actor, &sid, attempt, &reason, moved).await;
+    routing::release(app, &callee, &sid).await;
+    record_failure(app, Some(actor), &sid, attempt, &reason, moved).await;
     Err(ApiError::Upstream(reason))
-}
-
-/// The transfer is under way: the room's SID, agent two's call (known from
-/// now on even if every one of its callbacks is lost: the reconciler looks
-/// it up by this SID) and the customer's move are recorded at once, so who
-/// is in the room does not hang on one conference callback that Twilio
-/// never sends twice.
-async fn record_placement(
-    app: &App,
-    session: CallSession,
-    placement: Placement,
-    rang: &Result<Participant, TwilioError>,
-) -> CallSession {
-    let Placement {
-        attempt,
-        room_sid,
-        lifted,
-        waiting,
-    } = placement;
-    let dialled = rang
-        .as_ref()
-        .ok()
-        .and_then(|p| CallSid::parse(&p.call_sid).ok())
-        .map(|call_sid| LegObservation {
-            call_sid,
-            status: LegStatus::Queued,
-            sequence: None,
-            at: OffsetDateTime::now_utc(),
-        });
-    let placed = |s: &mut CallSession| {
-        if let Some(room_sid) = &room_sid {
-            s.room_named(room_sid);
-        }
-        if let Some(lifted) = &lifted {
-            s.follow_up_done(lifted);
-        }
-        if waiting {
-            s.waiting_on_hold(attempt)?;
-        }
-        if let Some(observation) = &dialled {
-            s.observe(Observation::TargetLeg {
-                attempt,
-                observation: observation.clone(),
-            });
-        }
-        s.customer_redirected(attempt)
-    };
-    match app.services.store.update(&session.id, &placed).await {
-        Ok(session) => session,
-        Err(error) => {
-            tracing::warn!(%error, call = %session.id, "customer's move not recorded");
-            session
-        }
-    }
-}
-
-/// What a transfer's round trip to Twilio did, to be recorded.
-struct Placement {
-    attempt: u32,
-    /// The room's SID, from the participant create.
-    room_sid: Option<String>,
-    /// The owner handing on no longer ends the room.
-    lifted: Option<FollowUp>,
-    /// A blind transfer from the room put the customer on hold, with music.
-    waiting: bool,
 }
 
 /// After a blind transfer from the room, with the customer on hold and the
@@ -451,32 +447,6 @@ async fn call_off_second_agent(app: &App, participant: &Participant) {
     };
     if let Err(error) = app.services.twilio.end_call(&target).await {
         tracing::warn!(%error, "second agent ringing into an empty room could not be called off");
-    }
-}
-
-/// Records the failed attempt, then carries out what it makes necessary:
-/// whatever made it fail may have left someone alone.
-async fn record_failure(
-    app: &App,
-    actor: &Actor,
-    sid: &CallSid,
-    attempt: u32,
-    reason: &str,
-    moved: bool,
-) {
-    let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.to_owned(), moved);
-    let recorded = app.services.store.update(sid, &fail);
-    let failed = HistoryEvent::api(
-        actor,
-        OffsetDateTime::now_utc(),
-        "transfer failed",
-        Some(reason.to_owned()),
-    );
-    let logged = history::record(app.services.store.as_ref(), sid, &failed);
-    let (recorded, ()) = futures::join!(recorded, logged);
-    match recorded {
-        Ok(session) => follow_up::carry_out(&app.services, &session).await,
-        Err(error) => tracing::error!(%error, call = %sid, "transfer failure not recorded"),
     }
 }
 
@@ -708,7 +678,7 @@ async fn resume_before_leaving(app: &App, session: &CallSession) -> Result<(), A
         })
 }
 
-fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+pub(super) fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = request::body_bytes(req);
     if bytes.is_empty() {
         return Err(ApiError::bad_request("body", "a JSON object is required"));
@@ -734,6 +704,14 @@ fn phone(field: &str, raw: &str) -> Result<PhoneNumber, ApiError> {
             "must be a phone number in E.164 form, like +14155550100",
         )
     })
+}
+
+/// The toll-fraud guard on a number a request names.
+pub(super) fn may_dial(app: &App, field: &str, number: &PhoneNumber) -> Result<(), ApiError> {
+    app.config
+        .dial_policy
+        .may_dial(number)
+        .map_err(|refused| ApiError::bad_request(field, refused.to_string()))
 }
 
 fn call_sid(req: &Request) -> Result<CallSid, ApiError> {
@@ -782,7 +760,7 @@ async fn take_allowance(app: &App, actor: &Actor) -> Result<(), ApiError> {
     }
 }
 
-fn not_found(sid: &CallSid) -> ApiError {
+pub(super) fn not_found(sid: &CallSid) -> ApiError {
     ApiError::NotFound(format!("no call {sid}"))
 }
 

@@ -4,11 +4,14 @@
 
 mod app;
 mod console;
+mod directory;
 mod front_end;
 mod hook;
+mod placement;
 mod recordings;
 mod request;
 mod router;
+mod routing;
 pub mod webhook_urls;
 mod webhooks;
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::hook::{NotRecorded, Webhook, empty};
 use super::webhook_urls::{CallbackKind, HoldPurpose, RoomRole, WebhookUrls};
-use super::{recordings, request};
+use super::{recordings, request, routing};
 use crate::config::CustomerFallback;
 use crate::domain::{
     ConferenceEvent, HistoryEvent, LegObservation, LegStatus, Observation, Observed,
@@ -268,14 +268,20 @@ pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<Str
     );
     match observed {
         Ok((Observed::Applied, Some(session))) => {
-            follow_up::carry_out(&app.services, &session).await
+            follow_up::carry_out(&app.services, &session).await;
+            routing::ring_next_member(app, &hook.urls, session).await;
         }
         // Nothing new, but what the session needs may still be undone: the
         // invocation that wrote this callback may have timed out before its
-        // follow-ups, and Twilio retries it. They are idempotent.
-        Ok((Observed::Ignored, Some(session))) if !session.follow_ups().is_empty() => {
+        // follow-ups (or before a team's next member was rung), and Twilio
+        // retries it. Follow-ups are idempotent; the next member is rung by
+        // the one write that moves the call on.
+        Ok((Observed::Ignored, Some(session)))
+            if !session.follow_ups().is_empty() || session.next_member_due().is_some() =>
+        {
             tracing::info!(call = %session_sid, "callback already applied; carrying out what is outstanding");
             follow_up::carry_out(&app.services, &session).await;
+            routing::ring_next_member(app, &hook.urls, session).await;
         }
         Ok(_) => tracing::debug!(call = %session_sid, "status callback changed nothing"),
         Err(error) => {

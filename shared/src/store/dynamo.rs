@@ -249,6 +249,10 @@ impl DynamoStore {
         &self.client
     }
 
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     fn expires_at(&self, now: OffsetDateTime) -> i64 {
         now.unix_timestamp() + self.ttl.as_secs() as i64
     }

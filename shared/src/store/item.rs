@@ -10,9 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::StoreError;
 use crate::domain::{
-    CallSession, EventSource, HistoryEvent, Hop, LegObservation, LegStatus, Owner, Presence,
-    Recording, RecordingSource, RecordingStatus, Transfer, TransferKind, TransferOutcome,
-    TransferState,
+    AgentId, CallSession, EventSource, HistoryEvent, Hop, LegObservation, LegStatus, Member, Owner,
+    PassedOver, Presence, Recording, RecordingSource, RecordingStatus, TeamName, TeamRoute,
+    Transfer, TransferKind, TransferOutcome, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -49,30 +49,30 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
 }
 
-fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
 }
 
-fn get_bool(item: &Item, name: &str) -> bool {
+pub(super) fn get_bool(item: &Item, name: &str) -> bool {
     item.get(name)
         .and_then(|v| v.as_bool().ok())
         .copied()
         .unwrap_or(false)
 }
 
-fn required<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+pub(super) fn required<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     get_s(item, name).ok_or_else(|| corrupt(name))
 }
 
-fn time(item: &Item, name: &str) -> Result<OffsetDateTime, StoreError> {
+pub(super) fn time(item: &Item, name: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(required(item, name)?, &Rfc3339).map_err(|_| corrupt(name))
 }
 
@@ -242,8 +242,95 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
         if let Some(reason) = reason {
             item.insert("t_reason".into(), s(reason));
         }
+        if let Some(member) = &t.member {
+            item.insert("t_member".into(), member_attribute(member));
+        }
+        if let Some(route) = &t.route {
+            item.insert("t_route".into(), route_attribute(route));
+        }
     }
     item
+}
+
+fn member_attribute(member: &Member) -> AttributeValue {
+    AttributeValue::M(
+        [
+            ("id".to_owned(), s(member.id.as_str())),
+            ("name".to_owned(), s(&member.name)),
+        ]
+        .into(),
+    )
+}
+
+fn member(value: &AttributeValue) -> Result<Member, StoreError> {
+    let AttributeValue::M(map) = value else {
+        return Err(corrupt("member"));
+    };
+    Ok(Member {
+        id: AgentId::parse(required(map, "id")?).map_err(|_| corrupt("member.id"))?,
+        name: required(map, "name")?.to_owned(),
+    })
+}
+
+/// A team transfer's route: its team, limits and who was passed over.
+fn route_attribute(route: &TeamRoute) -> AttributeValue {
+    let passed = route
+        .passed
+        .iter()
+        .map(|p| {
+            AttributeValue::M(
+                [
+                    ("member".to_owned(), member_attribute(&p.member)),
+                    ("why".to_owned(), s(p.why.as_str())),
+                ]
+                .into(),
+            )
+        })
+        .collect();
+    AttributeValue::M(
+        [
+            ("team".to_owned(), s(route.team.as_str())),
+            ("passed".to_owned(), AttributeValue::L(passed)),
+            ("rung".to_owned(), n(route.rung)),
+            ("max_members".to_owned(), n(route.max_members)),
+            ("until".to_owned(), s(time_text(route.until))),
+            (
+                "exhausted".to_owned(),
+                AttributeValue::Bool(route.exhausted),
+            ),
+        ]
+        .into(),
+    )
+}
+
+fn route(value: &AttributeValue) -> Result<TeamRoute, StoreError> {
+    let AttributeValue::M(map) = value else {
+        return Err(corrupt("route"));
+    };
+    let passed = match map.get("passed") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|entry| {
+                let AttributeValue::M(entry) = entry else {
+                    return Err(corrupt("route.passed"));
+                };
+                Ok(PassedOver {
+                    member: member(entry.get("member").ok_or_else(|| corrupt("route.passed"))?)?,
+                    why: TransferState::parse(required(entry, "why")?)
+                        .ok_or_else(|| corrupt("route.passed.why"))?,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
+    Ok(TeamRoute {
+        team: TeamName::parse(required(map, "team")?).map_err(|_| corrupt("route.team"))?,
+        passed,
+        rung: get_n(map, "rung").ok_or_else(|| corrupt("route.rung"))?,
+        max_members: get_n(map, "max_members").ok_or_else(|| corrupt("route.max_members"))?,
+        until: time(map, "until")?,
+        exhausted: get_bool(map, "exhausted"),
+    })
 }
 
 pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
@@ -277,6 +364,8 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
                 Some("first-agent-left") => Some(TransferOutcome::FirstAgentLeft),
                 Some(_) => return Err(corrupt("t_outcome")),
             },
+            member: item.get("t_member").map(member).transpose()?,
+            route: item.get("t_route").map(route).transpose()?,
         }),
     };
     let owner = match get_n::<u32>(item, "o_attempt") {

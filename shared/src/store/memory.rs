@@ -10,9 +10,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::directory::{CheckIn, Directory};
 use super::item::event_sort_key;
 use super::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError};
-use crate::domain::{CallSession, HistoryEvent};
+use crate::domain::{AgentId, AgentProfile, CallSession, DirectoryAgent, HistoryEvent};
 use crate::ids::CallSid;
 
 #[derive(Default)]
@@ -26,6 +27,7 @@ struct State {
     /// Each call's history by sort key (as the table's `EVENT#...`).
     events: HashMap<CallSid, Vec<(String, HistoryEvent)>>,
     allowances: HashMap<(String, i64), u32>,
+    agents: HashMap<AgentId, DirectoryAgent>,
 }
 
 struct Stored {
@@ -184,6 +186,48 @@ impl CallStore for MemoryStore {
         stored.check_at = Some(due.due_again(now, lease_until));
         stored.lease = Some(lease_until.unix_timestamp());
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl Directory for MemoryStore {
+    async fn check_in(
+        &self,
+        profile: &AgentProfile,
+        check_in: CheckIn,
+        now: OffsetDateTime,
+    ) -> Result<DirectoryAgent, StoreError> {
+        let mut state = self.state();
+        let existing = state.agents.get(&profile.id).cloned();
+        let version = existing.as_ref().map_or(0, |a| a.version);
+        let mut agent = DirectoryAgent::checked_in(existing, profile.clone(), check_in, now);
+        agent.version = version + 1;
+        state.agents.insert(profile.id.clone(), agent.clone());
+        Ok(agent)
+    }
+
+    async fn agents(&self) -> Result<Vec<DirectoryAgent>, StoreError> {
+        let mut agents: Vec<DirectoryAgent> = self.state().agents.values().cloned().collect();
+        agents.sort_by(|a, b| a.profile.id.cmp(&b.profile.id));
+        Ok(agents)
+    }
+
+    async fn agent(&self, id: &AgentId) -> Result<Option<DirectoryAgent>, StoreError> {
+        Ok(self.state().agents.get(id).cloned())
+    }
+
+    async fn write_if_unchanged(&self, agent: &DirectoryAgent) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match state.agents.get_mut(&agent.profile.id) {
+            Some(stored) if stored.version == agent.version => {
+                *stored = DirectoryAgent {
+                    version: agent.version + 1,
+                    ..agent.clone()
+                };
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! DynamoDB adapter implements it with one item per session plus an
 //! append-only event history, every state change a conditional write.
 
+mod directory;
 mod dynamo;
 pub mod dynamodb_json;
 mod item;
@@ -14,6 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use directory::{AGENT_PREFIX, CheckIn, DIRECTORY_PK, DIRECTORY_TTL, Directory};
 pub use dynamo::{ATTEMPT_TIMEOUT, DynamoStore, OPERATION_TIMEOUT};
 pub use item::{
     CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, ItemMeta, OPEN_SHARD, SESSION_SK, event_from_item,

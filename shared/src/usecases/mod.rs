@@ -7,12 +7,13 @@ pub mod follow_up;
 pub mod history;
 pub mod metered;
 pub mod reconcile;
+pub mod routing;
 pub mod transfer;
 pub mod view;
 
 use std::sync::Arc;
 
-use crate::store::CallStore;
+use crate::store::{CallStore, Directory};
 use crate::twilio::TwilioClient;
 
 /// What the use cases act through: where calls are kept, and the telephone
@@ -20,5 +21,7 @@ use crate::twilio::TwilioClient;
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn CallStore>,
+    /// The agents and their presence, in the same table.
+    pub directory: Arc<dyn Directory>,
     pub twilio: TwilioClient,
 }

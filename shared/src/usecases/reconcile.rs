@@ -69,6 +69,8 @@ pub fn longest_wait_alone() -> std::time::Duration {
 }
 /// History `kind` of a callback the reconciler recovered from Twilio.
 pub const RECOVERED: &str = "reconciler: lost callback recovered";
+/// The history's text for a team transfer the reconciler ended.
+pub const ROUTE_ENDED: &str = "reconciler: team transfer ended";
 /// History `kind` of a follow-up the reconciler carried out.
 pub const REPAIRED: &str = "reconciler: repaired";
 
@@ -244,6 +246,26 @@ async fn reconcile(services: &Services, session: CallSession) -> Result<usize, S
                 RECOVERED,
                 describe,
                 Repair::LostCallback,
+            )
+            .await;
+            repairs += 1;
+        }
+    }
+    // A team's next member still unrung since the last look: the handler
+    // that should have rung them is gone. The reconciler does not dial
+    // (it cannot know that handler's dial did not get through): it ends
+    // the route, and the follow-ups below treat it as a failed transfer.
+    if let Some(after) = current.next_member_due() {
+        let over = |s: &mut CallSession| s.route_exhausted(after);
+        if let Ok(next) = services.store.update(&current.id, &over).await {
+            current = next;
+            let detail = "the team's next member was never rung".to_owned();
+            record(
+                services,
+                &current.id,
+                ROUTE_ENDED,
+                detail,
+                Repair::RouteEnded,
             )
             .await;
             repairs += 1;

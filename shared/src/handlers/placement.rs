@@ -1,0 +1,150 @@
+//! Ringing the agent a transfer goes to, and recording what Twilio did:
+//! shared by a transfer's request and by a team transfer moving on to its
+//! next member.
+
+use time::OffsetDateTime;
+
+use super::app::App;
+use super::recordings;
+use super::webhook_urls::WebhookUrls;
+use crate::domain::{
+    Actor, CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
+    RoomParticipant, TransferPlan,
+};
+use crate::ids::CallSid;
+use crate::twilio::{
+    CallStatusEvent, ConferenceCallbackEvent, CreateParticipant, HttpMethod, Participant,
+    ParticipantBeep, TwilioError,
+};
+use crate::usecases::{follow_up, history};
+
+/// The participant create that rings the transfer's agent into the room.
+pub(super) fn second_agent(
+    app: &App,
+    urls: &WebhookUrls,
+    sid: &CallSid,
+    plan: &TransferPlan,
+) -> CreateParticipant {
+    let second_agent = CreateParticipant {
+        label: Some(
+            RoomParticipant::SecondAgent {
+                attempt: plan.attempt,
+            }
+            .label(),
+        ),
+        // The first agent hears the second agent's phone ring.
+        early_media: Some(true),
+        beep: Some(ParticipantBeep::False),
+        start_conference_on_enter: Some(true),
+        end_conference_on_exit: Some(plan.target_anchors_room),
+        timeout: Some(app.config.transfer_ring_timeout_secs),
+        status_callback: Some(urls.participant_events(sid, plan.attempt)),
+        status_callback_event: CallStatusEvent::ALL.to_vec(),
+        status_callback_method: Some(HttpMethod::Post),
+        // This participant may reach the room before the customer does, and
+        // Twilio takes the room's callback from whoever comes first.
+        conference_status_callback: Some(urls.conference_events()),
+        conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
+        conference_status_callback_method: Some(HttpMethod::Post),
+        // Heard only if agent two answers before anyone else is in the room.
+        // The REST field must be a URL ("" for silence is TwiML-only).
+        wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
+        wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
+        ..CreateParticipant::new(plan.caller_id.clone(), plan.target.clone())
+    };
+    recordings::record_room_rest(app, urls, &plan.room, second_agent)
+}
+
+/// The transfer is under way: the room's SID, agent two's call (known from
+/// now on even if every one of its callbacks is lost: the reconciler looks
+/// it up by this SID) and the customer's move are recorded at once, so who
+/// is in the room does not hang on one conference callback that Twilio
+/// never sends twice.
+pub(super) async fn record_placement(
+    app: &App,
+    session: CallSession,
+    placement: Placement,
+    rang: &Result<Participant, TwilioError>,
+) -> CallSession {
+    let Placement {
+        attempt,
+        room_sid,
+        lifted,
+        waiting,
+    } = placement;
+    let dialled = rang
+        .as_ref()
+        .ok()
+        .and_then(|p| CallSid::parse(&p.call_sid).ok())
+        .map(|call_sid| LegObservation {
+            call_sid,
+            status: LegStatus::Queued,
+            sequence: None,
+            at: OffsetDateTime::now_utc(),
+        });
+    let placed = |s: &mut CallSession| {
+        if let Some(room_sid) = &room_sid {
+            s.room_named(room_sid);
+        }
+        if let Some(lifted) = &lifted {
+            s.follow_up_done(lifted);
+        }
+        if waiting {
+            s.waiting_on_hold(attempt)?;
+        }
+        if let Some(observation) = &dialled {
+            s.observe(Observation::TargetLeg {
+                attempt,
+                observation: observation.clone(),
+            });
+        }
+        s.customer_redirected(attempt)
+    };
+    match app.services.store.update(&session.id, &placed).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::warn!(%error, call = %session.id, "customer's move not recorded");
+            session
+        }
+    }
+}
+
+/// What a transfer's round trip to Twilio did, to be recorded.
+pub(super) struct Placement {
+    pub(super) attempt: u32,
+    /// The room's SID, from the participant create.
+    pub(super) room_sid: Option<String>,
+    /// The owner handing on no longer ends the room.
+    pub(super) lifted: Option<FollowUp>,
+    /// A blind transfer from the room put the customer on hold, with music.
+    pub(super) waiting: bool,
+}
+
+/// Records the failed attempt, then carries out what it makes necessary:
+/// whatever made it fail may have left someone alone.
+pub(super) async fn record_failure(
+    app: &App,
+    actor: Option<&Actor>,
+    sid: &CallSid,
+    attempt: u32,
+    reason: &str,
+    moved: bool,
+) {
+    let fail = |s: &mut CallSession| s.fail_transfer(attempt, reason.to_owned(), moved);
+    let recorded = app.services.store.update(sid, &fail);
+    let (now, what, detail) = (
+        OffsetDateTime::now_utc(),
+        "transfer failed",
+        Some(reason.to_owned()),
+    );
+    let failed = match actor {
+        Some(actor) => HistoryEvent::api(actor, now, what, detail),
+        None => HistoryEvent::product(now, what, detail),
+    };
+    let logged = history::record(app.services.store.as_ref(), sid, &failed);
+    let (recorded, ()) = futures::join!(recorded, logged);
+    match recorded {
+        Ok(session) => follow_up::carry_out(&app.services, &session).await,
+        Err(error) => tracing::error!(%error, call = %sid, "transfer failure not recorded"),
+    }
+}
