@@ -37,6 +37,8 @@ pub struct LocalAgent {
     pub email: String,
     pub numbers: Vec<String>,
     pub supervisor: bool,
+    /// Teams, as groups named `team-<name>` (the deployment's default prefix).
+    pub teams: Vec<String>,
 }
 
 impl LocalAgent {
@@ -45,7 +47,23 @@ impl LocalAgent {
             email: email.to_owned(),
             numbers: numbers.iter().map(|n| (*n).to_owned()).collect(),
             supervisor,
+            teams: Vec::new(),
         }
+    }
+
+    /// The same agent, a member of `teams`.
+    pub fn in_teams(mut self, teams: &[&str]) -> Self {
+        self.teams = teams.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+
+    /// How colleagues see them: the name before the `@`, capitalised.
+    pub fn display_name(&self) -> String {
+        let name = self.username();
+        let mut chars = name.chars();
+        chars.next().map_or_else(String::new, |first| {
+            first.to_uppercase().chain(chars).collect()
+        })
     }
 
     /// The name before the `@`, for the sign-in page and `?agent=`.
@@ -62,8 +80,12 @@ pub fn local_agents() -> Vec<LocalAgent> {
             "alice@example.com",
             &["+15550100001", "+15550200001", "+15550300001"],
             false,
-        ),
-        LocalAgent::new("bob@example.com", &["+15550100003", "+15550200003"], false),
+        )
+        .in_teams(&["support"]),
+        LocalAgent::new("bob@example.com", &["+15550100003", "+15550200003"], false)
+            .in_teams(&["billing"]),
+        LocalAgent::new("carol@example.com", &["+15550100004"], false).in_teams(&["billing"]),
+        LocalAgent::new("dave@example.com", &["+15550100005"], false).in_teams(&["billing"]),
         LocalAgent::new("sam@example.com", &["+15550100009"], true),
     ]
 }
@@ -149,14 +171,19 @@ impl LocalIssuer {
             "email": agent.email,
             "email_verified": true,
             "cognito:username": agent.username(),
+            "name": agent.display_name(),
             "custom:agent_numbers": agent.numbers.join(","),
             "token_use": "id",
             "auth_time": now,
             "iat": now,
             "exp": now + TOKEN_LIFETIME.as_secs() as i64,
         });
+        let mut groups: Vec<String> = agent.teams.iter().map(|t| format!("team-{t}")).collect();
         if agent.supervisor {
-            claims["cognito:groups"] = json!(["supervisors"]);
+            groups.push("supervisors".into());
+        }
+        if !groups.is_empty() {
+            claims["cognito:groups"] = json!(groups);
         }
         claims
     }

@@ -17,6 +17,7 @@ mod secrets;
 mod simulator;
 mod store_dynalite;
 mod store_open_sessions;
+mod teams;
 mod twilio_client;
 mod twilio_contract;
 

@@ -150,7 +150,7 @@ fn app(primary: &str, secondary: Option<&str>) -> App {
     }
     let config = Config::from_map(&env).unwrap();
     let twilio = TwilioClient::from_config(&config).unwrap();
-    let store: Arc<dyn CallStore> = Arc::new(DynamoStore::new(
+    let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::Config::builder()
                 .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())

@@ -19,27 +19,27 @@ use warm_transfer_dev::sim::{
 };
 use warm_transfer_dev::{log_capture, privacy};
 
-const AGENT: &str = "+15550100001";
-const CUSTOMER: &str = "+15550100002";
-const TARGET: &str = "+15550100003";
-const SOON: Duration = Duration::from_secs(15);
+pub(crate) const AGENT: &str = "+15550100001";
+pub(crate) const CUSTOMER: &str = "+15550100002";
+pub(crate) const TARGET: &str = "+15550100003";
+pub(crate) const SOON: Duration = Duration::from_secs(15);
 /// How long the customer may be alone while moving into the room.
-const GRACE: Duration = Duration::from_millis(1500);
+pub(crate) const GRACE: Duration = Duration::from_millis(1500);
 
-struct Scenario {
-    stack: LocalStack,
-    http: reqwest::Client,
+pub(crate) struct Scenario {
+    pub(crate) stack: LocalStack,
+    pub(crate) http: reqwest::Client,
     /// The first agent, a supervisor: may follow the call after the handover.
-    token: String,
+    pub(crate) token: String,
 }
 
-async fn scenario() -> Scenario {
+pub(crate) async fn scenario() -> Scenario {
     scenario_ringing_for(20).await
 }
 
 /// A scenario whose second agents ring for up to `ring_timeout_secs`
 /// (Twilio's time; the simulator runs ten times faster).
-async fn scenario_ringing_for(ring_timeout_secs: u32) -> Scenario {
+pub(crate) async fn scenario_ringing_for(ring_timeout_secs: u32) -> Scenario {
     scenario_with(LocalOptions {
         ring_timeout_secs,
         ..LocalOptions::default()
@@ -50,7 +50,7 @@ async fn scenario_ringing_for(ring_timeout_secs: u32) -> Scenario {
 /// A scenario on a stack with these options, ten times faster than real time.
 /// Nobody follows these calls by push (push.rs does): without the local
 /// stream, its publisher adds no load to these timing-sensitive runs.
-async fn scenario_with(options: LocalOptions) -> Scenario {
+pub(crate) async fn scenario_with(options: LocalOptions) -> Scenario {
     // Every scenario reads its stack's log lines for full numbers at the end.
     log_capture::install();
     let stack = LocalStack::start(LocalOptions {
@@ -80,12 +80,17 @@ async fn scenario_with(options: LocalOptions) -> Scenario {
 }
 
 impl Scenario {
-    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         self.api_as(&self.token, method, path, body).await
     }
 
     /// A request signed in as the agent holding `token`.
-    async fn api_as(
+    pub(crate) async fn api_as(
         &self,
         token: &str,
         method: reqwest::Method,
@@ -104,7 +109,7 @@ impl Scenario {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn start_call(&self) -> String {
+    pub(crate) async fn start_call(&self) -> String {
         let (status, call) = self
             .api(
                 reqwest::Method::POST,
@@ -116,13 +121,13 @@ impl Scenario {
         call["callSid"].as_str().unwrap().to_owned()
     }
 
-    async fn call(&self, sid: &str) -> Value {
+    pub(crate) async fn call(&self, sid: &str) -> Value {
         self.api(reqwest::Method::GET, &format!("/calls/{sid}"), None)
             .await
             .1
     }
 
-    async fn transfer(&self, sid: &str, to: &str) -> (u16, Value) {
+    pub(crate) async fn transfer(&self, sid: &str, to: &str) -> (u16, Value) {
         self.api(
             reqwest::Method::POST,
             &format!("/calls/{sid}/transfer"),
@@ -131,7 +136,12 @@ impl Scenario {
         .await
     }
 
-    async fn wait_call(&self, sid: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_call(
+        &self,
+        sid: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + SOON;
         loop {
             let call = self.call(sid).await;
@@ -147,7 +157,7 @@ impl Scenario {
         }
     }
 
-    async fn connected(&self) -> String {
+    pub(crate) async fn connected(&self) -> String {
         let sid = self.start_call().await;
         self.wait_call(&sid, "customer connected", |c| c["state"] == "connected")
             .await;
@@ -161,7 +171,7 @@ impl Scenario {
     }
 
     /// Waits until this number's latest call has ended, whatever the reason.
-    async fn wait_call_over(&self, number: &str) {
+    pub(crate) async fn wait_call_over(&self, number: &str) {
         let sim = &self.stack.sim;
         assert!(
             sim.wait_for(SOON, |sim| sim
@@ -173,12 +183,12 @@ impl Scenario {
         );
     }
 
-    async fn transfer_state(&self, sid: &str, state: &str) -> Value {
+    pub(crate) async fn transfer_state(&self, sid: &str, state: &str) -> Value {
         self.wait_call(sid, state, |c| c["transfer"]["state"] == state)
             .await
     }
 
-    fn room_members(&self, sid: &str) -> Vec<String> {
+    pub(crate) fn room_members(&self, sid: &str) -> Vec<String> {
         let room = format!("wt-{sid}");
         self.stack
             .sim
@@ -196,7 +206,7 @@ impl Scenario {
             .unwrap_or_default()
     }
 
-    async fn wait_room(&self, sid: &str, expected: &[&str]) {
+    pub(crate) async fn wait_room(&self, sid: &str, expected: &[&str]) {
         let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
         expected.sort();
         let ok = self
@@ -214,7 +224,7 @@ impl Scenario {
 
     /// Agent two answered and everybody is in the room, the customer
     /// having been redirected exactly once whatever Twilio answered.
-    async fn all_three_in_the_room_after_one_redirect(&self, sid: &str) {
+    pub(crate) async fn all_three_in_the_room_after_one_redirect(&self, sid: &str) {
         self.transfer_state(sid, "target-answered").await;
         self.wait_room(sid, &[AGENT, CUSTOMER, TARGET]).await;
         assert_eq!(self.stack.sim.redirects_of(CUSTOMER), 1);
@@ -225,7 +235,7 @@ impl Scenario {
     /// beyond the grace, never cut off except by their own hang-up or a
     /// spoken goodbye after the last agent left, and never hears Twilio's
     /// default music or an application error.
-    fn assert_customer_never_stranded(&self) {
+    pub(crate) fn assert_customer_never_stranded(&self) {
         let sim = &self.stack.sim;
         assert_eq!(
             sim.problems(CUSTOMER, GRACE),
@@ -249,7 +259,7 @@ impl Scenario {
     /// +1 55501 or +1 55502, and the caller ID is +1 500 555 0006. Seven
     /// digits and more, with the country code, so that no timestamp's
     /// nanoseconds match by chance.
-    fn assert_no_full_number_spread(&self) {
+    pub(crate) fn assert_no_full_number_spread(&self) {
         const DIGITS: [&str; 3] = ["1555010", "1555020", "15005550006"];
         assert!(
             !log_capture::lines().is_empty(),
@@ -277,7 +287,7 @@ impl Scenario {
 
     /// Every DynamoDB request each function made is one its role grants
     /// (`Endpoint::needs`, which the template's policies equal).
-    fn assert_within_permissions(&self) {
+    pub(crate) fn assert_within_permissions(&self) {
         assert_eq!(
             self.stack.dynamo_ops.outside_permissions(),
             Vec::<String>::new(),

@@ -77,6 +77,37 @@ struct TransferView {
     reason: Option<String>,
     requested_at: String,
     target_leg: Option<LegView>,
+    /// The colleague this attempt rings, when the transfer named one or a team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<MemberView>,
+    /// A team transfer: the team and who was passed over, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    team: Option<TeamRouteView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberView {
+    id: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PassedView {
+    id: String,
+    name: String,
+    /// How their attempt ended (`target-busy`, `target-no-answer`, `target-failed`).
+    why: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TeamRouteView {
+    name: String,
+    passed: Vec<PassedView>,
+    /// Nobody was left to ring.
+    exhausted: bool,
 }
 
 #[derive(Serialize)]
@@ -133,6 +164,23 @@ impl CallView {
             },
             requested_at: text(t.requested_at),
             target_leg: leg(&t.target_leg),
+            member: t.member.as_ref().map(|m| MemberView {
+                id: m.id.as_str().to_owned(),
+                name: m.name.clone(),
+            }),
+            team: t.route.as_ref().map(|r| TeamRouteView {
+                name: r.team.as_str().to_owned(),
+                passed: r
+                    .passed
+                    .iter()
+                    .map(|p| PassedView {
+                        id: p.member.id.as_str().to_owned(),
+                        name: p.member.name.clone(),
+                        why: p.why.as_str(),
+                    })
+                    .collect(),
+                exhausted: r.exhausted,
+            }),
         });
         Self {
             call_sid: session.id.to_string(),
