@@ -586,8 +586,7 @@ async fn simultaneous_team_transfers_never_hold_one_agent_twice_nor_skip_a_free_
         .await;
         let mut held: Vec<AgentId> = picks
             .into_iter()
-            .map(Result::unwrap)
-            .flatten()
+            .filter_map(Result::unwrap)
             .map(|agent| agent.profile.id)
             .collect();
         held.sort();

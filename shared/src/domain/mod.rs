@@ -13,12 +13,13 @@ mod history;
 mod hop;
 mod leg;
 mod milestone;
+mod names;
 mod observation;
 mod participants;
 mod plan;
 mod recording;
-mod route;
 mod session;
+mod team_transfer;
 mod transfer;
 
 pub use access::Actor;
@@ -26,18 +27,20 @@ pub use action::{AccessDenied, Action, Offer};
 pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, RECHECK_SOON};
 pub use dial_policy::{DEFAULT_BLOCKED, DialPolicy, DialRefused, NumberPrefix, country_code};
 pub use directory::{
-    AgentId, AgentProfile, Availability, DirectoryAgent, HEARTBEAT, NameError, OFFLINE_AFTER,
-    Presence as AgentPresence, RESERVATION_HOLD, TeamName, first_available,
+    AgentProfile, Availability, DirectoryAgent, HEARTBEAT, OFFLINE_AFTER,
+    Presence as AgentPresence, RESERVATION_HOLD, first_available,
 };
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use hop::{Hop, Owner};
 pub use leg::{LegObservation, LegStatus, Presence};
 pub use milestone::{FailReason, Milestone};
+pub use names::{AgentId, NameError, TeamName};
 pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
 pub use participants::{Participant, Role};
 pub use plan::{CustomerDestination, TransferPlan};
 pub use recording::{Recording, RecordingSource, RecordingStatus};
-pub use route::{Member, PassedOver, TeamRoute};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
-pub use transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
+pub use transfer::{
+    Member, PassedOver, TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
+};

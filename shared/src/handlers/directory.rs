@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::app::App;
-use super::front_end::json_body;
+use super::input::json_body;
 use crate::auth;
 use crate::domain::{Actor, AgentProfile, Availability, CallSession, DirectoryAgent};
 use crate::ids::PhoneNumber;

@@ -6,10 +6,10 @@
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::app::App;
+use super::input::{call_sid, idempotency_key, json_body, may_dial, not_found, phone, required};
 use super::placement::{self, Placement, record_failure, record_placement};
 use super::request;
 use super::routing;
@@ -38,9 +38,6 @@ const AGENT_RING_SECS: u32 = 30;
 /// the customer is taken to be still on the bridge.
 const REDIRECT_LOOKUPS: usize = 6;
 const REDIRECT_LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Longest `Idempotency-Key` accepted; keys are opaque to us.
-const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 // Required fields are `Option`s checked by `required`, so a missing one is
 // named in the error like any other bad field.
@@ -74,7 +71,8 @@ struct TransferBody {
 
 /// Where a transfer goes, as the request named it.
 enum TransferTo {
-    Number(PhoneNumber),
+    /// With the field that named it (`to` or `number`).
+    Number(&'static str, PhoneNumber),
     Agent(AgentId),
     Team(TeamName),
 }
@@ -86,11 +84,20 @@ impl TransferBody {
             .iter()
             .filter(|v| v.is_some())
             .count();
-        if named != 1 {
-            return Err(ApiError::bad_request(
-                "body",
-                "name exactly one of number (or to), agent and team",
-            ));
+        match named {
+            0 => {
+                return Err(ApiError::bad_request(
+                    "to",
+                    "is required (or name an agent or a team)",
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "body",
+                    "name exactly one of to (or number), agent and team",
+                ));
+            }
         }
         if let Some(agent) = &self.agent {
             return AgentId::parse(agent)
@@ -108,7 +115,7 @@ impl TransferBody {
             .as_deref()
             .or(self.number.as_deref())
             .unwrap_or_default();
-        phone(field, raw).map(TransferTo::Number)
+        phone(field, raw).map(|number| TransferTo::Number(field, number))
     }
 }
 
@@ -248,13 +255,13 @@ pub async fn start_transfer(
     };
     let key = idempotency_key(req)?;
     let urls = app.urls(req)?;
-    if let TransferTo::Number(target) = &to {
-        may_dial(app, "number", target)?;
+    if let TransferTo::Number(field, target) = &to {
+        may_dial(app, field, target)?;
     }
     take_allowance(app, actor).await?;
     let now = OffsetDateTime::now_utc();
     let callee = match to {
-        TransferTo::Number(number) => Some(Callee::number(number)),
+        TransferTo::Number(_, number) => Some(Callee::number(number)),
         TransferTo::Agent(id) => {
             routing::colleague(app, actor, &sid, &id, key.as_deref(), now).await?
         }
@@ -678,66 +685,6 @@ async fn resume_before_leaving(app: &App, session: &CallSession) -> Result<(), A
         })
 }
 
-pub(super) fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes = request::body_bytes(req);
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request("body", "a JSON object is required"));
-    }
-    let mut body = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut body).map_err(|error| {
-        let field = error.path().to_string();
-        let field = if field == "." { "body" } else { &field };
-        ApiError::bad_request(field, error.into_inner().to_string())
-    })
-}
-
-fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, ApiError> {
-    value
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request(field, "is required"))
-}
-
-fn phone(field: &str, raw: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw).map_err(|_| {
-        ApiError::bad_request(
-            field,
-            "must be a phone number in E.164 form, like +14155550100",
-        )
-    })
-}
-
-/// The toll-fraud guard on a number a request names.
-pub(super) fn may_dial(app: &App, field: &str, number: &PhoneNumber) -> Result<(), ApiError> {
-    app.config
-        .dial_policy
-        .may_dial(number)
-        .map_err(|refused| ApiError::bad_request(field, refused.to_string()))
-}
-
-fn call_sid(req: &Request) -> Result<CallSid, ApiError> {
-    let raw = request::path_param(req, "callSid").unwrap_or_default();
-    CallSid::parse(&raw)
-        .map_err(|_| ApiError::bad_request("callSid", "must be CA followed by 32 hex digits"))
-}
-
-fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "Idempotency-Key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
-            )
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
 /// One from the agent's per-minute allowance of calls and transfers: a
 /// stolen sign-in cannot dial faster than a person does.
 async fn take_allowance(app: &App, actor: &Actor) -> Result<(), ApiError> {
@@ -758,10 +705,6 @@ async fn take_allowance(app: &App, actor: &Actor) -> Result<(), ApiError> {
             "at most {limit} calls and transfers a minute; try again shortly"
         )))
     }
-}
-
-pub(super) fn not_found(sid: &CallSid) -> ApiError {
-    ApiError::NotFound(format!("no call {sid}"))
 }
 
 fn upstream(what: &'static str) -> impl Fn(TwilioError) -> ApiError {

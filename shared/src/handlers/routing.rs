@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 
 use super::app::App;
-use super::front_end::not_found;
+use super::input::{may_dial, not_found};
 use super::placement::{self, Placement, record_failure, record_placement};
 use super::webhook_urls::WebhookUrls;
 use crate::domain::{
@@ -118,7 +118,7 @@ async fn callee(
 ) -> Result<Callee, ApiError> {
     let member = member_of(agent);
     let allowed = match agent.phone() {
-        Some(number) => super::front_end::may_dial(app, "agent", number).map(|()| number.clone()),
+        Some(number) => may_dial(app, "agent", number).map(|()| number.clone()),
         None => Err(ApiError::bad_request("agent", "has no phone number")),
     };
     match allowed {

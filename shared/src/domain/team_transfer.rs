@@ -8,62 +8,11 @@
 
 use time::OffsetDateTime;
 
-use super::directory::{AgentId, TeamName};
 use super::error::DomainError;
 use super::leg::{LegObservation, Presence};
 use super::session::CallSession;
-use super::transfer::{TransferKind, TransferState};
+use super::transfer::{Member, PassedOver, TeamRoute, TransferKind, TransferState};
 use crate::ids::PhoneNumber;
-
-/// The directory's agent an attempt rings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: AgentId,
-    pub name: String,
-}
-
-/// A member who was rung and did not take the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PassedOver {
-    pub member: Member,
-    /// How their attempt ended: `target-busy`, `target-no-answer`,
-    /// `target-failed` (declined, called off, unreachable).
-    pub why: TransferState,
-}
-
-/// A team transfer's progress and limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TeamRoute {
-    pub team: TeamName,
-    /// Oldest first.
-    pub passed: Vec<PassedOver>,
-    /// Members rung so far, the current one included.
-    pub rung: u32,
-    /// At most this many members are rung.
-    pub max_members: u32,
-    /// No member is rung after this.
-    pub until: OffsetDateTime,
-    /// Nobody was left to ring: the transfer ends as a failed one does.
-    pub exhausted: bool,
-}
-
-impl TeamRoute {
-    pub fn new(team: TeamName, max_members: u32, until: OffsetDateTime) -> Self {
-        Self {
-            team,
-            passed: Vec::new(),
-            rung: 1,
-            max_members,
-            until,
-            exhausted: false,
-        }
-    }
-
-    /// Who must not be rung again on this call.
-    pub fn passed_ids(&self) -> Vec<AgentId> {
-        self.passed.iter().map(|p| p.member.id.clone()).collect()
-    }
-}
 
 impl CallSession {
     /// Names the member the current attempt rings and, for a team, its
