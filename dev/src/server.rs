@@ -39,6 +39,61 @@ pub struct DevServer {
     task: JoinHandle<()>,
     /// Requests handed to each function (one Lambda invocation each in AWS).
     pub invocations: Counts,
+    /// One-time nonces a reachability check sends through a public URL.
+    pub probes: Arc<Probes>,
+}
+
+/// Where a request to [`PROBE_PATH`] carrying an expected nonce is noted:
+/// proof that a public URL (a tunnel) leads to this very server. Only
+/// nonces this process asked for are answered, each once.
+#[derive(Debug, Default)]
+pub struct Probes {
+    expected: std::sync::Mutex<HashMap<String, bool>>,
+}
+
+/// Development server only: no such route exists in AWS.
+pub const PROBE_PATH: &str = "/local-probe/";
+
+impl Probes {
+    /// A fresh nonce to send through the URL being checked.
+    pub fn expect(&self) -> String {
+        let nonce = format!("{:032x}", rand::random::<u128>());
+        if let Ok(mut expected) = self.expected.lock() {
+            expected.insert(nonce.clone(), false);
+        }
+        nonce
+    }
+
+    /// Whether the nonce reached this server.
+    pub fn arrived(&self, nonce: &str) -> bool {
+        self.expected
+            .lock()
+            .is_ok_and(|expected| expected.get(nonce) == Some(&true))
+    }
+
+    /// Notes an arrival; false for a nonce not expected or already seen.
+    fn arrive(&self, nonce: &str) -> bool {
+        let Ok(mut expected) = self.expected.lock() else {
+            return false;
+        };
+        match expected.get_mut(nonce) {
+            Some(seen @ false) => {
+                *seen = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The answer to a probe request, or None for any other path.
+    fn serve(&self, path: &str) -> Option<http::Response<Full<Bytes>>> {
+        let nonce = path.strip_prefix(PROBE_PATH)?;
+        Some(if self.arrive(nonce) {
+            plain(http::StatusCode::NO_CONTENT, "")
+        } else {
+            plain(http::StatusCode::NOT_FOUND, "no route")
+        })
+    }
 }
 
 impl DevServer {
@@ -73,15 +128,23 @@ impl DevServer {
         // std socket so the other runtime's reactor drives it.
         let listener = listener.into_std()?;
         let counts = invocations.clone();
+        let probes = Arc::new(Probes::default());
+        let served = Served {
+            issuer,
+            push,
+            invocations: counts,
+            probes: probes.clone(),
+        };
         let task = runtime.spawn(async move {
             if let Ok(listener) = TcpListener::from_std(listener) {
-                accept_loop(app, listener, issuer, push, counts).await;
+                accept_loop(app, listener, served).await;
             }
         });
         Ok(Self {
             addr,
             task,
             invocations,
+            probes,
         })
     }
 
@@ -100,13 +163,21 @@ impl Drop for DevServer {
     }
 }
 
-async fn accept_loop(
-    app: App,
-    listener: TcpListener,
+/// What the server serves besides the handlers.
+struct Served {
     issuer: Arc<LocalIssuer>,
     push: Option<Arc<LocalPush>>,
     invocations: Counts,
-) {
+    probes: Arc<Probes>,
+}
+
+async fn accept_loop(app: App, listener: TcpListener, served: Served) {
+    let Served {
+        issuer,
+        push,
+        invocations,
+        probes,
+    } = served;
     let verifier = Arc::new(issuer.verifier());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -117,15 +188,22 @@ async fn accept_loop(
         let verifier = verifier.clone();
         let push = push.clone();
         let invocations = invocations.clone();
+        let probes = probes.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
                 let push = push.clone();
+                let probed = (req.method() == http::Method::GET)
+                    .then(|| probes.serve(req.uri().path()))
+                    .flatten();
                 if let Some((endpoint, _)) = crate::routes::resolve(req.method(), req.uri().path())
                 {
                     invocations.add(endpoint.endpoint().function_name());
                 }
                 async move {
+                    if let Some(answer) = probed {
+                        return Ok::<_, Infallible>(answer);
+                    }
                     if let Some(push) = push.filter(|_| LocalPush::serves(req.uri().path())) {
                         return Ok::<_, Infallible>(push.serve(req).await);
                     }
