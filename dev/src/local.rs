@@ -82,6 +82,10 @@ pub struct RealTwilio {
     pub api_base_url: String,
     /// Who signs in locally, with their own phones' numbers.
     pub agents: Vec<LocalAgent>,
+    /// The numbers the user confirmed: the product's allow-list becomes
+    /// exactly these, since the customer is dialed by TwiML, which the
+    /// call guard never sees.
+    pub confirmed: Vec<String>,
 }
 
 impl Default for LocalOptions {
@@ -273,6 +277,10 @@ fn with_real_twilio(
     env.insert(
         vars::TWILIO_API_BASE_URL.to_owned(),
         twilio.api_base_url.clone(),
+    );
+    env.insert(
+        vars::ALLOWED_DESTINATIONS.to_owned(),
+        twilio.confirmed.join(","),
     );
     env.insert(
         vars::PUBLIC_BASE_URL.to_owned(),

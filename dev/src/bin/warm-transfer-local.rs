@@ -300,7 +300,9 @@ mod real_twilio {
         for confirmed in numbers {
             println!("  {:<11} {}", confirmed.role, confirmed.number.masked());
         }
-        println!("each call ends after {max_minutes} minutes at most, and every call of the run ends when it stops");
+        println!(
+            "each call ends after {max_minutes} minutes at most, and every call of the run ends when it stops"
+        );
         if yes {
             println!("confirmed by --yes");
             return Ok(());
@@ -402,13 +404,15 @@ mod real_twilio {
                 public_url: public_url.clone(),
                 api_base_url: guard.base_url(),
                 agents,
+                confirmed: numbers
+                    .iter()
+                    .map(|c| c.number.as_str().to_owned())
+                    .collect(),
             }),
             ..LocalOptions::default()
         })
         .await?;
-        println!(
-            "\nchecking the account and the tunnel (no call is placed before these pass):"
-        );
+        println!("\nchecking the account and the tunnel (no call is placed before these pass):");
         let passed = Checks {
             config: &user,
             numbers: &numbers,
@@ -431,7 +435,9 @@ mod real_twilio {
         );
         println!("your agent phone rings first; answer it, then the customer's rings");
         if passed.kind == AccountKind::Trial {
-            println!("trial account: each phone first hears Twilio's trial message; press a key to go on");
+            println!(
+                "trial account: each phone first hears Twilio's trial message; press a key to go on"
+            );
         }
         match &second {
             Some(second) => println!(

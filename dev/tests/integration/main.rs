@@ -17,6 +17,7 @@ mod secrets;
 mod simulator;
 mod store_dynalite;
 mod store_open_sessions;
+mod twilio_account;
 mod twilio_client;
 mod twilio_contract;
 
