@@ -20,6 +20,7 @@ pub mod push;
 pub mod routes;
 pub mod server;
 pub mod sim;
+pub mod smoke;
 pub mod store_ext;
 pub mod template;
 pub mod twilio_account;
