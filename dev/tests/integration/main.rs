@@ -15,6 +15,7 @@ mod scale;
 mod scenarios;
 mod secrets;
 mod simulator;
+mod smoke;
 mod store_dynalite;
 mod store_open_sessions;
 mod twilio_account;
