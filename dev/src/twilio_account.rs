@@ -197,12 +197,12 @@ impl Checks<'_> {
                 let token = self.token_client()?;
                 self.fetch(&token, sid, "auth token").await?;
                 lines.push(format!(
-                    "credentials: ok (API key {}…, and the auth token; account \"{name}\")",
+                    "credentials: API key {}… and the auth token accepted (account \"{name}\")",
                     &key[..6.min(key.len())]
                 ));
             }
             TwilioCredentials::AuthToken => lines.push(format!(
-                "credentials: ok (auth token; an API key is preferred: TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET; account \"{name}\")"
+                "credentials: auth token accepted (account \"{name}\"); an API key is preferred for REST: TWILIO_API_KEY_SID, TWILIO_API_KEY_SECRET"
             )),
         }
         if account.status.as_deref().is_some_and(|s| s != "active") {

@@ -468,15 +468,20 @@ mod real_twilio {
         let ended = guard.end_all(&twilio).await;
         print_ended(&ended, "stopping");
         let failed = ended.iter().filter(|e| e.outcome.is_err()).count();
-        println!(
-            "stopped: this run placed {created} call(s); {} still live were ended{}",
-            ended.len() - failed,
-            if failed > 0 {
-                format!(", {failed} could not be (end them in the Twilio Console, Monitor > Calls)")
-            } else {
-                String::new()
-            }
-        );
+        let done = ended.len() - failed;
+        if ended.is_empty() {
+            println!("stopped: none of the {created} call(s) this run placed was still live");
+        } else {
+            println!(
+                "stopped: ended {done} live call leg(s) of the {created} call(s) this run placed"
+            );
+        }
+        if failed > 0 {
+            println!(
+                "{failed} could not be ended: end them in the Twilio Console (Monitor > Calls); \
+                 their time limit ends them anyway"
+            );
+        }
         Ok(())
     }
 }
