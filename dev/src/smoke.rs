@@ -111,9 +111,11 @@ pub async fn run(target: &Target) -> Vec<Checked> {
         outcome: match &target.twilio {
             Some(Ok(secret)) => twilio(secret).await,
             Some(Err(problem)) => Outcome::Fail(problem.clone()),
-            None => {
-                Outcome::Skip("no credentials to try (give --stack, or run with --local)".into())
-            }
+            None => Outcome::Skip(
+                "no credentials to try (--stack reads the stack's secret; with --base-url, \
+                 TWILIO_* from the environment or dev/twilio.env)"
+                    .into(),
+            ),
         },
     });
     note(Checked {

@@ -498,3 +498,102 @@ async fn the_guard_ends_a_call_after_the_maximum_length() {
     assert_eq!(ended[0].sid, created.sid);
     assert!(guard.end_overdue(&twilio).await.is_empty());
 }
+
+/// The whole `run-local.sh --twilio` (its binary) against the stand-in
+/// account: checks, a call, then SIGTERM ends the call with a line.
+#[tokio::test]
+async fn the_run_checks_then_on_sigterm_ends_every_call_it_placed_and_says_so() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let sim = Simulator::start(account("Full", &[])).await.unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_warm-transfer-local"));
+    command
+        .args([
+            "--twilio",
+            "--yes",
+            "--public-url",
+            &base,
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["--agent", AGENT, "--customer", CUSTOMER])
+        .envs(settings(&sim))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = warm_transfer_dev::process::die_with_parent(&mut command)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut output = Vec::new();
+    let up = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let console = line.starts_with("console:");
+            output.push(line);
+            if console {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(up, Ok(true), "{}", output.join("\n"));
+    assert!(
+        output.iter().any(|l| l.contains("ok  public URL")),
+        "{}",
+        output.join("\n")
+    );
+
+    let http = reqwest::Client::new();
+    let token = http
+        .get(format!("{base}/local-idp/dev-token?agent=alice"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let started = http
+        .post(format!("{base}/calls"))
+        .bearer_auth(token)
+        .json(&json!({ "agentNumber": AGENT, "customerNumber": CUSTOMER }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), reqwest::StatusCode::CREATED);
+    assert!(
+        sim.wait_for(Duration::from_secs(10), |s| s.status_of(CUSTOMER)
+            == Some(LegStatus::InProgress))
+            .await,
+        "{}",
+        sim.timeline_text()
+    );
+
+    let pid = child.id().unwrap() as libc::pid_t;
+    // SAFETY: signals the child this test started, by its id.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let exited = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            output.push(line);
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .unwrap();
+    let text = output.join("\n");
+    assert!(exited.success(), "{text}");
+    assert!(text.contains("stopping: call CA"), "{text}");
+    assert!(
+        text.contains("stopped: ended 2 live call leg(s) of the 1 call(s) this run placed"),
+        "{text}"
+    );
+    assert!(
+        sim.calls().iter().all(|c| c.status.is_final()),
+        "{:?}",
+        sim.calls()
+    );
+    for secret in [AGENT, CUSTOMER, CALLER_ID, TOKEN, KEY_SECRET] {
+        assert!(!text.contains(secret), "{text}");
+    }
+}
