@@ -165,7 +165,7 @@ fn call(args: &Args, token: Option<String>) -> Result<Option<TestCall>, Error> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() {
     let args = match args() {
         Ok(args) => args,
         Err(message) => {
@@ -173,11 +173,23 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2);
         }
     };
+    match smoke_test(&args).await {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(error) => {
+            eprintln!("smoke: {error}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Whether every check passed (or was skipped).
+async fn smoke_test(args: &Args) -> Result<bool, Error> {
     // Kept alive while the checks run.
     let mut local = None;
     let target = if let Some(name) = &args.stack {
         let mut target = stack_target(name, args.region.as_deref())?;
-        target.call = call(&args, None)?;
+        target.call = call(args, None)?;
         target
     } else if let Some(base_url) = &args.base_url {
         Target {
@@ -189,7 +201,7 @@ async fn main() -> Result<(), Error> {
                     issuer.trim_end_matches('/')
                 )
             }),
-            call: call(&args, None)?,
+            call: call(args, None)?,
         }
     } else {
         let stack = LocalStack::start(LocalOptions::default()).await?;
@@ -213,7 +225,7 @@ async fn main() -> Result<(), Error> {
                 "{}/.well-known/openid-configuration",
                 stack.issuer.issuer()
             )),
-            call: call(&args, Some(stack.token("alice")))?,
+            call: call(args, Some(stack.token("alice")))?,
         };
         local = Some(stack);
         target
@@ -228,8 +240,5 @@ async fn main() -> Result<(), Error> {
         count(|o| matches!(o, Outcome::Pass(_))),
         count(|o| matches!(o, Outcome::Skip(_)))
     );
-    if failed > 0 {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(failed == 0)
 }
