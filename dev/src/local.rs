@@ -226,6 +226,13 @@ impl LocalStack {
             }
             None => DevServer::start(app.clone(), listener, issuer.clone(), served)?,
         };
+        if let Some(host) = options
+            .twilio
+            .as_ref()
+            .and_then(|t| t.public_url.host_str())
+        {
+            server.tunnel.set_public_host(host);
+        }
         Ok(Self {
             dynalite,
             sim,

@@ -15,7 +15,7 @@ use warm_transfer_core::ids::{PhoneNumber, mask_numbers_in};
 use warm_transfer_core::twilio::requests::{Repeat, RequestSpec};
 use warm_transfer_core::twilio::{TwilioClient, TwilioClientConfig, TwilioError};
 
-use crate::server::{PROBE_PATH, Probes};
+use crate::server::{PROBE_PATH, Tunnel};
 
 /// Where the settings may be kept instead of the environment (git-ignored).
 pub const SETTINGS_FILE: &str = "dev/twilio.env";
@@ -117,8 +117,8 @@ pub struct Checks<'a> {
     pub numbers: &'a [Confirmed],
     /// The URL Twilio is to reach this server at.
     pub public_url: &'a Url,
-    /// This server's probe registry (see [`Probes`]).
-    pub probes: &'a Probes,
+    /// This server's side of the tunnel (see [`Tunnel`]).
+    pub tunnel: &'a Tunnel,
 }
 
 pub fn fetch_account(account_sid: &str) -> RequestSpec {
@@ -411,7 +411,7 @@ impl Checks<'_> {
     /// A request through the public URL carrying a one-time nonce must
     /// arrive here: the tunnel leads to this very server.
     async fn reach(&self) -> Result<(), CheckFailed> {
-        let nonce = self.probes.expect();
+        let nonce = self.tunnel.expect();
         let url = format!(
             "{}{PROBE_PATH}{nonce}",
             self.public_url.as_str().trim_end_matches('/')
@@ -427,7 +427,7 @@ impl Checks<'_> {
             .await;
         let shown = self.public_url.as_str().trim_end_matches('/');
         match answer {
-            Ok(_) if self.probes.arrived(&nonce) => Ok(()),
+            Ok(_) if self.tunnel.arrived(&nonce) => Ok(()),
             Ok(response) => Err(failed(
                 "public URL",
                 format!(

@@ -417,7 +417,7 @@ mod real_twilio {
             config: &user,
             numbers: &numbers,
             public_url: &public_url,
-            probes: &stack.server.probes,
+            tunnel: &stack.server.tunnel,
         }
         .run()
         .await?;

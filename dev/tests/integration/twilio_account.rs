@@ -93,7 +93,7 @@ async fn check(
         config: &config,
         numbers,
         public_url: &public_url,
-        probes: &stack.server.probes,
+        tunnel: &stack.server.tunnel,
     }
     .run()
     .await
@@ -399,6 +399,35 @@ async fn the_guard_places_calls_only_to_confirmed_numbers_after_the_checks_and_e
         }
     };
 
+    // Through the tunnel (a proxy's X-Forwarded-For) only Twilio's webhooks
+    // are served: no sign-in, no console, no API.
+    let http = reqwest::Client::new();
+    for path in [
+        "/local-idp/dev-token?agent=alice",
+        "/console",
+        "/calls/CA00000000000000000000000000000001",
+    ] {
+        let through = http
+            .get(format!("{}{path}", stack.base_url()))
+            .header("X-Forwarded-For", "203.0.113.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(through.status(), reqwest::StatusCode::NOT_FOUND, "{path}");
+    }
+    let webhook = http
+        .post(format!("{}/twiml/dial-customer", stack.base_url()))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .form(&[("CallSid", "CA00000000000000000000000000000001")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        webhook.status(),
+        reqwest::StatusCode::FORBIDDEN,
+        "unsigned, but served"
+    );
+
     // Before the checks pass, nothing is dialed.
     let refused = start(CUSTOMER).await;
     assert!(!refused.status().is_success(), "{}", refused.status());
@@ -409,7 +438,7 @@ async fn the_guard_places_calls_only_to_confirmed_numbers_after_the_checks_and_e
         config: &config,
         numbers: &numbers(AGENT, CUSTOMER),
         public_url: &public_url,
-        probes: &stack.server.probes,
+        tunnel: &stack.server.tunnel,
     }
     .run()
     .await
@@ -596,4 +625,52 @@ async fn the_run_checks_then_on_sigterm_ends_every_call_it_placed_and_says_so() 
     for secret in [AGENT, CUSTOMER, CALLER_ID, TOKEN, KEY_SECRET] {
         assert!(!text.contains(secret), "{text}");
     }
+}
+
+#[tokio::test]
+async fn through_the_public_host_only_twilios_webhooks_are_served() {
+    let sim = Simulator::start(account("Full", &[])).await.unwrap();
+    let stack = LocalStack::start(LocalOptions {
+        twilio: Some(RealTwilio {
+            settings: settings(&sim),
+            public_url: url::Url::parse("https://words-of-a-tunnel.example.com").unwrap(),
+            api_base_url: sim.base_url(),
+            agents: vec![LocalAgent::new("alice@example.com", &[AGENT], false)],
+            confirmed: vec![AGENT.to_owned(), CUSTOMER.to_owned()],
+        }),
+        ..LocalOptions::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let get = |host: Option<&'static str>, path: &'static str| {
+        let mut request = http.get(format!("{}{path}", stack.base_url()));
+        if let Some(host) = host {
+            request = request.header("Host", host);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // On this machine, the console and the sign-in as ever.
+    assert_eq!(get(None, "/console").await, 200);
+    assert_eq!(get(None, "/local-idp/dev-token?agent=alice").await, 200);
+    // Through the tunnel's host, whatever its case and port: neither.
+    for host in [
+        "words-of-a-tunnel.example.com",
+        "Words-Of-A-Tunnel.example.com:443",
+    ] {
+        assert_eq!(get(Some(host), "/console").await, 404, "{host}");
+        assert_eq!(
+            get(Some(host), "/local-idp/dev-token?agent=alice").await,
+            404,
+            "{host}"
+        );
+    }
+    let webhook = http
+        .post(format!("{}/events/agent", stack.base_url()))
+        .header("Host", "words-of-a-tunnel.example.com")
+        .form(&[("CallSid", "CA00000000000000000000000000000001")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status().as_u16(), 403, "unsigned, but served");
 }
