@@ -3,6 +3,8 @@
 # DynamoDB), the Twilio simulator and the development server on 127.0.0.1.
 # It first drives one complete warm transfer and prints its timeline, then
 # keeps serving the agent console until Ctrl-C. `--no-serve` stops after the demo.
+# `--twilio --public-url URL --agent NUMBER --customer NUMBER` runs the same
+# stack against your own Twilio account instead (docs/try-with-twilio.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

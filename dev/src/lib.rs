@@ -3,6 +3,7 @@
 //! and the benchmarks.
 
 pub mod bench;
+pub mod call_guard;
 pub mod contract;
 pub mod counting;
 pub mod dynalite;
@@ -19,6 +20,8 @@ pub mod push;
 pub mod routes;
 pub mod server;
 pub mod sim;
+pub mod smoke;
 pub mod store_ext;
 pub mod template;
+pub mod twilio_account;
 pub mod write_tap;

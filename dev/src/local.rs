@@ -64,6 +64,28 @@ pub struct LocalOptions {
     /// `AGENT_DIALS_PER_MINUTE`; None: the product's default. Tests and
     /// benchmarks that start many calls as one agent raise it.
     pub agent_dials_per_minute: Option<u32>,
+    /// A real Twilio account instead of the simulator; None: simulated.
+    pub twilio: Option<RealTwilio>,
+}
+
+/// A real Twilio account for the stack (`run-local.sh --twilio`). The
+/// simulator still runs, unused: the tests' handles to it stay valid.
+#[derive(Debug, Clone)]
+pub struct RealTwilio {
+    /// The user's settings (`twilio_account::read_settings`): credentials,
+    /// caller ID, allow-list. Secrets: never printed.
+    pub settings: HashMap<String, String>,
+    /// Where Twilio reaches this server (a tunnel); webhook signatures are
+    /// checked against it.
+    pub public_url: url::Url,
+    /// Where the product's REST client goes: the call guard in front of Twilio.
+    pub api_base_url: String,
+    /// Who signs in locally, with their own phones' numbers.
+    pub agents: Vec<LocalAgent>,
+    /// The numbers the user confirmed: the product's allow-list becomes
+    /// exactly these, since the customer is dialed by TwiML, which the
+    /// call guard never sees.
+    pub confirmed: Vec<String>,
 }
 
 impl Default for LocalOptions {
@@ -77,6 +99,7 @@ impl Default for LocalOptions {
             product_runtime: None,
             push: true,
             agent_dials_per_minute: None,
+            twilio: None,
         }
     }
 }
@@ -105,13 +128,18 @@ impl LocalStack {
         let dynalite = Dynalite::start().await?;
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let issuer = Arc::new(LocalIssuer::new(&base_url, local_agents())?);
+        let agents = options
+            .twilio
+            .as_ref()
+            .map_or_else(local_agents, |t| t.agents.clone());
+        let issuer = Arc::new(LocalIssuer::new(&base_url, agents)?);
         let sim = Simulator::start(SimConfig {
             account_sid: LOCAL_ACCOUNT_SID.to_owned(),
             auth_token: LOCAL_AUTH_TOKEN.to_owned(),
             time_scale: options.time_scale,
             default_script: local_people,
             poll: options.sim_poll,
+            owned_numbers: vec![LOCAL_CALLER_ID.to_owned()],
             ..SimConfig::default()
         })
         .await?;
@@ -153,6 +181,10 @@ impl LocalStack {
         )
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        let env = match &options.twilio {
+            Some(twilio) => with_real_twilio(env, twilio),
+            None => env,
+        };
         let config = Config::from_map(&env)?;
         dynalite.create_table(&config.table_name).await?;
         let dynamo_ops = DynamoOps::default();
@@ -194,6 +226,13 @@ impl LocalStack {
             }
             None => DevServer::start(app.clone(), listener, issuer.clone(), served)?,
         };
+        if let Some(host) = options
+            .twilio
+            .as_ref()
+            .and_then(|t| t.public_url.host_str())
+        {
+            server.tunnel.set_public_host(host);
+        }
         Ok(Self {
             dynalite,
             sim,
@@ -228,6 +267,33 @@ impl LocalStack {
     pub fn token_for(&self, agent: &LocalAgent) -> String {
         self.issuer.token_for(agent)
     }
+}
+
+/// The local stack's variables with the user's account in place of the
+/// simulator's, Twilio reaching the server at the public URL.
+fn with_real_twilio(
+    mut env: HashMap<String, String>,
+    twilio: &RealTwilio,
+) -> HashMap<String, String> {
+    for name in crate::twilio_account::SETTINGS {
+        env.remove(*name);
+        if let Some(value) = twilio.settings.get(*name) {
+            env.insert((*name).to_owned(), value.clone());
+        }
+    }
+    env.insert(
+        vars::TWILIO_API_BASE_URL.to_owned(),
+        twilio.api_base_url.clone(),
+    );
+    env.insert(
+        vars::ALLOWED_DESTINATIONS.to_owned(),
+        twilio.confirmed.join(","),
+    );
+    env.insert(
+        vars::PUBLIC_BASE_URL.to_owned(),
+        twilio.public_url.as_str().trim_end_matches('/').to_owned(),
+    );
+    env
 }
 
 /// Lets a caller wait for something the stack does asynchronously.

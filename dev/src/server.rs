@@ -39,6 +39,105 @@ pub struct DevServer {
     task: JoinHandle<()>,
     /// Requests handed to each function (one Lambda invocation each in AWS).
     pub invocations: Counts,
+    /// The tunnel in front of it, if any: its probes and public host.
+    pub tunnel: Arc<Tunnel>,
+}
+
+/// What the server knows of a tunnel in front of it (`run-local.sh
+/// --twilio`). A request to [`PROBE_PATH`] carrying an expected nonce is
+/// noted: proof that the public URL leads to this very server (only nonces
+/// this process asked for are answered, each once). Through the tunnel
+/// only Twilio's webhooks and the probe are served: a stranger who finds
+/// the URL cannot sign in as a local agent or read a call.
+#[derive(Debug, Default)]
+pub struct Tunnel {
+    expected: std::sync::Mutex<HashMap<String, bool>>,
+    /// The public URL's host, lower case; None: no tunnel.
+    public_host: std::sync::RwLock<Option<String>>,
+}
+
+/// Development server only: no such route exists in AWS.
+pub const PROBE_PATH: &str = "/local-probe/";
+
+impl Tunnel {
+    /// A fresh nonce to send through the URL being checked.
+    pub fn expect(&self) -> String {
+        let nonce = format!("{:032x}", rand::random::<u128>());
+        if let Ok(mut expected) = self.expected.lock() {
+            expected.insert(nonce.clone(), false);
+        }
+        nonce
+    }
+
+    /// Whether the nonce reached this server.
+    pub fn arrived(&self, nonce: &str) -> bool {
+        self.expected
+            .lock()
+            .is_ok_and(|expected| expected.get(nonce) == Some(&true))
+    }
+
+    /// Notes an arrival; false for a nonce not expected or already seen.
+    fn arrive(&self, nonce: &str) -> bool {
+        let Ok(mut expected) = self.expected.lock() else {
+            return false;
+        };
+        match expected.get_mut(nonce) {
+            Some(seen @ false) => {
+                *seen = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Requests whose `Host` is this one came through the tunnel.
+    pub fn set_public_host(&self, host: &str) {
+        if let Ok(mut public) = self.public_host.write() {
+            *public = Some(host.to_ascii_lowercase());
+        }
+    }
+
+    /// Whether a request came through the tunnel: it names the public host
+    /// (unless that is this machine's own name), or a proxy forwarded it
+    /// (a browser on this machine sends neither).
+    fn carried(&self, headers: &http::HeaderMap) -> bool {
+        let Ok(public) = self.public_host.read() else {
+            return true;
+        };
+        let Some(public) = public.as_deref() else {
+            return false;
+        };
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(|h| {
+                h.rsplit_once(':')
+                    .map_or(h, |(name, _)| name)
+                    .to_ascii_lowercase()
+            });
+        let loopback = matches!(public, "127.0.0.1" | "localhost" | "[::1]");
+        (!loopback && host.as_deref() == Some(public)) || headers.contains_key("x-forwarded-for")
+    }
+
+    /// Through the tunnel: a 404 for anything but Twilio's webhooks and the probe.
+    fn refuse(&self, req: &http::Request<Incoming>) -> Option<http::Response<Full<Bytes>>> {
+        if !self.carried(req.headers()) || req.uri().path().starts_with(PROBE_PATH) {
+            return None;
+        }
+        let twilio = crate::routes::resolve(req.method(), req.uri().path())
+            .is_some_and(|(endpoint, _)| endpoint.endpoint().caller() == Caller::Twilio);
+        (!twilio).then(|| plain(http::StatusCode::NOT_FOUND, "no route"))
+    }
+
+    /// The answer to a probe request, or None for any other path.
+    fn serve(&self, path: &str) -> Option<http::Response<Full<Bytes>>> {
+        let nonce = path.strip_prefix(PROBE_PATH)?;
+        Some(if self.arrive(nonce) {
+            plain(http::StatusCode::NO_CONTENT, "")
+        } else {
+            plain(http::StatusCode::NOT_FOUND, "no route")
+        })
+    }
 }
 
 impl DevServer {
@@ -73,15 +172,23 @@ impl DevServer {
         // std socket so the other runtime's reactor drives it.
         let listener = listener.into_std()?;
         let counts = invocations.clone();
+        let tunnel = Arc::new(Tunnel::default());
+        let served = Served {
+            issuer,
+            push,
+            invocations: counts,
+            tunnel: tunnel.clone(),
+        };
         let task = runtime.spawn(async move {
             if let Ok(listener) = TcpListener::from_std(listener) {
-                accept_loop(app, listener, issuer, push, counts).await;
+                accept_loop(app, listener, served).await;
             }
         });
         Ok(Self {
             addr,
             task,
             invocations,
+            tunnel,
         })
     }
 
@@ -100,13 +207,21 @@ impl Drop for DevServer {
     }
 }
 
-async fn accept_loop(
-    app: App,
-    listener: TcpListener,
+/// What the server serves besides the handlers.
+struct Served {
     issuer: Arc<LocalIssuer>,
     push: Option<Arc<LocalPush>>,
     invocations: Counts,
-) {
+    tunnel: Arc<Tunnel>,
+}
+
+async fn accept_loop(app: App, listener: TcpListener, served: Served) {
+    let Served {
+        issuer,
+        push,
+        invocations,
+        tunnel,
+    } = served;
     let verifier = Arc::new(issuer.verifier());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -117,15 +232,24 @@ async fn accept_loop(
         let verifier = verifier.clone();
         let push = push.clone();
         let invocations = invocations.clone();
+        let tunnel = tunnel.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
                 let push = push.clone();
+                let probed = tunnel.refuse(&req).or_else(|| {
+                    (req.method() == http::Method::GET)
+                        .then(|| tunnel.serve(req.uri().path()))
+                        .flatten()
+                });
                 if let Some((endpoint, _)) = crate::routes::resolve(req.method(), req.uri().path())
                 {
                     invocations.add(endpoint.endpoint().function_name());
                 }
                 async move {
+                    if let Some(answer) = probed {
+                        return Ok::<_, Infallible>(answer);
+                    }
                     if let Some(push) = push.filter(|_| LocalPush::serves(req.uri().path())) {
                         return Ok::<_, Infallible>(push.serve(req).await);
                     }

@@ -92,6 +92,12 @@ pub enum Operation {
     ListConferences,
     /// `GET Conferences/{CF}.json`
     FetchConference,
+    /// `GET Accounts/{AC}.json` (the account itself)
+    FetchAccount,
+    /// `GET IncomingPhoneNumbers.json`
+    ListIncomingPhoneNumbers,
+    /// `GET OutgoingCallerIds.json`
+    ListOutgoingCallerIds,
 }
 
 /// A fault injected into the next request of an [`Operation`].
@@ -122,6 +128,14 @@ pub struct SimConfig {
     /// How often a waiting leg looks at the world again (real time): how
     /// soon it notices a change. Thousands of legs want a longer one.
     pub poll: Duration,
+    /// An API key the REST side accepts besides the account SID and token.
+    pub api_key: Option<(String, String)>,
+    /// `Trial` or `Full`, as the account resource's `type`.
+    pub account_type: &'static str,
+    /// The account's own numbers (IncomingPhoneNumbers).
+    pub owned_numbers: Vec<String>,
+    /// Numbers verified as caller IDs (OutgoingCallerIds).
+    pub verified_caller_ids: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -133,6 +147,10 @@ impl Default for SimConfig {
             openapi_path: crate::paths::twilio_openapi(),
             default_script: |_| None,
             poll: Duration::from_millis(4),
+            api_key: None,
+            account_type: "Full",
+            owned_numbers: Vec::new(),
+            verified_caller_ids: Vec::new(),
         }
     }
 }

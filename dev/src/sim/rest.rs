@@ -70,6 +70,8 @@ fn operation(method: &Method, segments: &[&str]) -> Option<Operation> {
         (&Method::GET, ["Conferences.json"]) => Operation::ListConferences,
         (&Method::GET, ["Conferences", _]) => Operation::FetchConference,
         (&Method::POST, ["Conferences", _]) => Operation::UpdateConference,
+        (&Method::GET, ["IncomingPhoneNumbers.json"]) => Operation::ListIncomingPhoneNumbers,
+        (&Method::GET, ["OutgoingCallerIds.json"]) => Operation::ListOutgoingCallerIds,
         _ => return None,
     })
 }
@@ -209,15 +211,65 @@ impl Sim {
         })
     }
 
+    /// Basic auth with the account SID and token, or with the API key.
     fn authorized(&self, headers: &http::HeaderMap) -> bool {
-        let expected = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            self.config.account_sid, self.config.auth_token
-        ));
-        headers
+        let basic = |user: &str, password: &str| {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Basic {encoded}")
+        };
+        let given = headers
             .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == format!("Basic {expected}"))
+            .and_then(|v| v.to_str().ok());
+        let token = basic(&self.config.account_sid, &self.config.auth_token);
+        let key = self
+            .config
+            .api_key
+            .as_ref()
+            .map(|(sid, secret)| basic(sid, secret));
+        given.is_some_and(|v| v == token || key.as_deref() == Some(v))
+    }
+
+    /// The account resource (`GET /2010-04-01/Accounts/{Sid}.json`).
+    fn account_json(&self) -> Value {
+        let sid = &self.config.account_sid;
+        json!({
+            "sid": sid,
+            "owner_account_sid": sid,
+            "friendly_name": "Simulated account",
+            "status": "active",
+            "type": self.config.account_type,
+            "date_created": timestamp(),
+            "date_updated": timestamp(),
+            "uri": format!("/2010-04-01/Accounts/{sid}.json"),
+        })
+    }
+
+    /// A list of numbers filtered by `PhoneNumber`, as IncomingPhoneNumbers
+    /// and OutgoingCallerIds answer it (`key` names the list).
+    fn numbers_json(&self, key: &str, kind: &str, numbers: &[String], request: &Request) -> Answer {
+        let sid = &self.config.account_sid;
+        let listed: Vec<Value> = numbers
+            .iter()
+            .filter(|n| {
+                request
+                    .filter("PhoneNumber")
+                    .is_none_or(|p| p == n.as_str())
+            })
+            .enumerate()
+            .map(|(i, number)| {
+                json!({
+                    "sid": format!("{kind}{:032x}", i + 1),
+                    "account_sid": sid,
+                    "phone_number": number,
+                    "friendly_name": number,
+                })
+            })
+            .collect();
+        answer(
+            StatusCode::OK,
+            json!({ key: listed, "next_page_uri": null, "page": 0, "page_size": 50, "start": 0, "end": 0 }),
+        )
     }
 
     pub(crate) async fn serve_rest(
@@ -246,7 +298,12 @@ impl Sim {
             .strip_prefix(&prefix)
             .map(|rest| rest.split('/').collect())
             .unwrap_or_default();
-        let operation = operation(&parts.method, &segments);
+        let account = format!("/2010-04-01/Accounts/{}.json", self.config.account_sid);
+        let operation = if parts.method == Method::GET && path == account {
+            Some(Operation::FetchAccount)
+        } else {
+            operation(&parts.method, &segments)
+        };
         if let Some(operation) = operation {
             self.with_world(|w| *w.requests.entry(operation).or_default() += 1);
         }
@@ -395,6 +452,19 @@ impl Sim {
                 .with_world(|w| w.room_by_sid(&id(1)).map(|r| self.conference_json(r)))
                 .map_or_else(not_found, |c| answer(StatusCode::OK, c)),
             Operation::UpdateConference => self.update_conference(&id(1), request),
+            Operation::FetchAccount => answer(StatusCode::OK, self.account_json()),
+            Operation::ListIncomingPhoneNumbers => self.numbers_json(
+                "incoming_phone_numbers",
+                "PN",
+                &self.config.owned_numbers,
+                request,
+            ),
+            Operation::ListOutgoingCallerIds => self.numbers_json(
+                "outgoing_caller_ids",
+                "PN",
+                &self.config.verified_caller_ids,
+                request,
+            ),
         }
     }
 

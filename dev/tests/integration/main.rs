@@ -15,9 +15,11 @@ mod scale;
 mod scenarios;
 mod secrets;
 mod simulator;
+mod smoke;
 mod store_dynalite;
 mod store_open_sessions;
 mod teams;
+mod twilio_account;
 mod twilio_client;
 mod twilio_contract;
 
