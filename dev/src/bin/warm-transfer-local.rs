@@ -3,7 +3,9 @@
 //! transfer is driven through the real handlers and its timeline printed;
 //! then the agent console stays up until Ctrl-C or SIGTERM.
 //!
-//! Options: `--port N` (default 3000, 0 for any), `--no-demo`, `--no-serve`.
+//! Options: `--port N` (default 3000, 0 for any), `--no-demo`, `--no-serve`,
+//! `--no-answer NUMBER` (that simulated phone rings and is never answered;
+//! repeatable: the browser tests pass over a team member with it).
 //!
 //! With `--twilio` the same stack talks to a real Twilio account instead of
 //! the simulator (docs/try-with-twilio.md): `--public-url URL` (a tunnel
@@ -33,6 +35,7 @@ struct Args {
     transfer_to: Option<String>,
     max_call_minutes: u64,
     yes: bool,
+    no_answer: Vec<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -47,6 +50,7 @@ fn args() -> Result<Args, String> {
         transfer_to: None,
         max_call_minutes: 10,
         yes: false,
+        no_answer: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,9 +76,10 @@ fn args() -> Result<Args, String> {
             "--agent" => parsed.agent = Some(value("a number")?),
             "--customer" => parsed.customer = Some(value("a number")?),
             "--transfer-to" => parsed.transfer_to = Some(value("a number")?),
+            "--no-answer" => parsed.no_answer.push(value("a number")?),
             other => {
                 return Err(format!(
-                    "unknown option {other} (try --port N, --no-demo, --no-serve, or --twilio \
+                    "unknown option {other} (try --port N, --no-demo, --no-serve, --no-answer NUMBER, or --twilio \
                      --public-url URL --agent NUMBER --customer NUMBER [--transfer-to NUMBER] \
                      [--max-call-minutes N] [--yes])"
                 ));
@@ -235,6 +240,11 @@ async fn main() -> Result<(), Error> {
         ..LocalOptions::default()
     })
     .await?;
+    for number in &args.no_answer {
+        stack
+            .sim
+            .script(number, warm_transfer_dev::sim::Script::no_answer());
+    }
     if args.demo {
         demo(&stack).await?;
     }
