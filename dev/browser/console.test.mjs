@@ -17,6 +17,7 @@ const targetDir = process.env.CARGO_TARGET_DIR || path.join(workspace, "target")
 const localBin = process.env.WARM_TRANSFER_LOCAL || path.join(targetDir, "debug", "warm-transfer-local");
 const shots = process.env.SCREENSHOT_DIR || path.join(targetDir, "screenshots");
 
+const CAROL = "+15550100004";
 let server;
 let baseUrl;
 let browser;
@@ -24,7 +25,9 @@ let browser;
 before(async () => {
   assert.ok(existsSync(localBin), `${localBin} missing: build it with cargo build -p warm-transfer-dev`);
   mkdirSync(shots, { recursive: true });
-  server = spawn(localBin, ["--no-demo", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  // Carol's phone rings and is never answered: a team transfer passes her over.
+  server = spawn(localBin, ["--no-demo", "--port", "0", "--no-answer", CAROL],
+    { stdio: ["ignore", "pipe", "pipe"] });
   // The server's whole log, for dev/tests/integration/browser.rs to show
   // when a test fails.
   const log = createWriteStream(path.join(shots, "local-server.log"));
@@ -346,4 +349,87 @@ test("push: states arrive without a single poll; losing push falls back to polli
     }
   }
   await sam.close();
+});
+
+// The picker's entry whose label starts with `label` (a colleague's name or
+// "Team <name>"), picked; returns its value.
+async function pick(page, label) {
+  const option = page.locator("#transfer-to option", { hasText: new RegExp("^" + label + " ") });
+  await option.waitFor({ state: "attached", timeout: 10_000 });
+  const value = await option.getAttribute("value");
+  await page.selectOption("#transfer-to", value);
+  return value;
+}
+
+// The body of the console's next transfer request.
+function nextTransfer(page) {
+  return page.waitForRequest((r) => r.method() === "POST" && /\/transfer$/.test(new URL(r.url()).pathname))
+    .then((r) => r.postDataJSON());
+}
+
+test("directory: transfer to a colleague picked by name", async () => {
+  const bob = await openConsole("bob");
+  await bob.waitForSelector("[data-testid=my-presence][data-availability=available]");
+  const alice = await openConsole("alice");
+  await startCall(alice, "+15550100001", "+15550400002");
+  // Alice herself is left out of the list; Bob is there, available.
+  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=available]:has-text('Bob')", { timeout: 10_000 });
+  assert.doesNotMatch(await alice.textContent("[data-testid=colleagues]"), /Alice/);
+  const value = await pick(alice, "Bob");
+  assert.equal(await alice.isVisible("#target"), false, "no number to type for a colleague");
+  const sent = nextTransfer(alice);
+  await alice.click("#transfer");
+  const body = await sent;
+  assert.deepEqual(body, { agent: value.replace(/^agent:/, ""), kind: "warm" });
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
+  assert.match(await alice.textContent("[data-testid=team-attempt]"), /Bob/);
+  assert.match(await alice.textContent("#legs"), /Bob: /);
+  // On a call, Bob's own console says busy.
+  await bob.waitForSelector("[data-testid=my-presence][data-availability=busy]", { timeout: 45_000 });
+  // Taken back: Bob is off the call (and free for the next test).
+  await alice.click("#cancel");
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=cancelled]', { timeout: 20_000 });
+  await alice.close();
+  await bob.close();
+});
+
+test("directory: presence changes live; a team passes over a member who does not answer", async () => {
+  const alice = await openConsole("alice");
+  const bob = await openConsole("bob");
+  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=available]:has-text('Bob')", { timeout: 10_000 });
+  // Bob steps away on his own console; Alice's shows it without a reload.
+  const flipped = Date.now();
+  await bob.selectOption("#availability", "away");
+  await bob.waitForSelector("[data-testid=my-presence][data-availability=away]");
+  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=away]:has-text('Bob')", { timeout: 45_000 });
+  const seenAfter = Date.now() - flipped;
+  assert.equal(await alice.locator("#transfer-to option", { hasText: /^Bob / }).isDisabled(), true,
+    "an away colleague is listed but not pickable");
+  // Carol, then Dave: Carol is the longest idle, and her phone is never answered.
+  const carol = await openConsole("carol");
+  await carol.waitForSelector("[data-testid=my-presence][data-availability=available]");
+  const dave = await openConsole("dave");
+  await dave.waitForSelector("[data-testid=my-presence][data-availability=available]");
+  await startCall(alice, "+15550100001", "+15550400012");
+  await alice.waitForSelector("[data-testid=teams] li[data-team=billing][data-available='2']", { timeout: 45_000 });
+  assert.match(await alice.textContent("[data-testid=teams] li[data-team=billing]"), /2 of 3 available/);
+  await pick(alice, "Team billing");
+  const sent = nextTransfer(alice);
+  await alice.click("#transfer");
+  assert.deepEqual(await sent, { team: "billing", kind: "warm" });
+  await alice.waitForFunction(
+    () => /^Team billing: ringing Carol$/.test(document.querySelector("[data-testid=team-attempt]").textContent),
+    null, { timeout: 20_000 });
+  // Carol's ring times out (20 s); the next member is rung by itself.
+  await alice.waitForFunction(
+    () => /^Team billing: ringing Dave \(Carol: no answer\)$/.test(document.querySelector("[data-testid=team-attempt]").textContent),
+    null, { timeout: 45_000 });
+  assert.match(await alice.textContent("[data-testid=transfer-state]"), /attempt 2/);
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
+  assert.match(await alice.textContent("[data-testid=team-attempt]"), /Team billing: Dave \(Carol: no answer\)/);
+  await alice.screenshot({ path: path.join(shots, "console-picker.png"), fullPage: true });
+  await alice.click("#leave");
+  await alice.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
+  console.log(`Bob's away shown to Alice after ${seenAfter} ms`);
+  for (const page of [alice, bob, carol, dave]) await page.close();
 });

@@ -43,10 +43,11 @@ fn console_drives_a_warm_transfer_in_chromium() {
         );
     }
     assert!(
-        report.contains("pass 8") || report.contains("ℹ pass 8"),
+        report.contains("pass 10") || report.contains("ℹ pass 10"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
     assert!(screenshots.join("console-not-your-call.png").exists());
     assert!(screenshots.join("console-push-down.png").exists());
+    assert!(screenshots.join("console-picker.png").exists());
 }
