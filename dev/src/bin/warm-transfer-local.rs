@@ -254,7 +254,7 @@ async fn main() -> Result<(), Error> {
             "\nconsole: {base}/console  (sign in at the local identity provider: no account needed)"
         );
         println!(
-            "local agents: alice (+15550100001, +15550200001, +15550300001), bob (+15550100003, +15550200003), sam (supervisor, +15550100009)"
+            "local agents: alice (+15550100001, +15550200001, +15550300001), bob (+15550100003, +15550200003), carol (+15550100004), dave (+15550100005), sam (supervisor, +15550100009)"
         );
         println!("a token for curl, valid one hour:");
         println!("  TOKEN=$(curl -s '{base}/local-idp/dev-token?agent=alice')");
