@@ -136,10 +136,25 @@ async fn wait_for(
     Err(format!("gave up waiting for {what}").into())
 }
 
-/// One complete warm transfer, as an agent would do it from the console.
+/// One complete warm transfer, as an agent would do it from the console:
+/// to team billing, where Bob is the one available member.
 async fn demo(stack: &LocalStack) -> Result<(), Error> {
-    println!("== demo: a warm transfer from {AGENT} to {SECOND_AGENT}, customer {CUSTOMER}\n");
+    println!(
+        "== demo: a warm transfer from {AGENT} to team billing (bob, {SECOND_AGENT}), customer {CUSTOMER}\n"
+    );
     stack.sim.watch(CUSTOMER);
+    // Both consoles are open: their heartbeats put them in the directory.
+    for agent in ["alice", "bob"] {
+        let status = json!({ "status": "available" });
+        api(
+            stack,
+            agent,
+            reqwest::Method::POST,
+            "/presence",
+            Some(status),
+        )
+        .await?;
+    }
     // Alice (the first agent) starts the call and hands it to Bob.
     let call = api(
         stack,
@@ -159,13 +174,23 @@ async fn demo(stack: &LocalStack) -> Result<(), Error> {
         "alice",
         reqwest::Method::POST,
         &format!("/calls/{sid}/transfer"),
-        Some(json!({ "to": SECOND_AGENT })),
+        Some(json!({ "team": "billing" })),
     )
     .await?;
     wait_for(stack, "alice", &sid, "the second agent to answer", |c| {
         c["transfer"]["state"] == "target-answered"
     })
     .await?;
+    let directory = api(stack, "alice", reqwest::Method::GET, "/directory", None).await?;
+    println!("-- presence while they talk --");
+    for agent in directory["agents"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {}",
+            agent["name"].as_str().unwrap_or_default(),
+            agent["availability"].as_str().unwrap_or_default()
+        );
+    }
+    println!();
     tokio::time::sleep(Duration::from_millis(500)).await;
     api(
         stack,

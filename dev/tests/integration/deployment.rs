@@ -175,7 +175,8 @@ fn template_routes_match_the_handlers() {
             continue;
         }
         if endpoint.caller() == Caller::Stream {
-            // The table's stream, sessions and history entries only, through
+            // The table's stream, sessions, history entries and directory
+            // entries (presence) only, through
             // an event source mapping of its own (a SAM event would attach a
             // managed policy reading every stream in the account).
             assert!(props["Events"].is_null(), "{id}: no SAM event");
@@ -190,7 +191,8 @@ fn template_routes_match_the_handlers() {
                 pattern["dynamodb"]["Keys"]["sk"]["S"],
                 serde_json::json!([
                     warm_transfer_core::store::SESSION_SK,
-                    { "prefix": warm_transfer_core::store::EVENT_PREFIX }
+                    { "prefix": warm_transfer_core::store::EVENT_PREFIX },
+                    { "prefix": warm_transfer_core::store::AGENT_PREFIX }
                 ])
             );
             assert_eq!(

@@ -41,7 +41,12 @@ async fn subscribe(stack: &LocalStack, agent: &str, sid: &str) -> Result<Socket,
 /// Subscribes with this token to `sid`, offering it as the console does:
 /// a subprotocol beside `warm-transfer`, never in the URL.
 async fn subscribe_with(stack: &LocalStack, token: &str, sid: &str) -> Result<Socket, u16> {
-    let url = format!("{}?callSid={sid}", stack.ws_url());
+    connect_with(stack, token, &format!("callSid={sid}")).await
+}
+
+/// Connects with this token and query (`callSid=...` or `directory=1`).
+async fn connect_with(stack: &LocalStack, token: &str, query: &str) -> Result<Socket, u16> {
+    let url = format!("{}?{query}", stack.ws_url());
     let mut request = url.into_client_request().unwrap();
     let offered = format!("{SUBPROTOCOL}, {token}");
     request.headers_mut().insert(
@@ -611,4 +616,83 @@ async fn an_agent_follows_one_call_over_a_bounded_number_of_connections() {
     assert!(room.is_some(), "$disconnect freed a place");
     assert!(subscribe(&stack, "alice", &sid).await.is_ok());
     assert_eq!(stack.dynamo_ops.outside_permissions(), Vec::<String>::new());
+}
+
+/// A console following the directory hears that someone's presence
+/// changed (the switch, a call starting and ending), and nothing for a
+/// heartbeat that changes nothing anyone sees.
+#[tokio::test]
+async fn the_directory_is_pushed_when_presence_changes_and_not_for_a_heartbeat() {
+    let stack = stack().await;
+    for agent in ["alice", "bob"] {
+        let (status, body) = as_agent(
+            &stack,
+            agent,
+            Method::POST,
+            "/presence",
+            Some(json!({"status": "available"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let socket = connect_with(&stack, &stack.token("alice"), "directory=1")
+        .await
+        .unwrap();
+    let (frames, _task) = gather(socket);
+    let nudges = || {
+        snapshot(&frames)
+            .iter()
+            .filter(|f| f["type"] == "directory")
+            .count()
+    };
+    // A bare heartbeat: nothing to tell.
+    let (status, _) = as_agent(
+        &stack,
+        "bob",
+        Method::POST,
+        "/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(nudges(), 0, "{:#?}", snapshot(&frames));
+    // Bob steps away: everyone following the directory hears it.
+    let (status, _) = as_agent(
+        &stack,
+        "bob",
+        Method::POST,
+        "/presence",
+        Some(json!({"status": "away"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    heard(&frames, "bob away", |f| f["type"] == "directory").await;
+    let before = nudges();
+    // Alice starts a call: she is busy, which is news too.
+    start_call(&stack, ALICE, CUSTOMER).await;
+    let more = eventually(Duration::from_secs(20), async || {
+        (nudges() > before).then_some(())
+    })
+    .await;
+    assert!(more.is_some(), "{:#?}", snapshot(&frames));
+    // Frames are nudges: nothing of anyone's numbers travels with them.
+    assert!(
+        snapshot(&frames)
+            .iter()
+            .all(|f| *f == json!({"type": "directory"}))
+    );
+    // Neither a token nor a call: refused.
+    assert_eq!(
+        connect_with(&stack, "not-a-token", "directory=1")
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        connect_with(&stack, &stack.token("alice"), "directory=0")
+            .await
+            .err(),
+        Some(400)
+    );
 }

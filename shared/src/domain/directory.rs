@@ -135,6 +135,36 @@ impl DirectoryAgent {
     }
 }
 
+impl DirectoryAgent {
+    /// Whether a colleague would see this entry differently from `before`
+    /// (a heartbeat that only says "still here" changes nothing shown).
+    pub fn shown_differently(&self, before: &DirectoryAgent) -> bool {
+        self.profile != before.profile
+            || self.away != before.away
+            || self.seen_at.is_some() != before.seen_at.is_some()
+            || self.available_since != before.available_since
+            || self.call != before.call
+            || self.reserved_until != before.reserved_until
+    }
+}
+
+/// Whether a change of a call from `before` to `after` changes anyone's
+/// presence: someone came on the line or left it.
+pub fn presence_moved(before: &CallSession, after: &CallSession) -> bool {
+    let people = |s: &CallSession| -> Vec<PhoneNumber> {
+        let mut numbers = vec![s.agent_number.clone()];
+        numbers.extend(s.owner.as_ref().map(|o| o.number.clone()));
+        numbers.extend(s.transfer.as_ref().map(|t| t.target.clone()));
+        numbers
+    };
+    let mut everyone = people(before);
+    everyone.extend(people(after));
+    everyone.into_iter().any(|number| {
+        let one = std::slice::from_ref(&number);
+        before.has_on_the_line(one) != after.has_on_the_line(one)
+    })
+}
+
 /// The members of a team to offer a call to, in order: available ones
 /// only, the longest idle first (ties by id, so two routers agree), none
 /// of `passed` (already tried on this call).

@@ -28,7 +28,7 @@ pub use deadline::{PLAUSIBLE_CALL_LENGTH, RECHECK_CONNECTED, RECHECK_SETTLING, R
 pub use dial_policy::{DEFAULT_BLOCKED, DialPolicy, DialRefused, NumberPrefix, country_code};
 pub use directory::{
     AgentProfile, Availability, DirectoryAgent, HEARTBEAT, OFFLINE_AFTER,
-    Presence as AgentPresence, RESERVATION_HOLD, first_available,
+    Presence as AgentPresence, RESERVATION_HOLD, first_available, presence_moved,
 };
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};

@@ -118,3 +118,160 @@ impl CallSession {
             .max()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        AgentId, ConferenceEvent, FollowUp, LegObservation, LegStatus, Observation,
+        RoomParticipant, TeamName,
+    };
+    use crate::ids::CallSid;
+
+    const AGENT_SID: &str = "CA00000000000000000000000000000001";
+    const CUSTOMER_SID: &str = "CA00000000000000000000000000000002";
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + secs).unwrap()
+    }
+
+    fn phone(text: &str) -> PhoneNumber {
+        PhoneNumber::parse(text).unwrap()
+    }
+
+    fn leg(sid: &str, status: LegStatus, sequence: u32) -> LegObservation {
+        LegObservation {
+            call_sid: CallSid::parse(sid).unwrap(),
+            status,
+            sequence: Some(sequence),
+            at: at(sequence.into()),
+        }
+    }
+
+    fn member(name: &str) -> Member {
+        Member {
+            id: AgentId::parse(&format!("local-{name}")).unwrap(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// A connected call whose `kind` transfer to team billing rings bob,
+    /// with the customer in the room.
+    fn ringing_bob(kind: TransferKind, max_members: u32) -> CallSession {
+        let mut s = CallSession::start(
+            CallSid::parse(AGENT_SID).unwrap(),
+            phone("+15550100001"),
+            phone("+15550100002"),
+            phone("+15005550006"),
+            at(0),
+        );
+        s.observe(Observation::AgentLeg(leg(
+            AGENT_SID,
+            LegStatus::InProgress,
+            2,
+        )));
+        s.observe(Observation::CustomerLeg(leg(
+            CUSTOMER_SID,
+            LegStatus::InProgress,
+            2,
+        )));
+        s.request_transfer(phone("+15550100003"), kind, None, at(10))
+            .unwrap();
+        let route = TeamRoute::new(TeamName::parse("billing").unwrap(), max_members, at(130));
+        s.ring_member(member("bob"), Some(route));
+        s.customer_redirected(1).unwrap();
+        s.observe(Observation::Conference {
+            event: ConferenceEvent::Join,
+            participant: Some(RoomParticipant::Customer),
+            sequence: None,
+            conference: None,
+            at: at(11),
+        });
+        if kind == TransferKind::Cold {
+            s.waiting_on_hold(1).unwrap();
+            s.observe(Observation::AgentLeg(leg(
+                AGENT_SID,
+                LegStatus::Completed,
+                3,
+            )));
+        }
+        s
+    }
+
+    fn target(s: &mut CallSession, attempt: u32, status: LegStatus, sequence: u32) {
+        let sid = format!("CA{:032x}", 100 + attempt);
+        s.observe(Observation::TargetLeg {
+            attempt,
+            observation: leg(&sid, status, sequence),
+        });
+    }
+
+    #[test]
+    fn a_member_who_does_not_answer_is_passed_over_for_the_next() {
+        let mut s = ringing_bob(TransferKind::Warm, 5);
+        assert_eq!(s.next_member_due(), None, "bob still rings");
+        target(&mut s, 1, LegStatus::NoAnswer, 3);
+        assert_eq!(s.next_member_due(), Some(1));
+        s.ring_next_member(1, member("carol"), phone("+15550100004"), at(30))
+            .unwrap();
+        let transfer = s.transfer.as_ref().unwrap();
+        assert_eq!(
+            (transfer.attempt, &transfer.target),
+            (2, &phone("+15550100004"))
+        );
+        let route = transfer.route.as_ref().unwrap();
+        assert_eq!(route.passed.len(), 1);
+        assert_eq!(route.passed[0].member.name, "bob");
+        assert_eq!(route.passed[0].why, TransferState::TargetNoAnswer);
+        assert_eq!(route.rung, 2);
+        // A second handler that saw the same callback cannot ring another.
+        let again = s.ring_next_member(1, member("dave"), phone("+15550100005"), at(30));
+        assert_eq!(again, Err(DomainError::NoTransfer));
+        assert_eq!(s.hops.len(), 1, "bob's attempt is a hop");
+    }
+
+    #[test]
+    fn a_blind_transfer_keeps_the_customer_held_and_not_alone_between_members() {
+        let mut s = ringing_bob(TransferKind::Cold, 5);
+        assert!(s.first_agent_gone());
+        target(&mut s, 1, LegStatus::Busy, 3);
+        assert_eq!(s.next_member_due(), Some(1));
+        assert!(!s.customer_alone(), "the next member is about to ring");
+        assert_eq!(
+            s.follow_ups(),
+            Vec::<FollowUp>::new(),
+            "no release, no resume"
+        );
+        assert!(s.next_check(at(31)).is_some_and(|check| check <= at(41)));
+        // Nobody left: the transfer ends as a failed one does.
+        s.route_exhausted(1).unwrap();
+        assert_eq!(s.next_member_due(), None);
+        assert!(s.customer_alone());
+        assert!(s.follow_ups().contains(&FollowUp::ReleaseCustomer));
+    }
+
+    #[test]
+    fn the_route_stops_at_its_member_limit_and_a_warm_one_leaves_the_customer_with_the_agent() {
+        let mut s = ringing_bob(TransferKind::Warm, 1);
+        target(&mut s, 1, LegStatus::Busy, 3);
+        assert_eq!(s.next_member_due(), None, "one member at most");
+        assert!(!s.customer_alone(), "the first agent is still with them");
+        assert_eq!(s.transfer_state(), Some(TransferState::TargetBusy));
+    }
+
+    #[test]
+    fn busy_means_on_the_line_or_ringing_for_the_call() {
+        let mut s = ringing_bob(TransferKind::Warm, 5);
+        let (lead, bob) = ([phone("+15550100001")], [phone("+15550100003")]);
+        assert!(s.has_on_the_line(&lead) && s.has_on_the_line(&bob));
+        target(&mut s, 1, LegStatus::Busy, 3);
+        assert!(!s.has_on_the_line(&bob), "bob declined");
+        assert_eq!(s.left_at(&bob), Some(at(3)));
+        s.observe(Observation::CustomerLeg(leg(
+            CUSTOMER_SID,
+            LegStatus::Completed,
+            9,
+        )));
+        assert!(!s.has_on_the_line(&lead), "the call is over");
+    }
+}

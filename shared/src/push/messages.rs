@@ -1,5 +1,5 @@
 //! What the console receives over the WebSocket: JSON text frames, each
-//! about the one call the connection subscribed to.
+//! about the one call the connection subscribed to, or the directory.
 //!
 //! - `{"type":"call","version":N,"call":{...}}`: the session as
 //!   `GET /calls/{callSid}` shows it, without its history (`events` empty,
@@ -9,7 +9,9 @@
 //!   as they are written, shaped as in `GET /calls/{callSid}`;
 //! - `{"type":"revoked","callSid":"CA...","reason":"handed-over"}`: the
 //!   listener may no longer see the call (the reason codes of a 403, or
-//!   `signed-out` when their token expired); nothing more will come.
+//!   `signed-out` when their token expired); nothing more will come;
+//! - `{"type":"directory"}`, on a connection that follows the directory
+//!   (`?directory=1`): someone's presence changed, read it again.
 
 use serde::Serialize;
 
@@ -31,6 +33,9 @@ pub enum PushMessage {
         call_sid: String,
         reason: &'static str,
     },
+    /// Someone's presence changed: read `GET /directory` again. A nudge,
+    /// not the directory itself: one frame whatever the directory's size.
+    Directory,
 }
 
 impl PushMessage {

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::PushApp;
 use super::messages::PushMessage;
-use super::stream::{CallChange, changes};
+use super::stream::{CallChange, changes, directory_changed};
 use crate::domain::{Action, Actor};
 use crate::ids::CallSid;
 use crate::push::connections::{Connections, PostError};
@@ -53,6 +53,9 @@ pub async fn publish(app: &PushApp, event: &Event) -> PublishReport {
     report.calls = calls.len();
     for (call, change) in calls {
         publish_call(app, &call, change, &mut report).await;
+    }
+    if directory_changed(&event.records) {
+        publish_directory(app, &mut report).await;
     }
     tracing::info!(?report, "published");
     report
@@ -186,4 +189,59 @@ async fn post_frames<'a>(
         sent += 1;
     }
     (listener, Ok(sent))
+}
+
+/// Tells every console following the directory that someone's presence
+/// changed; each reads it again (`GET /directory`).
+async fn publish_directory(app: &PushApp, report: &mut PublishReport) {
+    let Some(connections) = app.connections.as_ref() else {
+        report.failed += 1;
+        return;
+    };
+    let listeners = match app.subscriptions.directory_subscribers().await {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            tracing::warn!(%error, "directory listeners unreadable");
+            report.failed += 1;
+            return;
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let (signed_out, signed_in): (Vec<Subscriber>, Vec<Subscriber>) =
+        listeners.into_iter().partition(|l| l.until <= now);
+    for listener in signed_out {
+        report.refused += 1;
+        if let Err(error) = app
+            .subscriptions
+            .remove_directory(&listener.connection_id)
+            .await
+        {
+            tracing::warn!(%error, "signed-out directory listener not removed");
+        }
+    }
+    let frame = PushMessage::Directory.to_bytes();
+    let posts: Vec<_> = signed_in
+        .iter()
+        .map(|listener| post_frames(connections.as_ref(), listener, vec![frame.clone()]))
+        .collect();
+    for (listener, result) in futures::future::join_all(posts).await {
+        match result {
+            Ok(sent) => report.sent += sent,
+            Err(PostError::Gone) if listener.still_connecting(now) => report.connecting += 1,
+            Err(PostError::Gone) => {
+                report.gone += 1;
+                if let Err(error) = app
+                    .subscriptions
+                    .remove_directory(&listener.connection_id)
+                    .await
+                {
+                    tracing::warn!(%error, "gone directory listener not removed");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "directory post failed");
+                report.failed += 1;
+            }
+        }
+    }
 }

@@ -7,10 +7,13 @@
 use aws_lambda_events::event::dynamodb::EventRecord;
 use serde_json::Value;
 
-use crate::domain::{CallSession, HistoryEvent};
+use crate::domain::{CallSession, HistoryEvent, presence_moved};
 use crate::ids::CallSid;
 use crate::store::dynamodb_json::item_from_json;
-use crate::store::{EVENT_PREFIX, Item, SESSION_SK, event_from_item, session_from_item};
+use crate::store::{
+    AGENT_PREFIX, DIRECTORY_PK, EVENT_PREFIX, Item, SESSION_SK, agent_from_item, event_from_item,
+    session_from_item,
+};
 
 /// What a batch says about one call.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -75,6 +78,42 @@ pub fn changes(records: &[EventRecord]) -> Vec<(CallSid, CallChange)> {
     }
     calls.retain(|(_, change)| !change.sessions.is_empty() || !change.events.is_empty());
     calls
+}
+
+/// Whether a batch changed what the directory shows anyone: an agent's
+/// entry changed other than by a bare heartbeat, or a call's change put
+/// someone on the line or took them off it (presence is derived from the
+/// calls). Consoles then read the directory again.
+pub fn directory_changed(records: &[EventRecord]) -> bool {
+    records.iter().any(|record| {
+        if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
+            return false;
+        }
+        let (Some(keys), Some(new)) = (image(&record.change.keys), image(&record.change.new_image))
+        else {
+            return false;
+        };
+        let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let (Some(pk), Some(sk)) = (text("pk"), text("sk")) else {
+            return false;
+        };
+        let old = image(&record.change.old_image);
+        if pk == DIRECTORY_PK && sk.starts_with(AGENT_PREFIX) {
+            return match (old.map(|o| agent_from_item(&o)), agent_from_item(&new)) {
+                (Some(Ok(before)), Ok(after)) => after.shown_differently(&before),
+                _ => true,
+            };
+        }
+        if !(pk.starts_with("CALL#") && sk == SESSION_SK) {
+            return false;
+        }
+        match (old.map(|o| session_from_item(&o)), session_from_item(&new)) {
+            (Some(Ok(before)), Ok(after)) => presence_moved(&before, &after),
+            // A new call: its first agent is now on it.
+            (None, Ok(_)) => true,
+            _ => false,
+        }
+    })
 }
 
 fn image<T: serde::Serialize>(image: &T) -> Option<Item> {

@@ -1,5 +1,6 @@
 //! The WebSocket API's `$connect` and `$disconnect`. A console connects to
-//! follow one call: `?callSid=CA...`, its ID token offered as a WebSocket
+//! follow one call: `?callSid=CA...` (or the directory's presence:
+//! `?directory=1`, any signed-in agent), its ID token offered as a WebSocket
 //! subprotocol beside [`SUBPROTOCOL`] (a browser cannot set other headers
 //! on a WebSocket, and a URL is what proxies, access logs and HAR exports
 //! record: the token is never read from it). A WebSocket API has no JWT
@@ -58,10 +59,19 @@ pub async fn connect(
 async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Result<(), ApiError> {
     let connection_id = connection_id(event)?;
     let query = &event.query_string_parameters;
-    let sid = query
-        .first("callSid")
-        .ok_or_else(|| ApiError::bad_request("callSid", "required"))?;
-    let call = CallSid::parse(sid).map_err(|e| ApiError::bad_request("callSid", e.to_string()))?;
+    // Following the directory (presence) rather than a call.
+    let call = match (query.first("callSid"), query.first("directory")) {
+        (Some(sid), None) => {
+            Some(CallSid::parse(sid).map_err(|e| ApiError::bad_request("callSid", e.to_string()))?)
+        }
+        (None, Some("1")) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "callSid",
+                "name a call (callSid=CA...) or the directory (directory=1)",
+            ));
+        }
+    };
     let token = offered_token(&event.headers).ok_or(ApiError::Unauthorized)?;
     let keys = app.keys.as_ref().ok_or(ApiError::Unauthorized)?;
     let claims = keys.verify(&token).await.map_err(|refused| {
@@ -78,6 +88,9 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
         .expires()
         .and_then(|exp| OffsetDateTime::from_unix_timestamp(exp).ok())
         .ok_or(ApiError::Unauthorized)?;
+    let Some(call) = call else {
+        return subscribe_directory(app, connection_id, actor, until).await;
+    };
     let session = app
         .store
         .get_session(&call)
@@ -108,6 +121,38 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
         )
         .await?;
     tracing::info!(call = %call, "subscribed");
+    Ok(())
+}
+
+/// Any signed-in agent may follow the directory: it shows names and
+/// presence, never numbers. Capped per agent like a call's listeners.
+async fn subscribe_directory(
+    app: &PushApp,
+    connection_id: &str,
+    actor: crate::domain::Actor,
+    until: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let theirs = app
+        .subscriptions
+        .directory_subscribers()
+        .await?
+        .into_iter()
+        .filter(|s| s.actor.id == actor.id)
+        .count();
+    if theirs >= MAX_SUBSCRIPTIONS_PER_AGENT {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {MAX_SUBSCRIPTIONS_PER_AGENT} connections follow the directory per agent; close another tab"
+        )));
+    }
+    app.subscriptions
+        .subscribe_directory(&Subscriber {
+            connection_id: connection_id.to_owned(),
+            actor,
+            until,
+            since: OffsetDateTime::now_utc(),
+        })
+        .await?;
+    tracing::info!("subscribed to the directory");
     Ok(())
 }
 

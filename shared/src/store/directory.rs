@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::StoreError;
-use super::dynamo::{DynamoStore, Failure, classify};
+use super::dynamo::{DynamoStore, Failure, classify, query_partition};
 use super::item::{Item, get_bool, get_n, get_s, n, s, time, time_text};
 use crate::domain::{AgentId, AgentProfile, DirectoryAgent, TeamName};
 use crate::ids::{CallSid, PhoneNumber};
@@ -141,7 +141,7 @@ fn agent_item(agent: &DirectoryAgent, version: u64) -> Item {
     item
 }
 
-fn agent_from_item(item: &Item) -> Result<DirectoryAgent, StoreError> {
+pub fn agent_from_item(item: &Item) -> Result<DirectoryAgent, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("directory entry: {what}"));
     let optional_time = |name: &str| item.get(name).map(|_| time(item, name)).transpose();
     let list = |name: &str| -> Vec<&str> {
@@ -227,29 +227,11 @@ impl Directory for DynamoStore {
     }
 
     async fn agents(&self) -> Result<Vec<DirectoryAgent>, StoreError> {
-        let mut agents = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(DIRECTORY_PK))
-                .expression_attribute_values(":prefix", s(AGENT_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify(e).into_store_error())?;
-            for item in output.items() {
-                agents.push(agent_from_item(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(agents),
-            }
-        }
+        query_partition(self.client(), self.table(), DIRECTORY_PK, AGENT_PREFIX)
+            .await?
+            .iter()
+            .map(agent_from_item)
+            .collect()
     }
 
     async fn agent(&self, id: &AgentId) -> Result<Option<DirectoryAgent>, StoreError> {

@@ -110,6 +110,16 @@ pub(crate) async fn query_prefix(
     call: &CallSid,
     prefix: &str,
 ) -> Result<Vec<item::Item>, StoreError> {
+    query_partition(client, table, &item::pk(call), prefix).await
+}
+
+/// Every item of partition `pk` whose sort key starts with `prefix`.
+pub(crate) async fn query_partition(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    prefix: &str,
+) -> Result<Vec<item::Item>, StoreError> {
     let mut items = Vec::new();
     let mut start: Option<item::Item> = None;
     loop {
@@ -117,7 +127,7 @@ pub(crate) async fn query_prefix(
             .query()
             .table_name(table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(item::pk(call)))
+            .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":prefix", s(prefix))
             .consistent_read(true)
             .set_exclusive_start_key(start.take())

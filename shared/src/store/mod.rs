@@ -15,7 +15,9 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub use directory::{AGENT_PREFIX, CheckIn, DIRECTORY_PK, DIRECTORY_TTL, Directory};
+pub use directory::{
+    AGENT_PREFIX, CheckIn, DIRECTORY_PK, DIRECTORY_TTL, Directory, agent_from_item,
+};
 pub use dynamo::{ATTEMPT_TIMEOUT, DynamoStore, OPERATION_TIMEOUT};
 pub use item::{
     CHECK_AT, CHECK_LEASE, EVENT_PREFIX, Item, ItemMeta, OPEN_SHARD, SESSION_SK, event_from_item,

@@ -21,7 +21,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
 
 use super::StoreError;
-use super::dynamo::{classify, query_prefix};
+use super::directory::DIRECTORY_PK;
+use super::dynamo::{classify, query_partition, query_prefix};
 use super::item::{self, Item, n, s};
 use crate::domain::Actor;
 use crate::endpoint::Endpoint;
@@ -70,6 +71,26 @@ pub trait Subscriptions: Send + Sync {
     /// Forgets one listener: its connection is gone (410) or it may no
     /// longer see the call.
     async fn remove(&self, call: &CallSid, connection_id: &str) -> Result<(), StoreError>;
+
+    /// Records that `subscriber` listens to the directory (presence).
+    async fn subscribe_directory(&self, subscriber: &Subscriber) -> Result<(), StoreError>;
+
+    /// Everyone listening to the directory: one Query of its partition.
+    async fn directory_subscribers(&self) -> Result<Vec<Subscriber>, StoreError>;
+
+    /// Forgets one directory listener (gone, or signed out).
+    async fn remove_directory(&self, connection_id: &str) -> Result<(), StoreError>;
+}
+
+/// Where a subscription lives: a call's partition, or the directory's.
+fn subscription_key_in(pk: &str, connection_id: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(pk)),
+        (
+            "sk".to_owned(),
+            s(format!("{SUBSCRIPTION_PREFIX}{connection_id}")),
+        ),
+    ])
 }
 
 /// The DynamoDB adapter of [`Subscriptions`].
@@ -80,13 +101,7 @@ pub struct DynamoSubscriptions {
 }
 
 fn subscription_key(call: &CallSid, connection_id: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), s(item::pk(call))),
-        (
-            "sk".to_owned(),
-            s(format!("{SUBSCRIPTION_PREFIX}{connection_id}")),
-        ),
-    ])
+    subscription_key_in(&item::pk(call), connection_id)
 }
 
 fn connection_key(connection_id: &str) -> Item {
@@ -136,6 +151,53 @@ fn subscriber_from_item(found: &Item) -> Result<Subscriber, StoreError> {
 }
 
 impl DynamoSubscriptions {
+    /// The two items of a subscription: the listener in its topic's
+    /// partition, and the connection naming that topic (`what`).
+    async fn subscribe_in(
+        &self,
+        subscription: Item,
+        subscriber: &Subscriber,
+        what: (&str, AttributeValue),
+    ) -> Result<(), StoreError> {
+        let expires_at = (OffsetDateTime::now_utc() + CONNECTION_LIFETIME).unix_timestamp() + 600;
+        let mut subscription = subscription;
+        subscription.extend([
+            ("connection_id".to_owned(), s(&subscriber.connection_id)),
+            ("actor".to_owned(), s(&subscriber.actor.id)),
+            (
+                "supervisor".to_owned(),
+                AttributeValue::Bool(subscriber.actor.supervisor),
+            ),
+            ("until".to_owned(), n(subscriber.until.unix_timestamp())),
+            ("since".to_owned(), n(subscriber.since.unix_timestamp())),
+            ("expires_at".to_owned(), n(expires_at)),
+        ]);
+        if !subscriber.actor.numbers.is_empty() {
+            let numbers = subscriber
+                .actor
+                .numbers
+                .iter()
+                .map(|p| p.as_str().to_owned());
+            subscription.insert("numbers".to_owned(), AttributeValue::Ss(numbers.collect()));
+        }
+        let mut connection = connection_key(&subscriber.connection_id);
+        connection.extend([
+            (what.0.to_owned(), what.1),
+            ("expires_at".to_owned(), n(expires_at)),
+        ]);
+        let put = |item: Item| {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+        };
+        let (a, b) = futures::join!(put(subscription), put(connection));
+        a.map_err(|e| classify(e).into_store_error())?;
+        b.map_err(|e| classify(e).into_store_error())?;
+        Ok(())
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -160,43 +222,9 @@ impl DynamoSubscriptions {
 #[async_trait]
 impl Subscriptions for DynamoSubscriptions {
     async fn subscribe(&self, call: &CallSid, subscriber: &Subscriber) -> Result<(), StoreError> {
-        let expires_at = (OffsetDateTime::now_utc() + CONNECTION_LIFETIME).unix_timestamp() + 600;
-        let mut subscription = subscription_key(call, &subscriber.connection_id);
-        subscription.extend([
-            ("connection_id".to_owned(), s(&subscriber.connection_id)),
-            ("actor".to_owned(), s(&subscriber.actor.id)),
-            (
-                "supervisor".to_owned(),
-                AttributeValue::Bool(subscriber.actor.supervisor),
-            ),
-            ("until".to_owned(), n(subscriber.until.unix_timestamp())),
-            ("since".to_owned(), n(subscriber.since.unix_timestamp())),
-            ("expires_at".to_owned(), n(expires_at)),
-        ]);
-        if !subscriber.actor.numbers.is_empty() {
-            let numbers = subscriber
-                .actor
-                .numbers
-                .iter()
-                .map(|p| p.as_str().to_owned());
-            subscription.insert("numbers".to_owned(), AttributeValue::Ss(numbers.collect()));
-        }
-        let mut connection = connection_key(&subscriber.connection_id);
-        connection.extend([
-            ("call".to_owned(), s(call.as_str())),
-            ("expires_at".to_owned(), n(expires_at)),
-        ]);
-        let put = |item: Item| {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-        };
-        let (a, b) = futures::join!(put(subscription), put(connection));
-        a.map_err(|e| classify(e).into_store_error())?;
-        b.map_err(|e| classify(e).into_store_error())?;
-        Ok(())
+        let subscription = subscription_key(call, &subscriber.connection_id);
+        self.subscribe_in(subscription, subscriber, ("call", s(call.as_str())))
+            .await
     }
 
     async fn disconnected(&self, connection_id: &str) -> Result<(), StoreError> {
@@ -208,6 +236,14 @@ impl Subscriptions for DynamoSubscriptions {
             .and_then(|sid| CallSid::parse(sid).ok());
         if let Some(call) = call {
             self.delete(subscription_key(&call, connection_id)).await?;
+        }
+        let directory = old
+            .as_ref()
+            .and_then(|item| item.get("directory"))
+            .is_some_and(|v| v.as_bool().is_ok_and(|yes| *yes));
+        if directory {
+            self.delete(subscription_key_in(DIRECTORY_PK, connection_id))
+                .await?;
         }
         Ok(())
     }
@@ -228,6 +264,37 @@ impl Subscriptions for DynamoSubscriptions {
     async fn remove(&self, call: &CallSid, connection_id: &str) -> Result<(), StoreError> {
         let (a, b) = futures::join!(
             self.delete(subscription_key(call, connection_id)),
+            self.delete(connection_key(connection_id))
+        );
+        a?;
+        b?;
+        Ok(())
+    }
+
+    async fn subscribe_directory(&self, subscriber: &Subscriber) -> Result<(), StoreError> {
+        let subscription = subscription_key_in(DIRECTORY_PK, &subscriber.connection_id);
+        let topic = ("directory", AttributeValue::Bool(true));
+        self.subscribe_in(subscription, subscriber, topic).await
+    }
+
+    async fn directory_subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+        let entries =
+            query_partition(&self.client, &self.table, DIRECTORY_PK, SUBSCRIPTION_PREFIX).await?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| match subscriber_from_item(entry) {
+                Ok(subscriber) => Some(subscriber),
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable directory subscription");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn remove_directory(&self, connection_id: &str) -> Result<(), StoreError> {
+        let (a, b) = futures::join!(
+            self.delete(subscription_key_in(DIRECTORY_PK, connection_id)),
             self.delete(connection_key(connection_id))
         );
         a?;
