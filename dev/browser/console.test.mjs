@@ -400,11 +400,18 @@ test("directory: presence changes live; a team passes over a member who does not
   const bob = await openConsole("bob");
   await alice.waitForSelector("[data-testid=colleagues] li[data-availability=available]:has-text('Bob')", { timeout: 10_000 });
   await alice.waitForSelector("[data-testid=directory-state][data-state=live]", { timeout: 10_000 });
+  await startCall(alice, "+15550100001", "+15550400012");
+  await pick(alice, "Bob");
   // Bob steps away on his own console; Alice's shows it without a reload,
   // pushed: her fallback read would come only after 20 to 40 s.
   await bob.selectOption("#availability", "away");
   await bob.waitForSelector("[data-testid=my-presence][data-availability=away]");
   await alice.waitForSelector("[data-testid=colleagues] li[data-availability=away]:has-text('Bob')", { timeout: 5_000 });
+  // Her pick stays, greyed; transferring says why and keeps the customer.
+  await alice.click("#transfer");
+  await alice.waitForSelector("[data-testid=message].error");
+  assert.match(await alice.textContent("[data-testid=message]"), /colleague is away and cannot take a call/i);
+  assert.equal(await alice.getAttribute("[data-testid=transfer-state]", "data-state"), "");
   assert.ok(alice.sockets.some((url) => /[?&]directory=1/.test(url)), `directory socket: ${alice.sockets}`);
   for (const url of alice.sockets) assert.doesNotMatch(url, /token=|eyJ/, `a token in ${url}`);
   assert.equal(await alice.locator("#transfer-to option", { hasText: /^Bob / }).isDisabled(), true,
@@ -414,8 +421,7 @@ test("directory: presence changes live; a team passes over a member who does not
   await carol.waitForSelector("[data-testid=my-presence][data-availability=available]");
   const dave = await openConsole("dave");
   await dave.waitForSelector("[data-testid=my-presence][data-availability=available]");
-  await startCall(alice, "+15550100001", "+15550400012");
-  await alice.waitForSelector("[data-testid=teams] li[data-team=billing][data-available='2']", { timeout: 45_000 });
+  await alice.waitForSelector("[data-testid=teams] li[data-team=billing][data-available='2']", { timeout: 5_000 });
   assert.match(await alice.textContent("[data-testid=teams] li[data-team=billing]"), /2 of 3 available/);
   await pick(alice, "Team billing");
   const sent = nextTransfer(alice);
