@@ -442,3 +442,22 @@ test("directory: presence changes live; a team passes over a member who does not
   await alice.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
   for (const page of [alice, bob, carol, dave]) await page.close();
 });
+
+test("team attempt wording: members passed over, then nobody left", async () => {
+  // The words for a call view the local stack reaches only after a minute
+  // of unanswered rings, drawn by the page's own code.
+  const page = await openConsole("alice");
+  const words = (transfer) => page.evaluate((t) => {
+    renderAttempt(t);
+    return document.querySelector("[data-testid=team-attempt]").textContent;
+  }, transfer);
+  const passed = [{ id: "b", name: "Bob", why: "target-busy" }, { id: "c", name: "Carol", why: "target-failed" }];
+  assert.equal(await words({ state: "target-ringing", member: { id: "d", name: "Dave" }, team: { name: "billing", passed, exhausted: false } }),
+    "Team billing: ringing Dave (Bob: busy, Carol: could not be reached)");
+  assert.equal(await words({ state: "target-no-answer", member: { id: "d", name: "Dave" },
+    team: { name: "billing", passed: [...passed, { id: "d", name: "Dave", why: "target-no-answer" }], exhausted: true } }),
+  "Nobody left in team billing (Bob: busy, Carol: could not be reached, Dave: no answer)");
+  assert.equal(await words({ state: "target-ringing", member: { id: "s", name: "Sam" } }), "Ringing Sam");
+  assert.equal(await words(null), "");
+  await page.close();
+});

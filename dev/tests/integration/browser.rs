@@ -43,7 +43,7 @@ fn console_drives_a_warm_transfer_in_chromium() {
         );
     }
     assert!(
-        report.contains("pass 10") || report.contains("ℹ pass 10"),
+        report.contains("pass 11") || report.contains("ℹ pass 11"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
