@@ -640,6 +640,30 @@ impl Scenario {
     }
 }
 
+/// When the customer hangs up after a handover, every callback until agent
+/// two's own end derives "end agent two's call" again: Twilio is asked
+/// once (a cancel and a hang-up), not once per callback.
+#[tokio::test]
+async fn a_leg_nobody_needs_is_ended_with_one_request_whatever_the_callbacks() {
+    let s = scenario().await;
+    let sid = s.handed_over().await;
+    let sim = &s.stack.sim;
+    assert!(sim.wait_for(SOON, |sim| sim.callbacks_settled()).await);
+    let before = sim.requests(Operation::UpdateCall);
+    assert!(sim.hang_up(CUSTOMER));
+    s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    s.wait_call_over(TARGET).await;
+    assert!(sim.wait_for(SOON, |sim| sim.callbacks_settled()).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let updates = sim.requests(Operation::UpdateCall) - before;
+    assert!(
+        updates <= 2,
+        "agent two's call ended by {updates} requests\n{}",
+        sim.timeline_text()
+    );
+    s.assert_customer_never_stranded();
+}
+
 #[tokio::test]
 async fn agent_two_hangs_up_after_the_handover() {
     let s = scenario().await;

@@ -63,6 +63,8 @@ use TableAction::{DeleteItem, GetItem, PutItem, Query, UpdateItem};
 // - `get_session`: `GetItem`;
 // - `update`, `observe`, `request_transfer`: `GetItem`, then a conditional
 //   `PutItem` (again after a lost race);
+// - `claim_leg_end` (one handler ends a leg nobody needs): a conditional
+//   `PutItem`, and `release_leg_end` a `PutItem`;
 // - `append_event` (history): `PutItem`; `list_events`: `Query` on the key;
 // - `due_sessions`: `Query` on the index; `claim_check`: `UpdateItem`;
 // - `take_allowance` (an agent's calls and transfers a minute, the

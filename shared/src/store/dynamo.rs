@@ -475,6 +475,44 @@ impl CallStore for DynamoStore {
         condition_met(result)
     }
 
+    async fn claim_leg_end(
+        &self,
+        call: &CallSid,
+        leg: &CallSid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let at = now.unix_timestamp();
+        let stale = at - super::LEG_END_CLAIM.as_secs() as i64;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(item::pk(call)))
+            .item("sk", s(format!("{}{leg}", item::LEG_END_PREFIX)))
+            .item("claimed_at", n(at))
+            .item("expires_at", n(self.expires_at(now)))
+            .condition_expression("attribute_not_exists(pk) OR claimed_at < :stale")
+            .expression_attribute_values(":stale", n(stale))
+            .send()
+            .await;
+        condition_met(result)
+    }
+
+    async fn release_leg_end(&self, call: &CallSid, leg: &CallSid) -> Result<(), StoreError> {
+        // Claimed at the epoch: stale to every later claim.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(item::pk(call)))
+            .item("sk", s(format!("{}{leg}", item::LEG_END_PREFIX)))
+            .item("claimed_at", n(0))
+            .item("expires_at", n(self.expires_at(OffsetDateTime::now_utc())))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {
         let result = self
             .client

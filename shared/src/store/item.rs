@@ -20,6 +20,8 @@ pub type Item = HashMap<String, AttributeValue>;
 
 pub const SESSION_SK: &str = "SESSION";
 pub const EVENT_PREFIX: &str = "EVENT#";
+/// A claim to end one of the call's legs (`END#<leg SID>`).
+pub const LEG_END_PREFIX: &str = "END#";
 /// Partition of an agent's per-minute allowance of calls and transfers.
 pub const ALLOWANCE_PREFIX: &str = "ALLOWANCE#";
 

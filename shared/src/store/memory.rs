@@ -28,6 +28,8 @@ struct State {
     events: HashMap<CallSid, Vec<(String, HistoryEvent)>>,
     allowances: HashMap<(String, i64), u32>,
     agents: HashMap<AgentId, DirectoryAgent>,
+    /// Claims to end a leg, by (call, leg): when taken (0: given back).
+    leg_ends: HashMap<(CallSid, CallSid), i64>,
 }
 
 struct Stored {
@@ -91,6 +93,30 @@ impl CallStore for MemoryStore {
         next.version = current.version + 1;
         *stored = Stored::new(next.clone(), stored.lease);
         Ok(next)
+    }
+
+    async fn claim_leg_end(
+        &self,
+        call: &CallSid,
+        leg: &CallSid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let stale = now.unix_timestamp() - super::LEG_END_CLAIM.as_secs() as i64;
+        let claim = state
+            .leg_ends
+            .entry((call.clone(), leg.clone()))
+            .or_insert(0);
+        if *claim > stale {
+            return Ok(false);
+        }
+        *claim = now.unix_timestamp();
+        Ok(true)
+    }
+
+    async fn release_leg_end(&self, call: &CallSid, leg: &CallSid) -> Result<(), StoreError> {
+        self.state().leg_ends.remove(&(call.clone(), leg.clone()));
+        Ok(())
     }
 
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {

@@ -50,6 +50,10 @@ pub enum StoreError {
     Other(String),
 }
 
+/// How long a claim to end a leg holds off other handlers: Twilio's
+/// answer to the ending (its timeout with retries) and then some.
+pub const LEG_END_CLAIM: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A session the open-sessions index says is due for a check, as the index
 /// holds it (possibly a moment old: [`CallStore::claim_check`] compares it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +179,24 @@ pub trait CallStore: Send + Sync {
     /// conditional update of a small item that expires after the minute, so
     /// of concurrent requests exactly `limit` win.
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError>;
+
+    /// Claims the ending of `leg` of `call` for this handler: of handlers
+    /// that derive the same [`crate::domain::FollowUp::EndLeg`] (each
+    /// callback before the leg's own end does), one asks Twilio; the others
+    /// leave it. A claim older than [`LEG_END_CLAIM`] may be taken again
+    /// (its holder may have died before asking), and a failed ending gives
+    /// its claim back ([`CallStore::release_leg_end`]). An item of its own
+    /// beside the session, so claiming never conflicts with a session write.
+    async fn claim_leg_end(
+        &self,
+        call: &CallSid,
+        leg: &CallSid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives back a claim whose ending failed: the next handler or the
+    /// reconciler tries at once.
+    async fn release_leg_end(&self, call: &CallSid, leg: &CallSid) -> Result<(), StoreError>;
 
     /// Adds an entry to the call's history (never overwrites one).
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError>;

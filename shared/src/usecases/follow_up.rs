@@ -45,12 +45,28 @@ async fn carry_out_one(services: &Services, session: &CallSession, follow_up: Fo
     let call = &session.id;
     let result = match &follow_up {
         FollowUp::EndLeg(leg) => {
+            // Every callback until the leg's own end derives this again:
+            // one handler asks Twilio, not each of them.
+            let now = OffsetDateTime::now_utc();
+            match services.store.claim_leg_end(call, leg, now).await {
+                Ok(false) => {
+                    tracing::debug!(%call, %leg, "another handler is ending this leg");
+                    return;
+                }
+                Ok(true) => {}
+                // Unsure: a second request is harmless, a leg left ringing is not.
+                Err(error) => {
+                    tracing::warn!(%error, %call, %leg, "leg's end not claimed; ending it anyway")
+                }
+            }
             tracing::info!(%call, %leg, "ending a leg nobody needs any more");
-            services
-                .twilio
-                .end_call(leg)
-                .await
-                .map_err(FollowUpError::from)
+            let ended = services.twilio.end_call(leg).await;
+            if ended.is_err() {
+                if let Err(error) = services.store.release_leg_end(call, leg).await {
+                    tracing::warn!(%error, %call, %leg, "claim of a failed ending not given back; it lapses");
+                }
+            }
+            ended.map_err(FollowUpError::from)
         }
         FollowUp::AnchorRoomOnTarget { attempt } => {
             tracing::info!(%call, attempt, "the second agent now ends the room on leaving");

@@ -55,6 +55,19 @@ impl CallStore for Metered {
         self.0.take_allowance(who, minute, limit).await
     }
 
+    async fn claim_leg_end(
+        &self,
+        call: &CallSid,
+        leg: &CallSid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.0.claim_leg_end(call, leg, now).await
+    }
+
+    async fn release_leg_end(&self, call: &CallSid, leg: &CallSid) -> Result<(), StoreError> {
+        self.0.release_leg_end(call, leg).await
+    }
+
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError> {
         self.0.append_event(id, event).await
     }
