@@ -25,7 +25,7 @@ use crate::store::{HistoryCursor, update_returning};
 use crate::twilio::{
     CallStatusEvent, ConferenceRef, CreateCall, HttpMethod, Participant, TwilioError,
 };
-use crate::usecases::transfer::{Callee, record_transfer_to};
+use crate::usecases::transfer::record_transfer_to;
 use crate::usecases::view::CallView;
 use crate::usecases::{self, follow_up, history};
 use crate::web::ApiError;
@@ -256,7 +256,7 @@ pub async fn start_transfer(
     take_allowance(app, actor).await?;
     let now = OffsetDateTime::now_utc();
     let callee = match to {
-        TransferTo::Number(_, number) => Some(Callee::number(number)),
+        TransferTo::Number(_, number) => Some(routing::number(app, number, &sid, now).await),
         TransferTo::Agent(id) => {
             routing::colleague(app, actor, &sid, &id, key.as_deref(), now).await?
         }

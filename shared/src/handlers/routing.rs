@@ -129,6 +129,21 @@ async fn callee(
     }
 }
 
+/// A number, named as the colleague whose phone it is when the directory
+/// has one (they are busy while it rings).
+pub(super) async fn number(
+    app: &App,
+    number: crate::ids::PhoneNumber,
+    sid: &CallSid,
+    now: OffsetDateTime,
+) -> Callee {
+    let agent = routing::ringing_by_number(&app.services, &number, sid, now).await;
+    Callee {
+        member: agent.as_ref().map(member_of),
+        ..Callee::number(number)
+    }
+}
+
 /// Lets go of the member a transfer reserved, when it will not ring them.
 pub(super) async fn release(app: &App, callee: &Callee, sid: &CallSid) {
     if let Some(member) = &callee.member {

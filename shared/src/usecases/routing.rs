@@ -13,7 +13,7 @@ use super::Services;
 use crate::domain::{
     AgentId, AgentPresence, Availability, CallSession, DirectoryAgent, TeamName, first_available,
 };
-use crate::ids::CallSid;
+use crate::ids::{CallSid, PhoneNumber};
 use crate::store::StoreError;
 
 /// Rounds of reading the team and trying its members before a transfer
@@ -145,6 +145,40 @@ async fn reserve(
     } else {
         Ok(None)
     }
+}
+
+/// A transfer to a number that is a colleague's: they ring whatever their
+/// presence says (a number is dialled as asked), and are busy from now on
+/// like any member a transfer rings. None when no agent has the number.
+pub async fn ringing_by_number(
+    services: &Services,
+    number: &PhoneNumber,
+    call: &CallSid,
+    now: OffsetDateTime,
+) -> Option<DirectoryAgent> {
+    let agents = match services.directory.agents().await {
+        Ok(agents) => agents,
+        Err(error) => {
+            tracing::warn!(%error, call = %call, "directory unreadable; the number rings as a number");
+            return None;
+        }
+    };
+    let agent = agents
+        .into_iter()
+        .find(|a| a.profile.numbers.first() == Some(number))?;
+    let id = agent.profile.id.clone();
+    rewrite(
+        services,
+        &id,
+        call,
+        "ringing colleague not noted in the directory",
+        |a| {
+            a.reserve(call, now);
+            true
+        },
+    )
+    .await;
+    Some(agent)
 }
 
 /// Lets go of a reservation for `call` that will not ring (the transfer
