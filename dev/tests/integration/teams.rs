@@ -618,3 +618,23 @@ async fn simultaneous_team_transfers_never_hold_one_agent_twice_nor_skip_a_free_
         }
     }
 }
+
+#[tokio::test]
+async fn a_number_that_is_a_colleagues_rings_them_and_makes_them_busy() {
+    let t = team(&[("carol", CAROL)]).await;
+    let sid = t.s.connected().await;
+    // The API's first form: a number, which the directory knows as Carol's.
+    let (status, call) = t.transfer(&sid, json!({"to": CAROL})).await;
+    assert_eq!(status, 202, "{call}");
+    assert_eq!(call["transfer"]["member"]["name"], "Carol", "{call}");
+    t.wait_presence(&[("Carol", "busy")]).await;
+    t.answered_by(&sid, "Carol").await;
+    // A team transfer meanwhile would not offer her another call.
+    let (status, body) = t.transfer(&sid, json!({"team": "billing"})).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (409, Some("nobody-available")),
+        "{body}"
+    );
+    t.s.assert_customer_never_stranded();
+}

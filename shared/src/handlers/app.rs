@@ -134,6 +134,18 @@ impl App {
         &self.services
     }
 
+    /// The call `sid` as stored, or the API's 404.
+    pub(crate) async fn stored_call(
+        &self,
+        sid: &crate::ids::CallSid,
+    ) -> Result<crate::domain::CallSession, ApiError> {
+        self.services
+            .store
+            .get_session(sid)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no call {sid}")))
+    }
+
     /// Webhook URLs for a front-end request: the configured public base, or
     /// the API's own address as this request reached it.
     pub(crate) fn urls(&self, req: &Request) -> Result<WebhookUrls, ApiError> {

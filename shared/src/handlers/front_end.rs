@@ -9,7 +9,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::app::App;
-use super::input::{call_sid, idempotency_key, json_body, may_dial, not_found, phone, required};
+use super::input::{call_sid, idempotency_key, json_body, may_dial, phone, required};
 use super::placement::{self, Placement, record_failure, record_placement};
 use super::request;
 use super::routing;
@@ -25,7 +25,7 @@ use crate::store::{HistoryCursor, update_returning};
 use crate::twilio::{
     CallStatusEvent, ConferenceRef, CreateCall, HttpMethod, Participant, TwilioError,
 };
-use crate::usecases::transfer::{Callee, record_transfer_to};
+use crate::usecases::transfer::record_transfer_to;
 use crate::usecases::view::CallView;
 use crate::usecases::{self, follow_up, history};
 use crate::web::ApiError;
@@ -222,12 +222,7 @@ pub async fn get_call(app: &App, req: &Request, actor: &Actor) -> Result<Respons
     };
     // Who may read comes first: a refused request costs one item read,
     // however long the call's history.
-    let session = app
-        .services
-        .store
-        .get_session(&sid)
-        .await?
-        .ok_or_else(|| not_found(&sid))?;
+    let session = app.stored_call(&sid).await?;
     actor.may(Action::Read, &session)?;
     let page = app
         .services
@@ -261,7 +256,7 @@ pub async fn start_transfer(
     take_allowance(app, actor).await?;
     let now = OffsetDateTime::now_utc();
     let callee = match to {
-        TransferTo::Number(_, number) => Some(Callee::number(number)),
+        TransferTo::Number(_, number) => Some(routing::number(app, number, &sid, now).await),
         TransferTo::Agent(id) => {
             routing::colleague(app, actor, &sid, &id, key.as_deref(), now).await?
         }
@@ -271,12 +266,7 @@ pub async fn start_transfer(
     };
     let Some(callee) = callee else {
         // The same request again (its idempotency key): as recorded.
-        let session = app
-            .services
-            .store
-            .get_session(&sid)
-            .await?
-            .ok_or_else(|| not_found(&sid))?;
+        let session = app.stored_call(&sid).await?;
         return Ok(json(
             StatusCode::OK,
             &CallView::new(&session, actor, Vec::new()),
@@ -537,12 +527,7 @@ pub async fn hold_customer(
         .ok_or_else(|| ApiError::bad_request("held", "is required"))?;
     let urls = app.urls(req)?;
     // Refuse before touching the call; record once Twilio has done it.
-    let current = app
-        .services
-        .store
-        .get_session(&sid)
-        .await?
-        .ok_or_else(|| not_found(&sid))?;
+    let current = app.stored_call(&sid).await?;
     actor.may(Action::Hold, &current)?;
     current.clone().hold_customer(held)?;
     let hold_url = held.then(|| urls.hold_audio(HoldPurpose::Hold));
@@ -579,12 +564,7 @@ pub async fn leave_call(
     let sid = call_sid(req)?;
     // Refuse before touching the call, but record only once Twilio has hung
     // up: a failed hang-up must not leave the state saying the agent is gone.
-    let mut current = app
-        .services
-        .store
-        .get_session(&sid)
-        .await?
-        .ok_or_else(|| not_found(&sid))?;
+    let mut current = app.stored_call(&sid).await?;
     actor.may(Action::Leave, &current)?;
     if current.customer_held {
         // Completing a consult: the customer comes off hold first, so they

@@ -72,7 +72,3 @@ pub(super) fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError>
         })?;
     Ok(Some(key.to_owned()))
 }
-
-pub(super) fn not_found(sid: &CallSid) -> ApiError {
-    ApiError::NotFound(format!("no call {sid}"))
-}

@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 
 use super::app::App;
-use super::input::{may_dial, not_found};
+use super::input::may_dial;
 use super::placement::{self, Placement, record_failure, record_placement};
 use super::webhook_urls::WebhookUrls;
 use crate::domain::{
@@ -30,12 +30,7 @@ async fn transferable(
     sid: &CallSid,
     key: Option<&str>,
 ) -> Result<Option<CallSession>, ApiError> {
-    let session = app
-        .services
-        .store
-        .get_session(sid)
-        .await?
-        .ok_or_else(|| not_found(sid))?;
+    let session = app.stored_call(sid).await?;
     actor.may(Action::Transfer, &session)?;
     let replay = key.is_some()
         && session
@@ -131,6 +126,21 @@ async fn callee(
             routing::release(&app.services, &member.id, sid).await;
             Err(error)
         }
+    }
+}
+
+/// A number, named as the colleague whose phone it is when the directory
+/// has one (they are busy while it rings).
+pub(super) async fn number(
+    app: &App,
+    number: crate::ids::PhoneNumber,
+    sid: &CallSid,
+    now: OffsetDateTime,
+) -> Callee {
+    let agent = routing::ringing_by_number(&app.services, &number, sid, now).await;
+    Callee {
+        member: agent.as_ref().map(member_of),
+        ..Callee::number(number)
     }
 }
 

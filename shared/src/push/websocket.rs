@@ -97,18 +97,8 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
         .await?
         .ok_or_else(|| ApiError::NotFound("no such call".into()))?;
     actor.may(Action::Read, &session)?;
-    let theirs = app
-        .subscriptions
-        .subscribers(&call)
-        .await?
-        .into_iter()
-        .filter(|s| s.actor.id == actor.id)
-        .count();
-    if theirs >= MAX_SUBSCRIPTIONS_PER_AGENT {
-        return Err(ApiError::TooManyRequests(format!(
-            "at most {MAX_SUBSCRIPTIONS_PER_AGENT} connections follow one call per agent; close another tab"
-        )));
-    }
+    let listeners = app.subscriptions.subscribers(&call).await?;
+    room_for_another(&listeners, &actor, "one call")?;
     app.subscriptions
         .subscribe(
             &call,
@@ -124,6 +114,22 @@ async fn subscribe(app: &PushApp, event: &ApiGatewayWebsocketProxyRequest) -> Re
     Ok(())
 }
 
+/// Refuses a connection past [`MAX_SUBSCRIPTIONS_PER_AGENT`] of this
+/// agent's following `what` (a call, the directory).
+fn room_for_another(
+    listeners: &[Subscriber],
+    actor: &crate::domain::Actor,
+    what: &str,
+) -> Result<(), ApiError> {
+    let theirs = listeners.iter().filter(|s| s.actor.id == actor.id).count();
+    if theirs >= MAX_SUBSCRIPTIONS_PER_AGENT {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {MAX_SUBSCRIPTIONS_PER_AGENT} connections follow {what} per agent; close another tab"
+        )));
+    }
+    Ok(())
+}
+
 /// Any signed-in agent may follow the directory: it shows names and
 /// presence, never numbers. Capped per agent like a call's listeners.
 async fn subscribe_directory(
@@ -132,18 +138,8 @@ async fn subscribe_directory(
     actor: crate::domain::Actor,
     until: OffsetDateTime,
 ) -> Result<(), ApiError> {
-    let theirs = app
-        .subscriptions
-        .directory_subscribers()
-        .await?
-        .into_iter()
-        .filter(|s| s.actor.id == actor.id)
-        .count();
-    if theirs >= MAX_SUBSCRIPTIONS_PER_AGENT {
-        return Err(ApiError::TooManyRequests(format!(
-            "at most {MAX_SUBSCRIPTIONS_PER_AGENT} connections follow the directory per agent; close another tab"
-        )));
-    }
+    let listeners = app.subscriptions.directory_subscribers().await?;
+    room_for_another(&listeners, &actor, "the directory")?;
     app.subscriptions
         .subscribe_directory(&Subscriber {
             connection_id: connection_id.to_owned(),

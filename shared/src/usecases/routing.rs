@@ -13,7 +13,7 @@ use super::Services;
 use crate::domain::{
     AgentId, AgentPresence, Availability, CallSession, DirectoryAgent, TeamName, first_available,
 };
-use crate::ids::CallSid;
+use crate::ids::{CallSid, PhoneNumber};
 use crate::store::StoreError;
 
 /// Rounds of reading the team and trying its members before a transfer
@@ -147,41 +147,96 @@ async fn reserve(
     }
 }
 
+/// A transfer to a number that is a colleague's: they ring whatever their
+/// presence says (a number is dialled as asked), and are busy from now on
+/// like any member a transfer rings. None when no agent has the number.
+pub async fn ringing_by_number(
+    services: &Services,
+    number: &PhoneNumber,
+    call: &CallSid,
+    now: OffsetDateTime,
+) -> Option<DirectoryAgent> {
+    let agents = match services.directory.agents().await {
+        Ok(agents) => agents,
+        Err(error) => {
+            tracing::warn!(%error, call = %call, "directory unreadable; the number rings as a number");
+            return None;
+        }
+    };
+    let agent = agents
+        .into_iter()
+        .find(|a| a.profile.numbers.first() == Some(number))?;
+    let id = agent.profile.id.clone();
+    rewrite(
+        services,
+        &id,
+        call,
+        "ringing colleague not noted in the directory",
+        |a| {
+            a.reserve(call, now);
+            true
+        },
+    )
+    .await;
+    Some(agent)
+}
+
 /// Lets go of a reservation for `call` that will not ring (the transfer
 /// was refused or failed). Best effort: it lapses by itself soon after.
 pub async fn release(services: &Services, id: &AgentId, call: &CallSid) {
-    for _ in 0..2 {
-        let Ok(Some(mut agent)) = services.directory.agent(id).await else {
-            return;
-        };
-        if agent.call.as_ref() != Some(call) || agent.reserved_until.is_none() {
-            return;
-        }
-        agent.reserved_until = None;
-        match services.directory.write_if_unchanged(&agent).await {
-            Ok(false) => continue,
-            Ok(true) => return,
-            Err(error) => {
-                tracing::warn!(%error, call = %call, "reservation not released; it lapses by itself");
-                return;
-            }
-        }
-    }
+    rewrite(
+        services,
+        id,
+        call,
+        "reservation not released; it lapses by itself",
+        |agent| {
+            let held_for_call = agent.call.as_ref() == Some(call) && agent.reserved_until.is_some();
+            agent.reserved_until = None;
+            held_for_call
+        },
+    )
+    .await;
 }
 
 /// The agent `id` placed `call`: their entry points at it, so they are
 /// busy while it has them on the line. Best effort, like a heartbeat.
 pub async fn placed_call(services: &Services, id: &AgentId, call: &CallSid) {
+    rewrite(
+        services,
+        id,
+        call,
+        "call not noted in the directory",
+        |agent| {
+            agent.call = Some(call.clone());
+            true
+        },
+    )
+    .await;
+}
+
+/// Applies `change` to the agent's entry and writes it back on its
+/// version, reading again after another write came first; `change` says
+/// whether there is anything to write. Best effort: a failure is logged
+/// with `failed`.
+async fn rewrite(
+    services: &Services,
+    id: &AgentId,
+    call: &CallSid,
+    failed: &str,
+    change: impl Fn(&mut DirectoryAgent) -> bool,
+) {
     for _ in 0..3 {
         let Ok(Some(mut agent)) = services.directory.agent(id).await else {
             return;
         };
-        agent.call = Some(call.clone());
+        if !change(&mut agent) {
+            return;
+        }
         match services.directory.write_if_unchanged(&agent).await {
             Ok(false) => continue,
             Ok(true) => return,
             Err(error) => {
-                tracing::warn!(%error, call = %call, "call not noted in the directory");
+                tracing::warn!(%error, call = %call, "{failed}");
                 return;
             }
         }
