@@ -396,17 +396,28 @@ test("directory: transfer to a colleague picked by name", async () => {
 });
 
 test("directory: presence changes live; a team passes over a member who does not answer", async () => {
-  const alice = await openConsole("alice");
+  // Bob out of the team's way, whatever earlier tests left him on.
   const bob = await openConsole("bob");
-  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=available]:has-text('Bob')", { timeout: 10_000 });
-  await alice.waitForSelector("[data-testid=directory-state][data-state=live]", { timeout: 10_000 });
-  await startCall(alice, "+15550100001", "+15550400012");
-  await pick(alice, "Bob");
-  // Bob steps away on his own console; Alice's shows it without a reload,
-  // pushed: her fallback read would come only after 20 to 40 s.
   await bob.selectOption("#availability", "away");
-  await bob.waitForSelector("[data-testid=my-presence][data-availability=away]");
-  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=away]:has-text('Bob')", { timeout: 5_000 });
+  await bob.waitForSelector("[data-testid=my-presence]:not([data-availability=available])");
+  // Carol, then Dave: Carol is the longest idle, and her phone is never answered.
+  const carol = await openConsole("carol");
+  await carol.waitForSelector("[data-testid=my-presence][data-availability=available]");
+  const dave = await openConsole("dave");
+  await dave.waitForSelector("[data-testid=my-presence][data-availability=available]");
+  const alice = await openConsole("alice");
+  await alice.waitForSelector("[data-testid=directory-state][data-state=live]", { timeout: 10_000 });
+  await alice.waitForSelector("[data-testid=teams] li[data-team=billing][data-available='2']", { timeout: 10_000 });
+  assert.match(await alice.textContent("[data-testid=teams] li[data-team=billing]"), /2 of 3 available/);
+  await startCall(alice, "+15550100001", "+15550400012");
+  await pick(alice, "Dave");
+  // Dave steps away on his own console; Alice's shows it without a reload,
+  // pushed: her fallback read would come only after 20 to 40 s.
+  await dave.selectOption("#availability", "away");
+  await dave.waitForSelector("[data-testid=my-presence][data-availability=away]");
+  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=away]:has-text('Dave')", { timeout: 5_000 });
+  assert.equal(await alice.locator("#transfer-to option", { hasText: /^Dave / }).isDisabled(), true,
+    "an away colleague is listed but not pickable");
   // Her pick stays, greyed; transferring says why and keeps the customer.
   await alice.click("#transfer");
   await alice.waitForSelector("[data-testid=message].error");
@@ -414,15 +425,10 @@ test("directory: presence changes live; a team passes over a member who does not
   assert.equal(await alice.getAttribute("[data-testid=transfer-state]", "data-state"), "");
   assert.ok(alice.sockets.some((url) => /[?&]directory=1/.test(url)), `directory socket: ${alice.sockets}`);
   for (const url of alice.sockets) assert.doesNotMatch(url, /token=|eyJ/, `a token in ${url}`);
-  assert.equal(await alice.locator("#transfer-to option", { hasText: /^Bob / }).isDisabled(), true,
-    "an away colleague is listed but not pickable");
-  // Carol, then Dave: Carol is the longest idle, and her phone is never answered.
-  const carol = await openConsole("carol");
-  await carol.waitForSelector("[data-testid=my-presence][data-availability=available]");
-  const dave = await openConsole("dave");
-  await dave.waitForSelector("[data-testid=my-presence][data-availability=available]");
+  // Back again (idle from now: Carol stays the longest idle).
+  await dave.selectOption("#availability", "available");
+  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=available]:has-text('Dave')", { timeout: 5_000 });
   await alice.waitForSelector("[data-testid=teams] li[data-team=billing][data-available='2']", { timeout: 5_000 });
-  assert.match(await alice.textContent("[data-testid=teams] li[data-team=billing]"), /2 of 3 available/);
   await pick(alice, "Team billing");
   const sent = nextTransfer(alice);
   await alice.click("#transfer");
