@@ -443,6 +443,9 @@ test("directory: presence changes live; a team passes over a member who does not
   assert.match(await alice.textContent("[data-testid=transfer-state]"), /attempt 2/);
   await alice.waitForSelector('[data-testid=transfer-state][data-state=target-answered]', { timeout: 20_000 });
   assert.match(await alice.textContent("[data-testid=team-attempt]"), /Team billing: Dave \(Carol: no answer\)/);
+  // The list follows: Dave on the call, Carol free again (pushed).
+  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=busy]:has-text('Dave')", { timeout: 5_000 });
+  await alice.waitForSelector("[data-testid=colleagues] li[data-availability=available]:has-text('Carol')", { timeout: 5_000 });
   await alice.screenshot({ path: path.join(shots, "console-picker.png"), fullPage: true });
   await alice.click("#leave");
   await alice.waitForSelector('[data-testid=transfer-state][data-state=first-agent-left]', { timeout: 20_000 });
