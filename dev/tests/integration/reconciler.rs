@@ -757,3 +757,84 @@ async fn one_invocation_keeps_checking_and_releases_a_customer_left_alone_meanwh
         "the invocation stopped before its deadline"
     );
 }
+
+/// A blind team transfer whose member was busy, and the handler that was
+/// to ring the next member is gone: the customer waits on hold, never
+/// alone while the next ring is due. The reconciler does not dial: it ends
+/// the route, and the transfer ends as a failed blind one does (the room
+/// ended, so the customer reaches the fallback).
+#[tokio::test]
+async fn a_team_route_whose_next_member_was_never_rung_is_ended() {
+    let h = harness().await;
+    h.connected(1).await;
+    let id = agent_sid(1);
+    h.store
+        .request_transfer(
+            &id,
+            phone("+15550100003"),
+            TransferKind::Cold,
+            None,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let route = TeamRoute::new(
+        TeamName::parse("billing").unwrap(),
+        5,
+        OffsetDateTime::now_utc() + time::Duration::minutes(2),
+    );
+    let member = Member {
+        id: AgentId::parse("local-bob").unwrap(),
+        name: "Bob".into(),
+    };
+    h.store
+        .update(&id, &|s: &mut CallSession| {
+            s.ring_member(member.clone(), Some(route.clone()));
+            s.room_named(CF);
+            s.waiting_on_hold(1)?;
+            s.customer_redirected(1)
+        })
+        .await
+        .unwrap();
+    h.observe(1, Observation::AgentLeg(leg(&id, LegStatus::Completed, 3)))
+        .await;
+    h.observe(
+        1,
+        Observation::TargetLeg {
+            attempt: 1,
+            observation: leg(&target_sid(1), LegStatus::Busy, 2),
+        },
+    )
+    .await;
+    h.twilio_has(&id, "completed", None);
+    h.twilio_has(&target_sid(1), "busy", None);
+    h.room(1, &[(&customer_sid(1), "customer", "connected")]);
+    let session = h.session(1).await;
+    assert_eq!(session.next_member_due(), Some(1));
+    assert!(!session.customer_alone(), "the next member is due");
+
+    let report = h.run_at(SOON).await;
+    assert_eq!(report.checked, 1, "{report:?}");
+    let session = h.session(1).await;
+    let route = session.transfer.as_ref().unwrap().route.as_ref().unwrap();
+    assert!(route.exhausted, "{session:?}");
+    assert!(session.customer_released, "{session:?}");
+    assert_eq!(end_room_requests(&h.writes()), 1, "{:?}", h.writes());
+    assert!(
+        !h.writes()
+            .iter()
+            .any(|(p, _)| p.contains("Participants.json")),
+        "the reconciler never dials: {:?}",
+        h.writes()
+    );
+    let kinds: Vec<String> = h
+        .repairs_in_history(1)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == reconcile::ROUTE_ENDED),
+        "{kinds:?}"
+    );
+}
