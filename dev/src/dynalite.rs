@@ -57,12 +57,25 @@ impl Dynalite {
         if !binary.exists() {
             return Err(LocalError::NotInstalled(binary.display().to_string()));
         }
-        // Ask the OS for a free port, then hand it to dynalite.
+        // The free port is handed over, not held: until dynalite listens,
+        // another test's server may take it. So the answer must be
+        // dynalite's, and on another port it starts again.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::start_on_a_free_port(&binary).await {
+                Ok(dynalite) => return Ok(dynalite),
+                Err(reason) => last = reason,
+            }
+        }
+        Err(LocalError::Start(last))
+    }
+
+    async fn start_on_a_free_port(binary: &std::path::Path) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| LocalError::Start(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .port();
-        let mut command = Command::new(&binary);
+        let mut command = Command::new(binary);
         command
             .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
             .stdin(Stdio::null())
@@ -70,23 +83,40 @@ impl Dynalite {
             .stderr(Stdio::null());
         let child = crate::process::die_with_parent(&mut command)
             .spawn()
-            .map_err(|e| LocalError::Start(format!("{}: {e}", binary.display())))?;
-        let dynalite = Self {
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        let mut dynalite = Self {
             _child: child,
             port,
         };
+        let http = reqwest::Client::new();
         for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(dynalite);
+            // Gave up its port to whoever took it first.
+            if let Ok(Some(status)) = dynalite._child.try_wait() {
+                return Err(format!("dynalite exited ({status}) on port {port}"));
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            match dynalite.answers(&http).await {
+                Some(true) => return Ok(dynalite),
+                Some(false) => return Err(format!("another server holds port {port}")),
+                None => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
         }
-        Err(LocalError::Start(format!(
-            "nothing listening on 127.0.0.1:{port} after 10 s"
-        )))
+        Err(format!("nothing listening on 127.0.0.1:{port} after 10 s"))
+    }
+
+    /// Whether the port answers as DynamoDB does (any of its JSON answers,
+    /// an error included); None while nothing listens.
+    async fn answers(&self, http: &reqwest::Client) -> Option<bool> {
+        let response = http
+            .post(self.endpoint())
+            .header("x-amz-target", "DynamoDB_20120810.ListTables")
+            .header("content-type", "application/x-amz-json-1.0")
+            .body("{}")
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let body = response.text().await.unwrap_or_default();
+        Some(body.contains("TableNames") || body.contains("__type"))
     }
 
     /// The dynalite process, to read its CPU time.
