@@ -683,12 +683,21 @@ async fn the_directory_is_pushed_when_presence_changes_and_not_for_a_heartbeat()
     })
     .await;
     assert!(more.is_some(), "{:#?}", snapshot(&frames));
-    // Frames are nudges: nothing of anyone's numbers travels with them.
+    // Frames carry the directory itself, never anyone's numbers.
+    let frames_now = snapshot(&frames);
+    assert!(frames_now.iter().all(|f| f["type"] == "directory"));
     assert!(
-        snapshot(&frames)
-            .iter()
-            .all(|f| *f == json!({"type": "directory"}))
+        frames_now.iter().all(|f| !f.to_string().contains("+1555")),
+        "{frames_now:#?}"
     );
+    let bob_away = frames_now.iter().any(|f| {
+        f["directory"]["agents"].as_array().is_some_and(|agents| {
+            agents
+                .iter()
+                .any(|a| a["name"] == "Bob" && a["availability"] == "away")
+        })
+    });
+    assert!(bob_away, "{frames_now:#?}");
     // Neither a token nor a call: refused.
     assert_eq!(
         connect_with(&stack, "not-a-token", "directory=1")

@@ -4,21 +4,18 @@
 //! switch). Every signed-in agent sees names, teams and presence; phone
 //! numbers only a supervisor sees.
 
-use std::collections::BTreeMap;
-
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::app::App;
 use super::input::json_body;
 use crate::auth;
-use crate::domain::{Actor, AgentProfile, Availability, CallSession, DirectoryAgent};
-use crate::ids::PhoneNumber;
+use crate::domain::{Actor, AgentProfile, CallSession, DirectoryAgent};
 use crate::store::CheckIn;
 use crate::usecases::routing::{self, Listed};
+use crate::usecases::view::{AgentView, DirectoryView};
 use crate::web::ApiError;
 use crate::web::responses::json;
 
@@ -27,55 +24,6 @@ use crate::web::responses::json;
 struct PresenceBody {
     /// `available`, `away`, or `offline` (signing out).
     status: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AgentView<'a> {
-    id: &'a str,
-    name: &'a str,
-    teams: Vec<&'a str>,
-    availability: Availability,
-    /// Since when an available agent has been idle (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    idle_since: Option<String>,
-    /// Supervisors only: numbers identify people.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    numbers: Option<Vec<&'a str>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TeamView<'a> {
-    name: &'a str,
-    members: usize,
-    available: usize,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DirectoryView<'a> {
-    /// The signed-in agent's own id, so the console leaves them out.
-    me: Option<&'a str>,
-    agents: Vec<AgentView<'a>>,
-    teams: Vec<TeamView<'a>>,
-}
-
-fn agent_view<'a>(listed: &'a Listed, actor: &Actor) -> AgentView<'a> {
-    let profile = &listed.agent.profile;
-    let availability = listed.presence.availability;
-    AgentView {
-        id: profile.id.as_str(),
-        name: &profile.name,
-        teams: profile.teams.iter().map(|t| t.as_str()).collect(),
-        availability,
-        idle_since: (availability == Availability::Available)
-            .then(|| listed.presence.idle_since.format(&Rfc3339).ok())
-            .flatten(),
-        numbers: actor
-            .supervisor
-            .then(|| profile.numbers.iter().map(PhoneNumber::as_str).collect()),
-    }
 }
 
 /// Who signed in, as the directory keeps them (from the verified claims).
@@ -94,29 +42,8 @@ pub async fn get_directory(
 ) -> Result<Response<Body>, ApiError> {
     let me = profile(app, req, actor).ok();
     let now = OffsetDateTime::now_utc();
-    let mut listed = routing::directory(&app.services, now).await?;
-    listed.sort_by(|a, b| a.agent.profile.name.cmp(&b.agent.profile.name));
-    let mut teams: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for entry in &listed {
-        let available = entry.presence.availability == Availability::Available;
-        for team in &entry.agent.profile.teams {
-            let counts = teams.entry(team.as_str()).or_default();
-            counts.0 += 1;
-            counts.1 += usize::from(available);
-        }
-    }
-    let view = DirectoryView {
-        me: me.as_ref().map(|p| p.id.as_str()),
-        agents: listed.iter().map(|l| agent_view(l, actor)).collect(),
-        teams: teams
-            .into_iter()
-            .map(|(name, (members, available))| TeamView {
-                name,
-                members,
-                available,
-            })
-            .collect(),
-    };
+    let listed = routing::directory(&app.services, now).await?;
+    let view = DirectoryView::new(&listed, me.as_ref().map(|p| &p.id), actor.supervisor);
     Ok(json(StatusCode::OK, &view))
 }
 
@@ -155,7 +82,10 @@ pub async fn set_presence(
         presence: agent.presence(call.as_ref(), now),
         agent,
     };
-    Ok(json(StatusCode::OK, &agent_view(&listed, actor)))
+    Ok(json(
+        StatusCode::OK,
+        &AgentView::new(&listed, actor.supervisor),
+    ))
 }
 
 /// An agent who steps away or signs out while a transfer rings them is

@@ -10,13 +10,14 @@
 //! - `{"type":"revoked","callSid":"CA...","reason":"handed-over"}`: the
 //!   listener may no longer see the call (the reason codes of a 403, or
 //!   `signed-out` when their token expired); nothing more will come;
-//! - `{"type":"directory"}`, on a connection that follows the directory
-//!   (`?directory=1`): someone's presence changed, read it again.
+//! - `{"type":"directory","directory":{...}}`, on a connection that
+//!   follows the directory (`?directory=1`): someone's presence changed;
+//!   the directory as `GET /directory` shows it, without numbers.
 
 use serde::Serialize;
 
 use crate::domain::{Actor, CallSession, HistoryEvent};
-use crate::usecases::view::{CallView, EventView};
+use crate::usecases::view::{CallView, DirectoryView, EventView};
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -33,9 +34,10 @@ pub enum PushMessage {
         call_sid: String,
         reason: &'static str,
     },
-    /// Someone's presence changed: read `GET /directory` again. A nudge,
-    /// not the directory itself: one frame whatever the directory's size.
-    Directory,
+    /// Someone's presence changed: the directory as it is now (names,
+    /// teams and presence; no numbers, no `me`), the same frame for every
+    /// listener, so a change costs one read however many consoles follow.
+    Directory { directory: Box<DirectoryView> },
 }
 
 impl PushMessage {

@@ -28,7 +28,7 @@ use crate::auth::AgentRules;
 use crate::config::{ConfigError, vars};
 use crate::endpoint::PushEndpoint;
 use crate::jwks::{HttpKeySource, Keys};
-use crate::store::{CallStore, DynamoStore, DynamoSubscriptions, Subscriptions};
+use crate::store::{CallStore, Directory, DynamoStore, DynamoSubscriptions, Subscriptions};
 use crate::time_budget;
 use crate::token::Verifier;
 use config::PushConfig;
@@ -39,6 +39,8 @@ use connections::{ApiGatewayConnections, Connections};
 pub struct PushApp {
     pub(crate) agents: Arc<AgentRules>,
     pub(crate) store: Arc<dyn CallStore>,
+    /// The publisher sends the directory with presence in its frame.
+    pub(crate) directory: Arc<dyn Directory>,
     pub(crate) subscriptions: Arc<dyn Subscriptions>,
     /// `$connect` only: the issuer's keys, to verify the token.
     pub(crate) keys: Option<Arc<Keys>>,
@@ -107,14 +109,17 @@ impl PushApp {
         Ok(app)
     }
 
-    pub fn new(
-        agents: AgentRules,
-        store: Arc<dyn CallStore>,
-        subscriptions: Arc<dyn Subscriptions>,
-    ) -> Self {
+    /// A push app over `store`, which keeps the calls and the directory
+    /// alike (one table).
+    pub fn new<S>(agents: AgentRules, store: Arc<S>, subscriptions: Arc<dyn Subscriptions>) -> Self
+    where
+        S: CallStore + Directory + 'static,
+    {
+        let directory: Arc<dyn Directory> = store.clone();
         Self {
             agents: Arc::new(agents),
             store,
+            directory,
             subscriptions,
             keys: None,
             connections: None,

@@ -19,6 +19,8 @@ use crate::domain::{Action, Actor};
 use crate::ids::CallSid;
 use crate::push::connections::{Connections, PostError};
 use crate::store::Subscriber;
+use crate::usecases::routing;
+use crate::usecases::view::DirectoryView;
 use aws_lambda_events::event::dynamodb::Event;
 
 /// What one batch did (the function's result, in its invocation log).
@@ -191,8 +193,8 @@ async fn post_frames<'a>(
     (listener, Ok(sent))
 }
 
-/// Tells every console following the directory that someone's presence
-/// changed; each reads it again (`GET /directory`).
+/// Sends every console following the directory the directory as it is
+/// now: someone's presence changed.
 async fn publish_directory(app: &PushApp, report: &mut PublishReport) {
     let Some(connections) = app.connections.as_ref() else {
         report.failed += 1;
@@ -219,7 +221,17 @@ async fn publish_directory(app: &PushApp, report: &mut PublishReport) {
             tracing::warn!(%error, "signed-out directory listener not removed");
         }
     }
-    let frame = PushMessage::Directory.to_bytes();
+    // One read of the directory for every listener, not one each.
+    let listed = match routing::listed(app.directory.as_ref(), app.store.as_ref(), now).await {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::warn!(%error, "directory unreadable");
+            report.failed += 1;
+            return;
+        }
+    };
+    let directory = Box::new(DirectoryView::new(&listed, None, false));
+    let frame = PushMessage::Directory { directory }.to_bytes();
     let posts: Vec<_> = signed_in
         .iter()
         .map(|listener| post_frames(connections.as_ref(), listener, vec![frame.clone()]))

@@ -14,7 +14,7 @@ use crate::domain::{
     AgentId, AgentPresence, Availability, CallSession, DirectoryAgent, TeamName, first_available,
 };
 use crate::ids::{CallSid, PhoneNumber};
-use crate::store::StoreError;
+use crate::store::{CallStore, Directory, StoreError};
 
 /// Rounds of reading the team and trying its members before a transfer
 /// gives up on finding one: each round is lost only to another transfer's
@@ -34,8 +34,18 @@ pub async fn directory(
     services: &Services,
     now: OffsetDateTime,
 ) -> Result<Vec<Listed>, StoreError> {
-    let agents = services.directory.agents().await?;
-    with_presence(services, agents, now).await
+    listed(services.directory.as_ref(), services.store.as_ref(), now).await
+}
+
+/// [`directory`], from the two ports alone (the stream publisher has no
+/// Twilio client).
+pub async fn listed(
+    directory: &dyn Directory,
+    store: &dyn CallStore,
+    now: OffsetDateTime,
+) -> Result<Vec<Listed>, StoreError> {
+    let agents = directory.agents().await?;
+    presence_of(store, agents, now).await
 }
 
 async fn with_presence(
@@ -43,11 +53,18 @@ async fn with_presence(
     agents: Vec<DirectoryAgent>,
     now: OffsetDateTime,
 ) -> Result<Vec<Listed>, StoreError> {
+    presence_of(services.store.as_ref(), agents, now).await
+}
+
+async fn presence_of(
+    store: &dyn CallStore,
+    agents: Vec<DirectoryAgent>,
+    now: OffsetDateTime,
+) -> Result<Vec<Listed>, StoreError> {
     let mut calls: Vec<CallSid> = agents.iter().filter_map(|a| a.call.clone()).collect();
     calls.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     calls.dedup();
-    let read =
-        futures::future::join_all(calls.iter().map(|sid| services.store.get_session(sid))).await;
+    let read = futures::future::join_all(calls.iter().map(|sid| store.get_session(sid))).await;
     let mut sessions: HashMap<CallSid, CallSession> = HashMap::new();
     for (sid, session) in calls.iter().cloned().zip(read) {
         if let Some(session) = session? {

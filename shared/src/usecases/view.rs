@@ -1,14 +1,18 @@
 //! The JSON the front-end API answers with (see `shared/openapi.yaml`):
-//! the domain, named for the console.
+//! the domain, named for the console. A call, and the directory.
 
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use std::collections::BTreeMap;
+
 use crate::domain::{
-    Actor, CallSession, EventSource, HistoryEvent, LegObservation, Offer, TransferOutcome,
+    Actor, AgentId, Availability, CallSession, EventSource, HistoryEvent, LegObservation, Offer,
+    TransferOutcome,
 };
 use crate::store::HistoryPage;
+use crate::usecases::routing::Listed;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -244,6 +248,96 @@ impl From<HistoryEvent> for EventView {
             kind: e.kind,
             detail: e.detail,
             actor: e.actor,
+        }
+    }
+}
+
+/// One agent of the directory, as a colleague sees them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    id: String,
+    name: String,
+    teams: Vec<String>,
+    availability: Availability,
+    /// Since when an available agent has been idle (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_since: Option<String>,
+    /// Supervisors only: numbers identify people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    numbers: Option<Vec<String>>,
+}
+
+impl AgentView {
+    /// `numbers`: whether the viewer may see phone numbers (a supervisor).
+    pub fn new(listed: &Listed, numbers: bool) -> Self {
+        let profile = &listed.agent.profile;
+        let availability = listed.presence.availability;
+        Self {
+            id: profile.id.as_str().to_owned(),
+            name: profile.name.clone(),
+            teams: profile
+                .teams
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            availability,
+            idle_since: (availability == Availability::Available)
+                .then(|| text(listed.presence.idle_since)),
+            numbers: numbers.then(|| {
+                profile
+                    .numbers
+                    .iter()
+                    .map(|n| n.as_str().to_owned())
+                    .collect()
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TeamView {
+    name: String,
+    members: usize,
+    available: usize,
+}
+
+/// The directory as `GET /directory` answers it, and as pushed (without
+/// numbers, and without `me`: every listener gets the same frame).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryView {
+    /// The signed-in agent's own id, so the console leaves them out.
+    me: Option<String>,
+    agents: Vec<AgentView>,
+    teams: Vec<TeamView>,
+}
+
+impl DirectoryView {
+    pub fn new(listed: &[Listed], me: Option<&AgentId>, numbers: bool) -> Self {
+        let mut sorted: Vec<&Listed> = listed.iter().collect();
+        sorted.sort_by(|a, b| a.agent.profile.name.cmp(&b.agent.profile.name));
+        let mut teams: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for entry in &sorted {
+            let available = entry.presence.availability == Availability::Available;
+            for team in &entry.agent.profile.teams {
+                let counts = teams.entry(team.as_str()).or_default();
+                counts.0 += 1;
+                counts.1 += usize::from(available);
+            }
+        }
+        Self {
+            me: me.map(|id| id.as_str().to_owned()),
+            agents: sorted.iter().map(|l| AgentView::new(l, numbers)).collect(),
+            teams: teams
+                .into_iter()
+                .map(|(name, (members, available))| TeamView {
+                    name: name.to_owned(),
+                    members,
+                    available,
+                })
+                .collect(),
         }
     }
 }
