@@ -30,14 +30,28 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// `MOTO_SERVER`, else `moto_server` on `PATH`.
+    /// `MOTO_SERVER`, else `moto_server` on `PATH`. The free port is handed
+    /// over, not held: should another test's server take it before moto
+    /// listens, moto starts again on another one.
     pub async fn start() -> Result<Self, MotoError> {
         let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+        let mut last = MotoError::Start("not started".into());
+        for _ in 0..5 {
+            match Self::start_on_a_free_port(&binary).await {
+                Ok(server) => return Ok(server),
+                Err(error @ MotoError::NotInstalled(_)) => return Err(error),
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
+
+    async fn start_on_a_free_port(binary: &str) -> Result<Self, MotoError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| MotoError::Start(e.to_string()))?
             .port();
-        let mut command = Command::new(&binary);
+        let mut command = Command::new(binary);
         command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -46,20 +60,35 @@ impl MotoServer {
         let child = crate::process::die_with_parent(&mut command)
             .spawn()
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => MotoError::NotInstalled(binary.clone()),
+                std::io::ErrorKind::NotFound => MotoError::NotInstalled(binary.to_owned()),
                 _ => MotoError::Start(format!("{binary}: {e}")),
             })?;
-        let server = Self {
+        let mut server = Self {
             _child: child,
             port,
         };
+        let http = reqwest::Client::new();
         // Python takes a second or two to import moto before it listens.
         for _ in 0..600 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(server);
+            if let Ok(Some(status)) = server._child.try_wait() {
+                return Err(MotoError::Start(format!(
+                    "exited ({status}) on port {port}"
+                )));
+            }
+            // moto's own API answers JSON; another server would not.
+            let answer = http
+                .get(format!("{}/moto-api/data.json", server.endpoint()))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if let Ok(response) = answer {
+                let body = response.text().await.unwrap_or_default();
+                if body.trim_start().starts_with('{') {
+                    return Ok(server);
+                }
+                return Err(MotoError::Start(format!(
+                    "another server holds port {port}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
