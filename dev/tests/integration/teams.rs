@@ -349,10 +349,11 @@ async fn two_transfers_at_once_to_a_team_of_two_ring_one_member_each() {
             .to_owned(),
     );
     assert_ne!(member_a, member_b, "one member each");
+    // Both ringing: both busy, neither offered anything else.
+    t.wait_presence(&[("Bob", "busy"), ("Carol", "busy")]).await;
     t.answered_by(&first, &member_a).await;
     t.answered_by(&second, &member_b).await;
     t.wait_presence(&[("Bob", "busy"), ("Carol", "busy")]).await;
-    // A third call's team transfer finds nobody available.
     t.s.assert_customer_never_stranded();
 }
 
@@ -636,5 +637,50 @@ async fn a_number_that_is_a_colleagues_rings_them_and_makes_them_busy() {
         (409, Some("nobody-available")),
         "{body}"
     );
+    t.s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn a_team_whose_members_are_all_on_calls_is_refused_and_nothing_rings() {
+    let t = team(&[("bob", BOB)]).await;
+    for number in [AGENT_2, CUSTOMER_2] {
+        t.s.stack
+            .sim
+            .script(number, Script::answer_after(Duration::from_millis(500)));
+    }
+    // Bob takes another call first.
+    let (status, other) =
+        t.s.api(
+            reqwest::Method::POST,
+            "/calls",
+            Some(json!({"agentNumber": AGENT_2, "customerNumber": CUSTOMER_2})),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let other = other["callSid"].as_str().unwrap().to_owned();
+    t.s.wait_call(&other, "connected", |c| c["state"] == "connected")
+        .await;
+    assert_eq!(
+        t.transfer(&other, json!({"agent": "local-bob"})).await.0,
+        202
+    );
+    t.answered_by(&other, "Bob").await;
+    t.wait_presence(&[("Bob", "busy")]).await;
+    let rang_bob = t.s.stack.sim.calls_to(BOB);
+    // The team's only member is on a call: nobody is offered this one.
+    let sid = t.s.connected().await;
+    let (status, body) = t.transfer(&sid, json!({"team": "billing"})).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (409, Some("nobody-available")),
+        "{body}"
+    );
+    assert_eq!(
+        t.s.stack.sim.calls_to(BOB),
+        rang_bob,
+        "Bob was not rung again"
+    );
+    assert_eq!(t.s.call(&sid).await["state"], "connected");
+    t.wait_presence(&[("Lead", "busy"), ("Bob", "busy")]).await;
     t.s.assert_customer_never_stranded();
 }
