@@ -14,12 +14,28 @@ use serde_json::{Value, json};
 
 use super::follow::Follower;
 use crate::local::{LocalOptions, LocalStack};
+use crate::sim::Operation;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const AGENT: &str = "+15550100001";
 const CUSTOMER: &str = "+15550100002";
 const SECOND_AGENT: &str = "+15550100003";
+
+/// What the product may ask of Twilio during a call.
+const REST_OPERATIONS: [Operation; 11] = [
+    Operation::CreateCall,
+    Operation::UpdateCall,
+    Operation::CreateParticipant,
+    Operation::UpdateParticipant,
+    Operation::DeleteParticipant,
+    Operation::FetchCall,
+    Operation::FetchParticipant,
+    Operation::UpdateConference,
+    Operation::FetchConference,
+    Operation::ListCalls,
+    Operation::ListParticipants,
+];
 
 /// One measured call.
 #[derive(Debug, Clone)]
@@ -37,6 +53,9 @@ pub struct Costs {
     pub frames: u64,
     /// DynamoDB requests by operation.
     pub dynamodb: BTreeMap<String, u64>,
+    /// Twilio REST requests by operation, from the call's start until it
+    /// ended after the customer's hang-up.
+    pub rest: BTreeMap<String, u64>,
 }
 
 impl Costs {
@@ -160,7 +179,7 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
 
     let counts = &stack.push_counts;
     let read = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(Costs {
+    let mut costs = Costs {
         push,
         call_secs,
         invocations: stack.server.invocations.snapshot(),
@@ -169,7 +188,26 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
         batches: read(&counts.batches),
         frames: read(&counts.frames),
         dynamodb: stack.dynamo_ops.0.snapshot(),
-    })
+        rest: BTreeMap::new(),
+    };
+    // The call's end: the customer hangs up on agent two. Every request
+    // the product made of Twilio over the whole call, by kind.
+    let sim = &stack.sim;
+    sim.hang_up(CUSTOMER);
+    let over = |sim: &crate::sim::Simulator| {
+        sim.status_of(SECOND_AGENT).is_some_and(|s| s.is_final()) && sim.callbacks_settled()
+    };
+    if !sim.wait_for(Duration::from_secs(30), over).await {
+        return Err("the call never ended after the customer hung up".into());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for operation in REST_OPERATIONS {
+        let n = sim.requests(operation) as u64;
+        if n > 0 {
+            costs.rest.insert(format!("{operation:?}"), n);
+        }
+    }
+    Ok(costs)
 }
 
 /// The two measurements as a Markdown table.
@@ -226,5 +264,16 @@ pub fn table(before: &Costs, after: &Costs) -> String {
             .to_string()
     });
     out += &row("frames pushed", &|c| c.frames.to_string());
+    out += &row("**Twilio REST requests, start to the customer's hang-up**", &|c| {
+        format!("**{}**", c.rest.values().sum::<u64>())
+    });
+    let mut kinds: Vec<&String> = before.rest.keys().chain(after.rest.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        out += &row(&format!("- {kind}"), &|c| {
+            c.rest.get(kind).copied().unwrap_or(0).to_string()
+        });
+    }
     out
 }
