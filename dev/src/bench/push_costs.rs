@@ -264,9 +264,10 @@ pub fn table(before: &Costs, after: &Costs) -> String {
             .to_string()
     });
     out += &row("frames pushed", &|c| c.frames.to_string());
-    out += &row("**Twilio REST requests, start to the customer's hang-up**", &|c| {
-        format!("**{}**", c.rest.values().sum::<u64>())
-    });
+    out += &row(
+        "**Twilio REST requests, start to the customer's hang-up**",
+        &|c| format!("**{}**", c.rest.values().sum::<u64>()),
+    );
     let mut kinds: Vec<&String> = before.rest.keys().chain(after.rest.keys()).collect();
     kinds.sort();
     kinds.dedup();
