@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::auth::{AgentRules, ConsoleSignIn};
-use crate::domain::{DialPolicy, NumberPrefix};
+use crate::domain::{DialPolicy, NumberPrefix, TeamName};
 use crate::ids::PhoneNumber;
 
 /// Every environment variable the functions read, in one place so the SAM
@@ -54,6 +54,13 @@ pub mod vars {
     /// A team transfer's limits: members rung, seconds spent.
     pub const TEAM_MAX_MEMBERS: &str = "TEAM_MAX_MEMBERS";
     pub const TEAM_MAX_SECONDS: &str = "TEAM_MAX_SECONDS";
+    /// Customers calling in: which team each of the centre's numbers
+    /// reaches, what they hear first, how long they wait, and where they
+    /// go when nobody answers in time.
+    pub const INBOUND_NUMBERS: &str = "INBOUND_NUMBERS";
+    pub const INBOUND_GREETING: &str = "INBOUND_GREETING";
+    pub const INBOUND_MAX_WAIT_SECS: &str = "INBOUND_MAX_WAIT_SECS";
+    pub const INBOUND_FALLBACK: &str = "INBOUND_FALLBACK";
     pub const CONSOLE_CLIENT_ID: &str = "CONSOLE_CLIENT_ID";
     pub const CONSOLE_AUTHORIZE_URL: &str = "CONSOLE_AUTHORIZE_URL";
     pub const CONSOLE_TOKEN_URL: &str = "CONSOLE_TOKEN_URL";
@@ -101,6 +108,10 @@ pub mod vars {
         TEAMS,
         TEAM_MAX_MEMBERS,
         TEAM_MAX_SECONDS,
+        INBOUND_NUMBERS,
+        INBOUND_GREETING,
+        INBOUND_MAX_WAIT_SECS,
+        INBOUND_FALLBACK,
         CONSOLE_CLIENT_ID,
         CONSOLE_AUTHORIZE_URL,
         CONSOLE_TOKEN_URL,
@@ -243,6 +254,43 @@ pub struct Config {
     pub team_max_members: u32,
     /// ...and none after this long.
     pub team_max_wait: Duration,
+    /// Customers calling in (`inbound`).
+    pub inbound: InboundRules,
+}
+
+/// How calls to the centre's numbers are taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRules {
+    /// The team each number reaches; a number not listed is not answered.
+    pub numbers: HashMap<PhoneNumber, TeamName>,
+    /// Said once, before the caller starts waiting.
+    pub greeting: String,
+    /// The caller waits no longer for an agent.
+    pub max_wait: Duration,
+    /// Where a caller nobody answered in time goes.
+    pub fallback: CustomerFallback,
+}
+
+/// What a caller hears first when `INBOUND_GREETING` is not set.
+pub const DEFAULT_GREETING: &str =
+    "Thank you for calling. Please hold for the next available agent.";
+
+impl InboundRules {
+    /// `+15005550006=billing,+15005550007=support`.
+    fn parse_numbers(raw: &str) -> Result<HashMap<PhoneNumber, TeamName>, String> {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (number, team) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("{pair:?} is not NUMBER=TEAM"))?;
+                let number = PhoneNumber::parse(number.trim()).map_err(|e| e.to_string())?;
+                let team = TeamName::parse(team.trim()).map_err(|e| e.to_string())?;
+                Ok((number, team))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -318,6 +366,16 @@ impl Config {
                 Ok(parsed)
             } else {
                 Err(malformed(name, "must be an http or https URL"))
+            }
+        };
+        // An E.164 number to dial, or a TwiML URL; a spoken goodbye if unset.
+        let fallback = |name: &'static str| -> Result<CustomerFallback, ConfigError> {
+            match get(name) {
+                None => Ok(CustomerFallback::Goodbye),
+                Some(number) if number.starts_with('+') => PhoneNumber::parse(number)
+                    .map(CustomerFallback::Number)
+                    .map_err(|e| malformed(name, &e.to_string())),
+                Some(twiml) => url(name, twiml).map(CustomerFallback::Twiml),
             }
         };
         let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
@@ -437,13 +495,13 @@ impl Config {
             hold_music_url: get(HOLD_MUSIC_URL)
                 .map(|v| url(HOLD_MUSIC_URL, v))
                 .transpose()?,
-            // An E.164 number to dial, or a TwiML URL.
-            customer_fallback: match get(CUSTOMER_FALLBACK) {
-                None => CustomerFallback::Goodbye,
-                Some(number) if number.starts_with('+') => PhoneNumber::parse(number)
-                    .map(CustomerFallback::Number)
-                    .map_err(|e| malformed(CUSTOMER_FALLBACK, &e.to_string()))?,
-                Some(twiml) => CustomerFallback::Twiml(url(CUSTOMER_FALLBACK, twiml)?),
+            customer_fallback: fallback(CUSTOMER_FALLBACK)?,
+            inbound: InboundRules {
+                numbers: InboundRules::parse_numbers(get(INBOUND_NUMBERS).unwrap_or(""))
+                    .map_err(|reason| malformed(INBOUND_NUMBERS, &reason))?,
+                greeting: get(INBOUND_GREETING).unwrap_or(DEFAULT_GREETING).to_owned(),
+                max_wait: Duration::from_secs(number(INBOUND_MAX_WAIT_SECS, 300, 30..=3600)?),
+                fallback: fallback(INBOUND_FALLBACK)?,
             },
             metrics_namespace: get(METRICS_NAMESPACE)
                 .unwrap_or(crate::metrics::DEFAULT_NAMESPACE)

@@ -89,6 +89,7 @@ fn every_request() -> Vec<(&'static str, RequestSpec)> {
                     record: Some(false),
                     time_limit: Some(3600),
                     caller_id: Some("+15005550006".into()),
+                    call_token: Some("%7B%22parentCallInfoToken%22%3A%22eyJ%22%7D".into()),
                     ..CreateParticipant::new(phone("+15005550006"), phone("+15550100003"))
                 },
             ),

@@ -14,6 +14,8 @@ pub enum DomainError {
     HandedOver,
     #[error("there is no transfer to act on")]
     NoTransfer,
+    #[error("the caller is not waiting for an agent, or not yet past their maximum wait")]
+    NotQueued,
     #[error("the transfer can only be cancelled before the first agent leaves")]
     NotCancellable { state: &'static str },
     #[error("the first agent can leave only once the second agent has answered")]
@@ -40,6 +42,7 @@ impl DomainError {
             DomainError::Ended => "ended",
             DomainError::HandedOver => "first-agent-left",
             DomainError::NoTransfer => "no-transfer",
+            DomainError::NotQueued => "not-queued",
             DomainError::TargetOnTheCall => "connected",
             DomainError::Denied(_) => "forbidden",
         }

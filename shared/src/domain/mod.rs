@@ -11,6 +11,7 @@ mod directory;
 mod error;
 mod history;
 mod hop;
+mod inbound;
 mod leg;
 mod milestone;
 mod names;
@@ -33,6 +34,7 @@ pub use directory::{
 pub use error::DomainError;
 pub use history::{EventSource, HistoryEvent};
 pub use hop::{Hop, Owner};
+pub use inbound::{Inbound, IncomingCall};
 pub use leg::{LegObservation, LegStatus, Presence};
 pub use milestone::{FailReason, Milestone};
 pub use names::{AgentId, NameError, TeamName};

@@ -71,7 +71,8 @@ impl CallSession {
                 CustomerDestination::Room
             },
             target_anchors_room: blind,
-            hold_customer: blind && in_room,
+            // A queued caller's room has not started: its wait audio plays.
+            hold_customer: blind && in_room && !self.queued(),
             lift_anchor: self
                 .owner
                 .as_ref()

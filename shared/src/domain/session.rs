@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::error::DomainError;
 use super::hop::{Hop, Owner};
+use super::inbound::Inbound;
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
 use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
@@ -39,6 +40,9 @@ pub struct CallSession {
     /// Earlier transfer attempts, oldest first; `transfer` is the current one.
     pub hops: Vec<Hop>,
     pub transfer: Option<Transfer>,
+    /// A call the customer placed to the centre (see `inbound`); `None`
+    /// for the calls an agent places.
+    pub inbound: Option<Inbound>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
 }
@@ -141,6 +145,7 @@ impl CallSession {
             owner: None,
             hops: Vec::new(),
             transfer: None,
+            inbound: None,
             version: 0,
         }
     }
@@ -162,6 +167,7 @@ impl CallSession {
             || self.customer_released
             || (self.room_ended && self.customer_in_room())
             || (final_leg(&self.agent_leg) && !self.customer_in_room() && !self.moving_customer())
+            || self.caller_left()
     }
 
     /// A transfer is under way whose redirect of the customer may not be
@@ -202,7 +208,10 @@ impl CallSession {
     /// The agent the current transfer hands the call from (the first agent,
     /// or an owner transferring on) hung up, left the room, or handed over.
     pub fn first_agent_gone(&self) -> bool {
-        final_leg(self.handing_over_leg())
+        // An inbound call has no agent until one answers an offer.
+        let no_agent_yet = self.inbound.is_some() && self.owner.is_none();
+        no_agent_yet
+            || final_leg(self.handing_over_leg())
             || self.handing_over_presence() == Presence::Left
             || self
                 .transfer
@@ -218,7 +227,10 @@ impl CallSession {
         // them and they were not released already.
         // A team's next member is about to be rung: not alone, waiting.
         let next_member = self.next_member_due().is_some();
+        // A caller queued for an agent hears the wait audio until their
+        // maximum wait is over.
         !self.is_ended()
+            && !self.waiting_in_queue()
             && self.customer_in_room()
             && self.first_agent_gone()
             && !target_live

@@ -32,7 +32,7 @@ impl CallSession {
     pub fn next_member_due(&self) -> Option<u32> {
         let transfer = self.transfer.as_ref()?;
         let route = transfer.route.as_ref()?;
-        if route.exhausted || transfer.outcome.is_some() || self.is_ended() {
+        if route.exhausted || transfer.outcome.is_some() || self.is_ended() || self.wait_is_over() {
             return None;
         }
         let passed_over = matches!(
@@ -95,7 +95,8 @@ impl CallSession {
         }
         let leg_live =
             |leg: &Option<LegObservation>| leg.as_ref().is_none_or(|l| !l.status.is_final());
-        let first = numbers.contains(&self.agent_number)
+        let first = self.inbound.is_none()
+            && numbers.contains(&self.agent_number)
             && leg_live(&self.agent_leg)
             && self.first_agent_presence != Presence::Left;
         let owner = self

@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 
 use super::item::{self, ItemMeta, n, s};
 use super::table::{TABLE, open_shards};
-use super::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError};
+use super::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, QueuePlace, StoreError};
 use crate::config::Config;
-use crate::domain::{CallSession, HistoryEvent};
+use crate::domain::{CallSession, HistoryEvent, TeamName};
 use crate::ids::CallSid;
 
 /// How often `update` re-reads and re-applies after losing a race.
@@ -511,6 +511,53 @@ impl CallStore for DynamoStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn still_waiting(&self, team: &TeamName, place: &QueuePlace) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("{}{team}", item::QUEUE_PREFIX)))
+            .item("sk", s(item::wait_sort_key(place.since, &place.call)))
+            .item("seen", n(place.seen.unix_timestamp()))
+            .item(
+                "expires_at",
+                n((place.until + time::Duration::hours(1)).unix_timestamp()),
+            )
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn callers_ahead(
+        &self,
+        team: &TeamName,
+        place: &QueuePlace,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        // One page holds a team's queue (an entry is about 80 bytes); a
+        // queue longer than a page counts as what the page holds.
+        let counted = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :mine")
+            .filter_expression("seen >= :recent")
+            .expression_attribute_values(":pk", s(format!("{}{team}", item::QUEUE_PREFIX)))
+            .expression_attribute_values(":first", s(item::WAIT_PREFIX))
+            .expression_attribute_values(":mine", s(item::wait_sort_key(place.since, &place.call)))
+            .expression_attribute_values(
+                ":recent",
+                n((now - super::QUEUE_SEEN_WITHIN).unix_timestamp()),
+            )
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .map_err(store_error)?;
+        // BETWEEN includes the caller's own entry when it is recent.
+        let mine = u32::from(place.seen >= now - super::QUEUE_SEEN_WITHIN);
+        Ok((counted.count().max(0) as u32).saturating_sub(mine))
     }
 
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {

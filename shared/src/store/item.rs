@@ -10,9 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::StoreError;
 use crate::domain::{
-    AgentId, CallSession, EventSource, HistoryEvent, Hop, LegObservation, LegStatus, Member, Owner,
-    PassedOver, Presence, Recording, RecordingSource, RecordingStatus, TeamName, TeamRoute,
-    Transfer, TransferKind, TransferOutcome, TransferState,
+    AgentId, CallSession, EventSource, HistoryEvent, Hop, Inbound, LegObservation, LegStatus,
+    Member, Owner, PassedOver, Presence, Recording, RecordingSource, RecordingStatus, TeamName,
+    TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -22,6 +22,19 @@ pub const SESSION_SK: &str = "SESSION";
 pub const EVENT_PREFIX: &str = "EVENT#";
 /// A claim to end one of the call's legs (`END#<leg SID>`).
 pub const LEG_END_PREFIX: &str = "END#";
+/// Partition of a team's queue of waiting callers (`QUEUE#<team>`), one
+/// entry per caller (`WAIT#<nanos since waiting, 20 digits>#<call SID>`).
+pub const QUEUE_PREFIX: &str = "QUEUE#";
+pub const WAIT_PREFIX: &str = "WAIT#";
+
+/// The sort key of a caller's queue entry: by when they started waiting.
+pub fn wait_sort_key(since: OffsetDateTime, call: &CallSid) -> String {
+    format!(
+        "{WAIT_PREFIX}{:020}#{call}",
+        since.unix_timestamp_nanos().max(0)
+    )
+}
+
 /// Partition of an agent's per-minute allowance of calls and transfers.
 pub const ALLOWANCE_PREFIX: &str = "ALLOWANCE#";
 
@@ -251,7 +264,32 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
             item.insert("t_route".into(), route_attribute(route));
         }
     }
+    if let Some(inbound) = &session.inbound {
+        item.insert("i_team".into(), s(inbound.team.as_str()));
+        item.insert("i_since".into(), s(time_text(inbound.since)));
+        item.insert("i_until".into(), s(time_text(inbound.until)));
+        item.insert(
+            "i_wait_over".into(),
+            AttributeValue::Bool(inbound.wait_over),
+        );
+        if let Some(token) = &inbound.call_token {
+            item.insert("i_token".into(), s(token));
+        }
+    }
     item
+}
+
+fn inbound(item: &Item) -> Result<Option<Inbound>, StoreError> {
+    let Some(team) = get_s(item, "i_team") else {
+        return Ok(None);
+    };
+    Ok(Some(Inbound {
+        team: TeamName::parse(team).map_err(|_| corrupt("i_team"))?,
+        since: time(item, "i_since")?,
+        until: time(item, "i_until")?,
+        call_token: get_s(item, "i_token").map(str::to_owned),
+        wait_over: get_bool(item, "i_wait_over"),
+    }))
 }
 
 fn member_attribute(member: &Member) -> AttributeValue {
@@ -403,6 +441,7 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         room_sid: get_s(item, "room_sid").map(str::to_owned),
         customer_released: get_bool(item, "customer_released"),
         transfer,
+        inbound: inbound(item)?,
         version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
     })
 }

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use super::directory::{CheckIn, Directory};
 use super::item::event_sort_key;
-use super::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError};
-use crate::domain::{AgentId, AgentProfile, CallSession, DirectoryAgent, HistoryEvent};
+use super::{CallStore, Command, DueSession, HistoryCursor, HistoryPage, QueuePlace, StoreError};
+use crate::domain::{AgentId, AgentProfile, CallSession, DirectoryAgent, HistoryEvent, TeamName};
 use crate::ids::CallSid;
 
 #[derive(Default)]
@@ -30,6 +30,8 @@ struct State {
     agents: HashMap<AgentId, DirectoryAgent>,
     /// Claims to end a leg, by (call, leg): when taken (0: given back).
     leg_ends: HashMap<(CallSid, CallSid), i64>,
+    /// Each team's queue: sort key to when the caller was last seen.
+    queues: HashMap<TeamName, std::collections::BTreeMap<String, OffsetDateTime>>,
 }
 
 struct Stored {
@@ -117,6 +119,34 @@ impl CallStore for MemoryStore {
     async fn release_leg_end(&self, call: &CallSid, leg: &CallSid) -> Result<(), StoreError> {
         self.state().leg_ends.remove(&(call.clone(), leg.clone()));
         Ok(())
+    }
+
+    async fn still_waiting(&self, team: &TeamName, place: &QueuePlace) -> Result<(), StoreError> {
+        let key = super::item::wait_sort_key(place.since, &place.call);
+        self.state()
+            .queues
+            .entry(team.clone())
+            .or_default()
+            .insert(key, place.seen);
+        Ok(())
+    }
+
+    async fn callers_ahead(
+        &self,
+        team: &TeamName,
+        place: &QueuePlace,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        let mine = super::item::wait_sort_key(place.since, &place.call);
+        let recent = now - super::QUEUE_SEEN_WITHIN;
+        let state = self.state();
+        let ahead = state.queues.get(team).map_or(0, |queue| {
+            queue
+                .range(..mine)
+                .filter(|(_, seen)| **seen >= recent)
+                .count()
+        });
+        Ok(ahead as u32)
     }
 
     async fn take_allowance(&self, who: &str, minute: i64, limit: u32) -> Result<bool, StoreError> {

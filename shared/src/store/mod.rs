@@ -26,7 +26,7 @@ pub use item::{
 pub use memory::MemoryStore;
 pub use subscriptions::{DynamoSubscriptions, Subscriber, Subscriptions};
 
-use crate::domain::{CallSession, DomainError, HistoryEvent, Observation, Observed};
+use crate::domain::{CallSession, DomainError, HistoryEvent, Observation, Observed, TeamName};
 use crate::ids::CallSid;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +53,23 @@ pub enum StoreError {
 /// How long a claim to end a leg holds off other handlers: Twilio's
 /// answer to the ending (its timeout with retries) and then some.
 pub const LEG_END_CLAIM: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A caller counts as waiting this long after their wait loop last asked:
+/// the loop asks every 15 to 20 s, and once a caller is answered (or hangs
+/// up) it stops, so nothing needs deleting.
+pub const QUEUE_SEEN_WITHIN: time::Duration = time::Duration::seconds(30);
+
+/// A caller's place in their team's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePlace {
+    pub call: CallSid,
+    /// When they started waiting: the queue's order.
+    pub since: OffsetDateTime,
+    /// When their wait loop last asked.
+    pub seen: OffsetDateTime,
+    /// Their maximum wait: the entry expires a while after.
+    pub until: OffsetDateTime,
+}
 
 /// A session the open-sessions index says is due for a check, as the index
 /// holds it (possibly a moment old: [`CallStore::claim_check`] compares it).
@@ -197,6 +214,19 @@ pub trait CallStore: Send + Sync {
     /// Gives back a claim whose ending failed: the next handler or the
     /// reconciler tries at once.
     async fn release_leg_end(&self, call: &CallSid, leg: &CallSid) -> Result<(), StoreError>;
+
+    /// A caller is still waiting for `team` (their wait loop asked again):
+    /// their place in the queue, kept by when they started waiting.
+    async fn still_waiting(&self, team: &TeamName, place: &QueuePlace) -> Result<(), StoreError>;
+
+    /// How many of `team`'s callers started waiting before `place` and were
+    /// still waiting within [`QUEUE_SEEN_WITHIN`] of `now`.
+    async fn callers_ahead(
+        &self,
+        team: &TeamName,
+        place: &QueuePlace,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError>;
 
     /// Adds an entry to the call's history (never overwrites one).
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError>;

@@ -240,7 +240,8 @@ pub fn create_participant(
         .flag("Muted", participant.muted)
         .flag("Record", participant.record)
         .number("TimeLimit", participant.time_limit)
-        .text("CallerId", participant.caller_id.as_ref());
+        .text("CallerId", participant.caller_id.as_ref())
+        .text("CallToken", participant.call_token.as_ref());
     let path = account_path(
         account_sid,
         &format!(

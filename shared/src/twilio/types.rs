@@ -215,6 +215,11 @@ pub struct CreateParticipant {
     pub record: Option<bool>,
     pub time_limit: Option<u32>,
     pub caller_id: Option<String>,
+    /// An inbound call's token: with it `From` may be that call's caller
+    /// (Twilio's changelog, 2023-10-25, "CallToken support for
+    /// Conference/Participants API"); without it, `From` must be a number
+    /// of the account or a verified caller ID (error 21210).
+    pub call_token: Option<String>,
 }
 
 impl CreateParticipant {
@@ -244,6 +249,7 @@ impl CreateParticipant {
             record: None,
             time_limit: None,
             caller_id: None,
+            call_token: None,
         }
     }
 }

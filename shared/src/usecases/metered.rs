@@ -8,11 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::domain::{CallSession, HistoryEvent};
+use crate::domain::{CallSession, HistoryEvent, TeamName};
 use crate::ids::CallSid;
 use crate::metrics;
 use crate::store::{
-    CallStore, Command, DueSession, HistoryCursor, HistoryPage, StoreError, update_returning,
+    CallStore, Command, DueSession, HistoryCursor, HistoryPage, QueuePlace, StoreError,
+    update_returning,
 };
 
 pub struct Metered(Arc<dyn CallStore>);
@@ -66,6 +67,19 @@ impl CallStore for Metered {
 
     async fn release_leg_end(&self, call: &CallSid, leg: &CallSid) -> Result<(), StoreError> {
         self.0.release_leg_end(call, leg).await
+    }
+
+    async fn still_waiting(&self, team: &TeamName, place: &QueuePlace) -> Result<(), StoreError> {
+        self.0.still_waiting(team, place).await
+    }
+
+    async fn callers_ahead(
+        &self,
+        team: &TeamName,
+        place: &QueuePlace,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        self.0.callers_ahead(team, place, now).await
     }
 
     async fn append_event(&self, id: &CallSid, event: &HistoryEvent) -> Result<(), StoreError> {
