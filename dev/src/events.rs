@@ -180,6 +180,32 @@ fn spec(endpoint: Endpoint) -> Spec {
             spec.path_parameters.push(("leg", "participant".into()));
             spec
         }
+        // A customer dialling the centre's number (the caller ID, which
+        // the local and test configurations route to team billing).
+        Endpoint::InboundCall => twilio(
+            "/twiml/inbound",
+            Vec::new(),
+            vec![
+                ("CallSid", SESSION),
+                ("CallStatus", "ringing"),
+                ("CallToken", "%7B%22parentCallInfoToken%22%3A%22eyJ%22%7D"),
+                ("Direction", "inbound"),
+                ("From", CUSTOMER),
+                ("To", CALLER_ID),
+            ],
+        ),
+        Endpoint::QueueTwiml => twilio(
+            "/twiml/queue",
+            vec![("session", SESSION.into())],
+            vec![
+                ("CallSid", SESSION),
+                ("CallStatus", "in-progress"),
+                ("ConferenceSid", "CF00000000000000000000000000000001"),
+                ("Direction", "inbound"),
+                ("From", CUSTOMER),
+                ("To", CALLER_ID),
+            ],
+        ),
         // Not HTTP: `event` answers with their own events.
         Endpoint::Reconciler
         | Endpoint::WsConnect

@@ -40,7 +40,7 @@ pub use milestone::{FailReason, Milestone};
 pub use names::{AgentId, NameError, TeamName};
 pub use observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
 pub use participants::{Participant, Role};
-pub use plan::{CustomerDestination, TransferPlan};
+pub use plan::{CustomerDestination, ShownCaller, TransferPlan};
 pub use recording::{Recording, RecordingSource, RecordingStatus};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
 pub use transfer::{

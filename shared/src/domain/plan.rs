@@ -38,6 +38,16 @@ pub struct TransferPlan {
     /// first (the attempt they came in with), so their hanging up leaves
     /// the customer with the agent being rung.
     pub lift_anchor: Option<u32>,
+    /// On a call the customer placed: their number, shown to the agent
+    /// rung, with the inbound call's token that lets Twilio show it.
+    pub shown_caller: Option<ShownCaller>,
+}
+
+/// The caller's own number as the caller ID of a call placed for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownCaller {
+    pub number: PhoneNumber,
+    pub call_token: String,
 }
 
 impl TransferPlan {
@@ -78,6 +88,10 @@ impl CallSession {
                 .as_ref()
                 .filter(|owner| owner.anchors_room)
                 .map(|owner| owner.attempt),
+            shown_caller: self.shown_caller().map(|(number, token)| ShownCaller {
+                number: number.clone(),
+                call_token: token.to_owned(),
+            }),
         })
     }
 }

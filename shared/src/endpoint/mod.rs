@@ -89,6 +89,8 @@ endpoints! {
         FallbackTwiml => ("fallback-twiml", POST, "/twiml/fallback", Twilio),
         HoldTwiml => ("hold-twiml", POST, "/twiml/hold", Twilio),
         StatusCallback => ("status-callback", POST, "/events/{leg}", Twilio),
+        InboundCall => ("inbound-call", POST, "/twiml/inbound", Twilio),
+        QueueTwiml => ("queue-twiml", POST, "/twiml/queue", Twilio),
         Console => ("console", GET, "/console", Public),
     }
     /// On an EventBridge schedule; no route.
@@ -174,6 +176,9 @@ impl Endpoint {
             | Endpoint::LeaveCall
             | Endpoint::HoldCustomer
             | Endpoint::StatusCallback => 10,
+            // The wait loop may reserve a member and ring them before it
+            // answers (Twilio waits up to 15 s for a webhook).
+            Endpoint::QueueTwiml => 10,
             Endpoint::GetCall
             | Endpoint::GetDirectory
             | Endpoint::SetPresence
@@ -182,6 +187,7 @@ impl Endpoint {
             | Endpoint::ConferenceTwiml
             | Endpoint::FallbackTwiml
             | Endpoint::HoldTwiml
+            | Endpoint::InboundCall
             | Endpoint::WsConnect
             | Endpoint::WsDisconnect => 5,
             Endpoint::Console => 3,

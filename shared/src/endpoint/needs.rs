@@ -140,6 +140,19 @@ impl Endpoint {
                 twilio_rest: true,
                 ..none
             },
+            // create_session (PutItem, GetItem on its retry) and history.
+            Endpoint::InboundCall => Needs {
+                table: READ_AND_WRITE,
+                ..none
+            },
+            // get_session, the caller's queue entry (PutItem) and those
+            // ahead (Query); an offer reads the directory (Query),
+            // reserves (PutItem) and rings; the end of the wait ends the room.
+            Endpoint::QueueTwiml => Needs {
+                table: &[GetItem, PutItem, Query],
+                twilio_rest: true,
+                ..none
+            },
             // The directory (a Query) and the calls its entries point at.
             Endpoint::GetDirectory => Needs {
                 table: &[GetItem, Query],

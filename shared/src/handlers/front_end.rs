@@ -22,9 +22,7 @@ use crate::domain::{AgentId, TeamName};
 use crate::ids::{CallSid, PhoneNumber};
 use crate::metrics::{self, Metric};
 use crate::store::{HistoryCursor, update_returning};
-use crate::twilio::{
-    CallStatusEvent, ConferenceRef, CreateCall, HttpMethod, Participant, TwilioError,
-};
+use crate::twilio::{CallStatusEvent, CreateCall, HttpMethod, Participant, TwilioError};
 use crate::usecases::transfer::record_transfer_to;
 use crate::usecases::view::CallView;
 use crate::usecases::{self, follow_up, history};
@@ -329,9 +327,7 @@ pub async fn start_transfer(
             None => None,
         }
     };
-    let room = ConferenceRef::FriendlyName(plan.room.clone());
-    let second_agent = placement::second_agent(app, &urls, &sid, &plan);
-    let ring = app.services.twilio.create_participant(&room, &second_agent);
+    let ring = placement::ring_agent(app, &urls, &sid, &plan);
     // Logged once recorded (a refused request leaves no trace in the call's
     // history), alongside the Twilio round trip rather than after it.
     let what = format!("{} transfer requested", kind.as_str());

@@ -7,6 +7,7 @@ mod console;
 mod directory;
 mod front_end;
 mod hook;
+mod inbound;
 mod input;
 mod placement;
 mod recordings;

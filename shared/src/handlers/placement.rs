@@ -13,8 +13,8 @@ use crate::domain::{
 };
 use crate::ids::CallSid;
 use crate::twilio::{
-    CallStatusEvent, ConferenceCallbackEvent, CreateParticipant, HttpMethod, Participant,
-    ParticipantBeep, TwilioError,
+    CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateParticipant, HttpMethod,
+    Participant, ParticipantBeep, TwilioError,
 };
 use crate::usecases::{follow_up, history};
 
@@ -50,9 +50,56 @@ pub(super) fn second_agent(
         // The REST field must be a URL ("" for silence is TwiML-only).
         wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
         wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
-        ..CreateParticipant::new(plan.caller_id.clone(), plan.target.clone())
+        // The agent sees who is calling, where Twilio lets them.
+        call_token: plan.shown_caller.as_ref().map(|c| c.call_token.clone()),
+        ..CreateParticipant::new(
+            plan.shown_caller
+                .as_ref()
+                .map_or_else(|| plan.caller_id.clone(), |c| c.number.clone()),
+            plan.target.clone(),
+        )
     };
     recordings::record_room_rest(app, urls, &plan.room, second_agent)
+}
+
+/// Twilio's answer to a `From` it will not show: "'From' phone number not
+/// verified" (error 21210), which is what a caller's own number without a
+/// valid `CallToken` gets.
+const CALLER_ID_REFUSED: u32 = 21210;
+
+/// Rings the transfer's agent into the room. When Twilio refuses to show
+/// the caller's own number (an expired or refused token: a definite 4xx,
+/// so nobody was dialled), it rings again from the call's caller ID, the
+/// centre's number. A request whose outcome is unknown (a timeout, a 5xx)
+/// is never sent again: the agent may be ringing already.
+pub(super) async fn ring_agent(
+    app: &App,
+    urls: &WebhookUrls,
+    sid: &CallSid,
+    plan: &TransferPlan,
+) -> Result<Participant, TwilioError> {
+    let room = ConferenceRef::FriendlyName(plan.room.clone());
+    let participant = second_agent(app, urls, sid, plan);
+    let rang = app
+        .services
+        .twilio
+        .create_participant(&room, &participant)
+        .await;
+    match rang {
+        Err(TwilioError::Api {
+            code: Some(CALLER_ID_REFUSED),
+            ..
+        }) if participant.call_token.is_some() => {
+            tracing::warn!(call = %sid, "caller's number refused as caller ID; ringing from the centre's number");
+            let plain = CreateParticipant {
+                from: plan.caller_id.clone(),
+                call_token: None,
+                ..participant
+            };
+            app.services.twilio.create_participant(&room, &plain).await
+        }
+        other => other,
+    }
 }
 
 /// The transfer is under way: the room's SID, agent two's call (known from

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::app::App;
 use super::hook::{self, Reply, Webhook};
-use super::{console, directory, front_end, request, webhooks};
+use super::{console, directory, front_end, inbound, request, webhooks};
 use crate::auth;
 use crate::domain::Actor;
 use crate::endpoint::{Caller, HttpEndpoint};
@@ -81,6 +81,8 @@ impl App {
             HttpEndpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
             HttpEndpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
             HttpEndpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
+            HttpEndpoint::InboundCall => self.webhook(req, inbound::inbound_call).await,
+            HttpEndpoint::QueueTwiml => self.webhook(req, inbound::queue).await,
             HttpEndpoint::Console => console::page(
                 self.config.console_sign_in.as_ref(),
                 self.config.console_push_url.as_ref(),

@@ -15,7 +15,6 @@ use crate::domain::{
 };
 use crate::ids::CallSid;
 use crate::store::update_returning;
-use crate::twilio::ConferenceRef;
 use crate::usecases::routing::{self, NotReserved};
 use crate::usecases::transfer::Callee;
 use crate::usecases::{follow_up, history};
@@ -40,7 +39,7 @@ async fn transferable(
     Ok((!replay).then_some(session))
 }
 
-fn member_of(agent: &DirectoryAgent) -> Member {
+pub(super) fn member_of(agent: &DirectoryAgent) -> Member {
     Member {
         id: agent.profile.id.clone(),
         name: agent.profile.name.clone(),
@@ -222,22 +221,27 @@ pub(super) async fn ring_next_member(app: &App, urls: &WebhookUrls, session: Cal
         Some(passed_text),
     );
     history::record(store, &sid, &event).await;
+    ring_reserved(app, urls, session, &member).await;
+}
+
+/// Rings the member the session's current attempt names, reserved for it,
+/// and records what Twilio did; their reservation let go if Twilio refused.
+pub(super) async fn ring_reserved(
+    app: &App,
+    urls: &WebhookUrls,
+    session: CallSession,
+    member: &Member,
+) {
+    let sid = session.id.clone();
     let Some(plan) = session.transfer_plan() else {
         return;
     };
-    let room = ConferenceRef::FriendlyName(plan.room.clone());
-    let participant = placement::second_agent(app, urls, &sid, &plan);
-    let rang = app
-        .services
-        .twilio
-        .create_participant(&room, &participant)
-        .await;
+    let rang = placement::ring_agent(app, urls, &sid, &plan).await;
     match &rang {
-        Ok(_) => {
-            let room_sid = rang.as_ref().ok().and_then(|p| p.conference_sid.clone());
+        Ok(participant) => {
             let placement = Placement {
                 attempt: plan.attempt,
-                room_sid,
+                room_sid: participant.conference_sid.clone(),
                 lifted: None,
                 waiting: false,
             };
@@ -246,7 +250,7 @@ pub(super) async fn ring_next_member(app: &App, urls: &WebhookUrls, session: Cal
         Err(error) => {
             routing::release(&app.services, &member.id, &sid).await;
             let reason = format!("second agent could not be called: {error}");
-            tracing::warn!(call = %sid, attempt = plan.attempt, %reason, "team's next member not rung");
+            tracing::warn!(call = %sid, attempt = plan.attempt, %reason, "member not rung");
             record_failure(app, None, &sid, plan.attempt, &reason, true).await;
         }
     }

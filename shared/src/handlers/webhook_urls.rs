@@ -52,6 +52,9 @@ wire_enum!(
         Participant => "participant",
         Conference => "conference",
         Recording => "recording",
+        /// A call to one of the centre's numbers: the number's own status
+        /// callback (`CallSid` = the session).
+        Caller => "caller",
     }
 );
 
@@ -147,6 +150,28 @@ impl WebhookUrls {
     /// webhook (Twilio's `FallbackUrl`) or a room left without an agent.
     pub fn fallback(&self, role: RoomRole) -> String {
         self.url("/twiml/fallback", &[("role", role.as_str())])
+    }
+
+    /// What a caller waiting for an agent hears (their `waitUrl`): the
+    /// place in the queue between pauses, asked again in a loop, each time
+    /// offering the call to an available member if none is ringing.
+    pub fn queue(&self, session: &CallSid) -> String {
+        self.url("/twiml/queue", &[("session", session.as_str())])
+    }
+
+    /// Where a caller goes when nobody answered within their maximum wait,
+    /// or the last agent left them.
+    pub fn inbound_fallback(&self) -> String {
+        self.url(
+            "/twiml/fallback",
+            &[("for", "inbound"), ("role", RoomRole::Customer.as_str())],
+        )
+    }
+
+    /// The status callback to set on the centre's numbers, so a caller's
+    /// hang-up is heard at once (the room's own callbacks say it too).
+    pub fn caller_events(&self) -> String {
+        self.events(CallbackKind::Caller, &[])
     }
 
     /// A status callback URL. Twilio retries a callback only on a failed

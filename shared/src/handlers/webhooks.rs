@@ -35,6 +35,8 @@ const HOLD_SILENCE_SECS: u32 = 600;
 
 /// What a customer hears when no agent is left for them.
 const NO_AGENT_LEFT: &str = "Sorry, no agent is available to continue this call. Goodbye.";
+/// What a caller hears when nobody answered within their maximum wait.
+const NOBODY_ANSWERED: &str = "Sorry, all our agents are busy. Please call again later. Goodbye.";
 
 fn apology() -> String {
     TwiML::new().say(Say::new(APOLOGY)).hangup().to_xml()
@@ -102,11 +104,30 @@ pub fn room_twiml(
     role: RoomRole,
     waiting: bool,
 ) -> String {
+    let wait_url = waiting.then(|| urls.hold_audio(HoldPurpose::Wait));
+    let twiml =
+        TwiML::new().dial(Dial::new().conference(conference_for(app, urls, room, role, wait_url)));
+    match role {
+        RoomRole::Customer => twiml
+            .redirect(Redirect::new(urls.fallback(RoomRole::Customer)).method(HttpMethod::Post))
+            .to_xml(),
+        RoomRole::FirstAgent => twiml.to_xml(),
+    }
+}
+
+/// The `<Conference>` of someone joining the call's room. `wait_url`: a
+/// customer waiting for an agent, who does not start the room and hears
+/// that TwiML until the agent comes.
+pub(super) fn conference_for(
+    app: &App,
+    urls: &WebhookUrls,
+    room: &RoomName,
+    role: RoomRole,
+    wait_url: Option<String>,
+) -> Conference {
     let conference = Conference::new(room.as_str())
         .beep(Beep::False)
-        // A customer waiting for an agent does not start the room: until
-        // the agent comes, they hear the waiting audio.
-        .start_conference_on_enter(!waiting)
+        .start_conference_on_enter(wait_url.is_none())
         .end_conference_on_exit(role == RoomRole::Customer)
         .participant_label(role.as_str())
         .status_callback(urls.conference_events())
@@ -119,21 +140,12 @@ pub fn room_twiml(
     };
     // Without a waitUrl Twilio plays its own music; "" is silence. A static
     // file is fetched with GET so Twilio caches it.
-    let conference = match (&app.config.hold_music_url, waiting) {
-        (_, true) => conference
-            .wait_url(urls.hold_audio(HoldPurpose::Wait))
-            .wait_method(HttpMethod::Post),
-        (Some(music), false) => conference
+    match (&app.config.hold_music_url, wait_url) {
+        (_, Some(wait_url)) => conference.wait_url(wait_url).wait_method(HttpMethod::Post),
+        (Some(music), None) => conference
             .wait_url(music.as_str())
             .wait_method(HttpMethod::Get),
-        (None, false) => conference.wait_url(""),
-    };
-    let twiml = TwiML::new().dial(Dial::new().conference(conference));
-    match role {
-        RoomRole::Customer => twiml
-            .redirect(Redirect::new(urls.fallback(RoomRole::Customer)).method(HttpMethod::Post))
-            .to_xml(),
-        RoomRole::FirstAgent => twiml.to_xml(),
+        (None, None) => conference.wait_url(""),
     }
 }
 
@@ -152,15 +164,20 @@ pub(crate) async fn fallback(app: &App, hook: &Webhook<'_>) -> String {
     if role != Some(RoomRole::Customer) {
         return apology();
     }
-    match &app.config.customer_fallback {
-        CustomerFallback::Goodbye => TwiML::new().say(Say::new(NO_AGENT_LEFT)).hangup().to_xml(),
+    let (fallback, goodbye) = if hook.query("for").as_deref() == Some("inbound") {
+        (&app.config.inbound.fallback, NOBODY_ANSWERED)
+    } else {
+        (&app.config.customer_fallback, NO_AGENT_LEFT)
+    };
+    match fallback {
+        CustomerFallback::Goodbye => TwiML::new().say(Say::new(goodbye)).hangup().to_xml(),
         CustomerFallback::Number(number) => TwiML::new()
             .dial(
                 Dial::new()
                     .caller_id(app.config.default_caller_id.as_str())
                     .number(Number::new(number.as_str())),
             )
-            .say(Say::new(NO_AGENT_LEFT))
+            .say(Say::new(goodbye))
             .hangup()
             .to_xml(),
         CustomerFallback::Twiml(url) => TwiML::new()
@@ -350,6 +367,11 @@ fn observation(
                     at,
                 },
             ))
+        }
+        // A caller's own call: the session is the call.
+        CallbackKind::Caller => {
+            let obs = leg_observation()?;
+            Some((obs.call_sid.clone(), Observation::CustomerLeg(obs)))
         }
         // Handled before: recordings have their own reader.
         CallbackKind::Recording => None,

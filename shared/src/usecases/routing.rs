@@ -123,6 +123,20 @@ pub async fn reserve_from_team(
     call: &CallSid,
     now: OffsetDateTime,
 ) -> Result<Option<DirectoryAgent>, StoreError> {
+    reserve_for_caller(services, team, passed, 0, call, now).await
+}
+
+/// [`reserve_from_team`] for a caller with `ahead` callers waiting longer
+/// for the same team: they come first, so this caller gets a member only
+/// while more members than that are available.
+pub async fn reserve_for_caller(
+    services: &Services,
+    team: &TeamName,
+    passed: &[AgentId],
+    ahead: usize,
+    call: &CallSid,
+    now: OffsetDateTime,
+) -> Result<Option<DirectoryAgent>, StoreError> {
     for _ in 0..ROUNDS {
         let members: Vec<DirectoryAgent> = services
             .directory
@@ -136,7 +150,7 @@ pub async fn reserve_from_team(
             listed.iter().map(|l| (&l.agent, l.presence.clone())),
             passed,
         );
-        if order.is_empty() {
+        if order.len() <= ahead {
             return Ok(None);
         }
         for candidate in order {
