@@ -26,6 +26,8 @@ use crate::write_tap;
 pub const LOCAL_AUTH_TOKEN: &str = "local-twilio-auth-token";
 pub const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 pub const LOCAL_CALLER_ID: &str = "+15005550006";
+/// The team a call to [`LOCAL_CALLER_ID`] reaches.
+pub const LOCAL_INBOUND_TEAM: &str = "billing";
 
 /// How simulated people answer locally, by the end of their number:
 /// `…0486` is busy, `…0404` never answers, `…0500` cannot be reached;
@@ -66,6 +68,8 @@ pub struct LocalOptions {
     pub agent_dials_per_minute: Option<u32>,
     /// A real Twilio account instead of the simulator; None: simulated.
     pub twilio: Option<RealTwilio>,
+    /// `INBOUND_MAX_WAIT_SECS`; None: the product's default.
+    pub inbound_max_wait_secs: Option<u32>,
 }
 
 /// A real Twilio account for the stack (`run-local.sh --twilio`). The
@@ -100,6 +104,7 @@ impl Default for LocalOptions {
             push: true,
             agent_dials_per_minute: None,
             twilio: None,
+            inbound_max_wait_secs: None,
         }
     }
 }
@@ -172,12 +177,22 @@ impl LocalStack {
                 vars::RECORDING,
                 if options.recording { "on" } else { "off" }.to_owned(),
             ),
+            // Customers calling the caller ID reach team billing.
+            (
+                vars::INBOUND_NUMBERS,
+                format!("{LOCAL_CALLER_ID}={LOCAL_INBOUND_TEAM}"),
+            ),
         ]
         .into_iter()
         .chain(
             options
                 .agent_dials_per_minute
                 .map(|limit| (vars::AGENT_DIALS_PER_MINUTE, limit.to_string())),
+        )
+        .chain(
+            options
+                .inbound_max_wait_secs
+                .map(|secs| (vars::INBOUND_MAX_WAIT_SECS, secs.to_string())),
         )
         .map(|(k, v)| (k.to_owned(), v))
         .collect();

@@ -62,7 +62,7 @@ pub(crate) fn timestamp() -> String {
 
 /// A URL of a TwiML document, resolved against the document it came from
 /// (Twilio accepts relative URLs).
-fn resolve(base: Option<&str>, url: &str) -> String {
+pub(crate) fn resolve(base: Option<&str>, url: &str) -> String {
     base.and_then(|b| reqwest::Url::parse(b).ok())
         .and_then(|b| b.join(url).ok())
         .map_or_else(|| url.to_owned(), |u| u.to_string())
@@ -151,6 +151,8 @@ impl Sim {
             ringing_into: None,
             answered_at: None,
             fallback: new.fallback,
+            call_token: None,
+            hears_wait_loop: false,
         };
         self.with_world(|w| w.add_leg(leg));
         self.log(format!("leg {} created ({})", new.to, new.direction));
@@ -280,13 +282,14 @@ impl Sim {
     /// ApiVersion, Direction; ParentCallSid only on child legs (twilio-rules
     /// 5.1, [call#statuscallback] [number]).
     pub(crate) fn call_params(&self, leg: &Leg) -> Vec<(String, String)> {
+        let (to, from) = leg.twilio_to_from();
         let mut params = vec![
             ("AccountSid".into(), self.config.account_sid.clone()),
             ("ApiVersion".into(), "2010-04-01".into()),
             ("CallSid".into(), leg.sid.clone()),
             ("Direction".into(), leg.direction.into()),
-            ("From".into(), leg.from.clone()),
-            ("To".into(), leg.to.clone()),
+            ("From".into(), from.to_owned()),
+            ("To".into(), to.to_owned()),
         ];
         if let Some(parent) = &leg.parent {
             params.push(("ParentCallSid".into(), parent.clone()));
@@ -460,6 +463,31 @@ impl Sim {
         }
     }
 
+    /// A call to one of the account's numbers: Twilio asks the number's
+    /// voice URL (with `CallStatus=ringing` and the call's `CallToken`),
+    /// and the call is answered by running what it answers.
+    pub(crate) async fn run_inbound(self: Arc<Self>, sid: String, target: Target) {
+        let token = self.with_world(|w| w.leg(&sid).and_then(|l| l.call_token.clone()));
+        self.set_status(&sid, LegStatus::Ringing, None);
+        let extra = token
+            .map(|t| vec![("CallToken".to_owned(), t)])
+            .unwrap_or_default();
+        self.run_twiml(&sid, target, extra).await;
+    }
+
+    /// An inbound call is answered by the first document its number's
+    /// webhook answers.
+    fn answered_by_document(self: &Arc<Self>, sid: &str) {
+        let ringing_in = self.with_world(|w| {
+            w.leg(sid)
+                .is_some_and(|l| l.direction == "inbound" && l.status == LegStatus::Ringing)
+        });
+        if ringing_in {
+            self.set_status(sid, LegStatus::InProgress, None);
+            self.schedule_hang_up(sid);
+        }
+    }
+
     /// A call created with the REST API: ring, then run its TwiML.
     pub(crate) async fn run_outbound(
         self: Arc<Self>,
@@ -497,6 +525,7 @@ impl Sim {
             let Ok(verbs) = self.document(sid, &target, extra).await else {
                 return;
             };
+            self.answered_by_document(sid);
             if let Target::Url { url, .. } = &target {
                 base = Some(url.clone());
             }

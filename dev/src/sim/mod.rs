@@ -298,6 +298,43 @@ impl Simulator {
         self.sim.with_world(|w| w.watch(number));
     }
 
+    /// `from` calls `to`, one of the account's numbers, whose voice
+    /// webhook is `voice_url` and whose status callback (`completed`
+    /// only, as a number's is) is `status_callback`. The caller's script
+    /// says when they hang up. Returns the call's SID.
+    pub fn call_in(
+        &self,
+        from: &str,
+        to: &str,
+        voice_url: &str,
+        status_callback: Option<String>,
+    ) -> String {
+        // The leg's `to` is the person on it: here the caller.
+        let sid = self.sim.create_leg(engine::NewLeg {
+            to: from,
+            from: to,
+            parent: None,
+            direction: "inbound",
+            status_callback,
+            callback_method: None,
+            callback_events: Vec::new(),
+            label: None,
+            fallback: None,
+        });
+        let token = format!("{{\"parentCallInfoToken\":\"{}\"}}", self.sim.new_sid("TK"));
+        self.sim.with_world(|w| {
+            if let Some(leg) = w.leg_mut(&sid) {
+                leg.call_token = Some(token);
+            }
+        });
+        let target = world::Target::Url {
+            url: voice_url.to_owned(),
+            method: "POST".into(),
+        };
+        tokio::spawn(self.sim.clone().run_inbound(sid.clone(), target));
+        sid
+    }
+
     /// The person on this number hangs up now.
     pub fn hang_up(&self, number: &str) -> bool {
         let sid = self.sim.with_world(|w| {

@@ -147,12 +147,13 @@ impl Sim {
             LegStatus::Initiated => "queued",
             other => other.as_str(),
         };
+        let (to, from) = leg.twilio_to_from();
         json!({
             "sid": leg.sid,
             "parent_call_sid": leg.parent,
             "account_sid": self.config.account_sid,
-            "to": leg.to,
-            "from": leg.from,
+            "to": to,
+            "from": from,
             "status": status,
             "direction": leg.direction,
             "api_version": "2010-04-01",
@@ -594,6 +595,32 @@ impl Sim {
         });
         if taken {
             return error(400, 16026, "Participant label is already in use");
+        }
+        // Twilio: `From` must be a number of the account or a verified
+        // caller ID (error 21210), unless `CallToken` is a live inbound
+        // call's, whose caller may then be shown (changelog 2023-10-25,
+        // "CallToken support for Conference/Participants API"). Here: a
+        // caller's number is refused unless their call's token comes with it.
+        let from = request.field("From").unwrap_or_default();
+        let (caller_of_a_call, token_matches) = self.with_world(|w| {
+            let callers: Vec<&Leg> = w
+                .legs
+                .iter()
+                .filter(|l| l.direction == "inbound" && l.to == from)
+                .collect();
+            let matches = request.field("CallToken").is_some_and(|token| {
+                callers
+                    .iter()
+                    .any(|l| l.is_live() && l.call_token.as_deref() == Some(token))
+            });
+            (!callers.is_empty(), matches)
+        });
+        if caller_of_a_call && !token_matches {
+            return error(
+                400,
+                21210,
+                "The source phone number provided, is not yet verified for your account. You may only make calls from phone numbers that you've verified or purchased from Twilio.",
+            );
         }
         // Twilio: ConferenceRecord (true, false, record-from-start,
         // do-not-record; default false) and ConferenceRecordingStatusCallback

@@ -3,18 +3,26 @@
 //! participants leave and how a conference ends, and the events it sends.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use warm_transfer_core::domain::LegStatus;
 
 use super::Sim;
 use super::engine::{Dialed, Wake, timestamp};
 use super::recordings::Recorded;
-use super::twiml::{self, RecordingRequest, RoomOptions};
+use super::twiml::{self, RecordingRequest, RoomOptions, Verb};
 use super::webhook::{CallbackInfo, CallbackKind, Hook};
 use super::world::{
     EndReason, Interrupt, Location, Member, Room, RoomCallback, RoomRecording, WaitAudio, World,
 };
+
+/// A wait document being run for a member of a room.
+struct WaitDocument {
+    room_sid: String,
+    sid: String,
+    /// Where it came from: relative redirects resolve against it.
+    url: String,
+}
 
 /// How a member left a room, for `participant-leave`.
 #[derive(Debug, Clone, Copy)]
@@ -442,21 +450,119 @@ impl Sim {
                     .map_err(|e| format!("{} (error {})", e.text, e.code))
                     .and_then(|body| {
                         if body.trim_start().starts_with('<') {
-                            twiml::parse(&body).and_then(|verbs| twiml::check_wait_document(&verbs))
+                            let verbs = twiml::parse(&body)?;
+                            twiml::check_wait_document(&verbs)?;
+                            Ok(verbs)
                         } else {
                             // Audio (MP3/WAV) plays as is.
-                            Ok(())
+                            Ok(Vec::new())
                         }
                     });
                 match result {
-                    Ok(()) => {
+                    Ok(verbs) => {
                         self.log(format!("  {number} hears the wait audio of {url}"));
+                        if !verbs.is_empty() {
+                            let doc = WaitDocument {
+                                room_sid: room_sid.to_owned(),
+                                sid: member.sid.clone(),
+                                url: url.clone(),
+                            };
+                            tokio::spawn(self.clone().run_wait_document(doc, verbs));
+                        }
                         true
                     }
                     Err(error) => {
                         self.application_error(&number, format!("waitUrl {url}: {error}"));
                         false
                     }
+                }
+            }
+        }
+    }
+
+    /// Runs a wait document while its member waits: `<Say>` and `<Play>`
+    /// are heard, `<Pause>` waits, `<Redirect>` fetches the next document
+    /// (an empty one reloads the same); once the verbs run out the member
+    /// hears silence (twilio-rules 1.5, [conf#waiturl]). Stops as soon as
+    /// the member no longer waits (the room started, they left).
+    async fn run_wait_document(self: Arc<Self>, doc: WaitDocument, first: Vec<Verb>) {
+        let hears = |sim: &Sim, on: bool| {
+            sim.with_world(|w| {
+                if let Some(leg) = w.leg_mut(&doc.sid) {
+                    leg.hears_wait_loop = on && leg.is_live();
+                }
+            })
+        };
+        hears(&self, true);
+        self.clone().wait_document_turns(&doc, first).await;
+        hears(&self, false);
+    }
+
+    async fn wait_document_turns(self: Arc<Self>, doc: &WaitDocument, first: Vec<Verb>) {
+        let number = self.number_of(&doc.sid);
+        let waiting = |sim: &Sim| sim.with_world(|w| w.is_waiting(&doc.room_sid, &doc.sid));
+        let mut verbs = first;
+        let mut url = doc.url.clone();
+        loop {
+            let mut next: Option<(String, String)> = None;
+            for verb in verbs {
+                if !waiting(&self) {
+                    return;
+                }
+                let heard = match verb {
+                    Verb::Say(_) | Verb::Play { .. } => {
+                        self.with_world(|w| {
+                            w.messages.insert(number.clone(), Instant::now());
+                        });
+                        Duration::from_millis(50)
+                    }
+                    Verb::Pause(seconds) => Duration::from_secs(seconds.into()),
+                    Verb::Redirect { url: to, method } => {
+                        let to = if to.is_empty() {
+                            url.clone()
+                        } else {
+                            super::engine::resolve(Some(&url), &to)
+                        };
+                        next = Some((to, method));
+                        break;
+                    }
+                    _ => Duration::ZERO,
+                };
+                let until = Instant::now() + self.scaled(heard);
+                while Instant::now() < until {
+                    if !waiting(&self) {
+                        return;
+                    }
+                    tokio::time::sleep(self.config.poll.max(Duration::from_millis(5))).await;
+                }
+            }
+            let Some((to, method)) = next else {
+                self.log(format!("  {number}'s wait audio ran out: silence"));
+                return;
+            };
+            if !waiting(&self) {
+                return;
+            }
+            let extra = vec![("ConferenceSid".to_owned(), doc.room_sid.clone())];
+            let fetched = self
+                .call_webhook(&doc.sid, &to, &method, extra, "waitUrl")
+                .await
+                .map_err(|e| format!("{} (error {})", e.text, e.code))
+                .and_then(|body| {
+                    let verbs = twiml::parse(&body)?;
+                    twiml::check_wait_document(&verbs)?;
+                    Ok(verbs)
+                });
+            match fetched {
+                Ok(next_verbs) => {
+                    verbs = next_verbs;
+                    url = to;
+                }
+                Err(error) => {
+                    if waiting(&self) {
+                        self.application_error(&number, format!("waitUrl {to}: {error}"));
+                    }
+                    return;
                 }
             }
         }

@@ -69,6 +69,24 @@ pub struct Leg {
     pub answered_at: Option<Instant>,
     /// `FallbackUrl` and `FallbackMethod` of a REST call.
     pub fallback: Option<(String, String)>,
+    /// An inbound call's `CallToken` (sent with its voice webhook).
+    pub call_token: Option<String>,
+    /// Hears a wait document that keeps going (`<Redirect>` after
+    /// `<Say>`/`<Play>`/`<Pause>`) while waiting in a room.
+    pub hears_wait_loop: bool,
+}
+
+impl Leg {
+    /// `To` and `From` as Twilio names them. A leg's `to` is the person on
+    /// it (whose situation the simulator follows): on an inbound call that
+    /// is the caller, Twilio's `From`.
+    pub fn twilio_to_from(&self) -> (&str, &str) {
+        if self.direction == "inbound" {
+            (&self.from, &self.to)
+        } else {
+            (&self.to, &self.from)
+        }
+    }
 }
 
 impl Leg {
@@ -413,6 +431,11 @@ impl World {
                     } else if self.others_talking_in(room, &leg.sid) {
                         Situation::Connected
                     } else if self.ringing_into(room) {
+                        Situation::Waiting
+                    } else if leg.direction == "inbound" && leg.hears_wait_loop {
+                        // A caller queued for an agent: the wait loop (their
+                        // place, music) is what they were promised, not
+                        // silence (README, "Taking calls").
                         Situation::Waiting
                     } else {
                         Situation::Alone

@@ -7,6 +7,7 @@ mod browser;
 mod deployment;
 mod events;
 mod hardening;
+mod inbound;
 mod layers;
 mod metrics;
 mod push;

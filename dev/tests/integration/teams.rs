@@ -23,17 +23,17 @@ use warm_transfer_dev::sim::{Script, Situation};
 
 use crate::scenarios::{AGENT, CUSTOMER, Scenario, scenario};
 
-const BOB: &str = "+15550100003";
-const CAROL: &str = "+15550100004";
-const DAVE: &str = "+15550100005";
+pub(crate) const BOB: &str = "+15550100003";
+pub(crate) const CAROL: &str = "+15550100004";
+pub(crate) const DAVE: &str = "+15550100005";
 
 /// A second call's first agent (one of the lead's numbers) and customer.
 const AGENT_2: &str = "+15550107000";
 const CUSTOMER_2: &str = "+15550100006";
 
-struct Team {
-    s: Scenario,
-    tokens: HashMap<&'static str, String>,
+pub(crate) struct Team {
+    pub(crate) s: Scenario,
+    pub(crate) tokens: HashMap<&'static str, String>,
 }
 
 fn member(name: &str, number: &str) -> LocalAgent {
@@ -43,8 +43,12 @@ fn member(name: &str, number: &str) -> LocalAgent {
 /// The lead (first agent, a supervisor) and the billing team `members`,
 /// each signed in and available, in this order: the first is the longest
 /// idle. Every phone answers unless scripted otherwise.
-async fn team(members: &[(&'static str, &'static str)]) -> Team {
-    let s = scenario().await;
+pub(crate) async fn team(members: &[(&'static str, &'static str)]) -> Team {
+    team_on(scenario().await, members).await
+}
+
+/// [`team`] on a scenario of one's own.
+pub(crate) async fn team_on(s: Scenario, members: &[(&'static str, &'static str)]) -> Team {
     let mut tokens = HashMap::new();
     for (name, number) in members {
         s.stack
@@ -77,14 +81,14 @@ async fn team(members: &[(&'static str, &'static str)]) -> Team {
 }
 
 impl Team {
-    async fn directory(&self) -> Value {
+    pub(crate) async fn directory(&self) -> Value {
         let (status, body) = self.s.api(reqwest::Method::GET, "/directory", None).await;
         assert_eq!(status, 200, "{body}");
         body
     }
 
     /// Everyone's availability by display name.
-    async fn presence(&self) -> HashMap<String, String> {
+    pub(crate) async fn presence(&self) -> HashMap<String, String> {
         self.directory().await["agents"]
             .as_array()
             .unwrap()
@@ -99,7 +103,7 @@ impl Team {
     }
 
     /// Waits until each named agent shows `availability`.
-    async fn wait_presence(&self, expected: &[(&str, &str)]) {
+    pub(crate) async fn wait_presence(&self, expected: &[(&str, &str)]) {
         let deadline = std::time::Instant::now() + crate::scenarios::SOON;
         loop {
             let now = self.presence().await;
@@ -118,7 +122,7 @@ impl Team {
         }
     }
 
-    async fn transfer(&self, sid: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn transfer(&self, sid: &str, body: Value) -> (u16, Value) {
         self.s
             .api(
                 reqwest::Method::POST,
@@ -129,7 +133,7 @@ impl Team {
     }
 
     /// Waits until the transfer's member `name` answered.
-    async fn answered_by(&self, sid: &str, name: &str) -> Value {
+    pub(crate) async fn answered_by(&self, sid: &str, name: &str) -> Value {
         self.s
             .wait_call(sid, &format!("{name} answered"), |c| {
                 c["transfer"]["member"]["name"] == name
@@ -138,7 +142,7 @@ impl Team {
             .await
     }
 
-    fn passed(call: &Value) -> Vec<(String, String)> {
+    pub(crate) fn passed(call: &Value) -> Vec<(String, String)> {
         call["transfer"]["team"]["passed"]
             .as_array()
             .map(|passed| {
@@ -155,7 +159,7 @@ impl Team {
             .unwrap_or_default()
     }
 
-    async fn leave(&self, sid: &str) {
+    pub(crate) async fn leave(&self, sid: &str) {
         let (status, body) = self
             .s
             .api(reqwest::Method::POST, &format!("/calls/{sid}/leave"), None)
@@ -163,7 +167,7 @@ impl Team {
         assert_eq!(status, 200, "{body}");
     }
 
-    fn history_kinds(call: &Value) -> Vec<String> {
+    pub(crate) fn history_kinds(call: &Value) -> Vec<String> {
         call["events"]
             .as_array()
             .unwrap()

@@ -238,7 +238,10 @@ mod tests {
             !plan.hold_customer,
             "the room has not started: its wait audio plays"
         );
-        assert!(plan.target_anchors_room);
+        assert!(
+            !plan.target_anchors_room,
+            "a member who does not answer must not end the room"
+        );
         assert!(!s.offer_due());
         bob(&mut s, LegStatus::Ringing, 1);
         assert!(!s.offer_due() && !s.customer_alone());

@@ -80,7 +80,7 @@ impl CallSession {
             } else {
                 CustomerDestination::Room
             },
-            target_anchors_room: blind,
+            target_anchors_room: transfer.target_anchors_room,
             // A queued caller's room has not started: its wait audio plays.
             hold_customer: blind && in_room && !self.queued(),
             lift_anchor: self

@@ -344,6 +344,7 @@ impl CallSession {
             self.room_sid = None;
         }
         let attempt = self.transfer.as_ref().map_or(1, |t| t.attempt + 1);
+        let queued = self.queued();
         if let (Some(done), Some(state)) = (&self.transfer, previous) {
             self.hops
                 .push(Hop::of(done, self.handing_over_agent(), state));
@@ -361,8 +362,10 @@ impl CallSession {
             target_leg: None,
             target_presence: Presence::Never,
             // Blind: the first agent never joins, so the second agent ends
-            // the room from the start.
-            target_anchors_room: kind == TransferKind::Cold,
+            // the room from the start. Not a member offered a queued
+            // caller: their not answering must not end the caller's room;
+            // they are made its anchor once they answer.
+            target_anchors_room: kind == TransferKind::Cold && !queued,
             consulted: false,
             outcome: None,
             member: None,

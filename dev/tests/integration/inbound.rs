@@ -1,0 +1,253 @@
+//! Customers calling in, on the strict simulator: the caller waits in the
+//! room hearing their place in the queue, the call is offered to the
+//! team's available members one at a time, and once a member answers it
+//! is theirs like any call. In every scenario the caller is never alone
+//! (waiting with the wait audio counts as attended) beyond the grace.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use warm_transfer_dev::local::{LOCAL_CALLER_ID, LocalOptions};
+use warm_transfer_dev::sim::Script;
+
+use crate::scenarios::{GRACE, SOON, scenario_with};
+use crate::teams::{BOB, CAROL, Team, team, team_on};
+
+/// The customer calling in.
+const CALLER: &str = "+15550100008";
+
+impl Team {
+    /// `CALLER` dials the centre's number (team billing's); the call's SID.
+    fn call_in(&self) -> String {
+        let sim = &self.s.stack.sim;
+        sim.watch(CALLER);
+        let base = self.s.stack.base_url();
+        sim.call_in(
+            CALLER,
+            LOCAL_CALLER_ID,
+            &format!("{base}/twiml/inbound"),
+            Some(format!("{base}/events/caller")),
+        )
+    }
+
+    /// Waits until `name` (a member rung for the call) has answered it.
+    async fn taken_by(&self, sid: &str, name: &str) -> Value {
+        self.s
+            .wait_call(sid, &format!("{name} took the call"), |c| {
+                c["transfer"]["member"]["name"] == name && c["state"] == "transferred"
+            })
+            .await
+    }
+
+    /// The caller was never alone, nor heard anything they should not.
+    fn assert_caller_never_stranded(&self) {
+        let sim = &self.s.stack.sim;
+        assert_eq!(
+            sim.problems(CALLER, GRACE),
+            Vec::<String>::new(),
+            "{}",
+            sim.timeline_text()
+        );
+        assert_eq!(sim.contract_violations(), Vec::<String>::new());
+        assert_eq!(
+            sim.application_errors(),
+            Vec::<String>::new(),
+            "{}",
+            sim.timeline_text()
+        );
+        self.s.assert_within_permissions();
+    }
+
+    /// How many times the waiting caller's wait loop was answered.
+    fn queue_turns(&self) -> usize {
+        self.s
+            .stack
+            .sim
+            .webhook_answers()
+            .iter()
+            .filter(|a| a.path == "/twiml/queue" && a.status == Some(200))
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn a_caller_is_answered_by_the_longest_idle_member_who_sees_their_number() {
+    let t = team(&[("bob", BOB), ("carol", CAROL)]).await;
+    let sid = t.call_in();
+    let call = t.taken_by(&sid, "Bob").await;
+    assert_eq!(call["transfer"]["team"]["name"], "billing", "{call}");
+    t.s.wait_room(&sid, &[CALLER, BOB]).await;
+    t.wait_presence(&[("Bob", "busy"), ("Carol", "available")])
+        .await;
+    // Bob's phone showed the caller's number (the inbound call's token).
+    let sim = &t.s.stack.sim;
+    let bobs = sim.calls().into_iter().find(|c| c.to == BOB).unwrap();
+    assert_eq!(bobs.from, CALLER, "the agent sees who is calling");
+    assert!(t.queue_turns() >= 1, "the wait loop offered the call");
+    // The caller hangs up: Bob's call ends with the room, Bob is free.
+    assert!(sim.hang_up(CALLER));
+    t.s.wait_call(&sid, "call over", |c| c["state"] == "ended")
+        .await;
+    t.wait_presence(&[("Bob", "available")]).await;
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn the_first_member_declines_and_the_second_answers() {
+    let t = team(&[("bob", BOB), ("carol", CAROL)]).await;
+    t.s.stack
+        .sim
+        .script(BOB, Script::decline_after(Duration::from_secs(2)));
+    let sid = t.call_in();
+    let call = t.taken_by(&sid, "Carol").await;
+    assert_eq!(
+        Team::passed(&call),
+        [("Bob".to_owned(), "target-busy".to_owned())],
+        "{call}"
+    );
+    t.s.wait_room(&sid, &[CALLER, CAROL]).await;
+    let history = Team::history_kinds(&t.s.call(&sid).await);
+    assert!(
+        history
+            .iter()
+            .any(|h| h.contains("offered to Bob (team billing)")),
+        "{history:#?}"
+    );
+    t.s.stack.sim.hang_up(CALLER);
+    t.s.wait_call_over(CAROL).await;
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn nobody_available_then_a_member_comes_back_and_is_offered_the_call() {
+    let t = team(&[("bob", BOB)]).await;
+    let away =
+        t.s.api_as(
+            &t.tokens["bob"],
+            reqwest::Method::POST,
+            "/presence",
+            Some(json!({"status": "away"})),
+        )
+        .await;
+    assert_eq!(away.0, 200, "{}", away.1);
+    let sid = t.call_in();
+    // Several turns of the wait loop with nobody to offer the call to.
+    let sim = &t.s.stack.sim;
+    assert!(sim.wait_for(SOON, |_| t.queue_turns() >= 3).await);
+    let waiting = t.s.call(&sid).await;
+    assert_eq!(waiting["transfer"], Value::Null, "nobody rung: {waiting}");
+    assert_eq!(sim.calls_to(BOB), 0);
+    let back =
+        t.s.api_as(
+            &t.tokens["bob"],
+            reqwest::Method::POST,
+            "/presence",
+            Some(json!({"status": "available"})),
+        )
+        .await;
+    assert_eq!(back.0, 200, "{}", back.1);
+    t.taken_by(&sid, "Bob").await;
+    t.s.wait_room(&sid, &[CALLER, BOB]).await;
+    sim.hang_up(CALLER);
+    t.s.wait_call_over(BOB).await;
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn a_caller_nobody_answers_goes_to_the_fallback_at_the_maximum_wait() {
+    // 30 s of Twilio's time: 3 s here.
+    let s = scenario_with(LocalOptions {
+        inbound_max_wait_secs: Some(30),
+        ..LocalOptions::default()
+    })
+    .await;
+    let t = team_on(s, &[("bob", BOB)]).await;
+    t.s.stack.sim.script(BOB, Script::no_answer());
+    let sid = t.call_in();
+    let call =
+        t.s.wait_call(&sid, "the caller released", |c| c["state"] == "ended")
+            .await;
+    let history = Team::history_kinds(&call);
+    assert!(
+        history.iter().any(|h| h.contains("maximum wait reached")),
+        "{history:#?}"
+    );
+    let sim = &t.s.stack.sim;
+    assert!(
+        sim.wait_for(SOON, |sim| sim
+            .status_of(CALLER)
+            .is_some_and(|s| s.is_final()))
+            .await
+    );
+    assert!(
+        sim.timeline_text().contains("all our agents are busy"),
+        "the caller is told before the call ends:\n{}",
+        sim.timeline_text()
+    );
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn the_caller_hanging_up_while_a_member_rings_calls_the_ring_off() {
+    let t = team(&[("bob", BOB)]).await;
+    t.s.stack.sim.script(BOB, Script::no_answer());
+    let sid = t.call_in();
+    t.s.wait_call(&sid, "Bob ringing", |c| {
+        c["transfer"]["member"]["name"] == "Bob" && c["transfer"]["state"] == "target-ringing"
+    })
+    .await;
+    t.wait_presence(&[("Bob", "busy")]).await;
+    assert!(t.s.stack.sim.hang_up(CALLER));
+    t.s.wait_call_over(BOB).await;
+    t.s.wait_call(&sid, "call over", |c| c["state"] == "ended")
+        .await;
+    t.wait_presence(&[("Bob", "available")]).await;
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn an_inbound_call_is_warm_transferred_on_like_any_call() {
+    let t = team(&[("bob", BOB), ("carol", CAROL)]).await;
+    let sid = t.call_in();
+    t.taken_by(&sid, "Bob").await;
+    t.s.wait_room(&sid, &[CALLER, BOB]).await;
+    // Bob, who took the call, hands it to Carol, warm.
+    let (status, call) =
+        t.s.api_as(
+            &t.tokens["bob"],
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/transfer"),
+            Some(json!({"agent": "local-carol"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{call}");
+    t.s.wait_call(&sid, "Carol answered", |c| {
+        c["transfer"]["member"]["name"] == "Carol" && c["transfer"]["state"] == "target-answered"
+    })
+    .await;
+    t.s.wait_room(&sid, &[CALLER, BOB, CAROL]).await;
+    // Carol sees the caller's number too.
+    let carols =
+        t.s.stack
+            .sim
+            .calls()
+            .into_iter()
+            .find(|c| c.to == CAROL)
+            .unwrap();
+    assert_eq!(carols.from, CALLER);
+    let (status, body) =
+        t.s.api_as(
+            &t.tokens["bob"],
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/leave"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    t.s.wait_room(&sid, &[CALLER, CAROL]).await;
+    t.wait_presence(&[("Bob", "available"), ("Carol", "busy")])
+        .await;
+    t.s.stack.sim.hang_up(CALLER);
+    t.s.wait_call_over(CAROL).await;
+    t.assert_caller_never_stranded();
+}
