@@ -89,7 +89,8 @@ impl CallSession {
     /// an answer ends the wait.)
     fn answered(&self) -> bool {
         self.transfer.as_ref().is_some_and(|t| {
-            t.target_presence != Presence::Never
+            // Left without a join is a ring that ended: not an answer.
+            t.target_presence == Presence::Joined
                 || t.target_leg.as_ref().is_some_and(|l| {
                     matches!(l.status, LegStatus::InProgress | LegStatus::Completed)
                 })
