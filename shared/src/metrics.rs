@@ -75,6 +75,9 @@ wire_enum!(
         /// A team transfer whose next member was never rung (the callback
         /// that should have rung them was lost) was ended as a failed one.
         RouteEnded => "route-ended",
+        /// A caller's maximum wait passed with no turn of their wait loop
+        /// to see it: it was ended (and they sent to the fallback).
+        WaitEnded => "wait-ended",
     }
 );
 

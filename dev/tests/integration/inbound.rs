@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use warm_transfer_core::usecases::reconcile;
 use warm_transfer_dev::local::{LOCAL_CALLER_ID, LocalOptions};
-use warm_transfer_dev::sim::Script;
+use warm_transfer_dev::sim::{CallbackFault, Script};
 
 use crate::scenarios::{GRACE, SOON, scenario_with};
 use crate::teams::{BOB, CAROL, Team, team, team_on};
@@ -258,6 +260,46 @@ async fn an_inbound_call_is_warm_transferred_on_like_any_call() {
     t.wait_presence(&[("Bob", "available"), ("Carol", "busy")])
         .await;
     t.s.stack.sim.hang_up(CALLER);
+    t.s.wait_call_over(CAROL).await;
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn every_callback_lost_while_waiting_the_reconciler_repairs_and_the_loop_offers_on() {
+    let t = team(&[("bob", BOB), ("carol", CAROL)]).await;
+    let sim = &t.s.stack.sim;
+    sim.script(BOB, Script::no_answer());
+    // Not one status or conference callback reaches the product.
+    sim.on_callback(|_| Some(CallbackFault::Lose));
+    let sid = t.call_in();
+    // The wait loop (a TwiML request, not a callback) offers Bob; his
+    // ring ends unreported, so the call still shows him ringing.
+    t.s.wait_call(&sid, "Bob offered", |c| {
+        c["transfer"]["member"]["name"] == "Bob"
+    })
+    .await;
+    assert!(
+        sim.wait_for(SOON, |sim| sim.status_of(BOB).is_some_and(|s| s.is_final()))
+            .await
+    );
+    assert_eq!(sim.calls_to(CAROL), 0, "nobody else rung meanwhile");
+    // The reconciler finds Bob's ring over: Carol is free to be offered.
+    let services = t.s.stack.app.services();
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(31);
+    let report = reconcile::run(services, later).await.unwrap();
+    assert!(report.repairs >= 1, "{report:?}");
+    t.s.wait_call(&sid, "Carol offered", |c| {
+        c["transfer"]["member"]["name"] == "Carol"
+    })
+    .await;
+    t.s.wait_room(&sid, &[CALLER, CAROL]).await;
+    // Carol's answer is unreported too: the next look applies it, and
+    // makes her the room's anchor (past the first run's lease).
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(180);
+    reconcile::run(services, later).await.unwrap();
+    t.s.wait_call(&sid, "Carol has the call", |c| c["state"] == "transferred")
+        .await;
+    sim.hang_up(CALLER);
     t.s.wait_call_over(CAROL).await;
     t.assert_caller_never_stranded();
 }

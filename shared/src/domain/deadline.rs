@@ -13,6 +13,10 @@ use crate::ids::CallSid;
 /// bounds how long a customer can be alone when every callback saying so
 /// is lost (the reconciler's `longest_wait_alone`).
 pub const RECHECK_SOON: Duration = Duration::seconds(10);
+/// A caller waiting for an agent: their wait loop offers the call and ends
+/// the wait, so the reconciler only catches what every callback and the
+/// loop missed (a hang-up, a ring that ended unreported).
+pub const RECHECK_QUEUED: Duration = Duration::seconds(30);
 /// Phones ringing before the call is connected.
 pub const RECHECK_SETTLING: Duration = Duration::minutes(2);
 /// A connected call with nothing pending: an occasional look suffices.
@@ -63,6 +67,8 @@ impl CallSession {
             || self.next_member_due().is_some();
         let delay = if pending {
             RECHECK_SOON
+        } else if self.waiting_in_queue() {
+            RECHECK_QUEUED
         } else if past_plausible_length {
             RECHECK_SETTLING
         } else {
@@ -73,7 +79,11 @@ impl CallSession {
                 _ => RECHECK_SETTLING,
             }
         };
-        let next = now + delay;
+        let mut next = now + delay;
+        // A caller's wait ends on time even if nothing else happens.
+        if let Some(inbound) = self.inbound.as_ref().filter(|_| self.waiting_in_queue()) {
+            next = next.min(inbound.until.max(now + Duration::seconds(1)));
+        }
         if past_plausible_length {
             return Some(next);
         }

@@ -61,7 +61,7 @@ impl CallSession {
     /// Whose call `leg` is, if the session knows it.
     pub fn role_of_leg(&self, leg: &CallSid) -> Option<Role> {
         // Leg 1's SID names the session, reported or not.
-        if *leg == self.id {
+        if *leg == self.id && self.inbound.is_none() {
             return Some(Role::FirstAgent);
         }
         self.participants()

@@ -531,8 +531,11 @@ impl CallSession {
     /// Applies what a callback reported. Idempotent, and never backwards.
     pub fn observe(&mut self, observation: Observation) -> Observed {
         let applied = match observation {
+            // An inbound call has no leg 1: its SID is the caller's call.
             Observation::AgentLeg(obs) => {
-                obs.call_sid == self.id && replace(&mut self.agent_leg, obs)
+                obs.call_sid == self.id
+                    && self.inbound.is_none()
+                    && replace(&mut self.agent_leg, obs)
             }
             Observation::CustomerLeg(obs) => replace(&mut self.customer_leg, obs),
             Observation::TargetLeg {

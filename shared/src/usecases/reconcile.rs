@@ -71,6 +71,8 @@ pub fn longest_wait_alone() -> std::time::Duration {
 pub const RECOVERED: &str = "reconciler: lost callback recovered";
 /// The history's text for a team transfer the reconciler ended.
 pub const ROUTE_ENDED: &str = "reconciler: team transfer ended";
+/// The history's text for a caller's wait the reconciler ended.
+pub const WAIT_ENDED: &str = "reconciler: maximum wait reached";
 /// History `kind` of a follow-up the reconciler carried out.
 pub const REPAIRED: &str = "reconciler: repaired";
 
@@ -271,6 +273,19 @@ async fn reconcile(services: &Services, session: CallSession) -> Result<usize, S
             repairs += 1;
         }
     }
+    // A caller past their maximum wait whose wait loop did not end it
+    // (it stopped asking, or failed): ended here, so they reach the
+    // fallback rather than wait on.
+    let now = OffsetDateTime::now_utc();
+    if current.wait_due_to_end(now) {
+        let over = |s: &mut CallSession| s.end_wait(now).map(|_| ());
+        if let Ok(next) = services.store.update(&current.id, &over).await {
+            current = next;
+            let detail = "nobody answered in time".to_owned();
+            record(services, &current.id, WAIT_ENDED, detail, Repair::WaitEnded).await;
+            repairs += 1;
+        }
+    }
     let needed = current.follow_ups();
     if needed.is_empty() {
         return Ok(repairs);
@@ -422,7 +437,9 @@ fn as_observation(session: &CallSession, leg: &CallSid, status: LegStatus) -> Op
         sequence: None,
         at: OffsetDateTime::now_utc(),
     };
-    if *leg == session.id {
+    // Leg 1 names an outbound session; an inbound one is named by the
+    // caller's own call.
+    if *leg == session.id && session.inbound.is_none() {
         return Some(Observation::AgentLeg(observed));
     }
     let transfer = session.transfer.as_ref();
