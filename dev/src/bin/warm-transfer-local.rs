@@ -5,7 +5,9 @@
 //!
 //! Options: `--port N` (default 3000, 0 for any), `--no-demo`, `--no-serve`,
 //! `--no-answer NUMBER` (that simulated phone rings and is never answered;
-//! repeatable: the browser tests pass over a team member with it).
+//! repeatable: the browser tests pass over a team member with it),
+//! `--inbound` (the demo is a customer calling the centre instead: team
+//! billing's Bob answers).
 //!
 //! With `--twilio` the same stack talks to a real Twilio account instead of
 //! the simulator (docs/try-with-twilio.md): `--public-url URL` (a tunnel
@@ -36,6 +38,7 @@ struct Args {
     max_call_minutes: u64,
     yes: bool,
     no_answer: Vec<String>,
+    inbound: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -51,12 +54,14 @@ fn args() -> Result<Args, String> {
         max_call_minutes: 10,
         yes: false,
         no_answer: Vec::new(),
+        inbound: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
         match arg.as_str() {
             "--no-demo" => parsed.demo = false,
+            "--inbound" => parsed.inbound = true,
             "--no-serve" => parsed.serve = false,
             "--twilio" => parsed.twilio = true,
             "--yes" => parsed.yes = true,
@@ -79,7 +84,7 @@ fn args() -> Result<Args, String> {
             "--no-answer" => parsed.no_answer.push(value("a number")?),
             other => {
                 return Err(format!(
-                    "unknown option {other} (try --port N, --no-demo, --no-serve, --no-answer NUMBER, or --twilio \
+                    "unknown option {other} (try --port N, --no-demo, --no-serve, --no-answer NUMBER, --inbound, or --twilio \
                      --public-url URL --agent NUMBER --customer NUMBER [--transfer-to NUMBER] \
                      [--max-call-minutes N] [--yes])"
                 ));
@@ -213,6 +218,61 @@ async fn demo(stack: &LocalStack) -> Result<(), Error> {
     .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    report(stack, &call)
+}
+
+/// A customer calls the centre's number (team billing's): they wait with
+/// the wait loop, Bob (the longest idle member) is offered the call and
+/// answers, they talk, the customer hangs up.
+async fn inbound_demo(stack: &LocalStack) -> Result<(), Error> {
+    let centre = warm_transfer_dev::local::LOCAL_CALLER_ID;
+    println!(
+        "== demo: {CUSTOMER} calls the centre ({centre}, team billing); bob ({SECOND_AGENT}) is available\n"
+    );
+    stack.sim.watch(CUSTOMER);
+    let available = json!({ "status": "available" });
+    api(
+        stack,
+        "bob",
+        reqwest::Method::POST,
+        "/presence",
+        Some(available),
+    )
+    .await?;
+    let base = stack.base_url();
+    let sid = stack.sim.call_in(
+        CUSTOMER,
+        centre,
+        &format!("{base}/twiml/inbound"),
+        Some(format!("{base}/events/caller")),
+    );
+    wait_for(stack, "sam", &sid, "bob to answer", |c| {
+        c["state"] == "transferred"
+    })
+    .await?;
+    let directory = api(stack, "sam", reqwest::Method::GET, "/directory", None).await?;
+    println!("-- presence while they talk --");
+    for agent in directory["agents"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {}",
+            agent["name"].as_str().unwrap_or_default(),
+            agent["availability"].as_str().unwrap_or_default()
+        );
+    }
+    println!();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stack.sim.hang_up(CUSTOMER);
+    let call = wait_for(stack, "sam", &sid, "the call to end", |c| {
+        c["state"] == "ended"
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report(stack, &call)
+}
+
+/// The simulator's timeline, the call's history, and the verdict on the
+/// customer: never left alone or dropped.
+fn report(stack: &LocalStack, call: &Value) -> Result<(), Error> {
     println!("-- simulated Twilio: legs, webhooks, callbacks --");
     print!("{}", stack.sim.timeline_text());
     println!("\n-- the call's history as the console shows it --");
@@ -235,11 +295,11 @@ async fn demo(stack: &LocalStack) -> Result<(), Error> {
     let stranded = stack.sim.stranded(CUSTOMER, Duration::from_millis(1500));
     if stranded.is_empty() {
         println!("\ncustomer never left alone or dropped: ok");
+        Ok(())
     } else {
         println!("\nCUSTOMER STRANDED: {stranded:?}");
-        return Err("invariant broken".into());
+        Err("invariant broken".into())
     }
-    Ok(())
 }
 
 #[tokio::main]
@@ -270,7 +330,9 @@ async fn main() -> Result<(), Error> {
             .sim
             .script(number, warm_transfer_dev::sim::Script::no_answer());
     }
-    if args.demo {
+    if args.demo && args.inbound {
+        inbound_demo(&stack).await?;
+    } else if args.demo {
         demo(&stack).await?;
     }
     if args.serve {

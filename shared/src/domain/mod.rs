@@ -18,6 +18,7 @@ mod names;
 mod observation;
 mod participants;
 mod plan;
+mod queue;
 mod recording;
 mod session;
 mod team_transfer;

@@ -15,7 +15,7 @@ use crate::auth;
 use crate::domain::{Actor, AgentProfile, CallSession, DirectoryAgent};
 use crate::store::CheckIn;
 use crate::usecases::routing::{self, Listed};
-use crate::usecases::view::{AgentView, DirectoryView};
+use crate::usecases::view::{AgentView, DirectoryView, IncomingView};
 use crate::web::ApiError;
 use crate::web::responses::json;
 
@@ -44,7 +44,25 @@ pub async fn get_directory(
     let now = OffsetDateTime::now_utc();
     let listed = routing::directory(&app.services, now).await?;
     let view = DirectoryView::new(&listed, me.as_ref().map(|p| &p.id), actor.supervisor);
-    Ok(json(StatusCode::OK, &view))
+    // A caller's call ringing the reader: the console shows who is calling.
+    let ringing = me.as_ref().and_then(|me| {
+        listed
+            .iter()
+            .find(|l| l.agent.profile.id == me.id)
+            .and_then(|l| l.agent.call.clone())
+    });
+    let incoming = match ringing {
+        Some(call) => app
+            .services
+            .store
+            .get_session(&call)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|session| IncomingView::of(&session, &actor.numbers)),
+        None => None,
+    };
+    Ok(json(StatusCode::OK, &view.with_incoming(incoming)))
 }
 
 pub async fn set_presence(

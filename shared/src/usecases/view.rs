@@ -312,9 +312,44 @@ pub struct DirectoryView {
     me: Option<String>,
     agents: Vec<AgentView>,
     teams: Vec<TeamView>,
+    /// A caller's call ringing the signed-in agent's phone (`GET
+    /// /directory` only): who is calling, for which team, since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incoming: Option<IncomingView>,
+}
+
+/// A customer's call offered to the agent who reads it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomingView {
+    call_sid: String,
+    /// The caller's number: the agent's phone shows it too.
+    caller: String,
+    team: String,
+    /// When the caller started waiting (RFC 3339).
+    waiting_since: String,
+}
+
+impl IncomingView {
+    /// The offer `session` makes to the agent on `numbers`, if it rings them.
+    pub fn of(session: &CallSession, numbers: &[crate::ids::PhoneNumber]) -> Option<Self> {
+        let inbound = session.inbound.as_ref()?;
+        session.rings_for_caller(numbers).then(|| Self {
+            call_sid: session.id.to_string(),
+            caller: session.customer_number.as_str().to_owned(),
+            team: inbound.team.as_str().to_owned(),
+            waiting_since: text(inbound.since),
+        })
+    }
 }
 
 impl DirectoryView {
+    /// With the offer ringing the reader's phone, if any.
+    pub fn with_incoming(mut self, incoming: Option<IncomingView>) -> Self {
+        self.incoming = incoming;
+        self
+    }
+
     pub fn new(listed: &[Listed], me: Option<&AgentId>, numbers: bool) -> Self {
         let mut sorted: Vec<&Listed> = listed.iter().collect();
         sorted.sort_by(|a, b| a.agent.profile.name.cmp(&b.agent.profile.name));
@@ -338,6 +373,7 @@ impl DirectoryView {
                     available,
                 })
                 .collect(),
+            incoming: None,
         }
     }
 }
