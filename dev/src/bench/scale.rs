@@ -43,6 +43,8 @@ pub struct Options {
     /// Worker threads of the product's own runtime; 0 runs the product on
     /// the caller's runtime (no CPU figure of its own then).
     pub product_threads: usize,
+    /// Customers calling in: two calls in ten (see [`Call::inbound`]).
+    pub inbound: bool,
 }
 
 impl Options {
@@ -56,8 +58,16 @@ impl Options {
             sim_poll: Duration::from_millis(4),
             grace_secs: 5.0,
             product_threads: 0,
+            inbound: true,
         }
     }
+}
+
+/// Calls 3 and 4 of every ten are customers calling the centre (team
+/// billing, whose members are these calls' agents) rather than agents
+/// calling customers: a mix of one inbound call for four outbound.
+fn inbound_call(n: usize) -> bool {
+    matches!(n % 10, 3 | 4)
 }
 
 /// How a call's transfer ends.
@@ -131,6 +141,9 @@ pub struct Latency {
 #[derive(Debug, Default)]
 pub struct Report {
     pub calls: usize,
+    /// Of them, customers who called in (answered by a team member, then
+    /// one side hangs up).
+    pub inbound: usize,
     pub endings: BTreeMap<&'static str, usize>,
     pub duplicated: usize,
     pub reordered: usize,
@@ -188,6 +201,9 @@ struct Call {
     ending: Ending,
     callbacks: Callbacks,
     token: String,
+    /// A customer calling in: `agent` is a member of team billing who may
+    /// be offered any caller; `token` a supervisor's, to follow the call.
+    inbound: bool,
 }
 
 /// What the agents share: the stack, an HTTP client, the counters.
@@ -338,8 +354,17 @@ impl Agents {
 
     /// Waits until every leg of the call has ended, as the simulator knows it.
     async fn all_over(&self, call: &Call) -> Result<(), String> {
+        let numbers = [
+            call.agent.clone(),
+            call.customer.clone(),
+            call.target.clone(),
+        ];
+        self.legs_over(call, &numbers).await
+    }
+
+    /// Waits until these numbers' latest legs have ended.
+    async fn legs_over(&self, call: &Call, numbers: &[String]) -> Result<(), String> {
         let sim = &self.stack.sim;
-        let numbers = [&call.agent, &call.customer, &call.target];
         let over = |sim: &Simulator| {
             numbers
                 .iter()
@@ -363,7 +388,11 @@ impl Agents {
     async fn drive(self: &Arc<Self>, call: &Call) -> (Option<String>, Result<(), String>) {
         let live = self.live.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(live, Ordering::Relaxed);
-        let outcome = self.dial(call).await;
+        let outcome = if call.inbound {
+            self.call_in(call).await
+        } else {
+            self.dial(call).await
+        };
         self.live.fetch_sub(1, Ordering::Relaxed);
         outcome
     }
@@ -399,6 +428,40 @@ impl Agents {
             }
         };
         (Some(sid), outcome)
+    }
+
+    /// A customer calling the centre: waits for a member to take the call,
+    /// talks, and one side hangs up.
+    async fn call_in(self: &Arc<Self>, call: &Call) -> (Option<String>, Result<(), String>) {
+        let base = self.stack.base_url();
+        let sid = self.stack.sim.call_in(
+            &call.customer,
+            crate::local::LOCAL_CALLER_ID,
+            &format!("{base}/twiml/inbound"),
+            Some(format!("{base}/events/caller")),
+        );
+        let mut follower = self.follow(call, &sid);
+        let taken = self
+            .until(call, &mut follower, "a member answering", 90.0, |v| {
+                v["state"] == "transferred"
+            })
+            .await;
+        drop(follower);
+        let member = match taken {
+            Ok(view) => view["transfer"]["to"].as_str().map(str::to_owned),
+            Err(e) => {
+                self.hang_up(&call.customer);
+                return (Some(sid), Err(e));
+            }
+        };
+        self.pause(self.talk_secs).await;
+        match (&member, call.n % 2) {
+            (Some(member), 1) => self.hang_up(member),
+            _ => self.hang_up(&call.customer),
+        }
+        let mut numbers = vec![call.customer.clone()];
+        numbers.extend(member);
+        (Some(sid), self.legs_over(call, &numbers).await)
     }
 
     async fn converse(
@@ -507,11 +570,24 @@ impl Agents {
         if view["state"] != "ended" {
             wrong.push(format!("state {}", view["state"]));
         }
-        let stored = [
-            ("agent", &call.agent, &view["agentLeg"]),
-            ("customer", &call.customer, &view["customerLeg"]),
-            ("agent two", &call.target, &view["transfer"]["targetLeg"]),
-        ];
+        // A customer who called in has no first agent; the member who
+        // took their call is whoever the session says.
+        let member = view["transfer"]["to"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let stored = if call.inbound {
+            vec![
+                ("customer", &call.customer, &view["customerLeg"]),
+                ("member", &member, &view["transfer"]["targetLeg"]),
+            ]
+        } else {
+            vec![
+                ("agent", &call.agent, &view["agentLeg"]),
+                ("customer", &call.customer, &view["customerLeg"]),
+                ("agent two", &call.target, &view["transfer"]["targetLeg"]),
+            ]
+        };
         for (who, number, leg) in stored {
             let truth = legs.get(number.as_str());
             let sid = leg["callSid"].as_str();
@@ -575,11 +651,41 @@ pub async fn run(
     let number = |role: u32, n: usize| format!("+1555{role}{n:06}");
     let mut calls = Vec::new();
     let mut faults = HashMap::new();
+    let mut members = Vec::new();
     for n in 0..options.calls {
         let (agent, customer, target) = (number(1, n), number(2, n), number(3, n));
         let ending = Ending::of(n);
         let callbacks = Callbacks::of(n);
         let jitter = (n % 5) as f64 * 0.2;
+        if options.inbound && inbound_call(n) {
+            // The agent is one of team billing's members; any caller may be
+            // offered to them, so they answer as a handed-over agent does.
+            sim.script(&agent, Script::answer_after(secs(3.0 + jitter)));
+            sim.watch(&customer);
+            for person in [&agent, &customer] {
+                faults.insert(person.clone(), callbacks);
+            }
+            let member =
+                LocalAgent::new(&format!("member{n}@example.com"), &[agent.as_str()], false)
+                    .in_teams(&[crate::local::LOCAL_INBOUND_TEAM]);
+            members.push(stack.token_for(&member));
+            let token = stack.token_for(&LocalAgent::new(
+                &format!("supervisor{n}@example.com"),
+                &[],
+                true,
+            ));
+            calls.push(Call {
+                n,
+                agent,
+                customer,
+                target,
+                ending,
+                callbacks,
+                token,
+                inbound: true,
+            });
+            continue;
+        }
         sim.script(&agent, Script::answer_after(secs(1.0 + jitter)));
         sim.script(&customer, Script::answer_after(secs(2.0 + jitter)));
         sim.script(
@@ -610,6 +716,7 @@ pub async fn run(
             ending,
             callbacks,
             token,
+            inbound: false,
         });
     }
     // Late by two seconds of Twilio time: later callbacks overtake them.
@@ -626,6 +733,28 @@ pub async fn run(
         }
     });
 
+    // Team billing's members are signed in and available, their consoles'
+    // heartbeat kept up as long as the run lasts.
+    let presence = |token: String, url: String, http: reqwest::Client| async move {
+        let body = json!({ "status": "available" });
+        http.post(url).bearer_auth(token).json(&body).send().await
+    };
+    let http = reqwest::Client::new();
+    let presence_url = format!("{}/presence", stack.base_url());
+    for token in &members {
+        presence(token.clone(), presence_url.clone(), http.clone()).await?;
+    }
+    let heartbeat = {
+        let (members, url, http) = (members.clone(), presence_url.clone(), http.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                for token in &members {
+                    let _ = presence(token.clone(), url.clone(), http.clone()).await;
+                }
+            }
+        })
+    };
     crate::metrics_capture::capture();
     let dynalite_pid = stack.dynalite.pid();
     let cpu_before = (
@@ -702,6 +831,7 @@ pub async fn run(
     }
     // Every callback in, the late ones too.
     sim_settled(&agents.stack.sim, late).await;
+    heartbeat.abort();
     let wall = started.elapsed();
     let _ = stop.send(true);
     let (runs, repairs) = reconciler.await.unwrap_or_default();
@@ -719,7 +849,11 @@ pub async fn run(
     }
     for (i, sid) in &sids {
         let call = &calls[*i];
-        *report.endings.entry(call.ending.as_str()).or_default() += 1;
+        if call.inbound {
+            report.inbound += 1;
+        } else {
+            *report.endings.entry(call.ending.as_str()).or_default() += 1;
+        }
         match call.callbacks {
             Callbacks::Duplicated => report.duplicated += 1,
             Callbacks::Reordered => report.reordered += 1,

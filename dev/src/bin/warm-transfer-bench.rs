@@ -1036,7 +1036,7 @@ fn conditions() -> String {
 async fn scale_runs(settings: &Settings) -> Result<String, Error> {
     let mut out = String::new();
     let mut summary = String::from(
-        "| N | run | when | peak calls at once | endings (handover/busy/no answer/cancel/hang-up) | faulty callbacks (dup/late) | stranded | 5xx (webhooks+front end) | unanswered webhooks | disagreements | unfinished | store conflicts | Twilio retries | reconciler repairs | webhook requests/s | wall s | CPU s per call: process / product / dynalite |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| N | run | when | peak calls at once | inbound | outbound endings (handover/busy/no answer/cancel/hang-up) | faulty callbacks (dup/late) | stranded | 5xx (webhooks+front end) | unanswered webhooks | disagreements | unfinished | store conflicts | Twilio retries | reconciler repairs | webhook requests/s | wall s | CPU s per call: process / product / dynalite |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     // p99 per webhook per N: the median over the runs.
     let mut p99s: BTreeMap<String, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
@@ -1055,6 +1055,7 @@ async fn scale_runs(settings: &Settings) -> Result<String, Error> {
                     .min(Duration::from_millis(25)),
                 grace_secs: 3.0,
                 product_threads: cpu::online(),
+                inbound: true,
             };
             let product = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(options.product_threads)
@@ -1080,8 +1081,9 @@ async fn scale_runs(settings: &Settings) -> Result<String, Error> {
             .map(|e| report.endings.get(e).copied().unwrap_or(0).to_string())
             .join("/");
             summary.push_str(&format!(
-                "| {calls} | {run} | {when} | {} | {endings} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {} / {} / {} |\n",
+                "| {calls} | {run} | {when} | {} | {} | {endings} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {} / {} / {} |\n",
                 report.peak_calls,
+                report.inbound,
                 report.duplicated,
                 report.reordered,
                 report.stranded.len(),

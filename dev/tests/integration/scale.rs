@@ -9,6 +9,7 @@ async fn ten_calls_at_once_strand_nobody_and_agree_with_twilio() {
     let all = format!("{report:#?}");
     // Every ending and both kinds of faulty callbacks were in the run.
     assert_eq!(report.endings.len(), 5, "{all}");
+    assert_eq!(report.inbound, 2, "two customers called in: {all}");
     assert!(report.duplicated > 0 && report.reordered > 0, "{all}");
     assert_eq!(report.unfinished, Vec::<String>::new(), "{all}");
     assert_eq!(report.unexpected, Vec::<String>::new(), "{all}");
