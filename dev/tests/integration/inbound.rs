@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_core::usecases::reconcile;
 use warm_transfer_dev::local::{LOCAL_CALLER_ID, LocalOptions};
-use warm_transfer_dev::sim::{CallbackFault, Script};
+use warm_transfer_dev::sim::{CallbackFault, Fault, Operation, Script};
 
 use crate::scenarios::{GRACE, SOON, scenario_with};
 use crate::teams::{BOB, CAROL, Team, team, team_on};
@@ -301,5 +301,54 @@ async fn every_callback_lost_while_waiting_the_reconciler_repairs_and_the_loop_o
         .await;
     sim.hang_up(CALLER);
     t.s.wait_call_over(CAROL).await;
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn a_refused_caller_id_rings_the_member_from_the_centres_number_once() {
+    let t = team(&[("bob", BOB)]).await;
+    let sim = &t.s.stack.sim;
+    // Twilio refuses to show the caller (an expired token): nobody dialled.
+    sim.fail_next(
+        Operation::CreateParticipant,
+        1,
+        400,
+        21210,
+        "The source phone number provided, is not yet verified for your account.",
+    );
+    let sid = t.call_in();
+    t.taken_by(&sid, "Bob").await;
+    assert_eq!(
+        sim.requests(Operation::CreateParticipant),
+        2,
+        "refused, then rung once"
+    );
+    let bobs: Vec<_> = sim.calls().into_iter().filter(|c| c.to == BOB).collect();
+    assert_eq!(bobs.len(), 1, "Bob's phone rang once");
+    assert_eq!(
+        bobs[0].from, LOCAL_CALLER_ID,
+        "the centre's number, as a fallback"
+    );
+    sim.hang_up(CALLER);
+    t.s.wait_call_over(BOB).await;
+    t.assert_caller_never_stranded();
+}
+
+#[tokio::test]
+async fn a_ring_whose_outcome_is_unknown_is_never_sent_again() {
+    let t = team(&[("bob", BOB), ("carol", CAROL)]).await;
+    let sim = &t.s.stack.sim;
+    // Bob's ring goes through but its answer is lost (a 5xx after applying).
+    sim.fault_next(
+        Operation::CreateParticipant,
+        Fault::AppliedThenError { status: 500 },
+    );
+    let sid = t.call_in();
+    let call = t.taken_by(&sid, "Bob").await;
+    assert_eq!(call["transfer"]["attempt"], 1, "{call}");
+    assert_eq!(sim.calls_to(BOB), 1, "never dialled twice");
+    assert_eq!(sim.calls_to(CAROL), 0);
+    sim.hang_up(CALLER);
+    t.s.wait_call_over(BOB).await;
     t.assert_caller_never_stranded();
 }

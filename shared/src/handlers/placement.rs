@@ -13,8 +13,8 @@ use crate::domain::{
 };
 use crate::ids::CallSid;
 use crate::twilio::{
-    CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateParticipant, HttpMethod,
-    Participant, ParticipantBeep, TwilioError,
+    CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, ConferenceStatus, CreateParticipant,
+    HttpMethod, ListConferences, Participant, ParticipantBeep, TwilioError,
 };
 use crate::usecases::{follow_up, history};
 
@@ -62,6 +62,44 @@ pub(super) fn second_agent(
     recordings::record_room_rest(app, urls, &plan.room, second_agent)
 }
 
+/// Looks for the participant a create whose outcome is unknown may have
+/// made (by its label, in the room's live conferences), a few times while
+/// it settles.
+async fn rang_after_all(app: &App, plan: &TransferPlan) -> Option<Participant> {
+    let label = RoomParticipant::SecondAgent {
+        attempt: plan.attempt,
+    }
+    .label();
+    let filter = ListConferences {
+        friendly_name: Some(plan.room.as_str().to_owned()),
+        status: None,
+        page_size: Some(20),
+    };
+    for _ in 0..RING_LOOKUPS {
+        tokio::time::sleep(RING_LOOKUP_PAUSE).await;
+        let Ok(rooms) = app.services.twilio.list_conferences(&filter).await else {
+            continue;
+        };
+        for room in rooms
+            .iter()
+            .filter(|r| r.status != Some(ConferenceStatus::Completed))
+        {
+            if let Ok(participant) = app
+                .services
+                .twilio
+                .fetch_participant(&room.sid, &label)
+                .await
+            {
+                return Some(participant);
+            }
+        }
+    }
+    None
+}
+
+const RING_LOOKUPS: usize = 4;
+const RING_LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Twilio's answer to a `From` it will not show: "'From' phone number not
 /// verified" (error 21210), which is what a caller's own number without a
 /// valid `CallToken` gets.
@@ -86,6 +124,11 @@ pub(super) async fn ring_agent(
         .create_participant(&room, &participant)
         .await;
     match rang {
+        // It may have rung after all: look, never dial again.
+        Err(error) if error.is_uncertain() => match rang_after_all(app, plan).await {
+            Some(participant) => Ok(participant),
+            None => Err(error),
+        },
         Err(TwilioError::Api {
             code: Some(CALLER_ID_REFUSED),
             ..
