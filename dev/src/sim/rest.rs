@@ -777,8 +777,7 @@ impl Sim {
         };
         let number = self.number_of(&after.sid);
         self.log(format!("  participant {number} updated"));
-        let coaching_changed =
-            after.coaching != before.coaching || after.coached != before.coached;
+        let coaching_changed = after.coaching != before.coaching || after.coached != before.coached;
         if after.end_on_exit != before.end_on_exit
             || request.field("WaitUrl").is_some()
             || coaching_changed
@@ -859,11 +858,7 @@ impl Sim {
                 16028,
                 "Participant to be whispered is not present in the conference",
             )),
-            Some(true) => Err(error(
-                400,
-                16027,
-                "Participant to be whispered is on hold",
-            )),
+            Some(true) => Err(error(400, 16027, "Participant to be whispered is on hold")),
             Some(false) => Ok(Some(coached)),
         }
     }

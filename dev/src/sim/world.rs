@@ -148,9 +148,7 @@ impl Member {
     /// out of the mix (twilio-rules 3.7, [part#update]); a coach is heard by
     /// the participant coached only ([part]: `call_sid_to_coach`).
     pub fn heard_by(&self, listener: &str) -> bool {
-        !self.muted
-            && !self.hold
-            && (!self.coaching || self.coached.as_deref() == Some(listener))
+        !self.muted && !self.hold && (!self.coaching || self.coached.as_deref() == Some(listener))
     }
 }
 

@@ -1563,13 +1563,20 @@ async fn a_coach_is_heard_by_the_coached_only_and_never_added_to_a_held_particip
         .chain([("Coaching", "true"), ("CallSidToCoach", agent.as_str())])
         .collect();
     let (status, body) = b.post(&participants, &coach_agent).await;
-    assert_eq!((status, body["code"].as_u64()), (400, Some(16027)), "{body}");
     assert_eq!(
-        body["message"],
-        "Participant to be whispered is on hold",
+        (status, body["code"].as_u64()),
+        (400, Some(16027)),
         "{body}"
     );
-    assert_eq!(b.sim.calls_to(SUPERVISOR), 0, "a refused create dials nobody");
+    assert_eq!(
+        body["message"], "Participant to be whispered is on hold",
+        "{body}"
+    );
+    assert_eq!(
+        b.sim.calls_to(SUPERVISOR),
+        0,
+        "a refused create dials nobody"
+    );
     let (status, _) = b.post(&agent_path, &[("Hold", "false")]).await;
     assert_eq!(status, 200);
 
@@ -1614,7 +1621,11 @@ async fn a_coach_is_heard_by_the_coached_only_and_never_added_to_a_held_particip
     let (status, body) = b
         .post(&sup_path, &[("CallSidToCoach", agent.as_str())])
         .await;
-    assert_eq!((status, body["code"].as_u64()), (400, Some(16027)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(16027)),
+        "{body}"
+    );
     let (status, _) = b.post(&agent_path, &[("Hold", "false")]).await;
     assert_eq!(status, 200);
 

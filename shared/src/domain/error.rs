@@ -20,6 +20,11 @@ pub enum DomainError {
     CannotLeave { state: &'static str },
     #[error("the customer can be held only while the first agent is in the room with them")]
     CannotHold { state: &'static str },
+    #[error("another supervisor is on this call")]
+    Supervised,
+    /// Bad input rather than a wrong state: the API answers 400.
+    #[error("must differ from the customer's and the agent's numbers")]
+    SupervisorOnTheCall,
     /// Bad input rather than a wrong state: the API answers 400.
     #[error("must differ from the customer's and the first agent's numbers")]
     TargetOnTheCall,
@@ -40,7 +45,8 @@ impl DomainError {
             DomainError::Ended => "ended",
             DomainError::HandedOver => "first-agent-left",
             DomainError::NoTransfer => "no-transfer",
-            DomainError::TargetOnTheCall => "connected",
+            DomainError::TargetOnTheCall | DomainError::SupervisorOnTheCall => "connected",
+            DomainError::Supervised => "supervised",
             DomainError::Denied(_) => "forbidden",
         }
     }

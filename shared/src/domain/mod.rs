@@ -19,6 +19,7 @@ mod participants;
 mod plan;
 mod recording;
 mod session;
+mod supervision;
 mod team_transfer;
 mod transfer;
 
@@ -41,6 +42,7 @@ pub use participants::{Participant, Role};
 pub use plan::{CustomerDestination, TransferPlan};
 pub use recording::{Recording, RecordingSource, RecordingStatus};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
+pub use supervision::{Supervision, SupervisionChange, SupervisorMode};
 pub use transfer::{
     Member, PassedOver, TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
 };
