@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::action::{AccessDenied, Action, Offer};
 use super::session::CallSession;
+use super::supervision::SupervisorMode;
 use super::transfer::TransferKind;
 use crate::ids::PhoneNumber;
 
@@ -41,7 +42,11 @@ impl Actor {
 
     /// An agent reads and acts on a call only while they are its current
     /// agent (after a handover, the second agent); a supervisor always may.
+    /// Supervising is the supervisor group's alone, whoever's call it is.
     pub fn may(&self, action: Action, session: &CallSession) -> Result<(), AccessDenied> {
+        if action == Action::Supervise && !self.supervisor {
+            return Err(AccessDenied::NotSupervisor);
+        }
         if self.supervisor || self.answers(session.current_agent()) {
             Ok(())
         } else if self.answers(&session.agent_number) {
@@ -63,13 +68,24 @@ impl CallSession {
             .filter(|offer| actor.may(offer.action(), self).is_ok())
             .filter(|offer| {
                 let mut tried = self.clone();
-                tried.try_offer(*offer, now).is_ok() && tried != *self
+                tried.try_offer(*offer, actor, now).is_ok() && tried != *self
             })
             .collect()
     }
 
     /// The command behind an offer, as its endpoint gives it.
-    fn try_offer(&mut self, offer: Offer, now: OffsetDateTime) -> Result<(), super::DomainError> {
+    fn try_offer(
+        &mut self,
+        offer: Offer,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<(), super::DomainError> {
+        // A supervisor joins from their own phone.
+        let supervise = |s: &mut Self, mode| {
+            let number = actor.numbers.first().ok_or(AccessDenied::NoNumber)?;
+            s.supervise(&actor.id, number.clone(), mode, now)
+                .map(|_| ())
+        };
         match offer {
             Offer::Transfer => {
                 // Any number off the call stands for the one the agent types.
@@ -89,6 +105,13 @@ impl CallSession {
             Offer::Leave => {
                 self.hold_customer(false)?;
                 self.first_agent_leaves()
+            }
+            Offer::Listen => supervise(self, SupervisorMode::Listen),
+            Offer::Whisper => supervise(self, SupervisorMode::Whisper),
+            Offer::Barge => supervise(self, SupervisorMode::Barge),
+            Offer::StopSupervising => {
+                self.stop_supervising();
+                Ok(())
             }
         }
     }
@@ -218,7 +241,7 @@ mod tests {
         // refuses or it would change nothing.
         for offer in Offer::ALL {
             let mut tried = s.clone();
-            let accepted = tried.try_offer(offer, now).is_ok() && tried != s;
+            let accepted = tried.try_offer(offer, &alice, now).is_ok() && tried != s;
             assert_eq!(
                 s.offers(&alice, now).contains(&offer),
                 accepted,
@@ -236,6 +259,38 @@ mod tests {
             9,
         )));
         assert_eq!(s.offers(&boss, now), vec![], "the call ended");
+    }
+
+    #[test]
+    fn only_supervisors_supervise_and_are_offered_the_modes_they_are_not_in() {
+        use Offer::*;
+        let alice = actor("alice", &[A], false);
+        let sam = actor("sam", &["+15550100009"], true);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut s = transfer_answered();
+        assert_eq!(
+            alice.may(Action::Supervise, &s),
+            Err(AccessDenied::NotSupervisor)
+        );
+        assert_eq!(sam.may(Action::Supervise, &s), Ok(()));
+        let offers = s.offers(&sam, now);
+        assert!(
+            offers.ends_with(&[Listen, Whisper, Barge]),
+            "no stop before joining: {offers:?}"
+        );
+        assert!(!s.offers(&alice, now).contains(&Listen));
+        s.supervise("sam", phone("+15550100009"), SupervisorMode::Whisper, now)
+            .unwrap();
+        let offers = s.offers(&sam, now);
+        assert!(
+            offers.ends_with(&[Listen, Barge, StopSupervising]),
+            "{offers:?}"
+        );
+        assert_eq!(
+            s.offers(&alice, now),
+            vec![CancelTransfer, Hold, Leave],
+            "the agent's own moves only"
+        );
     }
 
     #[test]

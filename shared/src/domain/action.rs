@@ -10,6 +10,8 @@ pub enum Action {
     CancelTransfer,
     Hold,
     Leave,
+    /// Listen to, whisper on or barge into the call, or stop.
+    Supervise,
 }
 
 wire_enum!(
@@ -28,6 +30,14 @@ wire_enum!(
         Resume => "resume",
         /// Drop off, leaving the customer with the second agent.
         Leave => "leave",
+        /// A supervisor joins (or switches to) listening, muted.
+        Listen => "listen",
+        /// A supervisor joins (or switches to) whispering to the agent.
+        Whisper => "whisper",
+        /// A supervisor joins (or switches to) talking with everyone.
+        Barge => "barge",
+        /// The supervisor on the call leaves it.
+        StopSupervising => "stop-supervising",
     }
 );
 
@@ -39,6 +49,9 @@ impl Offer {
             Offer::CancelTransfer => Action::CancelTransfer,
             Offer::Hold | Offer::Resume => Action::Hold,
             Offer::Leave => Action::Leave,
+            Offer::Listen | Offer::Whisper | Offer::Barge | Offer::StopSupervising => {
+                Action::Supervise
+            }
         }
     }
 }
@@ -51,6 +64,7 @@ impl Action {
             Action::CancelTransfer => "cancel the transfer of",
             Action::Hold => "hold the customer of",
             Action::Leave => "leave",
+            Action::Supervise => "supervise",
         }
     }
 }
@@ -66,6 +80,8 @@ pub enum AccessDenied {
     HandedOver(Action),
     #[error("this call is another agent's; you may {} only your own calls", .0.verb())]
     NotYourCall(Action),
+    #[error("only members of the supervisor group may listen, whisper or barge in")]
+    NotSupervisor,
 }
 
 impl AccessDenied {
@@ -76,6 +92,7 @@ impl AccessDenied {
             AccessDenied::NotYourNumber => "not-your-number",
             AccessDenied::HandedOver(_) => "handed-over",
             AccessDenied::NotYourCall(_) => "not-your-call",
+            AccessDenied::NotSupervisor => "not-supervisor",
         }
     }
 }
