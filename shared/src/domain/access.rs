@@ -275,6 +275,18 @@ mod tests {
         assert_eq!(sam.may(Action::Supervise, &s), Ok(()));
         let offers = s.offers(&sam, now);
         assert!(
+            offers.ends_with(&[Listen, Barge]),
+            "no whisper before the agent is in the room: {offers:?}"
+        );
+        s.observe(Observation::Conference {
+            event: crate::domain::ConferenceEvent::Join,
+            participant: Some(crate::domain::RoomParticipant::FirstAgent),
+            sequence: None,
+            conference: None,
+            at: now,
+        });
+        let offers = s.offers(&sam, now);
+        assert!(
             offers.ends_with(&[Listen, Whisper, Barge]),
             "no stop before joining: {offers:?}"
         );

@@ -22,6 +22,8 @@ pub enum DomainError {
     CannotHold { state: &'static str },
     #[error("another supervisor is on this call")]
     Supervised,
+    #[error("the agent is not in the call's room yet: listen first, then whisper")]
+    AgentNotInRoom { state: &'static str },
     /// Bad input rather than a wrong state: the API answers 400.
     #[error("must differ from the customer's and the agent's numbers")]
     SupervisorOnTheCall,
@@ -41,7 +43,8 @@ impl DomainError {
             | DomainError::TransferActive { state }
             | DomainError::NotCancellable { state }
             | DomainError::CannotLeave { state }
-            | DomainError::CannotHold { state } => state,
+            | DomainError::CannotHold { state }
+            | DomainError::AgentNotInRoom { state } => state,
             DomainError::Ended => "ended",
             DomainError::HandedOver => "first-agent-left",
             DomainError::NoTransfer => "no-transfer",

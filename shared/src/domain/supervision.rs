@@ -107,6 +107,18 @@ impl CallSession {
         }
     }
 
+    /// The call's current agent is in the room (joined, not left): only
+    /// then can they be coached. Twilio refuses a coach for someone not in
+    /// the conference (error 16028).
+    pub fn agent_in_room(&self) -> bool {
+        let presence = match (&self.transfer, &self.owner) {
+            (Some(transfer), _) if self.handed_over() => transfer.target_presence,
+            (_, Some(owner)) => owner.presence,
+            _ => self.first_agent_presence,
+        };
+        presence == Presence::Joined
+    }
+
     /// The supervised agent is still the call's agent and still on it.
     fn supervised_agent_here(&self, supervision: &Supervision) -> bool {
         if self.current_agent_call() != Some(&supervision.agent_call) {
@@ -139,6 +151,14 @@ impl CallSession {
             .is_some_and(|l| l.status == LegStatus::InProgress);
         if !connected {
             return Err(DomainError::NotConnected {
+                state: self.state().as_str(),
+            });
+        }
+        // Whispering coaches the agent, never the customer, so a consult
+        // (the customer on hold) does not stand in its way; an agent still
+        // on the bridge, not in the room yet, does: listen first.
+        if mode.coaching() && !self.agent_in_room() {
+            return Err(DomainError::AgentNotInRoom {
                 state: self.state().as_str(),
             });
         }
@@ -187,6 +207,15 @@ impl CallSession {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Twilio accepted the customer's redirect into the room for the
+    /// supervisor of visit `visit`: the customer is there, whether or not a
+    /// join callback ever comes.
+    pub fn customer_moved_for(&mut self, visit: u32) {
+        if self.supervision.as_ref().is_some_and(|s| s.visit == visit) {
+            self.customer_moved = true;
         }
     }
 
@@ -336,7 +365,13 @@ mod tests {
             Ok(SupervisionChange::Join)
         );
         assert_eq!(s.supervision_redirect(), Some(&sid(CUSTOMER)));
-        s.customer_moved = true;
+        s.customer_moved_for(2);
+        assert_eq!(
+            s.supervision_redirect(),
+            Some(&sid(CUSTOMER)),
+            "not that visit"
+        );
+        s.customer_moved_for(1);
         room(&mut s, ConferenceEvent::Join, RoomParticipant::Customer);
         room(&mut s, ConferenceEvent::Join, RoomParticipant::FirstAgent);
         supervisor_leg(&mut s, LegStatus::InProgress, 2);
@@ -374,6 +409,39 @@ mod tests {
         assert!(SupervisorMode::Listen.muted() && !SupervisorMode::Listen.coaching());
         assert!(!SupervisorMode::Whisper.muted() && SupervisorMode::Whisper.coaching());
         assert!(!SupervisorMode::Barge.muted() && !SupervisorMode::Barge.coaching());
+    }
+
+    #[test]
+    fn whispering_needs_the_agent_in_the_room_not_the_customer_off_hold() {
+        let mut s = connected();
+        assert_eq!(
+            supervise(&mut s, SupervisorMode::Whisper),
+            Err(DomainError::AgentNotInRoom { state: "connected" }),
+            "on the bridge: listen first"
+        );
+        assert!(s.supervision.is_none());
+        let mut s = listened_to();
+        // A consult: the customer on hold while agent one talks to agent two.
+        s.request_transfer(
+            phone("+15550100003"),
+            TransferKind::Warm,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        s.hold_customer(true).unwrap();
+        assert_eq!(
+            supervise(&mut s, SupervisorMode::Whisper),
+            Ok(SupervisionChange::Switch {
+                from: SupervisorMode::Listen
+            })
+        );
+        assert_eq!(s.supervision.as_ref().unwrap().agent_call, sid(LEG1));
+        room(&mut s, ConferenceEvent::Leave, RoomParticipant::FirstAgent);
+        assert!(matches!(
+            supervise(&mut s, SupervisorMode::Whisper),
+            Err(DomainError::AgentNotInRoom { .. })
+        ));
     }
 
     #[test]
