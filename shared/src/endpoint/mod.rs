@@ -81,6 +81,7 @@ endpoints! {
         CancelTransfer => ("cancel-transfer", POST, "/calls/{callSid}/transfer/cancel", FrontEnd),
         LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
         HoldCustomer => ("hold-customer", POST, "/calls/{callSid}/hold", FrontEnd),
+        SuperviseCall => ("supervise-call", POST, "/calls/{callSid}/supervisor", FrontEnd),
         GetDirectory => ("get-directory", GET, "/directory", FrontEnd),
         SetPresence => ("set-presence", POST, "/presence", FrontEnd),
         DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
@@ -173,6 +174,7 @@ impl Endpoint {
             | Endpoint::CancelTransfer
             | Endpoint::LeaveCall
             | Endpoint::HoldCustomer
+            | Endpoint::SuperviseCall
             | Endpoint::StatusCallback => 10,
             Endpoint::GetCall
             | Endpoint::GetDirectory

@@ -116,6 +116,14 @@ impl Endpoint {
                 twilio_rest: true,
                 ..none
             },
+            // take_allowance (a join dials), update, history, follow-ups;
+            // Twilio moves the customer into the room, rings the
+            // supervisor, updates their participant, hangs them up.
+            Endpoint::SuperviseCall => Needs {
+                table: DIALS,
+                twilio_rest: true,
+                ..none
+            },
             // update, history, follow-ups; Twilio hangs up, holds, moves.
             Endpoint::CancelTransfer | Endpoint::LeaveCall | Endpoint::HoldCustomer => Needs {
                 table: READ_AND_WRITE,

@@ -13,6 +13,7 @@ mod recordings;
 mod request;
 mod router;
 mod routing;
+mod supervise;
 pub mod webhook_urls;
 mod webhooks;
 

@@ -52,6 +52,7 @@ wire_enum!(
         Participant => "participant",
         Conference => "conference",
         Recording => "recording",
+        SupervisorLeg => "supervisor-leg",
     }
 );
 
@@ -177,6 +178,15 @@ impl WebhookUrls {
                 ("attempt", &attempt.to_string()),
                 ("session", session.as_str()),
             ],
+        )
+    }
+
+    /// A supervisor's phone: like a participant's, the URL says which
+    /// session and which of its supervisions (`visit`) it belongs to.
+    pub fn supervisor_events(&self, session: &CallSid, visit: u32) -> String {
+        self.events(
+            CallbackKind::SupervisorLeg,
+            &[("session", session.as_str()), ("visit", &visit.to_string())],
         )
     }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::{
     Actor, AgentId, Availability, CallSession, EventSource, HistoryEvent, LegObservation, Offer,
-    TransferOutcome,
+    Presence, SupervisorMode, TransferOutcome,
 };
 use crate::store::HistoryPage;
 use crate::usecases::routing::Listed;
@@ -36,6 +36,10 @@ pub struct CallView {
     /// decides it (`CallSession::offers`): the console offers exactly these.
     actions: Vec<Offer>,
     transfer: Option<TransferView>,
+    /// The supervisor on the call, while they are: shown to the agent too,
+    /// listening included (nobody is listened to unawares).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supervisor: Option<SupervisorView>,
     /// Earlier transfer attempts: with `transfer`, every hop of the call.
     hops: Vec<HopView>,
     /// Repairs the reconciler made after lost callbacks (history entries
@@ -87,6 +91,16 @@ struct TransferView {
     /// A team transfer: the team and who was passed over, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     team: Option<TeamRouteView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SupervisorView {
+    /// Who, as their sign-in names them.
+    id: String,
+    mode: SupervisorMode,
+    /// Their phone joined the room (false while it rings).
+    joined: bool,
 }
 
 #[derive(Serialize)]
@@ -200,6 +214,15 @@ impl CallView {
             customer_held: session.customer_held,
             actions: session.offers(actor, OffsetDateTime::now_utc()),
             transfer,
+            supervisor: session
+                .supervision
+                .as_ref()
+                .filter(|s| s.live() && !session.is_ended())
+                .map(|s| SupervisorView {
+                    id: s.supervisor.clone(),
+                    mode: s.mode,
+                    joined: s.presence == Presence::Joined,
+                }),
             hops: session
                 .hops
                 .iter()
