@@ -173,7 +173,7 @@ async fn a_supervised_call_survives_a_round_trip_with_its_supervisor() {
     full.supervise(
         "sam@example.com",
         phone("+15550100009"),
-        SupervisorMode::Whisper,
+        SupervisorMode::Barge,
         now(),
     )
     .unwrap();
@@ -197,7 +197,7 @@ async fn a_supervised_call_survives_a_round_trip_with_its_supervisor() {
     let read = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
     assert_eq!(read, full);
     let supervision = read.supervision.unwrap();
-    assert_eq!(supervision.mode, SupervisorMode::Whisper);
+    assert_eq!(supervision.mode, SupervisorMode::Barge);
     assert!(supervision.leaving && supervision.presence == Presence::Joined);
 }
 

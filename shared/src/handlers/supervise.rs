@@ -17,8 +17,8 @@ use super::input::{call_sid, json_body, required};
 use super::recordings;
 use super::webhook_urls::{RoomRole, WebhookUrls};
 use crate::domain::{
-    AccessDenied, Action, Actor, CallSession, HistoryEvent, RoomParticipant, SupervisionChange,
-    SupervisorMode,
+    AccessDenied, Action, Actor, CallSession, HistoryEvent, LegObservation, LegStatus, Observation,
+    RoomParticipant, SupervisionChange, SupervisorMode,
 };
 use crate::ids::CallSid;
 use crate::store::update_returning;
@@ -160,9 +160,25 @@ async fn join(
         .await;
     match rang {
         Ok(joined) => {
+            // Their call is known from now on, even if every one of its
+            // callbacks is lost: the reconciler can look it up.
+            let dialled = CallSid::parse(&joined.call_sid)
+                .ok()
+                .map(|call_sid| LegObservation {
+                    call_sid,
+                    status: LegStatus::Queued,
+                    sequence: None,
+                    at: OffsetDateTime::now_utc(),
+                });
             let record = |s: &mut CallSession| {
                 if let Some(room_sid) = &joined.conference_sid {
                     s.room_named(room_sid);
+                }
+                if let Some(observation) = &dialled {
+                    s.observe(Observation::SupervisorLeg {
+                        visit,
+                        observation: observation.clone(),
+                    });
                 }
                 Ok(())
             };
