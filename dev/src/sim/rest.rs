@@ -597,7 +597,7 @@ impl Sim {
         }
         let coached = match self.coach_request(&room_sid, request, None) {
             Ok(coached) => coached,
-            Err(refused) => return refused,
+            Err((code, message)) => return error(400, code, message),
         };
         // Twilio: ConferenceRecord (true, false, record-from-start,
         // do-not-record; default false) and ConferenceRecordingStatusCallback
@@ -742,7 +742,7 @@ impl Sim {
         let coached = if coaching_given {
             match self.coach_request(&room_sid, request, Some(&before)) {
                 Ok(coached) => Some(coached),
-                Err(refused) => return refused,
+                Err((code, message)) => return error(400, code, message),
             }
         } else {
             None
@@ -817,7 +817,8 @@ impl Sim {
     }
 
     /// Who a participant create or update makes the participant coach:
-    /// `None` for nobody. `current` is the participant before an update.
+    /// `None` for nobody, or the refusal's error code and message (answered
+    /// 400). `current` is the participant before an update.
     /// Twilio: `Coaching` defaults to false unless `CallSidToCoach` is
     /// given, and `Coaching=true` needs a `CallSidToCoach` ([oai], [part]).
     /// The coached participant must be in the conference (16028, [e16028])
@@ -829,7 +830,7 @@ impl Sim {
         room_sid: &str,
         request: &Request,
         current: Option<&Member>,
-    ) -> Result<Option<String>, Answer> {
+    ) -> Result<Option<String>, (u32, &'static str)> {
         let named = request
             .field("CallSidToCoach")
             .map(str::to_owned)
@@ -842,23 +843,18 @@ impl Sim {
             return Ok(None);
         }
         let Some(coached) = named else {
-            return Err(error(
-                400,
-                21200,
-                "Coaching is true but CallSidToCoach is missing",
-            ));
+            return Err((21200, "Coaching is true but CallSidToCoach is missing"));
         };
         let found = self.with_world(|w| {
             w.room_by_sid(room_sid)
                 .and_then(|r| r.joined().find(|m| m.sid == coached).map(|m| m.hold))
         });
         match found {
-            None => Err(error(
-                400,
+            None => Err((
                 16028,
                 "Participant to be whispered is not present in the conference",
             )),
-            Some(true) => Err(error(400, 16027, "Participant to be whispered is on hold")),
+            Some(true) => Err((16027, "Participant to be whispered is on hold")),
             Some(false) => Ok(Some(coached)),
         }
     }
