@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::action::{AccessDenied, Action, Offer};
 use super::session::CallSession;
-use super::supervision::SupervisorMode;
+use super::supervisor::SupervisorMode;
 use super::transfer::TransferKind;
 use crate::ids::PhoneNumber;
 

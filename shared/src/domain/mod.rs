@@ -20,6 +20,7 @@ mod plan;
 mod recording;
 mod session;
 mod supervision;
+mod supervisor;
 mod team_transfer;
 mod transfer;
 
@@ -42,7 +43,7 @@ pub use participants::{Participant, Role};
 pub use plan::{CustomerDestination, TransferPlan};
 pub use recording::{Recording, RecordingSource, RecordingStatus};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
-pub use supervision::{Supervision, SupervisionChange, SupervisorMode};
+pub use supervisor::{Supervision, SupervisionChange, SupervisorMode};
 pub use transfer::{
     Member, PassedOver, TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
 };

@@ -7,7 +7,7 @@ use super::error::DomainError;
 use super::hop::{Hop, Owner};
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
-use super::supervision::Supervision;
+use super::supervisor::Supervision;
 use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
 use crate::ids::{CallSid, PhoneNumber};
 
