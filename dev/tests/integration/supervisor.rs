@@ -6,9 +6,9 @@
 
 use serde_json::{Value, json};
 use warm_transfer_dev::idp::LocalAgent;
-use warm_transfer_dev::sim::{Operation, Script, Situation};
+use warm_transfer_dev::sim::{CallbackFault, Operation, Script, Situation};
 
-use crate::scenarios::{AGENT, CUSTOMER, SOON, Scenario, TARGET, scenario};
+use crate::scenarios::{AGENT, CUSTOMER, SOON, Scenario, TARGET, reconcile_later, scenario};
 
 const SUPERVISOR: &str = "+15550100009";
 
@@ -318,4 +318,32 @@ async fn on_a_handover_the_listening_supervisor_leaves_with_the_agent() {
     s.wait_call_over(TARGET).await;
     s.wait_call_over(SUPERVISOR).await;
     s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn with_every_callback_lost_the_reconciler_releases_a_customer_left_with_a_listener() {
+    let v = supervised().await;
+    let (s, sim) = (&v.s, &v.s.stack.sim);
+    let sid = s.connected().await;
+    let (status, _) = v.supervise(&sid, "listen").await;
+    assert_eq!(status, 202);
+    s.wait_room(&sid, &[AGENT, CUSTOMER, SUPERVISOR]).await;
+    v.whisper_offered(&sid).await;
+    // From now on no callback reaches the product; the agent hangs up.
+    sim.on_callback(|_| Some(CallbackFault::Lose));
+    assert!(sim.hang_up(AGENT));
+    // A listening supervisor is no company: the customer is alone.
+    assert!(
+        sim.wait_for(SOON, |sim| sim.situation(CUSTOMER) == Situation::Alone)
+            .await
+    );
+    assert_eq!(
+        s.call(&sid).await["state"],
+        "connected",
+        "nothing was heard"
+    );
+    let report = reconcile_later(s).await;
+    assert!(report.repairs >= 1, "{report:?}");
+    s.wait_call_over(SUPERVISOR).await;
+    s.customer_released(&sid).await;
 }
