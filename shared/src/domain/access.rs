@@ -295,6 +295,18 @@ mod tests {
             .unwrap();
         let offers = s.offers(&sam, now);
         assert!(
+            offers.ends_with(&[Leave, StopSupervising]),
+            "no switch while their phone rings: {offers:?}"
+        );
+        s.observe(Observation::Conference {
+            event: crate::domain::ConferenceEvent::Join,
+            participant: Some(crate::domain::RoomParticipant::Supervisor { visit: 1 }),
+            sequence: None,
+            conference: None,
+            at: now,
+        });
+        let offers = s.offers(&sam, now);
+        assert!(
             offers.ends_with(&[Listen, Barge, StopSupervising]),
             "{offers:?}"
         );

@@ -22,6 +22,8 @@ pub enum DomainError {
     CannotHold { state: &'static str },
     #[error("another supervisor is on this call")]
     Supervised,
+    #[error("the supervisor's phone has not joined the call yet")]
+    SupervisorRinging,
     #[error("the agent is not in the call's room yet: listen first, then whisper")]
     AgentNotInRoom { state: &'static str },
     /// Bad input rather than a wrong state: the API answers 400.
@@ -50,6 +52,7 @@ impl DomainError {
             DomainError::NoTransfer => "no-transfer",
             DomainError::TargetOnTheCall | DomainError::SupervisorOnTheCall => "connected",
             DomainError::Supervised => "supervised",
+            DomainError::SupervisorRinging => "supervisor-ringing",
             DomainError::Denied(_) => "forbidden",
         }
     }

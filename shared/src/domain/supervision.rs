@@ -99,6 +99,11 @@ impl CallSession {
             if from == mode {
                 return Ok(SupervisionChange::Unchanged);
             }
+            // Twilio cannot update a participant still connecting
+            // (twilio-rules 3.9): switch once their phone is in the room.
+            if current.presence != Presence::Joined {
+                return Err(DomainError::SupervisorRinging);
+            }
             current.mode = mode;
             return Ok(SupervisionChange::Switch { from });
         }
@@ -371,6 +376,30 @@ mod tests {
             supervise(&mut s, SupervisorMode::Whisper),
             Err(DomainError::AgentNotInRoom { .. })
         ));
+    }
+
+    #[test]
+    fn modes_switch_once_the_supervisors_phone_is_in_the_room() {
+        let mut s = connected();
+        supervise(&mut s, SupervisorMode::Listen).unwrap();
+        s.customer_moved_for(1);
+        room(&mut s, ConferenceEvent::Join, RoomParticipant::FirstAgent);
+        supervisor_leg(&mut s, LegStatus::Ringing, 1);
+        assert_eq!(
+            supervise(&mut s, SupervisorMode::Barge),
+            Err(DomainError::SupervisorRinging)
+        );
+        room(
+            &mut s,
+            ConferenceEvent::Join,
+            RoomParticipant::Supervisor { visit: 1 },
+        );
+        assert_eq!(
+            supervise(&mut s, SupervisorMode::Barge),
+            Ok(SupervisionChange::Switch {
+                from: SupervisorMode::Listen
+            })
+        );
     }
 
     #[test]
