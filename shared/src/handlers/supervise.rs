@@ -17,8 +17,8 @@ use super::input::{call_sid, json_body, required};
 use super::recordings;
 use super::webhook_urls::{RoomRole, WebhookUrls};
 use crate::domain::{
-    AccessDenied, Action, Actor, CallSession, HistoryEvent, LegObservation, LegStatus, Observation,
-    RoomParticipant, SupervisionChange, SupervisorMode,
+    AccessDenied, Action, Actor, CallSession, DomainError, HistoryEvent, LegObservation, LegStatus,
+    Observation, RoomParticipant, SupervisionChange, SupervisorMode,
 };
 use crate::ids::CallSid;
 use crate::store::update_returning;
@@ -80,20 +80,18 @@ pub async fn supervise_call(
         SupervisionChange::Switch { from } => switch(app, actor, &current, from, mode).await,
         SupervisionChange::Join => {
             take_allowance(app, actor).await?;
-            // Recorded before Twilio hears of it, as a transfer is.
+            // Recorded before Twilio hears of it, as a transfer is. Only
+            // as a join: should another request of theirs have joined
+            // meanwhile, this one is refused rather than recorded as a
+            // switch Twilio never heard of.
             let record = |s: &mut CallSession| {
                 actor.may(Action::Supervise, s)?;
-                s.supervise(&actor.id, number.clone(), mode, now)
+                match s.supervise(&actor.id, number.clone(), mode, now)? {
+                    SupervisionChange::Join => Ok(()),
+                    _ => Err(DomainError::SupervisorRinging),
+                }
             };
-            let store = app.services.store.as_ref();
-            let (change, session) = update_returning(store, &sid, &record).await?;
-            if change != Some(SupervisionChange::Join) {
-                // Another request of theirs got there first.
-                return Ok(json(
-                    StatusCode::OK,
-                    &CallView::new(&session, actor, Vec::new()),
-                ));
-            }
+            let session = app.services.store.update(&sid, &record).await?;
             join(app, actor, &urls, session, mode).await
         }
     }
