@@ -170,6 +170,8 @@ async fn a_call_handed_on_survives_a_round_trip_with_its_owner_and_hops() {
 async fn a_supervised_call_survives_a_round_trip_with_its_supervisor() {
     let (_dynalite, store) = store().await;
     let mut full = bridged();
+    full.ask_for_help("alice@example.com", now()).unwrap();
+    let asked = full.clone();
     full.supervise(
         "sam@example.com",
         phone("+15550100009"),
@@ -199,6 +201,19 @@ async fn a_supervised_call_survives_a_round_trip_with_its_supervisor() {
     let supervision = read.supervision.unwrap();
     assert_eq!(supervision.mode, SupervisorMode::Barge);
     assert!(supervision.leaving && supervision.presence == Presence::Joined);
+    // A help request waiting survives too.
+    let help_id = CallSid::parse("CA00000000000000000000000000000077").unwrap();
+    let waiting = CallSession {
+        id: help_id.clone(),
+        ..asked
+    };
+    store.create_session(&waiting).await.unwrap();
+    let read = store.get_session(&help_id).await.unwrap().unwrap();
+    assert_eq!(
+        read.help_waiting().map(|h| h.by.as_str()),
+        Some("alice@example.com")
+    );
+    assert_eq!(read, waiting);
 }
 
 /// The session lives `SESSION_TTL_HOURS`; its history, the audit trail,

@@ -42,10 +42,14 @@ impl Actor {
 
     /// An agent reads and acts on a call only while they are its current
     /// agent (after a handover, the second agent); a supervisor always may.
-    /// Supervising is the supervisor group's alone, whoever's call it is.
+    /// Supervising is the supervisor group's alone, whoever's call it is;
+    /// asking for help, the call's agent's alone.
     pub fn may(&self, action: Action, session: &CallSession) -> Result<(), AccessDenied> {
         if action == Action::Supervise && !self.supervisor {
             return Err(AccessDenied::NotSupervisor);
+        }
+        if action == Action::AskForHelp && !self.answers(session.current_agent()) {
+            return Err(AccessDenied::NotYourCall(action));
         }
         if self.supervisor || self.answers(session.current_agent()) {
             Ok(())
@@ -113,6 +117,7 @@ impl CallSession {
                 self.stop_supervising();
                 Ok(())
             }
+            Offer::AskForHelp => self.ask_for_help(&actor.id, now),
         }
     }
 }
@@ -232,11 +237,21 @@ mod tests {
         let mut s = transfer_answered();
         // B's phone answered: A may take back, consult or leave; not
         // transfer again, nor resume a customer who is not on hold.
-        assert_eq!(s.offers(&alice, now), vec![CancelTransfer, Hold, Leave]);
+        assert_eq!(
+            s.offers(&alice, now),
+            vec![CancelTransfer, Hold, Leave, AskForHelp]
+        );
         assert_eq!(s.offers(&bob, now), vec![], "not bob's call yet");
-        assert_eq!(s.offers(&boss, now), s.offers(&alice, now));
+        assert_eq!(
+            s.offers(&boss, now),
+            vec![CancelTransfer, Hold, Leave],
+            "the agent's moves; help is the agent's to ask for"
+        );
         s.hold_customer(true).unwrap();
-        assert_eq!(s.offers(&alice, now), vec![CancelTransfer, Resume, Leave]);
+        assert_eq!(
+            s.offers(&alice, now),
+            vec![CancelTransfer, Resume, Leave, AskForHelp]
+        );
         // Each offer is a command the domain accepts; each other one it
         // refuses or it would change nothing.
         for offer in Offer::ALL {
@@ -252,7 +267,11 @@ mod tests {
         s.hold_customer(false).unwrap();
         s.first_agent_leaves().unwrap();
         assert_eq!(s.offers(&alice, now), vec![], "handed over");
-        assert_eq!(s.offers(&bob, now), vec![Transfer], "bob may transfer on");
+        assert_eq!(
+            s.offers(&bob, now),
+            vec![Transfer, AskForHelp],
+            "bob may transfer on"
+        );
         s.observe(Observation::CustomerLeg(leg(
             "CA00000000000000000000000000000002",
             LegStatus::Completed,

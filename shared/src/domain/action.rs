@@ -12,6 +12,8 @@ pub enum Action {
     Leave,
     /// Listen to, whisper on or barge into the call, or stop.
     Supervise,
+    /// Ask for a supervisor.
+    AskForHelp,
 }
 
 wire_enum!(
@@ -38,6 +40,8 @@ wire_enum!(
         Barge => "barge",
         /// The supervisor on the call leaves it.
         StopSupervising => "stop-supervising",
+        /// The agent asks for a supervisor to join.
+        AskForHelp => "ask-for-help",
     }
 );
 
@@ -52,6 +56,7 @@ impl Offer {
             Offer::Listen | Offer::Whisper | Offer::Barge | Offer::StopSupervising => {
                 Action::Supervise
             }
+            Offer::AskForHelp => Action::AskForHelp,
         }
     }
 }
@@ -65,6 +70,7 @@ impl Action {
             Action::Hold => "hold the customer of",
             Action::Leave => "leave",
             Action::Supervise => "supervise",
+            Action::AskForHelp => "ask for help on",
         }
     }
 }

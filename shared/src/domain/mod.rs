@@ -43,7 +43,7 @@ pub use participants::{Participant, Role};
 pub use plan::{CustomerDestination, TransferPlan};
 pub use recording::{Recording, RecordingSource, RecordingStatus};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
-pub use supervisor::{Supervision, SupervisionChange, SupervisorMode};
+pub use supervisor::{HelpRequest, Supervision, SupervisionChange, SupervisorMode};
 pub use transfer::{
     Member, PassedOver, TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
 };

@@ -7,7 +7,7 @@ use super::error::DomainError;
 use super::hop::{Hop, Owner};
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
-use super::supervisor::Supervision;
+use super::supervisor::{HelpRequest, Supervision};
 use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
 use crate::ids::{CallSid, PhoneNumber};
 
@@ -42,6 +42,8 @@ pub struct CallSession {
     pub transfer: Option<Transfer>,
     /// The supervisor on the call, or the last one (see `supervision.rs`).
     pub supervision: Option<Supervision>,
+    /// The agent asked for a supervisor; cleared when one joins.
+    pub help: Option<HelpRequest>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
 }
@@ -145,6 +147,7 @@ impl CallSession {
             hops: Vec::new(),
             transfer: None,
             supervision: None,
+            help: None,
             version: 0,
         }
     }

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use super::error::DomainError;
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::session::CallSession;
-use super::supervisor::{Supervision, SupervisionChange, SupervisorMode};
+use super::supervisor::{HelpRequest, Supervision, SupervisionChange, SupervisorMode};
 use crate::ids::{CallSid, PhoneNumber};
 
 impl CallSession {
@@ -118,6 +118,8 @@ impl CallSession {
                 state: self.state().as_str(),
             })?;
         let visit = self.supervision.as_ref().map_or(1, |s| s.visit + 1);
+        // A supervisor joining answers the agent's request for help.
+        self.help = None;
         self.supervision = Some(Supervision {
             visit,
             supervisor: supervisor.to_owned(),
@@ -130,6 +132,40 @@ impl CallSession {
             requested_at: now,
         });
         Ok(SupervisionChange::Join)
+    }
+
+    /// The call's agent (`by`) asks for a supervisor: the supervisors'
+    /// board shows the call as asking until one joins. Asking again while
+    /// asking changes nothing; with a supervisor on the call there is
+    /// nothing to ask.
+    pub fn ask_for_help(&mut self, by: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+        if self.is_ended() {
+            return Err(DomainError::Ended);
+        }
+        let connected = self
+            .customer_leg
+            .as_ref()
+            .is_some_and(|l| l.status == LegStatus::InProgress);
+        if !connected {
+            return Err(DomainError::NotConnected {
+                state: self.state().as_str(),
+            });
+        }
+        if self.supervision.as_ref().is_some_and(Supervision::live) {
+            return Err(DomainError::Supervised);
+        }
+        if self.help.is_none() {
+            self.help = Some(HelpRequest {
+                by: by.to_owned(),
+                at: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// The agent's request for help, while it waits for a supervisor.
+    pub fn help_waiting(&self) -> Option<&HelpRequest> {
+        self.help.as_ref().filter(|_| !self.is_ended())
     }
 
     /// The supervisor leaves (any supervisor may take them out). Their call
@@ -400,6 +436,31 @@ mod tests {
                 from: SupervisorMode::Listen
             })
         );
+    }
+
+    #[test]
+    fn a_help_request_waits_until_a_supervisor_joins() {
+        let mut s = connected();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(s.ask_for_help("alice", now), Ok(()));
+        assert_eq!(
+            s.ask_for_help("alice", now),
+            Ok(()),
+            "asking again is harmless"
+        );
+        assert_eq!(s.help_waiting().map(|h| h.by.as_str()), Some("alice"));
+        supervise(&mut s, SupervisorMode::Listen).unwrap();
+        assert_eq!(s.help_waiting(), None, "answered by the supervisor's join");
+        assert_eq!(s.ask_for_help("alice", now), Err(DomainError::Supervised));
+        let mut ended = connected();
+        ended.ask_for_help("alice", now).unwrap();
+        ended.observe(Observation::CustomerLeg(leg(
+            CUSTOMER,
+            LegStatus::Completed,
+            2,
+        )));
+        assert_eq!(ended.help_waiting(), None, "nobody to help any more");
+        assert_eq!(ended.ask_for_help("alice", now), Err(DomainError::Ended));
     }
 
     #[test]

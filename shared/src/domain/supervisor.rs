@@ -78,3 +78,11 @@ pub enum SupervisionChange {
     /// Already there in this mode.
     Unchanged,
 }
+
+/// An agent's request for a supervisor on their call, until one joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpRequest {
+    /// The agent who asked, as the history names them.
+    pub by: String,
+    pub at: OffsetDateTime,
+}

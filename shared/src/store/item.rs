@@ -10,9 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::StoreError;
 use crate::domain::{
-    AgentId, CallSession, EventSource, HistoryEvent, Hop, LegObservation, LegStatus, Member, Owner,
-    PassedOver, Presence, Recording, RecordingSource, RecordingStatus, Supervision, SupervisorMode,
-    TeamName, TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
+    AgentId, CallSession, EventSource, HelpRequest, HistoryEvent, Hop, LegObservation, LegStatus,
+    Member, Owner, PassedOver, Presence, Recording, RecordingSource, RecordingStatus, Supervision,
+    SupervisorMode, TeamName, TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -213,6 +213,10 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
     }
     if let Some(sv) = &session.supervision {
         item.extend(supervision_attributes(sv));
+    }
+    if let Some(help) = &session.help {
+        item.insert("help_by".into(), s(&help.by));
+        item.insert("help_at".into(), s(time_text(help.at)));
     }
     if !session.hops.is_empty() {
         let hops = session.hops.iter().map(hop_attribute).collect();
@@ -449,6 +453,13 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         customer_released: get_bool(item, "customer_released"),
         transfer,
         supervision: supervision(item)?,
+        help: match get_s(item, "help_by") {
+            None => None,
+            Some(by) => Some(HelpRequest {
+                by: by.to_owned(),
+                at: time(item, "help_at")?,
+            }),
+        },
         version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
     })
 }
