@@ -82,6 +82,8 @@ endpoints! {
         LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
         HoldCustomer => ("hold-customer", POST, "/calls/{callSid}/hold", FrontEnd),
         SuperviseCall => ("supervise-call", POST, "/calls/{callSid}/supervisor", FrontEnd),
+        AskForHelp => ("ask-for-help", POST, "/calls/{callSid}/help", FrontEnd),
+        GetBoard => ("get-board", GET, "/board", FrontEnd),
         GetDirectory => ("get-directory", GET, "/directory", FrontEnd),
         SetPresence => ("set-presence", POST, "/presence", FrontEnd),
         DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
@@ -177,6 +179,8 @@ impl Endpoint {
             | Endpoint::SuperviseCall
             | Endpoint::StatusCallback => 10,
             Endpoint::GetCall
+            | Endpoint::AskForHelp
+            | Endpoint::GetBoard
             | Endpoint::GetDirectory
             | Endpoint::SetPresence
             | Endpoint::DialCustomer

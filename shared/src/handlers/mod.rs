@@ -3,6 +3,7 @@
 //! Twilio's signature) and answering in the caller's language (JSON, TwiML).
 
 mod app;
+mod board;
 mod console;
 mod directory;
 mod front_end;
