@@ -347,3 +347,78 @@ async fn with_every_callback_lost_the_reconciler_releases_a_customer_left_with_a
     s.wait_call_over(SUPERVISOR).await;
     s.customer_released(&sid).await;
 }
+
+#[tokio::test]
+async fn a_help_request_is_on_the_board_until_a_supervisor_joins_from_it() {
+    let v = supervised().await;
+    let (s, sim) = (&v.s, &v.s.stack.sim);
+    let sid = s.connected().await;
+    let alice = s
+        .stack
+        .token_for(&LocalAgent::new("alice@example.com", &[AGENT], false));
+    let board =
+        |token: String| async move { s.api_as(&token, reqwest::Method::GET, "/board", None).await };
+    // The board is the supervisors' alone.
+    let (status, refused) = board(alice.clone()).await;
+    assert_eq!(
+        (status, refused["reason"].as_str()),
+        (403, Some("not-supervisor"))
+    );
+    let (status, listed) = board(v.sam.clone()).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["calls"][0]["callSid"], sid.as_str(), "{listed:#}");
+    assert!(listed["calls"][0].get("help").is_none());
+
+    // The agent asks; asking again is not offered (it would change nothing).
+    let help = format!("/calls/{sid}/help");
+    let (status, call) = s.api_as(&alice, reqwest::Method::POST, &help, None).await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["help"]["by"], "alice@example.com");
+    assert!(
+        !call["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ask-for-help"))
+    );
+    // Only the call's agent asks for help on it.
+    let (status, _) = v.s.api_as(&v.sam, reqwest::Method::POST, &help, None).await;
+    assert_eq!(status, 403);
+    let (_, listed) = board(v.sam.clone()).await;
+    let first = &listed["calls"][0];
+    assert_eq!(first["callSid"], sid.as_str());
+    assert_eq!(first["help"]["by"], "alice@example.com", "{listed:#}");
+    assert_eq!(first["state"], "connected");
+    assert_eq!(first["currentAgent"], AGENT);
+
+    // A supervisor joins from the board: the request is answered.
+    let (status, _) = v.supervise(&sid, "listen").await;
+    assert_eq!(status, 202);
+    let (_, listed) = board(v.sam.clone()).await;
+    assert!(listed["calls"][0].get("help").is_none(), "{listed:#}");
+    assert_eq!(listed["calls"][0]["supervisor"]["mode"], "listen");
+    s.wait_room(&sid, &[AGENT, CUSTOMER, SUPERVISOR]).await;
+    let asked: Vec<String> = s.call(&sid).await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "alice@example.com")
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(asked, ["agent asks for a supervisor"]);
+    assert_eq!(v.acts_by_sam(&sid).await, ["supervisor joins to listen"]);
+
+    // Once over, the call leaves the board.
+    assert!(sim.hang_up(CUSTOMER));
+    s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    let (_, listed) = board(v.sam.clone()).await;
+    assert!(
+        !listed["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["callSid"] == sid.as_str()),
+        "{listed:#}"
+    );
+    s.wait_call_over(SUPERVISOR).await;
+    s.assert_customer_never_stranded();
+}
