@@ -177,6 +177,51 @@ test("another agent's call: a clear refusal until it is handed over", async () =
   await bob.close();
 });
 
+test("supervisor: a help request on the board; listen, whisper, barge in and leave; the agent sees who supervises", async () => {
+  const alice = await openConsole("alice");
+  await startCall(alice, "+15550100001", "+15550400002");
+  const sid = (await alice.textContent("#call-sid")).replace("Call ", "").trim();
+  assert.equal(await alice.isVisible("#supervise-row"), false, "an agent has no supervisor's moves");
+  assert.equal(await alice.isVisible("#board-panel"), false, "nor the supervisors' board");
+  await alice.click("#ask-help");
+  await alice.waitForSelector("[data-testid=help-state]:has-text('alice@example.com asked for a supervisor')", { timeout: 20_000 });
+  // Sam sees the request on the board and opens the call from it.
+  const sam = await openConsole("sam");
+  const asking = `[data-testid=board] li[data-call="${sid}"][data-help=true]`;
+  await sam.waitForSelector(asking, { timeout: 20_000 });
+  assert.match(await sam.textContent(asking), /Help asked by alice@example\.com/);
+  await sam.click(`${asking} button`);
+  await sam.waitForSelector("#sv-listen:enabled", { timeout: 20_000 });
+  assert.equal(await sam.isEnabled("#sv-whisper"), false, "on the bridge: listen first");
+  await sam.click("#sv-listen");
+  await sam.waitForSelector("[data-testid=supervisor-state][data-mode=listen]", { timeout: 20_000 });
+  // The call moves into its room; once the agent is there, whispering is offered.
+  await sam.waitForSelector("#sv-whisper:enabled", { timeout: 20_000 });
+  await alice.waitForSelector("[data-testid=supervisor-state]:has-text('sam@example.com is listening')", { timeout: 20_000 });
+  await alice.waitForSelector("[data-testid=help-state]", { state: "hidden", timeout: 20_000 });
+  await sam.click("#sv-whisper");
+  await sam.waitForSelector("[data-testid=supervisor-state][data-mode=whisper]", { timeout: 20_000 });
+  await alice.waitForSelector("[data-testid=supervisor-state]:has-text('whispering to the agent')", { timeout: 20_000 });
+  await sam.click("#sv-barge");
+  await sam.waitForSelector("[data-testid=supervisor-state][data-mode=barge]", { timeout: 20_000 });
+  await alice.waitForSelector("[data-testid=supervisor-state][data-mode=barge]", { timeout: 20_000 });
+  await sam.screenshot({ path: path.join(shots, "console-supervisor.png"), fullPage: true });
+  await sam.click("#sv-leave");
+  await alice.waitForSelector("[data-testid=supervisor-state]", { state: "hidden", timeout: 20_000 });
+  // Every move names the supervisor in the call's history.
+  await sam.waitForFunction(
+    () => /supervisor leaves.*sam@example\.com/.test(document.querySelector("[data-testid=timeline]").textContent),
+    null,
+    { timeout: 20_000 },
+  );
+  const timeline = await sam.textContent("[data-testid=timeline]");
+  for (const move of ["supervisor joins to listen", "from listen to whisper", "from whisper to barge"]) {
+    assert.match(timeline, new RegExp(move + ".*sam@example\\.com"));
+  }
+  await alice.close();
+  await sam.close();
+});
+
 test("bad input and a refused sign-in give clear messages", async () => {
   const page = await openConsole();
   await page.fill("#agent", "555-0100");

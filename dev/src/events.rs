@@ -105,6 +105,17 @@ fn spec(endpoint: Endpoint) -> Spec {
         Endpoint::HoldCustomer => {
             front_end("POST", call_path("/hold"), Some(json!({ "held": true })))
         }
+        Endpoint::SuperviseCall => front_end(
+            "POST",
+            call_path("/supervisor"),
+            Some(json!({ "mode": "listen" })),
+        ),
+        Endpoint::AskForHelp => front_end("POST", call_path("/help"), None),
+        Endpoint::GetBoard => {
+            let mut spec = front_end("GET", "/board".into(), None);
+            spec.path_parameters.clear();
+            spec
+        }
         Endpoint::GetDirectory => {
             let mut spec = front_end("GET", "/directory".into(), None);
             spec.path_parameters.clear();

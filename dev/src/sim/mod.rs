@@ -444,6 +444,20 @@ impl Simulator {
         self.sim.with_world(|w| w.situation_of(number))
     }
 
+    /// Whether `listener` hears `speaker` now: both in the same started
+    /// room, the speaker neither muted, held, nor coaching someone else.
+    pub fn hears(&self, listener: &str, speaker: &str) -> bool {
+        self.sim.with_world(|w| {
+            let (Some(l), Some(s)) = (w.leg_of_number(listener), w.leg_of_number(speaker)) else {
+                return false;
+            };
+            match (&l.location, &s.location) {
+                (Location::InRoom(a), Location::InRoom(b)) if a == b => w.hears(a, &l.sid, &s.sid),
+                _ => false,
+            }
+        })
+    }
+
     /// Live calls of a number (several when it was called more than once).
     pub fn calls_to(&self, number: &str) -> usize {
         self.sim

@@ -181,7 +181,7 @@ impl Sim {
             "muted": member.muted,
             "hold": member.hold,
             "coaching": member.coaching,
-            "call_sid_to_coach": null,
+            "call_sid_to_coach": member.coached.as_ref().filter(|_| member.coaching),
             "end_conference_on_exit": member.end_on_exit,
             "start_conference_on_enter": member.start_on_enter,
             "date_created": timestamp(),
@@ -622,6 +622,10 @@ impl Sim {
                 "The source phone number provided, is not yet verified for your account. You may only make calls from phone numbers that you've verified or purchased from Twilio.",
             );
         }
+        let coached = match self.coach_request(&room_sid, request, None) {
+            Ok(coached) => coached,
+            Err((code, message)) => return error(400, code, message),
+        };
         // Twilio: ConferenceRecord (true, false, record-from-start,
         // do-not-record; default false) and ConferenceRecordingStatusCallback
         // with events in-progress completed failed absent (twilio-rules 3.3,
@@ -695,7 +699,8 @@ impl Sim {
             end_on_exit: request.flag("EndConferenceOnExit", false),
             muted: request.flag("Muted", false),
             hold: false,
-            coaching: request.flag("Coaching", false),
+            coaching: coached.is_some(),
+            coached,
             wait: wait_audio(request.field("WaitUrl"), request.field("WaitMethod")),
             via_rest: true,
             joined: false,
@@ -759,6 +764,16 @@ impl Sim {
         let hold = request.field("Hold").map(|v| v == "true");
         let muted = request.field("Muted").map(|v| v == "true");
         let end_on_exit = request.field("EndConferenceOnExit").map(|v| v == "true");
+        let coaching_given =
+            request.field("Coaching").is_some() || request.field("CallSidToCoach").is_some();
+        let coached = if coaching_given {
+            match self.coach_request(&room_sid, request, Some(&before)) {
+                Ok(coached) => Some(coached),
+                Err((code, message)) => return error(400, code, message),
+            }
+        } else {
+            None
+        };
         let after = self.with_world(|w| {
             let room = w.room_by_sid_mut(&room_sid)?;
             let member = room.members.iter_mut().find(|m| m.sid == before.sid)?;
@@ -775,6 +790,10 @@ impl Sim {
             if let Some(hold) = hold {
                 member.hold = hold;
             }
+            if let Some(coached) = &coached {
+                member.coaching = coached.is_some();
+                member.coached = coached.clone();
+            }
             if let Some(url) = request.field("WaitUrl") {
                 member.wait = wait_audio(Some(url), request.field("WaitMethod"));
             }
@@ -785,8 +804,13 @@ impl Sim {
         };
         let number = self.number_of(&after.sid);
         self.log(format!("  participant {number} updated"));
-        if after.end_on_exit != before.end_on_exit || request.field("WaitUrl").is_some() {
-            // Twilio: EndConferenceOnExit or WaitUrl changes fire `modify` (twilio-rules 2.7).
+        let coaching_changed = after.coaching != before.coaching || after.coached != before.coached;
+        if after.end_on_exit != before.end_on_exit
+            || request.field("WaitUrl").is_some()
+            || coaching_changed
+        {
+            // Twilio: EndConferenceOnExit, Coaching or WaitUrl changes fire
+            // `modify` (twilio-rules 2.7, [conf#status-callback-event]).
             self.room_event(&room_sid, "participant-modify", Some(&after), Vec::new());
         } else if end_on_exit.is_some() && before.hold {
             self.log(format!(
@@ -817,6 +841,49 @@ impl Sim {
             StatusCode::OK,
             self.participant_json(leg.as_ref(), &after, &room_sid),
         )
+    }
+
+    /// Who a participant create or update makes the participant coach:
+    /// `None` for nobody, or the refusal's error code and message (answered
+    /// 400). `current` is the participant before an update.
+    /// Twilio: `Coaching` defaults to false unless `CallSidToCoach` is
+    /// given, and `Coaching=true` needs a `CallSidToCoach` ([oai], [part]).
+    /// The coached participant must be in the conference (16028, [e16028])
+    /// and not on hold (16027, [e16027]); both errors are documented for
+    /// adding a coach, the HTTP status is not (assumed 400), and the same is
+    /// assumed of an update that coaches someone (stricter, unverified).
+    fn coach_request(
+        &self,
+        room_sid: &str,
+        request: &Request,
+        current: Option<&Member>,
+    ) -> Result<Option<String>, (u32, &'static str)> {
+        let named = request
+            .field("CallSidToCoach")
+            .map(str::to_owned)
+            .or_else(|| current.and_then(|m| m.coached.clone()));
+        let coaching = request.flag(
+            "Coaching",
+            request.field("CallSidToCoach").is_some() || current.is_some_and(|m| m.coaching),
+        );
+        if !coaching {
+            return Ok(None);
+        }
+        let Some(coached) = named else {
+            return Err((21200, "Coaching is true but CallSidToCoach is missing"));
+        };
+        let found = self.with_world(|w| {
+            w.room_by_sid(room_sid)
+                .and_then(|r| r.joined().find(|m| m.sid == coached).map(|m| m.hold))
+        });
+        match found {
+            None => Err((
+                16028,
+                "Participant to be whispered is not present in the conference",
+            )),
+            Some(true) => Err((16027, "Participant to be whispered is on hold")),
+            Some(false) => Ok(Some(coached)),
+        }
     }
 
     /// Twilio: without HoldUrl the default hold music plays; HoldMethod

@@ -311,6 +311,7 @@ impl Sim {
                 muted: options.muted,
                 hold: false,
                 coaching: false,
+                coached: None,
                 wait: wait_audio(options.wait_url.as_deref(), options.wait_method.as_deref()),
                 via_rest: false,
                 joined: true,

@@ -117,6 +117,8 @@ pub struct Member {
     pub muted: bool,
     pub hold: bool,
     pub coaching: bool,
+    /// `CallSidToCoach`: while coaching, the one participant who hears them.
+    pub coached: Option<String>,
     pub wait: WaitAudio,
     /// Added with the Participants API (hung up when the room ends) rather
     /// than by `<Dial><Conference>` (whose call carries on).
@@ -155,6 +157,17 @@ pub struct RoomRecording {
     pub request: super::twiml::RecordingRequest,
     /// Once the conference started.
     pub running: Option<super::recordings::Running>,
+}
+
+impl Member {
+    /// Whether this member's voice reaches `listener` in the room.
+    /// Twilio: a muted participant can listen but cannot speak (twilio-rules
+    /// 1.10, [conf#muted]); a held participant hears the hold audio and is
+    /// out of the mix (twilio-rules 3.7, [part#update]); a coach is heard by
+    /// the participant coached only ([part]: `call_sid_to_coach`).
+    pub fn heard_by(&self, listener: &str) -> bool {
+        !self.muted && !self.hold && (!self.coaching || self.coached.as_deref() == Some(listener))
+    }
 }
 
 impl Room {
@@ -374,11 +387,23 @@ impl World {
             r.started
                 && r.joined().any(|m| {
                     m.sid != except
-                        && !m.hold
+                        && m.heard_by(except)
                         && self
                             .leg(&m.sid)
                             .is_some_and(|l| l.status == LegStatus::InProgress)
                 })
+        })
+    }
+
+    /// Whether `listener` hears `speaker` in the live room `room` (both
+    /// joined). Nobody in a room hears a muted, held or coaching speaker
+    /// but, for a coach, the one participant coached.
+    pub fn hears(&self, room: &str, listener: &str, speaker: &str) -> bool {
+        self.room(room).is_some_and(|r| {
+            r.started
+                && listener != speaker
+                && r.joined().any(|m| m.sid == listener && !m.hold)
+                && r.joined().any(|m| m.sid == speaker && m.heard_by(listener))
         })
     }
 

@@ -43,11 +43,12 @@ fn console_drives_a_warm_transfer_in_chromium() {
         );
     }
     assert!(
-        report.contains("pass 11") || report.contains("ℹ pass 11"),
+        report.contains("pass 12") || report.contains("ℹ pass 12"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
     assert!(screenshots.join("console-not-your-call.png").exists());
     assert!(screenshots.join("console-push-down.png").exists());
     assert!(screenshots.join("console-picker.png").exists());
+    assert!(screenshots.join("console-supervisor.png").exists());
 }

@@ -19,6 +19,7 @@ mod simulator;
 mod smoke;
 mod store_dynalite;
 mod store_open_sessions;
+mod supervisor;
 mod teams;
 mod twilio_account;
 mod twilio_client;

@@ -624,7 +624,7 @@ impl Scenario {
 
     /// The customer's call ends cleanly: a spoken goodbye, then hang-up,
     /// within the grace of the last agent leaving.
-    async fn customer_released(&self, sid: &str) {
+    pub(crate) async fn customer_released(&self, sid: &str) {
         let sim = &self.stack.sim;
         assert!(
             sim.wait_for(SOON, |sim| sim.situation(CUSTOMER)
@@ -875,7 +875,7 @@ async fn the_reconciler_releases_a_customer_whose_callbacks_were_all_lost() {
 
 /// One reconciler run, as the schedule's next period would start it: late
 /// enough that every open session is due for a check.
-async fn reconcile_later(s: &Scenario) -> reconcile::RunReport {
+pub(crate) async fn reconcile_later(s: &Scenario) -> reconcile::RunReport {
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     serving(
         Endpoint::Reconciler,

@@ -1509,3 +1509,169 @@ async fn an_application_hang_up_without_a_word_strands_the_customer() {
     assert!(stranded[0].contains("disconnected"));
     b.assert_clean();
 }
+
+#[tokio::test]
+async fn a_coach_is_heard_by_the_coached_only_and_never_added_to_a_held_participant() {
+    const SUPERVISOR: &str = "+15550200005";
+    let b = bench().await;
+    b.sim
+        .script(SUPERVISOR, Script::answer_after(Duration::from_millis(200)));
+    let events = b.app.url("/room-events");
+    b.app.twiml(
+        "/customer",
+        &format!(
+            r#"<Dial><Conference waitUrl="" participantLabel="customer" statusCallback="{events}" statusCallbackEvent="start end join leave mute hold modify">room-c</Conference></Dial>"#
+        ),
+    );
+    b.app.twiml(
+        "/agent",
+        r#"<Dial><Conference waitUrl="" participantLabel="agent">room-c</Conference></Dial>"#,
+    );
+    b.sim.watch(CUSTOMER);
+    b.call(CUSTOMER, "/customer").await;
+    b.wait_for("customer in room", |_| b.in_room("room-c", &[CUSTOMER]))
+        .await;
+    let agent = b.call(AGENT, "/agent").await;
+    b.wait_for("agent in room", |s| {
+        b.in_room("room-c", &[CUSTOMER, AGENT]) && s.situation(CUSTOMER) == Situation::Connected
+    })
+    .await;
+    let conference = b.conference("room-c").await;
+    let participants = format!("Conferences/{conference}/Participants.json");
+    let agent_path = format!("Conferences/{conference}/Participants/{agent}.json");
+
+    // Coaching needs someone to coach; the coached must be in the room and
+    // not on hold (16028, 16027). None of these dials anyone.
+    let supervisor = [("From", CALLER_ID), ("To", SUPERVISOR)];
+    let refused = [
+        (vec![("Coaching", "true")], 21200),
+        (
+            vec![("CallSidToCoach", "CA0000000000000000000000000000000a")],
+            16028,
+        ),
+    ];
+    for (fields, code) in refused {
+        let form: Vec<(&str, &str)> = supervisor.iter().copied().chain(fields).collect();
+        let (status, body) = b.post(&participants, &form).await;
+        assert_eq!((status, body["code"].as_u64()), (400, Some(code)), "{body}");
+    }
+    let (status, _) = b.post(&agent_path, &[("Hold", "true")]).await;
+    assert_eq!(status, 200);
+    let coach_agent: Vec<(&str, &str)> = supervisor
+        .iter()
+        .copied()
+        .chain([("Coaching", "true"), ("CallSidToCoach", agent.as_str())])
+        .collect();
+    let (status, body) = b.post(&participants, &coach_agent).await;
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(16027)),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"], "Participant to be whispered is on hold",
+        "{body}"
+    );
+    assert_eq!(
+        b.sim.calls_to(SUPERVISOR),
+        0,
+        "a refused create dials nobody"
+    );
+    let (status, _) = b.post(&agent_path, &[("Hold", "false")]).await;
+    assert_eq!(status, 200);
+
+    // Listen: muted, the supervisor hears both and neither hears them.
+    let listen: Vec<(&str, &str)> = supervisor
+        .iter()
+        .copied()
+        .chain([("Muted", "true"), ("Label", "supervisor")])
+        .collect();
+    let (status, body) = b.post(&participants, &listen).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["muted"], true);
+    assert_eq!(body["coaching"], false);
+    let sup_path = format!("Conferences/{conference}/Participants/supervisor.json");
+    b.wait_for("supervisor in room", |_| {
+        b.in_room("room-c", &[CUSTOMER, AGENT, SUPERVISOR])
+    })
+    .await;
+    assert!(b.sim.hears(SUPERVISOR, CUSTOMER) && b.sim.hears(SUPERVISOR, AGENT));
+    assert!(!b.sim.hears(CUSTOMER, SUPERVISOR) && !b.sim.hears(AGENT, SUPERVISOR));
+    assert!(b.sim.hears(CUSTOMER, AGENT));
+
+    // Whisper: unmuted and coaching the agent: the agent alone hears them.
+    let (status, body) = b
+        .post(
+            &sup_path,
+            &[
+                ("Muted", "false"),
+                ("Coaching", "true"),
+                ("CallSidToCoach", agent.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["coaching"], true);
+    assert_eq!(body["call_sid_to_coach"], agent.as_str());
+    assert!(b.sim.hears(AGENT, SUPERVISOR));
+    assert!(!b.sim.hears(CUSTOMER, SUPERVISOR));
+    // Coaching a held participant is refused on update too; nothing changes.
+    let (status, _) = b.post(&agent_path, &[("Hold", "true")]).await;
+    assert_eq!(status, 200);
+    let (status, body) = b
+        .post(&sup_path, &[("CallSidToCoach", agent.as_str())])
+        .await;
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(16027)),
+        "{body}"
+    );
+    let (status, _) = b.post(&agent_path, &[("Hold", "false")]).await;
+    assert_eq!(status, 200);
+
+    // The agent goes: a muted supervisor is no company for the customer.
+    let (status, _) = b.post(&sup_path, &[("Muted", "true")]).await;
+    assert_eq!(status, 200);
+    assert!(b.sim.hang_up(AGENT));
+    b.wait_for("customer alone with a listener", |s| {
+        s.situation(CUSTOMER) == Situation::Alone
+    })
+    .await;
+    // Barge: heard by everyone.
+    let (status, body) = b
+        .post(&sup_path, &[("Muted", "false"), ("Coaching", "false")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["call_sid_to_coach"], Value::Null);
+    b.wait_for("customer talks with the supervisor", |s| {
+        s.situation(CUSTOMER) == Situation::Connected
+    })
+    .await;
+    assert!(b.sim.hears(CUSTOMER, SUPERVISOR));
+
+    let hooks = b.wait_for_hook("/room-events", 14).await;
+    let supervisor_events: Vec<String> = hooks
+        .iter()
+        .filter(|h| h.get("ParticipantLabel") == Some("supervisor"))
+        .map(|h| {
+            format!(
+                "{} muted={} coaching={}",
+                h.get("StatusCallbackEvent").unwrap_or(""),
+                h.get("Muted").unwrap_or(""),
+                h.get("Coaching").unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        supervisor_events,
+        [
+            "participant-join muted=true coaching=false",
+            "participant-modify muted=false coaching=true",
+            "participant-unmute muted=false coaching=true",
+            "participant-mute muted=true coaching=true",
+            "participant-modify muted=false coaching=false",
+            "participant-unmute muted=false coaching=false",
+        ]
+    );
+    b.assert_clean();
+}

@@ -166,6 +166,56 @@ async fn a_call_handed_on_survives_a_round_trip_with_its_owner_and_hops() {
     assert_eq!(read, full);
 }
 
+#[tokio::test]
+async fn a_supervised_call_survives_a_round_trip_with_its_supervisor() {
+    let (_dynalite, store) = store().await;
+    let mut full = bridged();
+    full.ask_for_help("alice@example.com", now()).unwrap();
+    let asked = full.clone();
+    full.supervise(
+        "sam@example.com",
+        phone("+15550100009"),
+        SupervisorMode::Barge,
+        now(),
+    )
+    .unwrap();
+    full.observe(Observation::SupervisorLeg {
+        visit: 1,
+        observation: leg(
+            "CA00000000000000000000000000000009",
+            LegStatus::InProgress,
+            2,
+        ),
+    });
+    full.observe(Observation::Conference {
+        event: ConferenceEvent::Join,
+        participant: Some(RoomParticipant::Supervisor { visit: 1 }),
+        sequence: None,
+        conference: None,
+        at: now(),
+    });
+    assert!(full.stop_supervising());
+    store.create_session(&full).await.unwrap();
+    let read = store.get_session(&sid(AGENT)).await.unwrap().unwrap();
+    assert_eq!(read, full);
+    let supervision = read.supervision.unwrap();
+    assert_eq!(supervision.mode, SupervisorMode::Barge);
+    assert!(supervision.leaving && supervision.presence == Presence::Joined);
+    // A help request waiting survives too.
+    let help_id = CallSid::parse("CA00000000000000000000000000000077").unwrap();
+    let waiting = CallSession {
+        id: help_id.clone(),
+        ..asked
+    };
+    store.create_session(&waiting).await.unwrap();
+    let read = store.get_session(&help_id).await.unwrap().unwrap();
+    assert_eq!(
+        read.help_waiting().map(|h| h.by.as_str()),
+        Some("alice@example.com")
+    );
+    assert_eq!(read, waiting);
+}
+
 /// The session lives `SESSION_TTL_HOURS`; its history, the audit trail,
 /// lives `HISTORY_TTL_DAYS`, long after the session is gone.
 #[tokio::test]

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::action::{AccessDenied, Action, Offer};
 use super::session::CallSession;
+use super::supervisor::SupervisorMode;
 use super::transfer::TransferKind;
 use crate::ids::PhoneNumber;
 
@@ -41,7 +42,15 @@ impl Actor {
 
     /// An agent reads and acts on a call only while they are its current
     /// agent (after a handover, the second agent); a supervisor always may.
+    /// Supervising is the supervisor group's alone, whoever's call it is;
+    /// asking for help, the call's agent's alone.
     pub fn may(&self, action: Action, session: &CallSession) -> Result<(), AccessDenied> {
+        if action == Action::Supervise && !self.supervisor {
+            return Err(AccessDenied::NotSupervisor);
+        }
+        if action == Action::AskForHelp && !self.answers(session.current_agent()) {
+            return Err(AccessDenied::NotYourCall(action));
+        }
         if self.supervisor || self.answers(session.current_agent()) {
             Ok(())
         } else if self.answers(&session.agent_number) {
@@ -63,13 +72,24 @@ impl CallSession {
             .filter(|offer| actor.may(offer.action(), self).is_ok())
             .filter(|offer| {
                 let mut tried = self.clone();
-                tried.try_offer(*offer, now).is_ok() && tried != *self
+                tried.try_offer(*offer, actor, now).is_ok() && tried != *self
             })
             .collect()
     }
 
     /// The command behind an offer, as its endpoint gives it.
-    fn try_offer(&mut self, offer: Offer, now: OffsetDateTime) -> Result<(), super::DomainError> {
+    fn try_offer(
+        &mut self,
+        offer: Offer,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<(), super::DomainError> {
+        // A supervisor joins from their own phone.
+        let supervise = |s: &mut Self, mode| {
+            let number = actor.numbers.first().ok_or(AccessDenied::NoNumber)?;
+            s.supervise(&actor.id, number.clone(), mode, now)
+                .map(|_| ())
+        };
         match offer {
             Offer::Transfer => {
                 // Any number off the call stands for the one the agent types.
@@ -90,6 +110,14 @@ impl CallSession {
                 self.hold_customer(false)?;
                 self.first_agent_leaves()
             }
+            Offer::Listen => supervise(self, SupervisorMode::Listen),
+            Offer::Whisper => supervise(self, SupervisorMode::Whisper),
+            Offer::Barge => supervise(self, SupervisorMode::Barge),
+            Offer::StopSupervising => {
+                self.stop_supervising();
+                Ok(())
+            }
+            Offer::AskForHelp => self.ask_for_help(&actor.id, now),
         }
     }
 }
@@ -209,16 +237,26 @@ mod tests {
         let mut s = transfer_answered();
         // B's phone answered: A may take back, consult or leave; not
         // transfer again, nor resume a customer who is not on hold.
-        assert_eq!(s.offers(&alice, now), vec![CancelTransfer, Hold, Leave]);
+        assert_eq!(
+            s.offers(&alice, now),
+            vec![CancelTransfer, Hold, Leave, AskForHelp]
+        );
         assert_eq!(s.offers(&bob, now), vec![], "not bob's call yet");
-        assert_eq!(s.offers(&boss, now), s.offers(&alice, now));
+        assert_eq!(
+            s.offers(&boss, now),
+            vec![CancelTransfer, Hold, Leave],
+            "the agent's moves; help is the agent's to ask for"
+        );
         s.hold_customer(true).unwrap();
-        assert_eq!(s.offers(&alice, now), vec![CancelTransfer, Resume, Leave]);
+        assert_eq!(
+            s.offers(&alice, now),
+            vec![CancelTransfer, Resume, Leave, AskForHelp]
+        );
         // Each offer is a command the domain accepts; each other one it
         // refuses or it would change nothing.
         for offer in Offer::ALL {
             let mut tried = s.clone();
-            let accepted = tried.try_offer(offer, now).is_ok() && tried != s;
+            let accepted = tried.try_offer(offer, &alice, now).is_ok() && tried != s;
             assert_eq!(
                 s.offers(&alice, now).contains(&offer),
                 accepted,
@@ -229,13 +267,73 @@ mod tests {
         s.hold_customer(false).unwrap();
         s.first_agent_leaves().unwrap();
         assert_eq!(s.offers(&alice, now), vec![], "handed over");
-        assert_eq!(s.offers(&bob, now), vec![Transfer], "bob may transfer on");
+        assert_eq!(
+            s.offers(&bob, now),
+            vec![Transfer, AskForHelp],
+            "bob may transfer on"
+        );
         s.observe(Observation::CustomerLeg(leg(
             "CA00000000000000000000000000000002",
             LegStatus::Completed,
             9,
         )));
         assert_eq!(s.offers(&boss, now), vec![], "the call ended");
+    }
+
+    #[test]
+    fn only_supervisors_supervise_and_are_offered_the_modes_they_are_not_in() {
+        use Offer::*;
+        let alice = actor("alice", &[A], false);
+        let sam = actor("sam", &["+15550100009"], true);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut s = transfer_answered();
+        assert_eq!(
+            alice.may(Action::Supervise, &s),
+            Err(AccessDenied::NotSupervisor)
+        );
+        assert_eq!(sam.may(Action::Supervise, &s), Ok(()));
+        let offers = s.offers(&sam, now);
+        assert!(
+            offers.ends_with(&[Listen, Barge]),
+            "no whisper before the agent is in the room: {offers:?}"
+        );
+        s.observe(Observation::Conference {
+            event: crate::domain::ConferenceEvent::Join,
+            participant: Some(crate::domain::RoomParticipant::FirstAgent),
+            sequence: None,
+            conference: None,
+            at: now,
+        });
+        let offers = s.offers(&sam, now);
+        assert!(
+            offers.ends_with(&[Listen, Whisper, Barge]),
+            "no stop before joining: {offers:?}"
+        );
+        assert!(!s.offers(&alice, now).contains(&Listen));
+        s.supervise("sam", phone("+15550100009"), SupervisorMode::Whisper, now)
+            .unwrap();
+        let offers = s.offers(&sam, now);
+        assert!(
+            offers.ends_with(&[Leave, StopSupervising]),
+            "no switch while their phone rings: {offers:?}"
+        );
+        s.observe(Observation::Conference {
+            event: crate::domain::ConferenceEvent::Join,
+            participant: Some(crate::domain::RoomParticipant::Supervisor { visit: 1 }),
+            sequence: None,
+            conference: None,
+            at: now,
+        });
+        let offers = s.offers(&sam, now);
+        assert!(
+            offers.ends_with(&[Listen, Barge, StopSupervising]),
+            "{offers:?}"
+        );
+        assert_eq!(
+            s.offers(&alice, now),
+            vec![CancelTransfer, Hold, Leave],
+            "the agent's own moves only"
+        );
     }
 
     #[test]

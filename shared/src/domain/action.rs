@@ -10,6 +10,10 @@ pub enum Action {
     CancelTransfer,
     Hold,
     Leave,
+    /// Listen to, whisper on or barge into the call, or stop.
+    Supervise,
+    /// Ask for a supervisor.
+    AskForHelp,
 }
 
 wire_enum!(
@@ -28,6 +32,16 @@ wire_enum!(
         Resume => "resume",
         /// Drop off, leaving the customer with the second agent.
         Leave => "leave",
+        /// A supervisor joins (or switches to) listening, muted.
+        Listen => "listen",
+        /// A supervisor joins (or switches to) whispering to the agent.
+        Whisper => "whisper",
+        /// A supervisor joins (or switches to) talking with everyone.
+        Barge => "barge",
+        /// The supervisor on the call leaves it.
+        StopSupervising => "stop-supervising",
+        /// The agent asks for a supervisor to join.
+        AskForHelp => "ask-for-help",
     }
 );
 
@@ -39,6 +53,10 @@ impl Offer {
             Offer::CancelTransfer => Action::CancelTransfer,
             Offer::Hold | Offer::Resume => Action::Hold,
             Offer::Leave => Action::Leave,
+            Offer::Listen | Offer::Whisper | Offer::Barge | Offer::StopSupervising => {
+                Action::Supervise
+            }
+            Offer::AskForHelp => Action::AskForHelp,
         }
     }
 }
@@ -51,6 +69,8 @@ impl Action {
             Action::CancelTransfer => "cancel the transfer of",
             Action::Hold => "hold the customer of",
             Action::Leave => "leave",
+            Action::Supervise => "supervise",
+            Action::AskForHelp => "ask for help on",
         }
     }
 }
@@ -66,6 +86,8 @@ pub enum AccessDenied {
     HandedOver(Action),
     #[error("this call is another agent's; you may {} only your own calls", .0.verb())]
     NotYourCall(Action),
+    #[error("only members of the supervisor group may listen, whisper or barge in")]
+    NotSupervisor,
 }
 
 impl AccessDenied {
@@ -76,6 +98,7 @@ impl AccessDenied {
             AccessDenied::NotYourNumber => "not-your-number",
             AccessDenied::HandedOver(_) => "handed-over",
             AccessDenied::NotYourCall(_) => "not-your-call",
+            AccessDenied::NotSupervisor => "not-supervisor",
         }
     }
 }

@@ -22,6 +22,15 @@ pub enum DomainError {
     CannotLeave { state: &'static str },
     #[error("the customer can be held only while the first agent is in the room with them")]
     CannotHold { state: &'static str },
+    #[error("another supervisor is on this call")]
+    Supervised,
+    #[error("the supervisor's phone has not joined the call yet")]
+    SupervisorRinging,
+    #[error("the agent is not in the call's room yet: listen first, then whisper")]
+    AgentNotInRoom { state: &'static str },
+    /// Bad input rather than a wrong state: the API answers 400.
+    #[error("must differ from the customer's and the agent's numbers")]
+    SupervisorOnTheCall,
     /// Bad input rather than a wrong state: the API answers 400.
     #[error("must differ from the customer's and the first agent's numbers")]
     TargetOnTheCall,
@@ -38,12 +47,15 @@ impl DomainError {
             | DomainError::TransferActive { state }
             | DomainError::NotCancellable { state }
             | DomainError::CannotLeave { state }
-            | DomainError::CannotHold { state } => state,
+            | DomainError::CannotHold { state }
+            | DomainError::AgentNotInRoom { state } => state,
             DomainError::Ended => "ended",
             DomainError::HandedOver => "first-agent-left",
             DomainError::NoTransfer => "no-transfer",
             DomainError::NotQueued => "not-queued",
-            DomainError::TargetOnTheCall => "connected",
+            DomainError::TargetOnTheCall | DomainError::SupervisorOnTheCall => "connected",
+            DomainError::Supervised => "supervised",
+            DomainError::SupervisorRinging => "supervisor-ringing",
             DomainError::Denied(_) => "forbidden",
         }
     }

@@ -21,6 +21,8 @@ mod plan;
 mod queue;
 mod recording;
 mod session;
+mod supervision;
+mod supervisor;
 mod team_transfer;
 mod transfer;
 
@@ -44,6 +46,7 @@ pub use participants::{Participant, Role};
 pub use plan::{CustomerDestination, ShownCaller, TransferPlan};
 pub use recording::{Recording, RecordingSource, RecordingStatus};
 pub use session::{CallSession, FollowUp, SessionState, TransferDecision};
+pub use supervisor::{HelpRequest, Supervision, SupervisionChange, SupervisorMode};
 pub use transfer::{
     Member, PassedOver, TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
 };

@@ -24,12 +24,17 @@ pub enum RoomParticipant {
     SecondAgent {
         attempt: u32,
     },
+    /// A supervisor, on their visit `visit` to the call.
+    Supervisor {
+        visit: u32,
+    },
 }
 
 impl RoomParticipant {
     pub const CUSTOMER_LABEL: &'static str = "customer";
     pub const FIRST_AGENT_LABEL: &'static str = "first-agent";
     const SECOND_AGENT_PREFIX: &'static str = "second-agent-";
+    const SUPERVISOR_PREFIX: &'static str = "supervisor-";
 
     pub fn label(self) -> String {
         match self {
@@ -38,6 +43,9 @@ impl RoomParticipant {
             RoomParticipant::SecondAgent { attempt } => {
                 format!("{}{attempt}", Self::SECOND_AGENT_PREFIX)
             }
+            RoomParticipant::Supervisor { visit } => {
+                format!("{}{visit}", Self::SUPERVISOR_PREFIX)
+            }
         }
     }
 
@@ -45,10 +53,16 @@ impl RoomParticipant {
         match label {
             Self::CUSTOMER_LABEL => Some(RoomParticipant::Customer),
             Self::FIRST_AGENT_LABEL => Some(RoomParticipant::FirstAgent),
-            other => other
-                .strip_prefix(Self::SECOND_AGENT_PREFIX)
-                .and_then(|n| n.parse().ok())
-                .map(|attempt| RoomParticipant::SecondAgent { attempt }),
+            other => {
+                let numbered =
+                    |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
+                numbered(Self::SECOND_AGENT_PREFIX)
+                    .map(|attempt| RoomParticipant::SecondAgent { attempt })
+                    .or_else(|| {
+                        numbered(Self::SUPERVISOR_PREFIX)
+                            .map(|visit| RoomParticipant::Supervisor { visit })
+                    })
+            }
         }
     }
 }
@@ -62,6 +76,11 @@ pub enum Observation {
     /// Leg 3 of one transfer attempt, from its participant callbacks.
     TargetLeg {
         attempt: u32,
+        observation: LegObservation,
+    },
+    /// A supervisor's phone, on their visit `visit` to the call.
+    SupervisorLeg {
+        visit: u32,
         observation: LegObservation,
     },
     Conference {
@@ -88,6 +107,9 @@ impl Observation {
                 "second agent {} (attempt {attempt})",
                 observation.status.as_str()
             ),
+            Observation::SupervisorLeg { visit, observation } => {
+                format!("supervisor {} (visit {visit})", observation.status.as_str())
+            }
             Observation::Conference {
                 event, participant, ..
             } => match participant {
@@ -116,6 +138,7 @@ mod tests {
             RoomParticipant::Customer,
             RoomParticipant::FirstAgent,
             RoomParticipant::SecondAgent { attempt: 3 },
+            RoomParticipant::Supervisor { visit: 2 },
         ] {
             assert_eq!(RoomParticipant::from_label(&p.label()), Some(p));
         }

@@ -17,6 +17,8 @@ wire_enum!(
         SecondAgent => "second agent",
         /// The agent a transfer handed the call to, now handing it on.
         HandingOn => "agent transferring on",
+        /// Listening, whispering or barging in: never one of the agents.
+        Supervisor => "supervisor",
     }
 );
 
@@ -52,7 +54,12 @@ impl CallSession {
             number: &transfer.target,
             leg: transfer.target_leg.as_ref(),
         });
-        [Some(first), Some(customer), handing_on, second]
+        let supervisor = self.supervision.as_ref().map(|s| Participant {
+            role: Role::Supervisor,
+            number: &s.number,
+            leg: s.leg.as_ref(),
+        });
+        [Some(first), Some(customer), handing_on, second, supervisor]
             .into_iter()
             .flatten()
             .collect()

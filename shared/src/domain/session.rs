@@ -8,6 +8,7 @@ use super::hop::{Hop, Owner};
 use super::inbound::Inbound;
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
+use super::supervisor::{HelpRequest, Supervision};
 use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
 use crate::ids::{CallSid, PhoneNumber};
 
@@ -43,6 +44,10 @@ pub struct CallSession {
     /// A call the customer placed to the centre (see `inbound`); `None`
     /// for the calls an agent places.
     pub inbound: Option<Inbound>,
+    /// The supervisor on the call, or the last one (see `supervision.rs`).
+    pub supervision: Option<Supervision>,
+    /// The agent asked for a supervisor; cleared when one joins.
+    pub help: Option<HelpRequest>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
 }
@@ -146,6 +151,8 @@ impl CallSession {
             hops: Vec::new(),
             transfer: None,
             inbound: None,
+            supervision: None,
+            help: None,
             version: 0,
         }
     }
@@ -175,7 +182,7 @@ impl CallSession {
     /// leaves the bridge, and a blind transfer hangs the agent up at once.
     /// A refused redirect fails the transfer, and the call ends after all.
     fn moving_customer(&self) -> bool {
-        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none())
+        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none()) || self.moving_for_supervisor()
     }
 
     /// The agent the current transfer hands the call from: the first
@@ -548,6 +555,9 @@ impl CallSession {
                 // An older attempt's callback: that attempt is over.
                 _ => false,
             },
+            Observation::SupervisorLeg { visit, observation } => {
+                self.observe_supervisor_leg(visit, observation)
+            }
             Observation::Conference {
                 event,
                 participant,
@@ -601,6 +611,9 @@ impl CallSession {
             }
         }
         let slot = match who {
+            Some(RoomParticipant::Supervisor { visit }) => {
+                return self.observe_supervisor_presence(visit, presence);
+            }
             Some(RoomParticipant::Customer) => &mut self.customer_presence,
             Some(RoomParticipant::FirstAgent) => &mut self.first_agent_presence,
             Some(RoomParticipant::SecondAgent { attempt }) => {
@@ -619,6 +632,11 @@ impl CallSession {
     /// warm transfer moved (or is moving) the customer there. After a cold
     /// transfer the first agent is free at once.
     pub fn first_agent_should_join_room(&self) -> bool {
+        // A supervisor's request moves the customer into the room as a
+        // transfer does, and leg 1 follows them there.
+        if self.moving_for_supervisor() && !self.is_ended() {
+            return true;
+        }
         let Some(state) = self.transfer_state() else {
             return false;
         };
@@ -735,6 +753,11 @@ impl CallSession {
                 legs.extend(live(self.handing_over_leg()));
             }
         }
+        // Nor left in a room a supervisor's request moved the customer to.
+        if final_leg(&self.customer_leg) && self.moving_for_supervisor() {
+            legs.extend(live(&self.agent_leg));
+        }
+        legs.extend(self.supervisor_leg_to_end());
         legs
     }
 }

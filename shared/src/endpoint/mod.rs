@@ -81,6 +81,9 @@ endpoints! {
         CancelTransfer => ("cancel-transfer", POST, "/calls/{callSid}/transfer/cancel", FrontEnd),
         LeaveCall => ("leave-call", POST, "/calls/{callSid}/leave", FrontEnd),
         HoldCustomer => ("hold-customer", POST, "/calls/{callSid}/hold", FrontEnd),
+        SuperviseCall => ("supervise-call", POST, "/calls/{callSid}/supervisor", FrontEnd),
+        AskForHelp => ("ask-for-help", POST, "/calls/{callSid}/help", FrontEnd),
+        GetBoard => ("get-board", GET, "/board", FrontEnd),
         GetDirectory => ("get-directory", GET, "/directory", FrontEnd),
         SetPresence => ("set-presence", POST, "/presence", FrontEnd),
         DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
@@ -175,11 +178,14 @@ impl Endpoint {
             | Endpoint::CancelTransfer
             | Endpoint::LeaveCall
             | Endpoint::HoldCustomer
+            | Endpoint::SuperviseCall
             | Endpoint::StatusCallback => 10,
             // The wait loop may reserve a member and ring them before it
             // answers (Twilio waits up to 15 s for a webhook).
             Endpoint::QueueTwiml => 10,
             Endpoint::GetCall
+            | Endpoint::AskForHelp
+            | Endpoint::GetBoard
             | Endpoint::GetDirectory
             | Endpoint::SetPresence
             | Endpoint::DialCustomer

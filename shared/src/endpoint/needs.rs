@@ -116,6 +116,25 @@ impl Endpoint {
                 twilio_rest: true,
                 ..none
             },
+            // take_allowance (a join dials), update, history, follow-ups;
+            // Twilio moves the customer into the room, rings the
+            // supervisor, updates their participant, hangs them up.
+            Endpoint::SuperviseCall => Needs {
+                table: DIALS,
+                twilio_rest: true,
+                ..none
+            },
+            // update and history; nothing at Twilio.
+            Endpoint::AskForHelp => Needs {
+                table: READ_AND_WRITE,
+                ..none
+            },
+            // due_sessions: a Query of the open-sessions index, which holds
+            // the calls in progress; nothing at Twilio.
+            Endpoint::GetBoard => Needs {
+                open_sessions_index: true,
+                ..none
+            },
             // update, history, follow-ups; Twilio hangs up, holds, moves.
             Endpoint::CancelTransfer | Endpoint::LeaveCall | Endpoint::HoldCustomer => Needs {
                 table: READ_AND_WRITE,
@@ -224,6 +243,8 @@ mod tests {
             without,
             [
                 "get-call",
+                "ask-for-help",
+                "get-board",
                 "get-directory",
                 "console",
                 "ws-connect",

@@ -446,7 +446,11 @@ async fn call_off_second_agent(app: &App, participant: &Participant) {
 /// After a redirect whose outcome Twilio did not tell: is the customer in
 /// the room? Asked of Twilio (the room's `customer` participant) and of the
 /// stored session (a join callback) a few times while the move settles.
-async fn customer_reached_room(app: &App, session: &CallSession, room_sid: Option<&str>) -> bool {
+pub(super) async fn customer_reached_room(
+    app: &App,
+    session: &CallSession,
+    room_sid: Option<&str>,
+) -> bool {
     let label = RoomParticipant::Customer.label();
     for _ in 0..REDIRECT_LOOKUPS {
         tokio::time::sleep(REDIRECT_LOOKUP_PAUSE).await;
@@ -663,7 +667,7 @@ async fn resume_before_leaving(app: &App, session: &CallSession) -> Result<(), A
 
 /// One from the agent's per-minute allowance of calls and transfers: a
 /// stolen sign-in cannot dial faster than a person does.
-async fn take_allowance(app: &App, actor: &Actor) -> Result<(), ApiError> {
+pub(super) async fn take_allowance(app: &App, actor: &Actor) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let minute = now - now.rem_euclid(60);
     let limit = app.config.agent_dials_per_minute;

@@ -3,6 +3,7 @@
 //! Twilio's signature) and answering in the caller's language (JSON, TwiML).
 
 mod app;
+mod board;
 mod console;
 mod directory;
 mod front_end;
@@ -14,6 +15,7 @@ mod recordings;
 mod request;
 mod router;
 mod routing;
+mod supervise;
 pub mod webhook_urls;
 mod webhooks;
 

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::app::App;
 use super::hook::{self, Reply, Webhook};
-use super::{console, directory, front_end, inbound, request, webhooks};
+use super::{board, console, directory, front_end, inbound, request, supervise, webhooks};
 use crate::auth;
 use crate::domain::Actor;
 use crate::endpoint::{Caller, HttpEndpoint};
@@ -73,6 +73,9 @@ impl App {
             HttpEndpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
             HttpEndpoint::LeaveCall => self.api(req, front_end::leave_call).await,
             HttpEndpoint::HoldCustomer => self.api(req, front_end::hold_customer).await,
+            HttpEndpoint::SuperviseCall => self.api(req, supervise::supervise_call).await,
+            HttpEndpoint::AskForHelp => self.api(req, board::ask_for_help).await,
+            HttpEndpoint::GetBoard => self.api(req, board::get_board).await,
             HttpEndpoint::GetDirectory => self.api(req, directory::get_directory).await,
             HttpEndpoint::SetPresence => self.api(req, directory::set_presence).await,
             HttpEndpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,

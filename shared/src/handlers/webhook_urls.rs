@@ -55,6 +55,7 @@ wire_enum!(
         /// A call to one of the centre's numbers: the number's own status
         /// callback (`CallSid` = the session).
         Caller => "caller",
+        SupervisorLeg => "supervisor-leg",
     }
 );
 
@@ -202,6 +203,15 @@ impl WebhookUrls {
                 ("attempt", &attempt.to_string()),
                 ("session", session.as_str()),
             ],
+        )
+    }
+
+    /// A supervisor's phone: like a participant's, the URL says which
+    /// session and which of its supervisions (`visit`) it belongs to.
+    pub fn supervisor_events(&self, session: &CallSid, visit: u32) -> String {
+        self.events(
+            CallbackKind::SupervisorLeg,
+            &[("session", session.as_str()), ("visit", &visit.to_string())],
         )
     }
 

@@ -350,6 +350,17 @@ fn observation(
                 },
             ))
         }
+        CallbackKind::SupervisorLeg => {
+            let session = CallSid::parse(&request::query_param(req, "session")?).ok()?;
+            let visit = request::query_param(req, "visit")?.parse().ok()?;
+            Some((
+                session,
+                Observation::SupervisorLeg {
+                    visit,
+                    observation: leg_observation()?,
+                },
+            ))
+        }
         CallbackKind::Conference => {
             let room = RoomName::parse(form.get("FriendlyName")?).ok()?;
             let event = ConferenceEvent::parse(form.get("StatusCallbackEvent")?)?;

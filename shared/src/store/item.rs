@@ -10,9 +10,10 @@ use time::format_description::well_known::Rfc3339;
 
 use super::StoreError;
 use crate::domain::{
-    AgentId, CallSession, EventSource, HistoryEvent, Hop, Inbound, LegObservation, LegStatus,
-    Member, Owner, PassedOver, Presence, Recording, RecordingSource, RecordingStatus, TeamName,
-    TeamRoute, Transfer, TransferKind, TransferOutcome, TransferState,
+    AgentId, CallSession, EventSource, HelpRequest, HistoryEvent, Hop, Inbound, LegObservation,
+    LegStatus, Member, Owner, PassedOver, Presence, Recording, RecordingSource, RecordingStatus,
+    Supervision, SupervisorMode, TeamName, TeamRoute, Transfer, TransferKind, TransferOutcome,
+    TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -43,6 +44,7 @@ pub const AGENT: &str = "agent";
 pub const CUSTOMER: &str = "customer";
 pub const TARGET: &str = "target";
 pub const OWNER: &str = "owner";
+pub const SUPERVISOR: &str = "supervisor";
 
 pub fn pk(id: &CallSid) -> String {
     format!("CALL#{id}")
@@ -223,6 +225,13 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
             item.extend(leg_attributes(OWNER, leg));
         }
     }
+    if let Some(sv) = &session.supervision {
+        item.extend(supervision_attributes(sv));
+    }
+    if let Some(help) = &session.help {
+        item.insert("help_by".into(), s(&help.by));
+        item.insert("help_at".into(), s(time_text(help.at)));
+    }
     if !session.hops.is_empty() {
         let hops = session.hops.iter().map(hop_attribute).collect();
         item.insert("hops".into(), AttributeValue::L(hops));
@@ -289,6 +298,47 @@ fn inbound(item: &Item) -> Result<Option<Inbound>, StoreError> {
         until: time(item, "i_until")?,
         call_token: get_s(item, "i_token").map(str::to_owned),
         wait_over: get_bool(item, "i_wait_over"),
+    }))
+}
+
+/// The supervisor on the call: `sv_` attributes, their phone's leg as
+/// `supervisor_...`.
+fn supervision_attributes(sv: &Supervision) -> Vec<(String, AttributeValue)> {
+    let mut attributes: Vec<(String, AttributeValue)> = [
+        ("sv_visit", n(sv.visit)),
+        ("sv_by", s(&sv.supervisor)),
+        ("sv_number", s(sv.number.as_str())),
+        ("sv_mode", s(sv.mode.as_str())),
+        ("sv_agent_call", s(sv.agent_call.as_str())),
+        ("sv_presence", n(sv.presence.as_u8())),
+        ("sv_leaving", AttributeValue::Bool(sv.leaving)),
+        ("sv_requested_at", s(time_text(sv.requested_at))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(observed) = &sv.leg {
+        attributes.extend(leg_attributes(SUPERVISOR, observed));
+    }
+    attributes
+}
+
+fn supervision(item: &Item) -> Result<Option<Supervision>, StoreError> {
+    let Some(visit) = get_n::<u32>(item, "sv_visit") else {
+        return Ok(None);
+    };
+    Ok(Some(Supervision {
+        visit,
+        supervisor: required(item, "sv_by")?.to_owned(),
+        number: phone(item, "sv_number")?,
+        mode: SupervisorMode::parse(required(item, "sv_mode")?)
+            .ok_or_else(|| corrupt("sv_mode"))?,
+        agent_call: CallSid::parse(required(item, "sv_agent_call")?)
+            .map_err(|_| corrupt("sv_agent_call"))?,
+        leg: leg(item, SUPERVISOR)?,
+        presence: Presence::from_u8(get_n(item, "sv_presence").unwrap_or(0)),
+        leaving: get_bool(item, "sv_leaving"),
+        requested_at: time(item, "sv_requested_at")?,
     }))
 }
 
@@ -442,6 +492,14 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         customer_released: get_bool(item, "customer_released"),
         transfer,
         inbound: inbound(item)?,
+        supervision: supervision(item)?,
+        help: match get_s(item, "help_by") {
+            None => None,
+            Some(by) => Some(HelpRequest {
+                by: by.to_owned(),
+                at: time(item, "help_at")?,
+            }),
+        },
         version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
     })
 }

@@ -238,6 +238,11 @@ pub fn create_participant(
             participant.wait_method.map(HttpMethod::as_str),
         )
         .flag("Muted", participant.muted)
+        .flag("Coaching", participant.coaching)
+        .text(
+            "CallSidToCoach",
+            participant.call_sid_to_coach.as_ref().map(CallSid::as_str),
+        )
         .flag("Record", participant.record)
         .number("TimeLimit", participant.time_limit)
         .text("CallerId", participant.caller_id.as_ref())
@@ -281,8 +286,15 @@ pub fn update_participant(
             update.announce_method.map(HttpMethod::as_str),
         )
         .flag("EndConferenceOnExit", update.end_conference_on_exit)
-        .flag("BeepOnExit", update.beep_on_exit);
+        .flag("BeepOnExit", update.beep_on_exit)
+        .flag("Coaching", update.coaching)
+        .text(
+            "CallSidToCoach",
+            update.call_sid_to_coach.as_ref().map(CallSid::as_str),
+        );
     let path = participant_path(account_sid, conference_sid, participant);
+    // Every field sets a state (muted, coaching whom...): sent twice, the
+    // participant ends up the same. A mode switch never dials.
     spec(Method::POST, path, form, Repeat::Safe)
 }
 
@@ -343,5 +355,60 @@ pub fn list_participants(
             Form::default(),
             Repeat::Safe,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::PhoneNumber;
+
+    fn phone(text: &str) -> PhoneNumber {
+        PhoneNumber::parse(text).unwrap()
+    }
+
+    fn field<'a>(spec: &'a RequestSpec, name: &str) -> Option<&'a str> {
+        spec.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_coach_is_dialled_once_and_a_mode_switch_is_a_safe_update() {
+        let agent = CallSid::parse("CA00000000000000000000000000000001").unwrap();
+        let join = create_participant(
+            "AC00000000000000000000000000000000",
+            &ConferenceRef::Sid("CF00000000000000000000000000000001".into()),
+            &CreateParticipant {
+                muted: Some(false),
+                coaching: Some(true),
+                call_sid_to_coach: Some(agent.clone()),
+                ..CreateParticipant::new(phone("+15005550006"), phone("+15550100009"))
+            },
+        );
+        assert_eq!(join.repeat, Repeat::Once, "it dials");
+        assert_eq!(field(&join, "Coaching"), Some("true"));
+        assert_eq!(field(&join, "CallSidToCoach"), Some(agent.as_str()));
+        assert_eq!(field(&join, "Muted"), Some("false"));
+        let switch = update_participant(
+            "AC00000000000000000000000000000000",
+            "CF00000000000000000000000000000001",
+            "supervisor-1",
+            &UpdateParticipant {
+                muted: Some(true),
+                coaching: Some(false),
+                ..UpdateParticipant::default()
+            },
+        );
+        assert_eq!(switch.repeat, Repeat::Safe, "it sets a state");
+        assert_eq!(
+            switch.form,
+            [
+                ("Muted".to_owned(), "true".to_owned()),
+                ("Coaching".to_owned(), "false".to_owned())
+            ]
+        );
+        assert!(switch.path.ends_with("/Participants/supervisor-1.json"));
     }
 }

@@ -212,6 +212,10 @@ pub struct CreateParticipant {
     pub wait_url: Option<String>,
     pub wait_method: Option<HttpMethod>,
     pub muted: Option<bool>,
+    /// Heard by `call_sid_to_coach` alone (Twilio's coaching, a whisper).
+    pub coaching: Option<bool>,
+    /// Must be in the room and not on hold (Twilio errors 16028, 16027).
+    pub call_sid_to_coach: Option<CallSid>,
     pub record: Option<bool>,
     pub time_limit: Option<u32>,
     pub caller_id: Option<String>,
@@ -246,6 +250,8 @@ impl CreateParticipant {
             wait_url: None,
             wait_method: None,
             muted: None,
+            coaching: None,
+            call_sid_to_coach: None,
             record: None,
             time_limit: None,
             caller_id: None,
@@ -264,6 +270,9 @@ pub struct UpdateParticipant {
     pub announce_method: Option<HttpMethod>,
     pub end_conference_on_exit: Option<bool>,
     pub beep_on_exit: Option<bool>,
+    /// Heard by `call_sid_to_coach` alone, or (false) by everyone again.
+    pub coaching: Option<bool>,
+    pub call_sid_to_coach: Option<CallSid>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

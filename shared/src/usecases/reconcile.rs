@@ -311,7 +311,8 @@ async fn confirm(
             };
             let ended = matches!(&observation, Observation::AgentLeg(o)
                 | Observation::CustomerLeg(o)
-                | Observation::TargetLeg { observation: o, .. } if o.status.is_final());
+                | Observation::TargetLeg { observation: o, .. }
+                | Observation::SupervisorLeg { observation: o, .. } if o.status.is_final());
             if ended {
                 services.store.observe(&before.id, observation).await?;
                 // A leg no longer on the session is an earlier attempt's agent.
@@ -449,6 +450,16 @@ fn as_observation(session: &CallSession, leg: &CallSid, status: LegStatus) -> Op
     if is_target {
         return transfer.map(|t| Observation::TargetLeg {
             attempt: t.attempt,
+            observation: observed,
+        });
+    }
+    let supervision = session
+        .supervision
+        .as_ref()
+        .filter(|s| s.leg.as_ref().is_some_and(|l| l.call_sid == *leg));
+    if let Some(supervision) = supervision {
+        return Some(Observation::SupervisorLeg {
+            visit: supervision.visit,
             observation: observed,
         });
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::{
     Actor, AgentId, Availability, CallSession, EventSource, HistoryEvent, LegObservation, Offer,
-    TransferOutcome,
+    Presence, SupervisorMode, TransferOutcome,
 };
 use crate::store::HistoryPage;
 use crate::usecases::routing::Listed;
@@ -36,6 +36,13 @@ pub struct CallView {
     /// decides it (`CallSession::offers`): the console offers exactly these.
     actions: Vec<Offer>,
     transfer: Option<TransferView>,
+    /// The supervisor on the call, while they are: shown to the agent too,
+    /// listening included (nobody is listened to unawares).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supervisor: Option<SupervisorView>,
+    /// The agent's request for a supervisor, until one joins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<HelpView>,
     /// Earlier transfer attempts: with `transfer`, every hop of the call.
     hops: Vec<HopView>,
     /// Repairs the reconciler made after lost callbacks (history entries
@@ -87,6 +94,94 @@ struct TransferView {
     /// A team transfer: the team and who was passed over, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     team: Option<TeamRouteView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelpView {
+    /// The agent who asked.
+    by: String,
+    at: String,
+}
+
+impl HelpView {
+    fn of(session: &CallSession) -> Option<Self> {
+        session.help_waiting().map(|h| HelpView {
+            by: h.by.clone(),
+            at: text(h.at),
+        })
+    }
+}
+
+impl SupervisorView {
+    fn of(session: &CallSession) -> Option<Self> {
+        session
+            .supervision
+            .as_ref()
+            .filter(|s| s.live() && !session.is_ended())
+            .map(|s| SupervisorView {
+                id: s.supervisor.clone(),
+                mode: s.mode,
+                joined: s.presence == Presence::Joined,
+            })
+    }
+}
+
+/// The supervisors' board: the calls in progress, those asking for help
+/// first, then the longest running.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardView {
+    calls: Vec<BoardCallView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BoardCallView {
+    call_sid: String,
+    state: &'static str,
+    /// The agent the call belongs to now (supervisors see numbers).
+    current_agent: String,
+    created_at: String,
+    duration_secs: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer_state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supervisor: Option<SupervisorView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<HelpView>,
+}
+
+impl BoardView {
+    pub fn new(sessions: &[CallSession], now: OffsetDateTime) -> Self {
+        let mut sorted: Vec<&CallSession> = sessions.iter().collect();
+        sorted.sort_by_key(|s| (s.help_waiting().is_none(), s.created_at));
+        Self {
+            calls: sorted
+                .into_iter()
+                .map(|s| BoardCallView {
+                    call_sid: s.id.to_string(),
+                    state: s.state().as_str(),
+                    current_agent: s.current_agent().as_str().to_owned(),
+                    created_at: text(s.created_at),
+                    duration_secs: (now - s.created_at).whole_seconds().max(0),
+                    transfer_state: s.transfer_state().map(|t| t.as_str()),
+                    supervisor: SupervisorView::of(s),
+                    help: HelpView::of(s),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SupervisorView {
+    /// Who, as their sign-in names them.
+    id: String,
+    mode: SupervisorMode,
+    /// Their phone joined the room (false while it rings).
+    joined: bool,
 }
 
 #[derive(Serialize)]
@@ -200,6 +295,8 @@ impl CallView {
             customer_held: session.customer_held,
             actions: session.offers(actor, OffsetDateTime::now_utc()),
             transfer,
+            supervisor: SupervisorView::of(session),
+            help: HelpView::of(session),
             hops: session
                 .hops
                 .iter()

@@ -139,6 +139,10 @@ impl From<StoreError> for ApiError {
             StoreError::Rejected(DomainError::TargetOnTheCall) => {
                 ApiError::bad_request("to", DomainError::TargetOnTheCall.to_string())
             }
+            StoreError::Rejected(DomainError::SupervisorOnTheCall) => ApiError::bad_request(
+                "supervisorNumber",
+                DomainError::SupervisorOnTheCall.to_string(),
+            ),
             StoreError::Rejected(DomainError::Denied(denied)) => ApiError::Forbidden(denied),
             StoreError::Rejected(refusal) => ApiError::Conflict {
                 message: refusal.to_string(),
