@@ -657,57 +657,45 @@ pub async fn run(
         let ending = Ending::of(n);
         let callbacks = Callbacks::of(n);
         let jitter = (n % 5) as f64 * 0.2;
-        if options.inbound && inbound_call(n) {
+        let inbound = options.inbound && inbound_call(n);
+        let token = if inbound {
             // The agent is one of team billing's members; any caller may be
             // offered to them, so they answer as a handed-over agent does.
             sim.script(&agent, Script::answer_after(secs(3.0 + jitter)));
-            sim.watch(&customer);
-            for person in [&agent, &customer] {
-                faults.insert(person.clone(), callbacks);
-            }
             let member =
                 LocalAgent::new(&format!("member{n}@example.com"), &[agent.as_str()], false)
                     .in_teams(&[crate::local::LOCAL_INBOUND_TEAM]);
             members.push(stack.token_for(&member));
-            let token = stack.token_for(&LocalAgent::new(
+            // A supervisor follows the call, whoever takes it.
+            stack.token_for(&LocalAgent::new(
                 &format!("supervisor{n}@example.com"),
                 &[],
                 true,
-            ));
-            calls.push(Call {
-                n,
-                agent,
-                customer,
-                target,
-                ending,
-                callbacks,
-                token,
-                inbound: true,
-            });
-            continue;
-        }
-        sim.script(&agent, Script::answer_after(secs(1.0 + jitter)));
-        sim.script(&customer, Script::answer_after(secs(2.0 + jitter)));
-        sim.script(
-            &target,
-            match ending {
-                Ending::Handover => Script::answer_after(secs(3.0 + jitter)),
-                Ending::Busy if n % 20 == 6 => Script::busy(),
-                Ending::Busy => Script::decline_after(secs(4.0)),
-                Ending::NoAnswer => Script::no_answer(),
-                Ending::Cancel | Ending::CustomerHangsUp => Script::answer_after(secs(600.0)),
-            },
-        );
+            ))
+        } else {
+            sim.script(&agent, Script::answer_after(secs(1.0 + jitter)));
+            sim.script(&customer, Script::answer_after(secs(2.0 + jitter)));
+            sim.script(
+                &target,
+                match ending {
+                    Ending::Handover => Script::answer_after(secs(3.0 + jitter)),
+                    Ending::Busy if n % 20 == 6 => Script::busy(),
+                    Ending::Busy => Script::decline_after(secs(4.0)),
+                    Ending::NoAnswer => Script::no_answer(),
+                    Ending::Cancel | Ending::CustomerHangsUp => Script::answer_after(secs(600.0)),
+                },
+            );
+            // A supervisor of their own number: may follow the call after leaving it.
+            stack.token_for(&LocalAgent::new(
+                &format!("agent{n}@example.com"),
+                &[agent.as_str()],
+                true,
+            ))
+        };
         sim.watch(&customer);
         for person in [&agent, &customer, &target] {
             faults.insert(person.clone(), callbacks);
         }
-        // A supervisor of their own number: may follow the call after leaving it.
-        let token = stack.token_for(&LocalAgent::new(
-            &format!("agent{n}@example.com"),
-            &[agent.as_str()],
-            true,
-        ));
         calls.push(Call {
             n,
             agent,
@@ -716,7 +704,7 @@ pub async fn run(
             ending,
             callbacks,
             token,
-            inbound: false,
+            inbound,
         });
     }
     // Late by two seconds of Twilio time: later callbacks overtake them.

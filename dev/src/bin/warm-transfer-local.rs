@@ -186,16 +186,7 @@ async fn demo(stack: &LocalStack) -> Result<(), Error> {
         c["transfer"]["state"] == "target-answered"
     })
     .await?;
-    let directory = api(stack, "alice", reqwest::Method::GET, "/directory", None).await?;
-    println!("-- presence while they talk --");
-    for agent in directory["agents"].as_array().into_iter().flatten() {
-        println!(
-            "{:<8} {}",
-            agent["name"].as_str().unwrap_or_default(),
-            agent["availability"].as_str().unwrap_or_default()
-        );
-    }
-    println!();
+    print_presence(stack, "alice").await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     api(
         stack,
@@ -250,7 +241,20 @@ async fn inbound_demo(stack: &LocalStack) -> Result<(), Error> {
         c["state"] == "transferred"
     })
     .await?;
-    let directory = api(stack, "sam", reqwest::Method::GET, "/directory", None).await?;
+    print_presence(stack, "sam").await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stack.sim.hang_up(CUSTOMER);
+    let call = wait_for(stack, "sam", &sid, "the call to end", |c| {
+        c["state"] == "ended"
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report(stack, &call)
+}
+
+/// Everyone's presence, as `agent`'s directory shows it.
+async fn print_presence(stack: &LocalStack, agent: &str) -> Result<(), Error> {
+    let directory = api(stack, agent, reqwest::Method::GET, "/directory", None).await?;
     println!("-- presence while they talk --");
     for agent in directory["agents"].as_array().into_iter().flatten() {
         println!(
@@ -260,14 +264,7 @@ async fn inbound_demo(stack: &LocalStack) -> Result<(), Error> {
         );
     }
     println!();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    stack.sim.hang_up(CUSTOMER);
-    let call = wait_for(stack, "sam", &sid, "the call to end", |c| {
-        c["state"] == "ended"
-    })
-    .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    report(stack, &call)
+    Ok(())
 }
 
 /// The simulator's timeline, the call's history, and the verdict on the

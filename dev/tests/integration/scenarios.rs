@@ -236,9 +236,15 @@ impl Scenario {
     /// spoken goodbye after the last agent left, and never hears Twilio's
     /// default music or an application error.
     pub(crate) fn assert_customer_never_stranded(&self) {
+        self.assert_never_stranded(CUSTOMER);
+    }
+
+    /// [`Self::assert_customer_never_stranded`] for the customer on `number`
+    /// (a customer who called in, say).
+    pub(crate) fn assert_never_stranded(&self, number: &str) {
         let sim = &self.stack.sim;
         assert_eq!(
-            sim.problems(CUSTOMER, GRACE),
+            sim.problems(number, GRACE),
             Vec::<String>::new(),
             "{}",
             sim.timeline_text()
