@@ -378,7 +378,8 @@ async fn look(services: &Services, session: &CallSession) -> Result<Vec<Observat
     // the session may not know yet: leg 1 before its first callback, and
     // the customer's, found as leg 1's child.
     let mut live_legs = Vec::new();
-    if session.agent_leg.is_none() {
+    // (An inbound session's SID is the caller's call: a leg it knows.)
+    if session.agent_leg.is_none() && session.inbound.is_none() {
         live_legs.push(session.id.clone());
     }
     if session.customer_leg.is_none() {
