@@ -515,3 +515,36 @@ test("team attempt wording: members passed over, then nobody left", async () => 
   assert.equal(await words(null), "");
   await page.close();
 });
+
+test("a customer calling in is shown to the agent their call rings, who opens it", async () => {
+  // Carol's phone is never answered here: her offer rings for the whole
+  // ring timeout. Bob and Dave step away, so the call is offered to her.
+  const others = [];
+  for (const agent of ["bob", "dave"]) {
+    const page = await openConsole(agent);
+    await page.selectOption("#availability", "away");
+    // Away, or busy still on an earlier test's call: not offered anything.
+    await page.waitForSelector("[data-testid=my-presence]:not([data-availability=available])");
+    others.push(page);
+  }
+  const carol = await openConsole("carol");
+  await carol.selectOption("#availability", "available");
+  await carol.waitForSelector("[data-testid=my-presence][data-availability=available]");
+  await carol.waitForSelector("[data-testid=directory-state][data-state=live]", { timeout: 10_000 });
+  const caller = "+15550400077";
+  const placed = await fetch(`${baseUrl}/local-sim/call-in?from=${encodeURIComponent(caller)}`, { method: "POST" });
+  assert.equal(placed.status, 200);
+  const callSid = await placed.text();
+  await carol.waitForSelector("[data-testid=incoming]:not([hidden])", { timeout: 15_000 });
+  assert.match(await carol.textContent("[data-testid=incoming-text]"),
+    /^Ringing your phone: \+15550400077 for team billing, waiting \d+ s$/);
+  assert.equal(await carol.getAttribute("[data-testid=my-presence]", "data-availability"), "busy");
+  await carol.click("[data-testid=incoming-open]");
+  await carol.waitForFunction((sid) => document.querySelector("#call-sid").textContent.includes(sid), callSid,
+    { timeout: 10_000 });
+  assert.equal(await carol.isVisible("[data-testid=incoming]"), false);
+  await carol.screenshot({ path: path.join(shots, "console-incoming.png"), fullPage: true });
+  const hung = await fetch(`${baseUrl}/local-sim/hang-up?number=${encodeURIComponent(caller)}`, { method: "POST" });
+  assert.equal(hung.status, 200);
+  for (const page of [carol, ...others]) await page.close();
+});

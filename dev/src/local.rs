@@ -248,6 +248,22 @@ impl LocalStack {
         {
             server.tunnel.set_public_host(host);
         }
+        if options.twilio.is_none() {
+            // A customer calling the centre, for the console (`/local-sim/`).
+            let (phones, base) = (sim.phones(), base_url.clone());
+            let hang_up = sim.phones();
+            server.phones.set(
+                move |from| {
+                    Some(phones.call_in(
+                        from,
+                        LOCAL_CALLER_ID,
+                        &format!("{base}/twiml/inbound"),
+                        Some(format!("{base}/events/caller")),
+                    ))
+                },
+                move |number| hang_up.hang_up(number).then(|| number.to_owned()),
+            );
+        }
         Ok(Self {
             dynalite,
             sim,

@@ -41,6 +41,70 @@ pub struct DevServer {
     pub invocations: Counts,
     /// The tunnel in front of it, if any: its probes and public host.
     pub tunnel: Arc<Tunnel>,
+    /// The simulated phones behind it, when the local stack has them.
+    pub phones: Arc<LocalPhones>,
+}
+
+/// Development only, never deployed: `POST /local-sim/call-in?from=NUMBER`
+/// has the simulator place a customer's call to the centre's number, and
+/// `POST /local-sim/hang-up?number=NUMBER` hangs that person up, so the
+/// console (and its browser tests) can be offered a call. Refused through
+/// a tunnel, like everything that is not one of Twilio's webhooks.
+pub const LOCAL_PHONES_PATH: &str = "/local-sim/";
+
+/// What [`LOCAL_PHONES_PATH`] does, set by the local stack once its
+/// simulator runs: a customer's call in (its SID), a hang-up.
+#[derive(Default)]
+pub struct LocalPhones {
+    call_in: std::sync::OnceLock<PhoneAction>,
+    hang_up: std::sync::OnceLock<PhoneAction>,
+}
+
+type PhoneAction = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+impl LocalPhones {
+    pub fn set(
+        &self,
+        call_in: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        hang_up: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) {
+        let _ = self.call_in.set(Box::new(call_in));
+        let _ = self.hang_up.set(Box::new(hang_up));
+    }
+
+    fn serve(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: &str,
+    ) -> Option<http::Response<Full<Bytes>>> {
+        let action = path.strip_prefix(LOCAL_PHONES_PATH)?;
+        if method != http::Method::POST {
+            return Some(plain(http::StatusCode::METHOD_NOT_ALLOWED, "POST only"));
+        }
+        let params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let (handler, param) = match action {
+            "call-in" => (self.call_in.get(), "from"),
+            "hang-up" => (self.hang_up.get(), "number"),
+            _ => return Some(plain(http::StatusCode::NOT_FOUND, "no route")),
+        };
+        let (Some(handler), Some(number)) = (handler, params.get(param)) else {
+            return Some(plain(
+                http::StatusCode::NOT_FOUND,
+                "no simulated phones here",
+            ));
+        };
+        Some(match handler(number) {
+            Some(sid) => {
+                let mut answer = http::Response::new(Full::new(Bytes::from(sid)));
+                *answer.status_mut() = http::StatusCode::OK;
+                answer
+            }
+            None => plain(http::StatusCode::NOT_FOUND, "no such call"),
+        })
+    }
 }
 
 /// What the server knows of a tunnel in front of it (`run-local.sh
@@ -173,11 +237,13 @@ impl DevServer {
         let listener = listener.into_std()?;
         let counts = invocations.clone();
         let tunnel = Arc::new(Tunnel::default());
+        let phones = Arc::new(LocalPhones::default());
         let served = Served {
             issuer,
             push,
             invocations: counts,
             tunnel: tunnel.clone(),
+            phones: phones.clone(),
         };
         let task = runtime.spawn(async move {
             if let Ok(listener) = TcpListener::from_std(listener) {
@@ -189,6 +255,7 @@ impl DevServer {
             task,
             invocations,
             tunnel,
+            phones,
         })
     }
 
@@ -213,6 +280,7 @@ struct Served {
     push: Option<Arc<LocalPush>>,
     invocations: Counts,
     tunnel: Arc<Tunnel>,
+    phones: Arc<LocalPhones>,
 }
 
 async fn accept_loop(app: App, listener: TcpListener, served: Served) {
@@ -221,6 +289,7 @@ async fn accept_loop(app: App, listener: TcpListener, served: Served) {
         push,
         invocations,
         tunnel,
+        phones,
     } = served;
     let verifier = Arc::new(issuer.verifier());
     loop {
@@ -233,15 +302,22 @@ async fn accept_loop(app: App, listener: TcpListener, served: Served) {
         let push = push.clone();
         let invocations = invocations.clone();
         let tunnel = tunnel.clone();
+        let phones = phones.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
                 let push = push.clone();
-                let probed = tunnel.refuse(&req).or_else(|| {
-                    (req.method() == http::Method::GET)
-                        .then(|| tunnel.serve(req.uri().path()))
-                        .flatten()
-                });
+                let probed = tunnel
+                    .refuse(&req)
+                    .or_else(|| {
+                        (req.method() == http::Method::GET)
+                            .then(|| tunnel.serve(req.uri().path()))
+                            .flatten()
+                    })
+                    .or_else(|| {
+                        let query = req.uri().query().unwrap_or("");
+                        phones.serve(req.method(), req.uri().path(), query)
+                    });
                 if let Some((endpoint, _)) = crate::routes::resolve(req.method(), req.uri().path())
                 {
                     invocations.add(endpoint.endpoint().function_name());

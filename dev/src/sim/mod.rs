@@ -309,47 +309,18 @@ impl Simulator {
         voice_url: &str,
         status_callback: Option<String>,
     ) -> String {
-        // The leg's `to` is the person on it: here the caller.
-        let sid = self.sim.create_leg(engine::NewLeg {
-            to: from,
-            from: to,
-            parent: None,
-            direction: "inbound",
-            status_callback,
-            callback_method: None,
-            callback_events: Vec::new(),
-            label: None,
-            fallback: None,
-        });
-        let token = format!("{{\"parentCallInfoToken\":\"{}\"}}", self.sim.new_sid("TK"));
-        self.sim.with_world(|w| {
-            if let Some(leg) = w.leg_mut(&sid) {
-                leg.call_token = Some(token);
-            }
-        });
-        let target = world::Target::Url {
-            url: voice_url.to_owned(),
-            method: "POST".into(),
-        };
-        tokio::spawn(self.sim.clone().run_inbound(sid.clone(), target));
-        sid
+        place_inbound(&self.sim, from, to, voice_url, status_callback)
+    }
+
+    /// What places calls in and hangs people up, apart from the simulator's
+    /// handle (the development server's `/local-sim/` routes hold it).
+    pub fn phones(&self) -> Phones {
+        Phones(self.sim.clone())
     }
 
     /// The person on this number hangs up now.
     pub fn hang_up(&self, number: &str) -> bool {
-        let sid = self.sim.with_world(|w| {
-            w.legs
-                .iter()
-                .rev()
-                .find(|l| l.to == number && l.is_live())
-                .map(|l| l.sid.clone())
-        });
-        let Some(sid) = sid else {
-            return false;
-        };
-        self.sim.log(format!("{number} hangs up"));
-        self.sim
-            .interrupt(&sid, Interrupt::HangUp(EndReason::Person))
+        hang_up_number(&self.sim, number)
     }
 
     /// The next `times` requests of `operation` fail with Twilio's error
@@ -630,4 +601,74 @@ impl Simulator {
         }
         check(self)
     }
+}
+
+/// A cloneable handle on the simulated phones (see [`Simulator::phones`]).
+#[derive(Clone)]
+pub struct Phones(Arc<Sim>);
+
+impl Phones {
+    /// [`Simulator::call_in`].
+    pub fn call_in(
+        &self,
+        from: &str,
+        to: &str,
+        voice_url: &str,
+        status_callback: Option<String>,
+    ) -> String {
+        place_inbound(&self.0, from, to, voice_url, status_callback)
+    }
+
+    /// [`Simulator::hang_up`].
+    pub fn hang_up(&self, number: &str) -> bool {
+        hang_up_number(&self.0, number)
+    }
+}
+
+fn place_inbound(
+    sim: &Arc<Sim>,
+    from: &str,
+    to: &str,
+    voice_url: &str,
+    status_callback: Option<String>,
+) -> String {
+    // The leg's `to` is the person on it: here the caller.
+    let sid = sim.create_leg(engine::NewLeg {
+        to: from,
+        from: to,
+        parent: None,
+        direction: "inbound",
+        status_callback,
+        callback_method: None,
+        callback_events: Vec::new(),
+        label: None,
+        fallback: None,
+    });
+    let token = format!("{{\"parentCallInfoToken\":\"{}\"}}", sim.new_sid("TK"));
+    sim.with_world(|w| {
+        if let Some(leg) = w.leg_mut(&sid) {
+            leg.call_token = Some(token);
+        }
+    });
+    let target = world::Target::Url {
+        url: voice_url.to_owned(),
+        method: "POST".into(),
+    };
+    tokio::spawn(sim.clone().run_inbound(sid.clone(), target));
+    sid
+}
+
+fn hang_up_number(sim: &Arc<Sim>, number: &str) -> bool {
+    let sid = sim.with_world(|w| {
+        w.legs
+            .iter()
+            .rev()
+            .find(|l| l.to == number && l.is_live())
+            .map(|l| l.sid.clone())
+    });
+    let Some(sid) = sid else {
+        return false;
+    };
+    sim.log(format!("{number} hangs up"));
+    sim.interrupt(&sid, Interrupt::HangUp(EndReason::Person))
 }

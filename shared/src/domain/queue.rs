@@ -115,6 +115,13 @@ impl CallSession {
         self.inbound.is_some() && self.customer_presence == Presence::Left
     }
 
+    /// A caller's call ringing a member, not yet answered.
+    pub(crate) fn offer_ringing(&self) -> bool {
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| self.rings_for_caller(std::slice::from_ref(&t.target)))
+    }
+
     /// A caller's call ringing one of `numbers` (an offer, or a transfer of
     /// an inbound call to them), not yet answered.
     pub fn rings_for_caller(&self, numbers: &[PhoneNumber]) -> bool {
@@ -219,6 +226,11 @@ mod tests {
         assert!(!s.offer_due());
         bob(&mut s, LegStatus::Ringing, 1);
         assert!(!s.offer_due() && !s.customer_alone());
+        assert_eq!(
+            s.current_agent(),
+            &phone("+15550100003"),
+            "the call is the member's to see while it rings them"
+        );
     }
 
     #[test]

@@ -259,7 +259,9 @@ impl CallSession {
     /// and after each handover the agent it was handed to.
     pub fn current_agent(&self) -> &PhoneNumber {
         match &self.transfer {
-            Some(transfer) if self.handed_over() => &transfer.target,
+            // A caller's call is the member's from the moment it rings them:
+            // their console shows it before they answer.
+            Some(transfer) if self.handed_over() || self.offer_ringing() => &transfer.target,
             _ => self.handing_over_agent(),
         }
     }
