@@ -7,6 +7,7 @@ use super::error::DomainError;
 use super::hop::{Hop, Owner};
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
+use super::party::OutsideParty;
 use super::supervisor::{HelpRequest, Supervision};
 use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
 use crate::ids::{CallSid, PhoneNumber};
@@ -44,6 +45,9 @@ pub struct CallSession {
     pub supervision: Option<Supervision>,
     /// The agent asked for a supervisor; cleared when one joins.
     pub help: Option<HelpRequest>,
+    /// The outside party the agent added, or the last one (see
+    /// `outside_party.rs`).
+    pub party: Option<OutsideParty>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
 }
@@ -148,6 +152,7 @@ impl CallSession {
             transfer: None,
             supervision: None,
             help: None,
+            party: None,
             version: 0,
         }
     }
@@ -176,7 +181,9 @@ impl CallSession {
     /// leaves the bridge, and a blind transfer hangs the agent up at once.
     /// A refused redirect fails the transfer, and the call ends after all.
     fn moving_customer(&self) -> bool {
-        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none()) || self.moving_for_supervisor()
+        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none())
+            || self.moving_for_supervisor()
+            || self.moving_for_party()
     }
 
     /// The agent the current transfer hands the call from: the first
@@ -540,6 +547,9 @@ impl CallSession {
             Observation::SupervisorLeg { visit, observation } => {
                 self.observe_supervisor_leg(visit, observation)
             }
+            Observation::PartyLeg { visit, observation } => {
+                self.observe_party_leg(visit, observation)
+            }
             Observation::Conference {
                 event,
                 participant,
@@ -596,6 +606,9 @@ impl CallSession {
             Some(RoomParticipant::Supervisor { visit }) => {
                 return self.observe_supervisor_presence(visit, presence);
             }
+            Some(RoomParticipant::Party { visit }) => {
+                return self.observe_party_presence(visit, presence);
+            }
             Some(RoomParticipant::Customer) => &mut self.customer_presence,
             Some(RoomParticipant::FirstAgent) => &mut self.first_agent_presence,
             Some(RoomParticipant::SecondAgent { attempt }) => {
@@ -616,7 +629,7 @@ impl CallSession {
     pub fn first_agent_should_join_room(&self) -> bool {
         // A supervisor's request moves the customer into the room as a
         // transfer does, and leg 1 follows them there.
-        if self.moving_for_supervisor() && !self.is_ended() {
+        if (self.moving_for_supervisor() || self.moving_for_party()) && !self.is_ended() {
             return true;
         }
         let Some(state) = self.transfer_state() else {
@@ -736,10 +749,13 @@ impl CallSession {
             }
         }
         // Nor left in a room a supervisor's request moved the customer to.
-        if final_leg(&self.customer_leg) && self.moving_for_supervisor() {
+        if final_leg(&self.customer_leg)
+            && (self.moving_for_supervisor() || self.moving_for_party())
+        {
             legs.extend(live(&self.agent_leg));
         }
         legs.extend(self.supervisor_leg_to_end());
+        legs.extend(self.party_leg_to_end());
         legs
     }
 }
