@@ -84,6 +84,7 @@ endpoints! {
         SuperviseCall => ("supervise-call", POST, "/calls/{callSid}/supervisor", FrontEnd),
         AskForHelp => ("ask-for-help", POST, "/calls/{callSid}/help", FrontEnd),
         GetBoard => ("get-board", GET, "/board", FrontEnd),
+        OutsideParty => ("outside-party", POST, "/calls/{callSid}/party", FrontEnd),
         GetDirectory => ("get-directory", GET, "/directory", FrontEnd),
         SetPresence => ("set-presence", POST, "/presence", FrontEnd),
         DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
@@ -177,6 +178,7 @@ impl Endpoint {
             | Endpoint::LeaveCall
             | Endpoint::HoldCustomer
             | Endpoint::SuperviseCall
+            | Endpoint::OutsideParty
             | Endpoint::StatusCallback => 10,
             Endpoint::GetCall
             | Endpoint::AskForHelp

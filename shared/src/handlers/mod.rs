@@ -9,6 +9,7 @@ mod directory;
 mod front_end;
 mod hook;
 mod input;
+mod party;
 mod placement;
 mod recordings;
 mod request;

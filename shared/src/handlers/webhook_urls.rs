@@ -53,6 +53,7 @@ wire_enum!(
         Conference => "conference",
         Recording => "recording",
         SupervisorLeg => "supervisor-leg",
+        PartyLeg => "party-leg",
     }
 );
 
@@ -186,6 +187,14 @@ impl WebhookUrls {
     pub fn supervisor_events(&self, session: &CallSid, visit: u32) -> String {
         self.events(
             CallbackKind::SupervisorLeg,
+            &[("session", session.as_str()), ("visit", &visit.to_string())],
+        )
+    }
+
+    /// An outside party's phone: which session and which of its parties.
+    pub fn party_events(&self, session: &CallSid, visit: u32) -> String {
+        self.events(
+            CallbackKind::PartyLeg,
             &[("session", session.as_str()), ("visit", &visit.to_string())],
         )
     }
