@@ -17,7 +17,7 @@ use super::recordings;
 use super::supervise::move_into_room;
 use super::webhook_urls::WebhookUrls;
 use crate::domain::{
-    Action, Actor, CallSession, HistoryEvent, LegObservation, LegStatus, Observation,
+    Action, Actor, CallSession, DomainError, HistoryEvent, LegObservation, LegStatus, Observation,
     RoomParticipant,
 };
 use crate::ids::CallSid;
@@ -76,7 +76,13 @@ async fn add(
     let current = app.stored_call(sid).await?;
     actor.may(Action::Party, &current)?;
     let now = OffsetDateTime::now_utc();
-    current.clone().add_party(&actor.id, number.clone(), now)?;
+    current
+        .clone()
+        .add_party(&actor.id, number.clone(), now)
+        .map_err(|refusal| match refusal {
+            DomainError::TargetOnTheCall => ApiError::bad_request("number", refusal.to_string()),
+            other => other.into(),
+        })?;
     take_allowance(app, actor).await?;
     // Recorded before Twilio hears of it, as a transfer is.
     let record = |s: &mut CallSession| {
