@@ -445,7 +445,7 @@ async fn an_outside_party_added_then_the_agent_leaves_never_leaves_the_customer_
         .await;
     assert_eq!(
         (status, refused["field"].as_str()),
-        (400, Some("to")),
+        (400, Some("number")),
         "{refused}"
     );
     let (status, call) = s
