@@ -43,7 +43,7 @@ fn console_drives_a_warm_transfer_in_chromium() {
         );
     }
     assert!(
-        report.contains("pass 12") || report.contains("ℹ pass 12"),
+        report.contains("pass 13") || report.contains("ℹ pass 13"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
