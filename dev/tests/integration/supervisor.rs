@@ -6,9 +6,12 @@
 
 use serde_json::{Value, json};
 use warm_transfer_dev::idp::LocalAgent;
+use warm_transfer_dev::local::LocalOptions;
 use warm_transfer_dev::sim::{CallbackFault, Operation, Script, Situation};
 
-use crate::scenarios::{AGENT, CUSTOMER, SOON, Scenario, TARGET, reconcile_later, scenario};
+use crate::scenarios::{
+    AGENT, CUSTOMER, SOON, Scenario, TARGET, reconcile_later, scenario, scenario_with,
+};
 
 const SUPERVISOR: &str = "+15550100009";
 
@@ -19,7 +22,10 @@ struct Supervised {
 }
 
 async fn supervised() -> Supervised {
-    let s = scenario().await;
+    supervised_on(scenario().await)
+}
+
+fn supervised_on(s: Scenario) -> Supervised {
     s.stack.sim.script(
         SUPERVISOR,
         Script::answer_after(std::time::Duration::from_millis(500)),
@@ -534,5 +540,45 @@ async fn an_outside_party_dropped_leaves_the_agent_and_the_customer_talking() {
     );
     assert!(sim.hang_up(CUSTOMER));
     s.wait_call_over(AGENT).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn recording_goes_on_with_a_supervisor_in_the_room_and_after_they_leave() {
+    let v = supervised_on(
+        scenario_with(LocalOptions {
+            ring_timeout_secs: 20,
+            recording: true,
+            ..LocalOptions::default()
+        })
+        .await,
+    );
+    let (s, sim) = (&v.s, &v.s.stack.sim);
+    let sid = s.connected().await;
+    // A few seconds on the bridge (Twilio's time), then into the room.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = v.supervise(&sid, "listen").await;
+    assert_eq!(status, 202);
+    s.wait_room(&sid, &[AGENT, CUSTOMER, SUPERVISOR]).await;
+    v.whisper_offered(&sid).await;
+    let (status, _) = v.supervise(&sid, "leave").await;
+    assert_eq!(status, 200);
+    s.wait_call_over(SUPERVISOR).await;
+    // The room and its recording go on without the supervisor.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sim.recordings().len(), 1, "only the bridge's is over");
+    assert!(sim.hang_up(CUSTOMER));
+    s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    let listed = s
+        .wait_call(&sid, "recordings reported", |c| {
+            c["recordings"].as_array().is_some_and(|r| r.len() >= 2)
+        })
+        .await;
+    let made = sim.recordings();
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert_eq!(made[0].source, "DialVerb");
+    assert_eq!(made[1].source, "Conference");
+    assert_eq!(listed["recordings"][1]["source"], "room", "{listed:#}");
+    assert!(made[1].duration_secs >= 1, "{made:?}");
     s.assert_customer_never_stranded();
 }
