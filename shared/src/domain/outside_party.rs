@@ -106,7 +106,7 @@ impl CallSession {
     /// `<Dial>` ending then means the agent follows them into the room.
     pub(super) fn moving_for_party(&self) -> bool {
         self.owner.is_none()
-            && self.transfer.is_none()
+            && !self.handed_over()
             && self.party.as_ref().is_some_and(OutsideParty::live)
     }
 
@@ -276,6 +276,18 @@ mod tests {
             Err(DomainError::TransferActive { .. })
         ));
         assert!(s.party.is_none());
+    }
+
+    #[test]
+    fn after_a_failed_transfer_the_agent_still_follows_a_customer_moved_for_a_party() {
+        let mut s = connected();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        s.request_transfer(phone("+15550100003"), TransferKind::Warm, None, now)
+            .unwrap();
+        s.fail_transfer(1, "refused".into(), false).unwrap();
+        assert!(!s.first_agent_should_join_room(), "nobody was moved");
+        s.add_party("alice", phone("+15550100007"), now).unwrap();
+        assert!(s.first_agent_should_join_room());
     }
 
     #[test]

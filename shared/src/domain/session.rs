@@ -181,9 +181,14 @@ impl CallSession {
     /// leaves the bridge, and a blind transfer hangs the agent up at once.
     /// A refused redirect fails the transfer, and the call ends after all.
     fn moving_customer(&self) -> bool {
-        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none())
-            || self.moving_for_supervisor()
-            || self.moving_for_party()
+        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none()) || self.moving_for_a_joiner()
+    }
+
+    /// A supervisor or an outside party asked to join while leg 1 is the
+    /// agent: their request moves the customer off leg 1's bridge into the
+    /// room, as a transfer does.
+    fn moving_for_a_joiner(&self) -> bool {
+        self.moving_for_supervisor() || self.moving_for_party()
     }
 
     /// The agent the current transfer hands the call from: the first
@@ -627,9 +632,9 @@ impl CallSession {
     /// warm transfer moved (or is moving) the customer there. After a cold
     /// transfer the first agent is free at once.
     pub fn first_agent_should_join_room(&self) -> bool {
-        // A supervisor's request moves the customer into the room as a
-        // transfer does, and leg 1 follows them there.
-        if (self.moving_for_supervisor() || self.moving_for_party()) && !self.is_ended() {
+        // A supervisor or an outside party joining moves the customer into
+        // the room as a transfer does, and leg 1 follows them there.
+        if self.moving_for_a_joiner() && !self.is_ended() {
             return true;
         }
         let Some(state) = self.transfer_state() else {
@@ -748,10 +753,8 @@ impl CallSession {
                 legs.extend(live(self.handing_over_leg()));
             }
         }
-        // Nor left in a room a supervisor's request moved the customer to.
-        if final_leg(&self.customer_leg)
-            && (self.moving_for_supervisor() || self.moving_for_party())
-        {
+        // Nor left in a room a joiner's request moved the customer to.
+        if final_leg(&self.customer_leg) && self.moving_for_a_joiner() {
             legs.extend(live(&self.agent_leg));
         }
         legs.extend(self.supervisor_leg_to_end());

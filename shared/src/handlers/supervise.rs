@@ -190,7 +190,7 @@ pub(super) async fn move_into_room(
     session: CallSession,
     moved: &(dyn Fn(&mut CallSession) -> Result<(), DomainError> + Send + Sync),
 ) -> Result<Option<CallSession>, ApiError> {
-    let Some(customer) = session.supervision_redirect().cloned() else {
+    let Some(customer) = session.customer_to_move_into_room().cloned() else {
         return Ok(Some(session));
     };
     let sid = session.id.clone();
