@@ -222,6 +222,24 @@ test("supervisor: a help request on the board; listen, whisper, barge in and lea
   await sam.close();
 });
 
+test("outside party: added to the call without leaving it, then dropped", async () => {
+  const page = await openConsole("alice");
+  await startCall(page, "+15550200001", "+15550400012");
+  await page.fill("#party-number", "+15550400017");
+  await page.click("#add-party");
+  await page.waitForSelector("[data-testid=party-state][data-joined=true]:has-text('+15550400017 is on the call')", { timeout: 20_000 });
+  assert.equal(await page.isEnabled("#add-party"), false, "one at a time");
+  await page.click("#drop-party");
+  await page.waitForSelector("[data-testid=party-state]", { state: "hidden", timeout: 20_000 });
+  await page.waitForSelector("[data-testid=call-state][data-state=connected]");
+  await page.waitForFunction(
+    () => /outside party dropped.*alice@example\.com/.test(document.querySelector("[data-testid=timeline]").textContent),
+    null,
+    { timeout: 20_000 },
+  );
+  await page.close();
+});
+
 test("bad input and a refused sign-in give clear messages", async () => {
   const page = await openConsole();
   await page.fill("#agent", "555-0100");

@@ -111,6 +111,11 @@ fn spec(endpoint: Endpoint) -> Spec {
             Some(json!({ "mode": "listen" })),
         ),
         Endpoint::AskForHelp => front_end("POST", call_path("/help"), None),
+        Endpoint::OutsideParty => front_end(
+            "POST",
+            call_path("/party"),
+            Some(json!({ "number": "+14155550199" })),
+        ),
         Endpoint::GetBoard => {
             let mut spec = front_end("GET", "/board".into(), None);
             spec.path_parameters.clear();

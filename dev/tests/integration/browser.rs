@@ -43,7 +43,7 @@ fn console_drives_a_warm_transfer_in_chromium() {
         );
     }
     assert!(
-        report.contains("pass 12") || report.contains("ℹ pass 12"),
+        report.contains("pass 14") || report.contains("ℹ pass 14"),
         "{report}"
     );
     assert!(screenshots.join("console-mid-transfer.png").exists());
@@ -51,4 +51,5 @@ fn console_drives_a_warm_transfer_in_chromium() {
     assert!(screenshots.join("console-push-down.png").exists());
     assert!(screenshots.join("console-picker.png").exists());
     assert!(screenshots.join("console-supervisor.png").exists());
+    assert!(screenshots.join("console-incoming.png").exists());
 }

@@ -214,6 +214,21 @@ async fn a_supervised_call_survives_a_round_trip_with_its_supervisor() {
         Some("alice@example.com")
     );
     assert_eq!(read, waiting);
+    // And an outside party, dropped.
+    let mut added = bridged();
+    added.id = CallSid::parse("CA00000000000000000000000000000078").unwrap();
+    added
+        .add_party("alice@example.com", phone("+15550100007"), now())
+        .unwrap();
+    added.observe(Observation::PartyLeg {
+        visit: 1,
+        observation: leg("CA00000000000000000000000000000008", LegStatus::Ringing, 1),
+    });
+    assert!(added.drop_party());
+    store.create_session(&added).await.unwrap();
+    let read = store.get_session(&added.id).await.unwrap().unwrap();
+    assert_eq!(read, added);
+    assert!(read.party.unwrap().dropping);
 }
 
 /// The session lives `SESSION_TTL_HOURS`; its history, the audit trail,

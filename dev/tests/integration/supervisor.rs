@@ -6,9 +6,12 @@
 
 use serde_json::{Value, json};
 use warm_transfer_dev::idp::LocalAgent;
+use warm_transfer_dev::local::LocalOptions;
 use warm_transfer_dev::sim::{CallbackFault, Operation, Script, Situation};
 
-use crate::scenarios::{AGENT, CUSTOMER, SOON, Scenario, TARGET, reconcile_later, scenario};
+use crate::scenarios::{
+    AGENT, CUSTOMER, SOON, Scenario, TARGET, reconcile_later, scenario, scenario_with,
+};
 
 const SUPERVISOR: &str = "+15550100009";
 
@@ -19,7 +22,10 @@ struct Supervised {
 }
 
 async fn supervised() -> Supervised {
-    let s = scenario().await;
+    supervised_on(scenario().await)
+}
+
+fn supervised_on(s: Scenario) -> Supervised {
     s.stack.sim.script(
         SUPERVISOR,
         Script::answer_after(std::time::Duration::from_millis(500)),
@@ -420,5 +426,159 @@ async fn a_help_request_is_on_the_board_until_a_supervisor_joins_from_it() {
         "{listed:#}"
     );
     s.wait_call_over(SUPERVISOR).await;
+    s.assert_customer_never_stranded();
+}
+
+const OUTSIDE: &str = "+15550100007";
+
+#[tokio::test]
+async fn an_outside_party_added_then_the_agent_leaves_never_leaves_the_customer_with_only_them() {
+    let v = supervised().await;
+    let (s, sim) = (&v.s, &v.s.stack.sim);
+    sim.script(
+        OUTSIDE,
+        Script::answer_after(std::time::Duration::from_millis(500)),
+    );
+    let sid = s.connected().await;
+    let party = format!("/calls/{sid}/party");
+    // Never a number already on the call.
+    let (status, refused) = s
+        .api(
+            reqwest::Method::POST,
+            &party,
+            Some(json!({ "number": "+15550100002" })),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["field"].as_str()),
+        (400, Some("number")),
+        "{refused}"
+    );
+    let (status, call) = s
+        .api(
+            reqwest::Method::POST,
+            &party,
+            Some(json!({ "number": OUTSIDE })),
+        )
+        .await;
+    assert_eq!(status, 202, "{call}");
+    s.wait_room(&sid, &[AGENT, CUSTOMER, OUTSIDE]).await;
+    assert_eq!(sim.redirects_of(CUSTOMER), 1);
+    assert!(sim.hears(CUSTOMER, OUTSIDE) && sim.hears(OUTSIDE, AGENT));
+    let call = s
+        .wait_call(&sid, "the party's join heard", |c| {
+            c["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "party-1 participant-join"))
+        })
+        .await;
+    assert!(
+        call["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("drop-party"))
+    );
+
+    // The agent hangs up: an outside party is no agent, so the customer is
+    // told and the call ends; the party's call with it.
+    assert!(sim.hang_up(AGENT));
+    s.wait_call_over(OUTSIDE).await;
+    s.customer_released(&sid).await;
+}
+
+#[tokio::test]
+async fn an_outside_party_dropped_leaves_the_agent_and_the_customer_talking() {
+    let v = supervised().await;
+    let (s, sim) = (&v.s, &v.s.stack.sim);
+    sim.script(
+        OUTSIDE,
+        Script::answer_after(std::time::Duration::from_millis(500)),
+    );
+    let sid = s.connected().await;
+    let party = format!("/calls/{sid}/party");
+    let (status, _) = s
+        .api(
+            reqwest::Method::POST,
+            &party,
+            Some(json!({ "number": OUTSIDE })),
+        )
+        .await;
+    assert_eq!(status, 202);
+    s.wait_room(&sid, &[AGENT, CUSTOMER, OUTSIDE]).await;
+    // One at a time.
+    let (status, refused) = s
+        .api(
+            reqwest::Method::POST,
+            &party,
+            Some(json!({ "number": "+15550100006" })),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["state"].as_str()),
+        (409, Some("party-on-the-call"))
+    );
+    let (status, call) = s
+        .api(reqwest::Method::POST, &party, Some(json!({ "drop": true })))
+        .await;
+    assert_eq!(status, 200, "{call}");
+    s.wait_call_over(OUTSIDE).await;
+    s.wait_room(&sid, &[AGENT, CUSTOMER]).await;
+    assert_eq!(sim.situation(CUSTOMER), Situation::Connected);
+    let acts: Vec<String> = s.call(&sid).await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "lead@example.com")
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        acts.ends_with(&[
+            "outside party added".to_owned(),
+            "outside party dropped".to_owned()
+        ]),
+        "{acts:?}"
+    );
+    assert!(sim.hang_up(CUSTOMER));
+    s.wait_call_over(AGENT).await;
+    s.assert_customer_never_stranded();
+}
+
+#[tokio::test]
+async fn recording_goes_on_with_a_supervisor_in_the_room_and_after_they_leave() {
+    let v = supervised_on(
+        scenario_with(LocalOptions {
+            ring_timeout_secs: 20,
+            recording: true,
+            ..LocalOptions::default()
+        })
+        .await,
+    );
+    let (s, sim) = (&v.s, &v.s.stack.sim);
+    let sid = s.connected().await;
+    // A few seconds on the bridge (Twilio's time), then into the room.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = v.supervise(&sid, "listen").await;
+    assert_eq!(status, 202);
+    s.wait_room(&sid, &[AGENT, CUSTOMER, SUPERVISOR]).await;
+    v.whisper_offered(&sid).await;
+    let (status, _) = v.supervise(&sid, "leave").await;
+    assert_eq!(status, 200);
+    s.wait_call_over(SUPERVISOR).await;
+    // The room and its recording go on without the supervisor.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sim.recordings().len(), 1, "only the bridge's is over");
+    assert!(sim.hang_up(CUSTOMER));
+    s.wait_call(&sid, "ended", |c| c["state"] == "ended").await;
+    let listed = s
+        .wait_call(&sid, "recordings reported", |c| {
+            c["recordings"].as_array().is_some_and(|r| r.len() >= 2)
+        })
+        .await;
+    let made = sim.recordings();
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert_eq!(made[0].source, "DialVerb");
+    assert_eq!(made[1].source, "Conference");
+    assert_eq!(listed["recordings"][1]["source"], "room", "{listed:#}");
+    assert!(made[1].duration_secs >= 1, "{made:?}");
     s.assert_customer_never_stranded();
 }

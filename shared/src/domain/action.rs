@@ -14,6 +14,8 @@ pub enum Action {
     Supervise,
     /// Ask for a supervisor.
     AskForHelp,
+    /// Add an outside party to the call, or drop them.
+    Party,
 }
 
 wire_enum!(
@@ -42,6 +44,10 @@ wire_enum!(
         StopSupervising => "stop-supervising",
         /// The agent asks for a supervisor to join.
         AskForHelp => "ask-for-help",
+        /// The agent adds an outside party to the call.
+        AddParty => "add-party",
+        /// The agent drops the outside party.
+        DropParty => "drop-party",
     }
 );
 
@@ -57,6 +63,7 @@ impl Offer {
                 Action::Supervise
             }
             Offer::AskForHelp => Action::AskForHelp,
+            Offer::AddParty | Offer::DropParty => Action::Party,
         }
     }
 }
@@ -71,6 +78,7 @@ impl Action {
             Action::Leave => "leave",
             Action::Supervise => "supervise",
             Action::AskForHelp => "ask for help on",
+            Action::Party => "add someone to",
         }
     }
 }

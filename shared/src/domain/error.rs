@@ -26,6 +26,8 @@ pub enum DomainError {
     Supervised,
     #[error("the supervisor's phone has not joined the call yet")]
     SupervisorRinging,
+    #[error("an outside party is already on this call; drop them first")]
+    PartyOnTheCall,
     #[error("the agent is not in the call's room yet: listen first, then whisper")]
     AgentNotInRoom { state: &'static str },
     /// Bad input rather than a wrong state: the API answers 400.
@@ -56,6 +58,7 @@ impl DomainError {
             DomainError::TargetOnTheCall | DomainError::SupervisorOnTheCall => "connected",
             DomainError::Supervised => "supervised",
             DomainError::SupervisorRinging => "supervisor-ringing",
+            DomainError::PartyOnTheCall => "party-on-the-call",
             DomainError::Denied(_) => "forbidden",
         }
     }

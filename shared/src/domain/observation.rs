@@ -28,6 +28,10 @@ pub enum RoomParticipant {
     Supervisor {
         visit: u32,
     },
+    /// The outside party the agent added (the `visit`-th).
+    Party {
+        visit: u32,
+    },
 }
 
 impl RoomParticipant {
@@ -35,6 +39,7 @@ impl RoomParticipant {
     pub const FIRST_AGENT_LABEL: &'static str = "first-agent";
     const SECOND_AGENT_PREFIX: &'static str = "second-agent-";
     const SUPERVISOR_PREFIX: &'static str = "supervisor-";
+    const PARTY_PREFIX: &'static str = "party-";
 
     pub fn label(self) -> String {
         match self {
@@ -46,6 +51,7 @@ impl RoomParticipant {
             RoomParticipant::Supervisor { visit } => {
                 format!("{}{visit}", Self::SUPERVISOR_PREFIX)
             }
+            RoomParticipant::Party { visit } => format!("{}{visit}", Self::PARTY_PREFIX),
         }
     }
 
@@ -61,6 +67,9 @@ impl RoomParticipant {
                     .or_else(|| {
                         numbered(Self::SUPERVISOR_PREFIX)
                             .map(|visit| RoomParticipant::Supervisor { visit })
+                    })
+                    .or_else(|| {
+                        numbered(Self::PARTY_PREFIX).map(|visit| RoomParticipant::Party { visit })
                     })
             }
         }
@@ -80,6 +89,11 @@ pub enum Observation {
     },
     /// A supervisor's phone, on their visit `visit` to the call.
     SupervisorLeg {
+        visit: u32,
+        observation: LegObservation,
+    },
+    /// The outside party's phone (the `visit`-th party).
+    PartyLeg {
         visit: u32,
         observation: LegObservation,
     },
@@ -110,6 +124,9 @@ impl Observation {
             Observation::SupervisorLeg { visit, observation } => {
                 format!("supervisor {} (visit {visit})", observation.status.as_str())
             }
+            Observation::PartyLeg { visit, observation } => {
+                format!("outside party {} ({visit})", observation.status.as_str())
+            }
             Observation::Conference {
                 event, participant, ..
             } => match participant {
@@ -139,6 +156,7 @@ mod tests {
             RoomParticipant::FirstAgent,
             RoomParticipant::SecondAgent { attempt: 3 },
             RoomParticipant::Supervisor { visit: 2 },
+            RoomParticipant::Party { visit: 4 },
         ] {
             assert_eq!(RoomParticipant::from_label(&p.label()), Some(p));
         }

@@ -19,6 +19,8 @@ wire_enum!(
         HandingOn => "agent transferring on",
         /// Listening, whispering or barging in: never one of the agents.
         Supervisor => "supervisor",
+        /// A number the agent added to the call: never one of the agents.
+        OutsideParty => "outside party",
     }
 );
 
@@ -59,10 +61,22 @@ impl CallSession {
             number: &s.number,
             leg: s.leg.as_ref(),
         });
-        [Some(first), Some(customer), handing_on, second, supervisor]
-            .into_iter()
-            .flatten()
-            .collect()
+        let party = self.party.as_ref().map(|p| Participant {
+            role: Role::OutsideParty,
+            number: &p.number,
+            leg: p.leg.as_ref(),
+        });
+        [
+            Some(first),
+            Some(customer),
+            handing_on,
+            second,
+            supervisor,
+            party,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Whose call `leg` is, if the session knows it.

@@ -8,6 +8,7 @@ use super::hop::{Hop, Owner};
 use super::inbound::Inbound;
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::observation::{ConferenceEvent, Observation, Observed, RoomParticipant};
+use super::party::OutsideParty;
 use super::supervisor::{HelpRequest, Supervision};
 use super::transfer::{Transfer, TransferKind, TransferOutcome, TransferState};
 use crate::ids::{CallSid, PhoneNumber};
@@ -48,6 +49,9 @@ pub struct CallSession {
     pub supervision: Option<Supervision>,
     /// The agent asked for a supervisor; cleared when one joins.
     pub help: Option<HelpRequest>,
+    /// The outside party the agent added, or the last one (see
+    /// `outside_party.rs`).
+    pub party: Option<OutsideParty>,
     /// Bumped by every write; conditional writes compare it.
     pub version: u64,
 }
@@ -153,6 +157,7 @@ impl CallSession {
             inbound: None,
             supervision: None,
             help: None,
+            party: None,
             version: 0,
         }
     }
@@ -182,7 +187,14 @@ impl CallSession {
     /// leaves the bridge, and a blind transfer hangs the agent up at once.
     /// A refused redirect fails the transfer, and the call ends after all.
     fn moving_customer(&self) -> bool {
-        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none()) || self.moving_for_supervisor()
+        self.transfer.as_ref().is_some_and(|t| t.outcome.is_none()) || self.moving_for_a_joiner()
+    }
+
+    /// A supervisor or an outside party asked to join while leg 1 is the
+    /// agent: their request moves the customer off leg 1's bridge into the
+    /// room, as a transfer does.
+    fn moving_for_a_joiner(&self) -> bool {
+        self.moving_for_supervisor() || self.moving_for_party()
     }
 
     /// The agent the current transfer hands the call from: the first
@@ -560,6 +572,9 @@ impl CallSession {
             Observation::SupervisorLeg { visit, observation } => {
                 self.observe_supervisor_leg(visit, observation)
             }
+            Observation::PartyLeg { visit, observation } => {
+                self.observe_party_leg(visit, observation)
+            }
             Observation::Conference {
                 event,
                 participant,
@@ -616,6 +631,9 @@ impl CallSession {
             Some(RoomParticipant::Supervisor { visit }) => {
                 return self.observe_supervisor_presence(visit, presence);
             }
+            Some(RoomParticipant::Party { visit }) => {
+                return self.observe_party_presence(visit, presence);
+            }
             Some(RoomParticipant::Customer) => &mut self.customer_presence,
             Some(RoomParticipant::FirstAgent) => &mut self.first_agent_presence,
             Some(RoomParticipant::SecondAgent { attempt }) => {
@@ -634,9 +652,9 @@ impl CallSession {
     /// warm transfer moved (or is moving) the customer there. After a cold
     /// transfer the first agent is free at once.
     pub fn first_agent_should_join_room(&self) -> bool {
-        // A supervisor's request moves the customer into the room as a
-        // transfer does, and leg 1 follows them there.
-        if self.moving_for_supervisor() && !self.is_ended() {
+        // A supervisor or an outside party joining moves the customer into
+        // the room as a transfer does, and leg 1 follows them there.
+        if self.moving_for_a_joiner() && !self.is_ended() {
             return true;
         }
         let Some(state) = self.transfer_state() else {
@@ -755,11 +773,12 @@ impl CallSession {
                 legs.extend(live(self.handing_over_leg()));
             }
         }
-        // Nor left in a room a supervisor's request moved the customer to.
-        if final_leg(&self.customer_leg) && self.moving_for_supervisor() {
+        // Nor left in a room a joiner's request moved the customer to.
+        if final_leg(&self.customer_leg) && self.moving_for_a_joiner() {
             legs.extend(live(&self.agent_leg));
         }
         legs.extend(self.supervisor_leg_to_end());
+        legs.extend(self.party_leg_to_end());
         legs
     }
 }

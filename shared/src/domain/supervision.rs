@@ -198,9 +198,9 @@ impl CallSession {
     }
 
     /// The customer's leg to move from the plain bridge into the room
-    /// before a supervisor can join (as a transfer moves it); none once
-    /// they are in the room.
-    pub fn supervision_redirect(&self) -> Option<&CallSid> {
+    /// before a supervisor (or an outside party) can join, as a transfer
+    /// moves it; none once they are in the room.
+    pub fn customer_to_move_into_room(&self) -> Option<&CallSid> {
         self.customer_leg
             .as_ref()
             .filter(|_| !self.customer_in_room())
@@ -334,10 +334,10 @@ mod tests {
             supervise(&mut s, SupervisorMode::Listen),
             Ok(SupervisionChange::Join)
         );
-        assert_eq!(s.supervision_redirect(), Some(&sid(CUSTOMER)));
+        assert_eq!(s.customer_to_move_into_room(), Some(&sid(CUSTOMER)));
         s.customer_moved_for(2);
         assert_eq!(
-            s.supervision_redirect(),
+            s.customer_to_move_into_room(),
             Some(&sid(CUSTOMER)),
             "not that visit"
         );
@@ -350,7 +350,7 @@ mod tests {
             ConferenceEvent::Join,
             RoomParticipant::Supervisor { visit: 1 },
         );
-        assert_eq!(s.supervision_redirect(), None);
+        assert_eq!(s.customer_to_move_into_room(), None);
         s
     }
 

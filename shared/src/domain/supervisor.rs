@@ -70,7 +70,7 @@ impl Supervision {
 pub enum SupervisionChange {
     /// Ring the supervisor into the room in this mode (the customer moved
     /// from the bridge into the room first when not there yet:
-    /// [`CallSession::supervision_redirect`]).
+    /// `CallSession::customer_to_move_into_room`).
     Join,
     /// Already there in another mode: update their participant, never dial
     /// again.

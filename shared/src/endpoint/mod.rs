@@ -84,6 +84,7 @@ endpoints! {
         SuperviseCall => ("supervise-call", POST, "/calls/{callSid}/supervisor", FrontEnd),
         AskForHelp => ("ask-for-help", POST, "/calls/{callSid}/help", FrontEnd),
         GetBoard => ("get-board", GET, "/board", FrontEnd),
+        OutsideParty => ("outside-party", POST, "/calls/{callSid}/party", FrontEnd),
         GetDirectory => ("get-directory", GET, "/directory", FrontEnd),
         SetPresence => ("set-presence", POST, "/presence", FrontEnd),
         DialCustomer => ("dial-customer", POST, "/twiml/dial-customer", Twilio),
@@ -179,6 +180,7 @@ impl Endpoint {
             | Endpoint::LeaveCall
             | Endpoint::HoldCustomer
             | Endpoint::SuperviseCall
+            | Endpoint::OutsideParty
             | Endpoint::StatusCallback => 10,
             // The wait loop may reserve a member and ring them before it
             // answers (Twilio waits up to 15 s for a webhook).

@@ -118,8 +118,9 @@ impl Endpoint {
             },
             // take_allowance (a join dials), update, history, follow-ups;
             // Twilio moves the customer into the room, rings the
-            // supervisor, updates their participant, hangs them up.
-            Endpoint::SuperviseCall => Needs {
+            // supervisor (or the outside party), updates the supervisor's
+            // participant, hangs them up.
+            Endpoint::SuperviseCall | Endpoint::OutsideParty => Needs {
                 table: DIALS,
                 twilio_rest: true,
                 ..none

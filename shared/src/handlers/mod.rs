@@ -10,6 +10,7 @@ mod front_end;
 mod hook;
 mod inbound;
 mod input;
+mod party;
 mod placement;
 mod recordings;
 mod request;

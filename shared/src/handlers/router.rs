@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::app::App;
 use super::hook::{self, Reply, Webhook};
-use super::{board, console, directory, front_end, inbound, request, supervise, webhooks};
+use super::{board, console, directory, front_end, inbound, party, request, supervise, webhooks};
 use crate::auth;
 use crate::domain::Actor;
 use crate::endpoint::{Caller, HttpEndpoint};
@@ -76,6 +76,7 @@ impl App {
             HttpEndpoint::SuperviseCall => self.api(req, supervise::supervise_call).await,
             HttpEndpoint::AskForHelp => self.api(req, board::ask_for_help).await,
             HttpEndpoint::GetBoard => self.api(req, board::get_board).await,
+            HttpEndpoint::OutsideParty => self.api(req, party::outside_party).await,
             HttpEndpoint::GetDirectory => self.api(req, directory::get_directory).await,
             HttpEndpoint::SetPresence => self.api(req, directory::set_presence).await,
             HttpEndpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,

@@ -118,37 +118,16 @@ async fn join(
         None,
     );
     history::record(app.services.store.as_ref(), &sid, &event).await;
-    let mut session = session;
-    if let Some(customer) = session.supervision_redirect().cloned() {
-        let room = urls.conference(&sid.room(), RoomRole::Customer);
-        // A move is sent once: when its outcome is unknown the customer is
-        // looked up, never moved again.
-        let moved = match app.services.twilio.redirect_call(&customer, &room).await {
-            Ok(_) => true,
-            Err(error) if error.is_uncertain() => {
-                tracing::warn!(%error, call = %sid, "redirect outcome unknown; looking the customer up");
-                customer_reached_room(app, &session, None).await
-            }
-            Err(error) => {
-                tracing::warn!(%error, call = %sid, "customer not moved into the room for a supervisor");
-                false
-            }
-        };
-        if !moved {
-            failed(app, actor, &sid, visit, "the customer could not be moved").await;
-            return Err(ApiError::Upstream(
-                "Twilio could not move the call into its room for the supervisor".into(),
-            ));
-        }
-        session = app
-            .services
-            .store
-            .update(&sid, &|s: &mut CallSession| {
-                s.customer_moved_for(visit);
-                Ok(())
-            })
-            .await?;
-    }
+    let moved = |s: &mut CallSession| {
+        s.customer_moved_for(visit);
+        Ok(())
+    };
+    let Some(session) = move_into_room(app, urls, session, &moved).await? else {
+        failed(app, actor, &sid, visit, "the customer could not be moved").await;
+        return Err(ApiError::Upstream(
+            "Twilio could not move the call into its room for the supervisor".into(),
+        ));
+    };
     let participant = supervisor_participant(app, urls, &session, mode);
     let room = ConferenceRef::FriendlyName(sid.room());
     let rang = app
@@ -197,6 +176,40 @@ async fn join(
             }))
         }
     }
+}
+
+/// Moves the customer from the plain bridge into the call's room, as a
+/// transfer does (the request that wants it recorded first, so leg 1's
+/// `<Dial action>` finds it and the agent follows): the redirect is sent
+/// once, and an uncertain answer is looked up, never sent again. `moved`
+/// records the move. None when the customer is still on the bridge; the
+/// session as it is when they were in the room already.
+pub(super) async fn move_into_room(
+    app: &App,
+    urls: &WebhookUrls,
+    session: CallSession,
+    moved: &(dyn Fn(&mut CallSession) -> Result<(), DomainError> + Send + Sync),
+) -> Result<Option<CallSession>, ApiError> {
+    let Some(customer) = session.customer_to_move_into_room().cloned() else {
+        return Ok(Some(session));
+    };
+    let sid = session.id.clone();
+    let room = urls.conference(&sid.room(), RoomRole::Customer);
+    let reached = match app.services.twilio.redirect_call(&customer, &room).await {
+        Ok(_) => true,
+        Err(error) if error.is_uncertain() => {
+            tracing::warn!(%error, call = %sid, "redirect outcome unknown; looking the customer up");
+            customer_reached_room(app, &session, None).await
+        }
+        Err(error) => {
+            tracing::warn!(%error, call = %sid, "customer not moved into the room");
+            false
+        }
+    };
+    if !reached {
+        return Ok(None);
+    }
+    Ok(Some(app.services.store.update(&sid, moved).await?))
 }
 
 /// The participant create that rings the supervisor: never starting or

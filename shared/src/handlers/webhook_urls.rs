@@ -56,6 +56,7 @@ wire_enum!(
         /// callback (`CallSid` = the session).
         Caller => "caller",
         SupervisorLeg => "supervisor-leg",
+        PartyLeg => "party-leg",
     }
 );
 
@@ -211,6 +212,14 @@ impl WebhookUrls {
     pub fn supervisor_events(&self, session: &CallSid, visit: u32) -> String {
         self.events(
             CallbackKind::SupervisorLeg,
+            &[("session", session.as_str()), ("visit", &visit.to_string())],
+        )
+    }
+
+    /// An outside party's phone: which session and which of its parties.
+    pub fn party_events(&self, session: &CallSid, visit: u32) -> String {
+        self.events(
+            CallbackKind::PartyLeg,
             &[("session", session.as_str()), ("visit", &visit.to_string())],
         )
     }

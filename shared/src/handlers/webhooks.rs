@@ -361,6 +361,17 @@ fn observation(
                 },
             ))
         }
+        CallbackKind::PartyLeg => {
+            let session = CallSid::parse(&request::query_param(req, "session")?).ok()?;
+            let visit = request::query_param(req, "visit")?.parse().ok()?;
+            Some((
+                session,
+                Observation::PartyLeg {
+                    visit,
+                    observation: leg_observation()?,
+                },
+            ))
+        }
         CallbackKind::Conference => {
             let room = RoomName::parse(form.get("FriendlyName")?).ok()?;
             let event = ConferenceEvent::parse(form.get("StatusCallbackEvent")?)?;

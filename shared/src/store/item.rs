@@ -11,9 +11,9 @@ use time::format_description::well_known::Rfc3339;
 use super::StoreError;
 use crate::domain::{
     AgentId, CallSession, EventSource, HelpRequest, HistoryEvent, Hop, Inbound, LegObservation,
-    LegStatus, Member, Owner, PassedOver, Presence, Recording, RecordingSource, RecordingStatus,
-    Supervision, SupervisorMode, TeamName, TeamRoute, Transfer, TransferKind, TransferOutcome,
-    TransferState,
+    LegStatus, Member, OutsideParty, Owner, PassedOver, Presence, Recording, RecordingSource,
+    RecordingStatus, Supervision, SupervisorMode, TeamName, TeamRoute, Transfer, TransferKind,
+    TransferOutcome, TransferState,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
 
@@ -45,6 +45,7 @@ pub const CUSTOMER: &str = "customer";
 pub const TARGET: &str = "target";
 pub const OWNER: &str = "owner";
 pub const SUPERVISOR: &str = "supervisor";
+pub const PARTY: &str = "party";
 
 pub fn pk(id: &CallSid) -> String {
     format!("CALL#{id}")
@@ -227,6 +228,17 @@ fn session_attributes(session: &CallSession, expires_at: i64) -> Item {
     }
     if let Some(sv) = &session.supervision {
         item.extend(supervision_attributes(sv));
+    }
+    if let Some(party) = &session.party {
+        item.insert("p_visit".into(), n(party.visit));
+        item.insert("p_by".into(), s(&party.added_by));
+        item.insert("p_number".into(), s(party.number.as_str()));
+        item.insert("p_presence".into(), n(party.presence.as_u8()));
+        item.insert("p_dropping".into(), AttributeValue::Bool(party.dropping));
+        item.insert("p_added_at".into(), s(time_text(party.added_at)));
+        if let Some(observed) = &party.leg {
+            item.extend(leg_attributes(PARTY, observed));
+        }
     }
     if let Some(help) = &session.help {
         item.insert("help_by".into(), s(&help.by));
@@ -493,6 +505,18 @@ pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
         transfer,
         inbound: inbound(item)?,
         supervision: supervision(item)?,
+        party: match get_n::<u32>(item, "p_visit") {
+            None => None,
+            Some(visit) => Some(OutsideParty {
+                visit,
+                added_by: required(item, "p_by")?.to_owned(),
+                number: phone(item, "p_number")?,
+                leg: leg(item, PARTY)?,
+                presence: Presence::from_u8(get_n(item, "p_presence").unwrap_or(0)),
+                dropping: get_bool(item, "p_dropping"),
+                added_at: time(item, "p_added_at")?,
+            }),
+        },
         help: match get_s(item, "help_by") {
             None => None,
             Some(by) => Some(HelpRequest {

@@ -312,7 +312,8 @@ async fn confirm(
             let ended = matches!(&observation, Observation::AgentLeg(o)
                 | Observation::CustomerLeg(o)
                 | Observation::TargetLeg { observation: o, .. }
-                | Observation::SupervisorLeg { observation: o, .. } if o.status.is_final());
+                | Observation::SupervisorLeg { observation: o, .. }
+                | Observation::PartyLeg { observation: o, .. } if o.status.is_final());
             if ended {
                 services.store.observe(&before.id, observation).await?;
                 // A leg no longer on the session is an earlier attempt's agent.
@@ -461,6 +462,16 @@ fn as_observation(session: &CallSession, leg: &CallSid, status: LegStatus) -> Op
     if let Some(supervision) = supervision {
         return Some(Observation::SupervisorLeg {
             visit: supervision.visit,
+            observation: observed,
+        });
+    }
+    let party = session
+        .party
+        .as_ref()
+        .filter(|p| p.leg.as_ref().is_some_and(|l| l.call_sid == *leg));
+    if let Some(party) = party {
+        return Some(Observation::PartyLeg {
+            visit: party.visit,
             observation: observed,
         });
     }

@@ -43,6 +43,9 @@ pub struct CallView {
     /// The agent's request for a supervisor, until one joins.
     #[serde(skip_serializing_if = "Option::is_none")]
     help: Option<HelpView>,
+    /// The outside party on the call, while they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    party: Option<PartyView>,
     /// Earlier transfer attempts: with `transfer`, every hop of the call.
     hops: Vec<HopView>,
     /// Repairs the reconciler made after lost callbacks (history entries
@@ -94,6 +97,28 @@ struct TransferView {
     /// A team transfer: the team and who was passed over, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     team: Option<TeamRouteView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartyView {
+    /// The number the agent added.
+    number: String,
+    /// Their phone joined the room (false while it rings).
+    joined: bool,
+}
+
+impl PartyView {
+    fn of(session: &CallSession) -> Option<Self> {
+        session
+            .party
+            .as_ref()
+            .filter(|p| p.live() && !session.is_ended())
+            .map(|p| PartyView {
+                number: p.number.as_str().to_owned(),
+                joined: p.presence == Presence::Joined,
+            })
+    }
 }
 
 #[derive(Serialize)]
@@ -297,6 +322,7 @@ impl CallView {
             transfer,
             supervisor: SupervisorView::of(session),
             help: HelpView::of(session),
+            party: PartyView::of(session),
             hops: session
                 .hops
                 .iter()
