@@ -712,3 +712,31 @@ async fn the_directory_is_pushed_when_presence_changes_and_not_for_a_heartbeat()
         Some(400)
     );
 }
+
+#[tokio::test]
+async fn supervisors_following_the_directory_are_nudged_when_the_board_changes() {
+    let stack = stack().await;
+    let sam = connect_with(&stack, &stack.token("sam"), "directory=1")
+        .await
+        .unwrap();
+    let alice = connect_with(&stack, &stack.token("alice"), "directory=1")
+        .await
+        .unwrap();
+    let (sam_frames, _sam) = gather(sam);
+    let (alice_frames, _alice) = gather(alice);
+    // A call begins: a line of the board.
+    start_call(&stack, ALICE, CUSTOMER).await;
+    heard(&sam_frames, "a board nudge", |f| f["type"] == "board").await;
+    // The nudge carries nothing, and only supervisors get it.
+    let nudge = snapshot(&sam_frames)
+        .into_iter()
+        .find(|f| f["type"] == "board")
+        .unwrap();
+    assert_eq!(nudge, json!({"type": "board"}));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        snapshot(&alice_frames).iter().all(|f| f["type"] != "board"),
+        "{:#?}",
+        snapshot(&alice_frames)
+    );
+}

@@ -10,6 +10,9 @@
 //! - `{"type":"revoked","callSid":"CA...","reason":"handed-over"}`: the
 //!   listener may no longer see the call (the reason codes of a 403, or
 //!   `signed-out` when their token expired); nothing more will come;
+//! - `{"type":"board"}`, on a supervisor's connection that follows the
+//!   directory: a call began or a line of the board changed; the console
+//!   reads `GET /board` again.
 //! - `{"type":"directory","directory":{...}}`, on a connection that
 //!   follows the directory (`?directory=1`): someone's presence changed;
 //!   the directory as `GET /directory` shows it, without numbers.
@@ -38,6 +41,9 @@ pub enum PushMessage {
     /// teams and presence; no numbers, no `me`), the same frame for every
     /// listener, so a change costs one read however many consoles follow.
     Directory { directory: Box<DirectoryView> },
+    /// A line of the supervisors' board changed: sent to supervisors only,
+    /// with nothing in it (the board is theirs to read again).
+    Board,
 }
 
 impl PushMessage {

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::PushApp;
 use super::messages::PushMessage;
-use super::stream::{CallChange, changes, directory_changed};
+use super::stream::{CallChange, board_changed, changes, directory_changed};
 use crate::domain::{Action, Actor};
 use crate::ids::CallSid;
 use crate::push::connections::{Connections, PostError};
@@ -56,8 +56,12 @@ pub async fn publish(app: &PushApp, event: &Event) -> PublishReport {
     for (call, change) in calls {
         publish_call(app, &call, change, &mut report).await;
     }
-    if directory_changed(&event.records) {
-        publish_directory(app, &mut report).await;
+    let (directory, board) = (
+        directory_changed(&event.records),
+        board_changed(&event.records),
+    );
+    if directory || board {
+        publish_directory(app, directory, board, &mut report).await;
     }
     tracing::info!(?report, "published");
     report
@@ -194,8 +198,14 @@ async fn post_frames<'a>(
 }
 
 /// Sends every console following the directory the directory as it is
-/// now: someone's presence changed.
-async fn publish_directory(app: &PushApp, report: &mut PublishReport) {
+/// now when someone's presence changed (`directory`), and the supervisors
+/// among them a nudge to read the board when a line of it changed (`board`).
+async fn publish_directory(
+    app: &PushApp,
+    directory: bool,
+    board: bool,
+    report: &mut PublishReport,
+) {
     let Some(connections) = app.connections.as_ref() else {
         report.failed += 1;
         return;
@@ -222,19 +232,31 @@ async fn publish_directory(app: &PushApp, report: &mut PublishReport) {
         }
     }
     // One read of the directory for every listener, not one each.
-    let listed = match routing::listed(app.directory.as_ref(), app.store.as_ref(), now).await {
-        Ok(listed) => listed,
-        Err(error) => {
-            tracing::warn!(%error, "directory unreadable");
-            report.failed += 1;
-            return;
+    let frame = if directory {
+        match routing::listed(app.directory.as_ref(), app.store.as_ref(), now).await {
+            Ok(listed) => {
+                let directory = Box::new(DirectoryView::new(&listed, None, false));
+                Some(PushMessage::Directory { directory }.to_bytes())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "directory unreadable");
+                report.failed += 1;
+                None
+            }
         }
+    } else {
+        None
     };
-    let directory = Box::new(DirectoryView::new(&listed, None, false));
-    let frame = PushMessage::Directory { directory }.to_bytes();
+    let nudge = board.then(|| PushMessage::Board.to_bytes());
+    let frames_for = |listener: &Subscriber| -> Vec<Vec<u8>> {
+        let nudge = nudge.clone().filter(|_| listener.actor.supervisor);
+        frame.iter().cloned().chain(nudge).collect()
+    };
     let posts: Vec<_> = signed_in
         .iter()
-        .map(|listener| post_frames(connections.as_ref(), listener, vec![frame.clone()]))
+        .map(|listener| (listener, frames_for(listener)))
+        .filter(|(_, frames)| !frames.is_empty())
+        .map(|(listener, frames)| post_frames(connections.as_ref(), listener, frames))
         .collect();
     for (listener, result) in futures::future::join_all(posts).await {
         match result {

@@ -14,6 +14,7 @@ use crate::store::{
     AGENT_PREFIX, DIRECTORY_PK, EVENT_PREFIX, Item, SESSION_SK, agent_from_item, event_from_item,
     session_from_item,
 };
+use crate::usecases::view::board_moved;
 
 /// What a batch says about one call.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -113,6 +114,30 @@ pub fn directory_changed(records: &[EventRecord]) -> bool {
             (None, Ok(_)) => true,
             _ => false,
         }
+    })
+}
+
+/// Whether a batch changed a line of the supervisors' board: a call began,
+/// or a call's state, agent, transfer, supervisor or help request moved.
+/// (A bare callback that changes none of these nudges nobody.)
+pub fn board_changed(records: &[EventRecord]) -> bool {
+    records.iter().any(|record| {
+        if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
+            return false;
+        }
+        let (Some(keys), Some(new)) = (image(&record.change.keys), image(&record.change.new_image))
+        else {
+            return false;
+        };
+        let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let (Some(pk), Some(sk)) = (text("pk"), text("sk")) else {
+            return false;
+        };
+        if !(pk.starts_with("CALL#") && sk == SESSION_SK) {
+            return false;
+        }
+        let before = image(&record.change.old_image).and_then(|o| session_from_item(&o).ok());
+        session_from_item(&new).is_ok_and(|after| board_moved(before.as_ref(), &after))
     })
 }
 

@@ -177,6 +177,19 @@ struct BoardCallView {
     help: Option<HelpView>,
 }
 
+/// Whether the supervisors' board shows `after` otherwise than `before`
+/// (its line, at the same instant), or it is a new call: supervisors then
+/// read the board again.
+pub fn board_moved(before: Option<&CallSession>, after: &CallSession) -> bool {
+    let Some(before) = before else {
+        return true;
+    };
+    let now = after.created_at;
+    let line =
+        |s: &CallSession| serde_json::to_value(BoardView::new(std::slice::from_ref(s), now)).ok();
+    line(before) != line(after)
+}
+
 impl BoardView {
     pub fn new(sessions: &[CallSession], now: OffsetDateTime) -> Self {
         let mut sorted: Vec<&CallSession> = sessions.iter().collect();
