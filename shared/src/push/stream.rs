@@ -87,18 +87,9 @@ pub fn changes(records: &[EventRecord]) -> Vec<(CallSid, CallChange)> {
 /// calls). Consoles then read the directory again.
 pub fn directory_changed(records: &[EventRecord]) -> bool {
     records.iter().any(|record| {
-        if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
-            return false;
-        }
-        let (Some(keys), Some(new)) = (image(&record.change.keys), image(&record.change.new_image))
-        else {
+        let Some(Written { pk, sk, old, new }) = written(record) else {
             return false;
         };
-        let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).cloned();
-        let (Some(pk), Some(sk)) = (text("pk"), text("sk")) else {
-            return false;
-        };
-        let old = image(&record.change.old_image);
         if pk == DIRECTORY_PK && sk.starts_with(AGENT_PREFIX) {
             return match (old.map(|o| agent_from_item(&o)), agent_from_item(&new)) {
                 (Some(Ok(before)), Ok(after)) => after.shown_differently(&before),
@@ -122,22 +113,38 @@ pub fn directory_changed(records: &[EventRecord]) -> bool {
 /// (A bare callback that changes none of these nudges nobody.)
 pub fn board_changed(records: &[EventRecord]) -> bool {
     records.iter().any(|record| {
-        if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
-            return false;
-        }
-        let (Some(keys), Some(new)) = (image(&record.change.keys), image(&record.change.new_image))
-        else {
-            return false;
-        };
-        let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).cloned();
-        let (Some(pk), Some(sk)) = (text("pk"), text("sk")) else {
+        let Some(Written { pk, sk, old, new }) = written(record) else {
             return false;
         };
         if !(pk.starts_with("CALL#") && sk == SESSION_SK) {
             return false;
         }
-        let before = image(&record.change.old_image).and_then(|o| session_from_item(&o).ok());
+        let before = old.and_then(|o| session_from_item(&o).ok());
         session_from_item(&new).is_ok_and(|after| board_moved(before.as_ref(), &after))
+    })
+}
+
+/// An item a record wrote (inserted or modified): its keys, and its image
+/// before and after.
+struct Written {
+    pk: String,
+    sk: String,
+    old: Option<Item>,
+    new: Item,
+}
+
+fn written(record: &EventRecord) -> Option<Written> {
+    if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
+        return None;
+    }
+    let keys = image(&record.change.keys)?;
+    let new = image(&record.change.new_image)?;
+    let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(Written {
+        pk: text("pk")?,
+        sk: text("sk")?,
+        old: image(&record.change.old_image),
+        new,
     })
 }
 
