@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use warm_transfer_core::usecases::reconcile;
+use warm_transfer_dev::idp::LocalAgent;
 use warm_transfer_dev::local::{LOCAL_CALLER_ID, LocalOptions};
 use warm_transfer_dev::sim::{CallbackFault, Fault, Operation, Script};
 
@@ -330,6 +331,50 @@ async fn a_ring_whose_outcome_is_unknown_is_never_sent_again() {
     assert_eq!(sim.calls_to(BOB), 1, "never dialled twice");
     assert_eq!(sim.calls_to(CAROL), 0);
     sim.hang_up(CALLER);
+    t.s.wait_call_over(BOB).await;
+    t.s.assert_never_stranded(CALLER);
+}
+
+#[tokio::test]
+async fn a_supervisor_listens_then_whispers_on_a_call_taken_from_the_queue() {
+    let t = team(&[("bob", BOB)]).await;
+    let sim = &t.s.stack.sim;
+    const SAM: &str = "+15550100019";
+    sim.script(SAM, Script::answer_after(Duration::from_millis(500)));
+    let sam =
+        t.s.stack
+            .token_for(&LocalAgent::new("sam@example.com", &[SAM], true));
+    let sid = t.call_in();
+    let supervise = async |mode: &str| {
+        t.s.api_as(
+            &sam,
+            reqwest::Method::POST,
+            &format!("/calls/{sid}/supervisor"),
+            Some(json!({ "mode": mode })),
+        )
+        .await
+    };
+    t.taken_by(&sid, "Bob").await;
+    t.s.wait_room(&sid, &[CALLER, BOB]).await;
+    // Already in the room: the supervisor joins muted, then coaches Bob.
+    let (status, call) = supervise("listen").await;
+    assert_eq!(status, 202, "{call}");
+    t.s.wait_room(&sid, &[CALLER, BOB, SAM]).await;
+    assert_eq!(sim.redirects_of(CALLER), 0, "the caller never moved");
+    t.s.wait_call(&sid, "the supervisor in the room", |c| {
+        c["supervisor"]["joined"] == true
+    })
+    .await;
+    assert!(sim.hears(SAM, CALLER) && !sim.hears(CALLER, SAM));
+    let (status, call) = supervise("whisper").await;
+    assert!(status < 300, "{status} {call}");
+    assert!(
+        sim.wait_for(SOON, |sim| sim.hears(BOB, SAM) && !sim.hears(CALLER, SAM))
+            .await
+    );
+    // The caller hangs up: everyone goes, the supervisor too.
+    sim.hang_up(CALLER);
+    t.s.wait_call_over(SAM).await;
     t.s.wait_call_over(BOB).await;
     t.s.assert_never_stranded(CALLER);
 }
