@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::error::DomainError;
 use super::leg::{LegObservation, LegStatus, Presence};
 use super::party::OutsideParty;
-use super::session::CallSession;
+use super::session::{CallSession, advance, replace};
 use crate::ids::{CallSid, PhoneNumber};
 
 impl CallSession {
@@ -119,23 +119,17 @@ impl CallSession {
     }
 
     pub(super) fn observe_party_leg(&mut self, visit: u32, observation: LegObservation) -> bool {
-        match self.party.as_mut().filter(|p| p.visit == visit) {
-            Some(p) if observation.supersedes(p.leg.as_ref()) => {
-                p.leg = Some(observation);
-                true
-            }
-            _ => false,
-        }
+        self.party
+            .as_mut()
+            .filter(|p| p.visit == visit)
+            .is_some_and(|p| replace(&mut p.leg, observation))
     }
 
     pub(super) fn observe_party_presence(&mut self, visit: u32, presence: Presence) -> bool {
-        match self.party.as_mut().filter(|p| p.visit == visit) {
-            Some(p) if presence > p.presence => {
-                p.presence = presence;
-                true
-            }
-            _ => false,
-        }
+        self.party
+            .as_mut()
+            .filter(|p| p.visit == visit)
+            .is_some_and(|p| advance(&mut p.presence, presence))
     }
 }
 

@@ -788,7 +788,9 @@ fn handing_on_now(previous: Option<TransferState>) -> bool {
     previous == Some(TransferState::FirstAgentLeft)
 }
 
-fn replace(slot: &mut Option<LegObservation>, observation: LegObservation) -> bool {
+/// Keeps `observation` if it is news for `slot` (a leg's status only moves
+/// forward); true if it was.
+pub(super) fn replace(slot: &mut Option<LegObservation>, observation: LegObservation) -> bool {
     if observation.supersedes(slot.as_ref()) {
         *slot = Some(observation);
         true
@@ -797,7 +799,8 @@ fn replace(slot: &mut Option<LegObservation>, observation: LegObservation) -> bo
     }
 }
 
-fn advance(slot: &mut Presence, to: Presence) -> bool {
+/// Moves a presence forward (never back); true if it moved.
+pub(super) fn advance(slot: &mut Presence, to: Presence) -> bool {
     if to > *slot {
         *slot = to;
         true

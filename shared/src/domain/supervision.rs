@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::error::DomainError;
 use super::leg::{LegObservation, LegStatus, Presence};
-use super::session::CallSession;
+use super::session::{CallSession, advance, replace};
 use super::supervisor::{HelpRequest, Supervision, SupervisionChange, SupervisorMode};
 use crate::ids::{CallSid, PhoneNumber};
 
@@ -235,24 +235,18 @@ impl CallSession {
         visit: u32,
         observation: LegObservation,
     ) -> bool {
-        match self.supervision.as_mut().filter(|s| s.visit == visit) {
-            Some(s) if observation.supersedes(s.leg.as_ref()) => {
-                s.leg = Some(observation);
-                true
-            }
-            _ => false,
-        }
+        self.supervision
+            .as_mut()
+            .filter(|s| s.visit == visit)
+            .is_some_and(|s| replace(&mut s.leg, observation))
     }
 
     /// The supervisor (visit `visit`) joined or left the room.
     pub(super) fn observe_supervisor_presence(&mut self, visit: u32, presence: Presence) -> bool {
-        match self.supervision.as_mut().filter(|s| s.visit == visit) {
-            Some(s) if presence > s.presence => {
-                s.presence = presence;
-                true
-            }
-            _ => false,
-        }
+        self.supervision
+            .as_mut()
+            .filter(|s| s.visit == visit)
+            .is_some_and(|s| advance(&mut s.presence, presence))
     }
 }
 

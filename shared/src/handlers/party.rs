@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::front_end::take_allowance;
 use super::input::{call_sid, json_body, may_dial, phone};
-use super::recordings;
+use super::placement::{RingInto, ring_into_room};
 use super::supervise::move_into_room;
 use super::webhook_urls::WebhookUrls;
 use crate::domain::{
@@ -22,10 +22,7 @@ use crate::domain::{
 };
 use crate::ids::CallSid;
 use crate::store::update_returning;
-use crate::twilio::{
-    CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateParticipant, HttpMethod,
-    ParticipantBeep,
-};
+use crate::twilio::{ConferenceRef, CreateParticipant};
 use crate::usecases::view::CallView;
 use crate::usecases::{follow_up, history};
 use crate::web::ApiError;
@@ -170,25 +167,19 @@ fn party_participant(
         .party
         .as_ref()
         .map_or_else(|| session.caller_id.clone(), |p| p.number.clone());
-    let participant = CreateParticipant {
-        label: Some(RoomParticipant::Party { visit }.label()),
+    let ring = RingInto {
+        label: RoomParticipant::Party { visit }.label(),
+        from: session.caller_id.clone(),
+        to: number,
+        timeout_secs: PARTY_RING_SECS,
+        status_callback: urls.party_events(&session.id, visit),
+    };
+    CreateParticipant {
         early_media: Some(true),
-        beep: Some(ParticipantBeep::False),
         start_conference_on_enter: Some(true),
         end_conference_on_exit: Some(false),
-        timeout: Some(PARTY_RING_SECS),
-        status_callback: Some(urls.party_events(&session.id, visit)),
-        status_callback_event: CallStatusEvent::ALL.to_vec(),
-        status_callback_method: Some(HttpMethod::Post),
-        // Twilio takes the room's callback from whoever comes first.
-        conference_status_callback: Some(urls.conference_events()),
-        conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
-        conference_status_callback_method: Some(HttpMethod::Post),
-        wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
-        wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
-        ..CreateParticipant::new(session.caller_id.clone(), number)
-    };
-    recordings::record_room_rest(app, urls, &session.id.room(), participant)
+        ..ring_into_room(app, urls, &session.id.room(), ring)
+    }
 }
 
 /// The agent drops the party: recorded, then their phone hung up (a

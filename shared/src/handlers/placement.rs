@@ -11,12 +11,52 @@ use crate::domain::{
     Actor, CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
     RoomParticipant, TransferPlan,
 };
-use crate::ids::CallSid;
+use crate::ids::{CallSid, PhoneNumber, RoomName};
 use crate::twilio::{
     CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, ConferenceStatus, CreateParticipant,
     HttpMethod, ListConferences, Participant, ParticipantBeep, TwilioError,
 };
 use crate::usecases::{follow_up, history};
+
+/// What every participant the product rings into a call's room carries:
+/// its label, no beep, its own status callback (every event), the room's
+/// callback (this participant may reach the room first, and Twilio takes
+/// the room's callback from whoever comes first), the wait music (heard
+/// only if they join before anyone else; the REST field must be a URL, ""
+/// for silence is TwiML-only), and the room's recording. The caller sets
+/// what differs: early media, who starts or ends the room, muting.
+pub(super) fn ring_into_room(
+    app: &App,
+    urls: &WebhookUrls,
+    room: &RoomName,
+    ring: RingInto,
+) -> CreateParticipant {
+    let participant = CreateParticipant {
+        label: Some(ring.label),
+        beep: Some(ParticipantBeep::False),
+        timeout: Some(ring.timeout_secs),
+        status_callback: Some(ring.status_callback),
+        status_callback_event: CallStatusEvent::ALL.to_vec(),
+        status_callback_method: Some(HttpMethod::Post),
+        conference_status_callback: Some(urls.conference_events()),
+        conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
+        conference_status_callback_method: Some(HttpMethod::Post),
+        wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
+        wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
+        ..CreateParticipant::new(ring.from, ring.to)
+    };
+    recordings::record_room_rest(app, urls, room, participant)
+}
+
+/// Who [`ring_into_room`] rings, from which number, for how long, and where
+/// their call's status goes.
+pub(super) struct RingInto {
+    pub(super) label: String,
+    pub(super) from: PhoneNumber,
+    pub(super) to: PhoneNumber,
+    pub(super) timeout_secs: u32,
+    pub(super) status_callback: String,
+}
 
 /// The participant create that rings the transfer's agent into the room.
 pub(super) fn second_agent(
@@ -25,41 +65,29 @@ pub(super) fn second_agent(
     sid: &CallSid,
     plan: &TransferPlan,
 ) -> CreateParticipant {
-    let second_agent = CreateParticipant {
-        label: Some(
-            RoomParticipant::SecondAgent {
-                attempt: plan.attempt,
-            }
-            .label(),
-        ),
+    // The agent sees who is calling, where Twilio lets them.
+    let from = plan
+        .shown_caller
+        .as_ref()
+        .map_or_else(|| plan.caller_id.clone(), |c| c.number.clone());
+    let ring = RingInto {
+        label: RoomParticipant::SecondAgent {
+            attempt: plan.attempt,
+        }
+        .label(),
+        from,
+        to: plan.target.clone(),
+        timeout_secs: app.config.transfer_ring_timeout_secs,
+        status_callback: urls.participant_events(sid, plan.attempt),
+    };
+    CreateParticipant {
         // The first agent hears the second agent's phone ring.
         early_media: Some(true),
-        beep: Some(ParticipantBeep::False),
         start_conference_on_enter: Some(true),
         end_conference_on_exit: Some(plan.target_anchors_room),
-        timeout: Some(app.config.transfer_ring_timeout_secs),
-        status_callback: Some(urls.participant_events(sid, plan.attempt)),
-        status_callback_event: CallStatusEvent::ALL.to_vec(),
-        status_callback_method: Some(HttpMethod::Post),
-        // This participant may reach the room before the customer does, and
-        // Twilio takes the room's callback from whoever comes first.
-        conference_status_callback: Some(urls.conference_events()),
-        conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
-        conference_status_callback_method: Some(HttpMethod::Post),
-        // Heard only if agent two answers before anyone else is in the room.
-        // The REST field must be a URL ("" for silence is TwiML-only).
-        wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
-        wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
-        // The agent sees who is calling, where Twilio lets them.
         call_token: plan.shown_caller.as_ref().map(|c| c.call_token.clone()),
-        ..CreateParticipant::new(
-            plan.shown_caller
-                .as_ref()
-                .map_or_else(|| plan.caller_id.clone(), |c| c.number.clone()),
-            plan.target.clone(),
-        )
-    };
-    recordings::record_room_rest(app, urls, &plan.room, second_agent)
+        ..ring_into_room(app, urls, &plan.room, ring)
+    }
 }
 
 /// Looks for the participant a create whose outcome is unknown may have

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::front_end::{customer_reached_room, take_allowance};
 use super::input::{call_sid, json_body, required};
-use super::recordings;
+use super::placement::{RingInto, ring_into_room};
 use super::webhook_urls::{RoomRole, WebhookUrls};
 use crate::domain::{
     AccessDenied, Action, Actor, CallSession, DomainError, HistoryEvent, LegObservation, LegStatus,
@@ -22,10 +22,7 @@ use crate::domain::{
 };
 use crate::ids::CallSid;
 use crate::store::update_returning;
-use crate::twilio::{
-    CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, CreateParticipant, HttpMethod,
-    ParticipantBeep, TwilioError, UpdateParticipant,
-};
+use crate::twilio::{ConferenceRef, CreateParticipant, TwilioError, UpdateParticipant};
 use crate::usecases::view::CallView;
 use crate::usecases::{follow_up, history};
 use crate::web::ApiError;
@@ -224,10 +221,15 @@ fn supervisor_participant(
     let supervision = session.supervision.as_ref();
     let visit = supervision.map_or(1, |s| s.visit);
     let number = supervision.map_or_else(|| session.caller_id.clone(), |s| s.number.clone());
-    let participant = CreateParticipant {
-        label: Some(RoomParticipant::Supervisor { visit }.label()),
+    let ring = RingInto {
+        label: RoomParticipant::Supervisor { visit }.label(),
+        from: session.caller_id.clone(),
+        to: number,
+        timeout_secs: SUPERVISOR_RING_SECS,
+        status_callback: urls.supervisor_events(&session.id, visit),
+    };
+    CreateParticipant {
         early_media: Some(false),
-        beep: Some(ParticipantBeep::False),
         start_conference_on_enter: Some(false),
         // A supervisor hanging up never ends the room.
         end_conference_on_exit: Some(false),
@@ -237,19 +239,8 @@ fn supervisor_participant(
             .coaching()
             .then(|| session.current_agent_call().cloned())
             .flatten(),
-        timeout: Some(SUPERVISOR_RING_SECS),
-        status_callback: Some(urls.supervisor_events(&session.id, visit)),
-        status_callback_event: CallStatusEvent::ALL.to_vec(),
-        status_callback_method: Some(HttpMethod::Post),
-        // Twilio takes the room's callback from whoever comes first.
-        conference_status_callback: Some(urls.conference_events()),
-        conference_status_callback_event: ConferenceCallbackEvent::LIFECYCLE.to_vec(),
-        conference_status_callback_method: Some(HttpMethod::Post),
-        wait_url: app.config.hold_music_url.as_ref().map(ToString::to_string),
-        wait_method: app.config.hold_music_url.as_ref().map(|_| HttpMethod::Get),
-        ..CreateParticipant::new(session.caller_id.clone(), number)
-    };
-    recordings::record_room_rest(app, urls, &session.id.room(), participant)
+        ..ring_into_room(app, urls, &session.id.room(), ring)
+    }
 }
 
 /// The fields that put a supervisor's participant in `mode`.
