@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::front_end::take_allowance;
 use super::input::{call_sid, json_body, may_dial, phone};
-use super::placement::{RingInto, ring_into_room};
+use super::placement::{RingInto, record_not_joined, ring_into_room, take_out};
 use super::supervise::move_into_room;
 use super::webhook_urls::WebhookUrls;
 use crate::domain::{
@@ -21,10 +21,9 @@ use crate::domain::{
     RoomParticipant,
 };
 use crate::ids::CallSid;
-use crate::store::update_returning;
 use crate::twilio::{ConferenceRef, CreateParticipant};
+use crate::usecases::history;
 use crate::usecases::view::CallView;
-use crate::usecases::{follow_up, history};
 use crate::web::ApiError;
 use crate::web::responses::json;
 
@@ -189,22 +188,7 @@ async fn drop(app: &App, actor: &Actor, sid: &CallSid) -> Result<Response<Body>,
         actor.may(Action::Party, s)?;
         Ok(s.drop_party())
     };
-    let store = app.services.store.as_ref();
-    let (dropped, session) = update_returning(store, sid, &stop).await?;
-    if dropped == Some(true) {
-        let event = HistoryEvent::api(
-            actor,
-            OffsetDateTime::now_utc(),
-            "outside party dropped",
-            None,
-        );
-        history::record(store, sid, &event).await;
-    }
-    follow_up::carry_out(&app.services, &session).await;
-    Ok(json(
-        StatusCode::OK,
-        &CallView::new(&session, actor, Vec::new()),
-    ))
+    take_out(app, actor, sid, &stop, "outside party dropped").await
 }
 
 /// Nobody joins after all: recorded, with why.
@@ -213,14 +197,13 @@ async fn failed(app: &App, actor: &Actor, sid: &CallSid, visit: u32, why: &str) 
         s.party_failed(visit);
         Ok(())
     };
-    if let Err(error) = app.services.store.update(sid, &record).await {
-        tracing::warn!(%error, call = %sid, "failed outside party not recorded");
-    }
-    let event = HistoryEvent::api(
+    record_not_joined(
+        app,
         actor,
-        OffsetDateTime::now_utc(),
+        sid,
+        &record,
         "outside party could not join",
-        Some(why.to_owned()),
-    );
-    history::record(app.services.store.as_ref(), sid, &event).await;
+        why,
+    )
+    .await;
 }

@@ -2,21 +2,27 @@
 //! shared by a transfer's request and by a team transfer moving on to its
 //! next member.
 
+use http::StatusCode;
+use lambda_http::{Body, Response};
 use time::OffsetDateTime;
 
 use super::app::App;
 use super::recordings;
 use super::webhook_urls::WebhookUrls;
 use crate::domain::{
-    Actor, CallSession, FollowUp, HistoryEvent, LegObservation, LegStatus, Observation,
-    RoomParticipant, TransferPlan,
+    Actor, CallSession, DomainError, FollowUp, HistoryEvent, LegObservation, LegStatus,
+    Observation, RoomParticipant, TransferPlan,
 };
 use crate::ids::{CallSid, PhoneNumber, RoomName};
+use crate::store::{Command, update_returning};
 use crate::twilio::{
     CallStatusEvent, ConferenceCallbackEvent, ConferenceRef, ConferenceStatus, CreateParticipant,
     HttpMethod, ListConferences, Participant, ParticipantBeep, TwilioError,
 };
+use crate::usecases::view::CallView;
 use crate::usecases::{follow_up, history};
+use crate::web::ApiError;
+use crate::web::responses::json;
 
 /// What every participant the product rings into a call's room carries:
 /// its label, no beep, its own status callback (every event), the room's
@@ -265,4 +271,47 @@ pub(super) async fn record_failure(
         Ok(session) => follow_up::carry_out(&app.services, &session).await,
         Err(error) => tracing::error!(%error, call = %sid, "transfer failure not recorded"),
     }
+}
+
+/// Someone the actor had rung into the room (a supervisor, an outside
+/// party) did not join after all: `record` notes it on the session, and
+/// the history says `what`, with `why`.
+pub(super) async fn record_not_joined(
+    app: &App,
+    actor: &Actor,
+    sid: &CallSid,
+    record: &Command<'_>,
+    what: &'static str,
+    why: &str,
+) {
+    if let Err(error) = app.services.store.update(sid, record).await {
+        tracing::warn!(%error, call = %sid, what, "not recorded");
+    }
+    let event = HistoryEvent::api(actor, OffsetDateTime::now_utc(), what, Some(why.to_owned()));
+    history::record(app.services.store.as_ref(), sid, &event).await;
+}
+
+/// Takes someone out of the call at the actor's word: `stop` records it on
+/// the session (true when that changed anything, then the history says
+/// `what`), and the follow-ups hang their phone up (idempotent, and the
+/// reconciler's to finish if this is cut short). Answers the call as the
+/// actor sees it.
+pub(super) async fn take_out(
+    app: &App,
+    actor: &Actor,
+    sid: &CallSid,
+    stop: &(dyn Fn(&mut CallSession) -> Result<bool, DomainError> + Send + Sync),
+    what: &'static str,
+) -> Result<Response<Body>, ApiError> {
+    let store = app.services.store.as_ref();
+    let (stopped, session) = update_returning(store, sid, stop).await?;
+    if stopped == Some(true) {
+        let event = HistoryEvent::api(actor, OffsetDateTime::now_utc(), what, None);
+        history::record(store, sid, &event).await;
+    }
+    follow_up::carry_out(&app.services, &session).await;
+    Ok(json(
+        StatusCode::OK,
+        &CallView::new(&session, actor, Vec::new()),
+    ))
 }

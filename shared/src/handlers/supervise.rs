@@ -14,14 +14,13 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::front_end::{customer_reached_room, take_allowance};
 use super::input::{call_sid, json_body, required};
-use super::placement::{RingInto, ring_into_room};
+use super::placement::{RingInto, record_not_joined, ring_into_room, take_out};
 use super::webhook_urls::{RoomRole, WebhookUrls};
 use crate::domain::{
     AccessDenied, Action, Actor, CallSession, DomainError, HistoryEvent, LegObservation, LegStatus,
     Observation, RoomParticipant, SupervisionChange, SupervisorMode,
 };
 use crate::ids::CallSid;
-use crate::store::update_returning;
 use crate::twilio::{ConferenceRef, CreateParticipant, TwilioError, UpdateParticipant};
 use crate::usecases::view::CallView;
 use crate::usecases::{follow_up, history};
@@ -324,17 +323,7 @@ async fn leave(app: &App, actor: &Actor, sid: &CallSid) -> Result<Response<Body>
         actor.may(Action::Supervise, s)?;
         Ok(s.stop_supervising())
     };
-    let store = app.services.store.as_ref();
-    let (stopped, session) = update_returning(store, sid, &stop).await?;
-    if stopped == Some(true) {
-        let event = HistoryEvent::api(actor, OffsetDateTime::now_utc(), "supervisor leaves", None);
-        history::record(app.services.store.as_ref(), sid, &event).await;
-    }
-    follow_up::carry_out(&app.services, &session).await;
-    Ok(json(
-        StatusCode::OK,
-        &CallView::new(&session, actor, Vec::new()),
-    ))
+    take_out(app, actor, sid, &stop, "supervisor leaves").await
 }
 
 /// Nobody joins after all: recorded, with why.
@@ -343,16 +332,7 @@ async fn failed(app: &App, actor: &Actor, sid: &CallSid, visit: u32, why: &str) 
         s.supervision_failed(visit);
         Ok(())
     };
-    if let Err(error) = app.services.store.update(sid, &record).await {
-        tracing::warn!(%error, call = %sid, "failed supervision not recorded");
-    }
-    let event = HistoryEvent::api(
-        actor,
-        OffsetDateTime::now_utc(),
-        "supervisor could not join",
-        Some(why.to_owned()),
-    );
-    history::record(app.services.store.as_ref(), sid, &event).await;
+    record_not_joined(app, actor, sid, &record, "supervisor could not join", why).await;
 }
 
 /// Twilio's refusals of a coach, as the API answers them: 409, saying why.
