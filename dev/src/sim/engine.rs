@@ -465,7 +465,12 @@ impl Sim {
 
     /// A call to one of the account's numbers: Twilio asks the number's
     /// voice URL (with `CallStatus=ringing` and the call's `CallToken`),
-    /// and the call is answered by running what it answers.
+    /// and the call is answered by running what it answers. Twilio: "A
+    /// call_token is generated when an incoming call is received on a
+    /// Twilio number" (the `CallToken` field of participant create, [oai]);
+    /// an incoming call's webhook carries the call's parameters with
+    /// `Direction=inbound` ([voice webhooks]:
+    /// twilio.com/docs/usage/webhooks/voice-webhooks).
     pub(crate) async fn run_inbound(self: Arc<Self>, sid: String, target: Target) {
         let token = self.with_world(|w| w.leg(&sid).and_then(|l| l.call_token.clone()));
         self.set_status(&sid, LegStatus::Ringing, None);
