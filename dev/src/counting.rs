@@ -15,12 +15,21 @@ use std::sync::{Arc, Mutex};
 
 use warm_transfer_core::endpoint::Endpoint;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
-use aws_sdk_dynamodb::operation::{
-    delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput,
-    query::QueryInput, scan::ScanInput, update_item::UpdateItemInput,
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
 };
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::{
+    delete_item::{DeleteItemError, DeleteItemInput},
+    get_item::GetItemInput,
+    put_item::{PutItemError, PutItemInput},
+    query::QueryInput,
+    scan::ScanInput,
+    update_item::{UpdateItemError, UpdateItemInput},
+};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
 /// Counts by name; cheap to clone and share.
 #[derive(Debug, Clone, Default)]
@@ -65,9 +74,51 @@ const QUERY_INDEX: &str = "Query(index)";
 
 /// Counts each DynamoDB request a client sends, by operation (`.0`), and
 /// by the function making it (`.1`, keyed `function operation`) when it
-/// runs within [`serving`].
+/// runs within [`serving`]; each write by the kind of item it writes
+/// (`.2`, keyed `kind`, and `by function kind` within [`serving`]), and
+/// each write whose condition failed (keyed `refused kind`).
 #[derive(Debug, Clone, Default)]
-pub struct DynamoOps(pub Counts, pub Counts);
+pub struct DynamoOps(pub Counts, pub Counts, pub Counts);
+
+/// The kind of item a write names, carried from before the request to
+/// after its answer.
+#[derive(Debug, Clone)]
+struct WriteKind(String);
+
+impl Storable for WriteKind {
+    type Storer = StoreReplace<Self>;
+}
+
+/// The kind of item a key names: the sort key up to its first `#`
+/// (`SESSION`, `EVENT`, `END`, `SUB`, `AGENT`, ...), or the partition
+/// key's when the sort key says nothing (a per-minute allowance).
+pub fn item_kind(key: &std::collections::HashMap<String, AttributeValue>) -> String {
+    let prefix = |name: &str| {
+        key.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(|text| text.split('#').next().unwrap_or_default().to_owned())
+    };
+    match (prefix("pk"), prefix("sk")) {
+        (Some(pk), Some(sk)) if sk == "MINUTE" => pk,
+        (_, Some(sk)) => sk,
+        (Some(pk), None) => pk,
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
+/// Whether a write's answer was "your condition did not hold".
+fn condition_failed(error: &aws_smithy_runtime_api::client::interceptors::context::Error) -> bool {
+    let code = if let Some(e) = error.downcast_ref::<PutItemError>() {
+        e.code()
+    } else if let Some(e) = error.downcast_ref::<UpdateItemError>() {
+        e.code()
+    } else if let Some(e) = error.downcast_ref::<DeleteItemError>() {
+        e.code()
+    } else {
+        None
+    };
+    code == Some("ConditionalCheckFailedException")
+}
 
 impl Intercept for DynamoOps {
     fn name(&self) -> &'static str {
@@ -77,9 +128,26 @@ impl Intercept for DynamoOps {
     fn read_before_execution(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let input = context.input();
+        let written = if let Some(put) = input.downcast_ref::<PutItemInput>() {
+            put.item().map(item_kind)
+        } else if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
+            update.key().map(item_kind)
+        } else if let Some(delete) = input.downcast_ref::<DeleteItemInput>() {
+            delete.key().map(item_kind)
+        } else {
+            None
+        };
+        if let Some(kind) = written {
+            self.2.add(&kind);
+            if let Ok(endpoint) = SERVING.try_with(|e| *e) {
+                self.2
+                    .add(&format!("by {} {kind}", endpoint.function_name()));
+            }
+            cfg.interceptor_state().store_put(WriteKind(kind));
+        }
         let name = if input.downcast_ref::<GetItemInput>().is_some() {
             "GetItem"
         } else if let Some(query) = input.downcast_ref::<QueryInput>() {
@@ -103,6 +171,23 @@ impl Intercept for DynamoOps {
         self.0.add(if name == QUERY_INDEX { "Query" } else { name });
         if let Ok(endpoint) = SERVING.try_with(|e| *e) {
             self.1.add(&format!("{} {name}", endpoint.function_name()));
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let refused = context
+            .output_or_error()
+            .and_then(|answer| answer.err())
+            .and_then(|error| error.as_operation_error())
+            .is_some_and(condition_failed);
+        if let (true, Some(WriteKind(kind))) = (refused, cfg.load::<WriteKind>()) {
+            self.2.add(&format!("refused {kind}"));
         }
         Ok(())
     }

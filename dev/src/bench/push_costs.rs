@@ -56,6 +56,10 @@ pub struct Costs {
     /// Twilio REST requests by operation, from the call's start until it
     /// ended after the customer's hang-up.
     pub rest: BTreeMap<String, u64>,
+    /// DynamoDB writes over the whole call by the kind of item written
+    /// (`SESSION`, `EVENT`, ...), those refused by their condition
+    /// (`refused KIND`), and by function (`by function KIND`).
+    pub writes: BTreeMap<String, u64>,
 }
 
 impl Costs {
@@ -114,6 +118,7 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
     })
     .await?;
     stack.dynamo_ops.0.reset();
+    stack.dynamo_ops.2.reset();
     stack.server.invocations.reset();
     let started = Instant::now();
     let call = api(
@@ -189,6 +194,7 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
         frames: read(&counts.frames),
         dynamodb: stack.dynamo_ops.0.snapshot(),
         rest: BTreeMap::new(),
+        writes: BTreeMap::new(),
     };
     // The call's end: the customer hangs up on agent two. Every request
     // the product made of Twilio over the whole call, by kind.
@@ -201,6 +207,7 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
         return Err("the call never ended after the customer hung up".into());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    costs.writes = stack.dynamo_ops.2.snapshot();
     for operation in REST_OPERATIONS {
         let n = sim.requests(operation) as u64;
         if n > 0 {
@@ -276,5 +283,29 @@ pub fn table(before: &Costs, after: &Costs) -> String {
             c.rest.get(kind).copied().unwrap_or(0).to_string()
         });
     }
+    out += &row(
+        "**DynamoDB writes, start to the customer's hang-up**",
+        &|c| {
+            let all = c.writes.iter().filter(|(k, _)| !k.contains(' '));
+            format!("**{}**", all.map(|(_, n)| n).sum::<u64>())
+        },
+    );
+    let mut kinds: Vec<&String> = before.writes.keys().chain(after.writes.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds.iter().filter(|k| !k.starts_with("by ")) {
+        out += &row(&format!("- {kind}"), &|c| {
+            c.writes.get(*kind).copied().unwrap_or(0).to_string()
+        });
+    }
     out
+}
+
+/// Who wrote what (`function KIND`), for finding writes to cut.
+pub fn writers(costs: &Costs) -> String {
+    costs
+        .writes
+        .iter()
+        .filter_map(|(k, n)| k.strip_prefix("by ").map(|k| format!("{k}: {n}\n")))
+        .collect()
 }

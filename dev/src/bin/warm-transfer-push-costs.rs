@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use warm_transfer_dev::bench::push_costs::{measure, table};
+use warm_transfer_dev::bench::push_costs::{measure, table, writers};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -26,5 +26,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let before = measure(false, talk).await?;
     let after = measure(true, talk).await?;
     print!("{}", table(&before, &after));
+    print!("\nWrites by function, push:\n{}", writers(&after));
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! reconciler fetches these legs, the deadline waits on them, the history
 //! names them.
 
-use super::leg::LegObservation;
+use super::leg::{LegObservation, LegStatus};
 use super::session::CallSession;
 use crate::ids::{CallSid, PhoneNumber};
 
@@ -77,6 +77,15 @@ impl CallSession {
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    /// Whether `leg` was last reported answered and not yet over: ending it
+    /// takes a hang-up alone (`Status=completed`), no cancel before it.
+    pub fn leg_answered(&self, leg: &CallSid) -> bool {
+        self.participants().into_iter().any(|p| {
+            p.leg
+                .is_some_and(|l| l.call_sid == *leg && l.status == LegStatus::InProgress)
+        })
     }
 
     /// Whose call `leg` is, if the session knows it.

@@ -279,14 +279,18 @@ pub(crate) async fn status_callback(app: &App, hook: &Webhook<'_>) -> Result<Str
     };
     let now = OffsetDateTime::now_utc();
     let event = HistoryEvent::twilio(now, observation.describe(), None);
-    let (observed, ()) = futures::join!(
-        app.services.store.observe(&session_sid, observation),
-        history::record(app.services.store.as_ref(), &session_sid, &event),
-    );
+    let observed = app.services.store.observe(&session_sid, observation).await;
     match observed {
+        // The history names what moved the call; a callback that changed
+        // nothing (a duplicate, a retry, news already overtaken) is not
+        // written at all.
         Ok((Observed::Applied, Some(session))) => {
-            follow_up::carry_out(&app.services, &session).await;
-            routing::ring_next_member(app, &hook.urls, session).await;
+            let carried_out = async {
+                follow_up::carry_out(&app.services, &session).await;
+                routing::ring_next_member(app, &hook.urls, session).await;
+            };
+            let logged = history::record(app.services.store.as_ref(), &session_sid, &event);
+            futures::join!(carried_out, logged);
         }
         // Nothing new, but what the session needs may still be undone: the
         // invocation that wrote this callback may have timed out before its

@@ -60,7 +60,13 @@ async fn carry_out_one(services: &Services, session: &CallSession, follow_up: Fo
                 }
             }
             tracing::info!(%call, %leg, "ending a leg nobody needs any more");
-            let ended = services.twilio.end_call(leg).await;
+            // Answered: a hang-up ends it (twilio-rules 4.4). Otherwise it
+            // may be ringing or just answered: cancel, then hang up.
+            let ended = if session.leg_answered(leg) {
+                services.twilio.hang_up_call(leg).await.map(drop)
+            } else {
+                services.twilio.end_call(leg).await
+            };
             if ended.is_err() {
                 if let Err(error) = services.store.release_leg_end(call, leg).await {
                     tracing::warn!(%error, %call, %leg, "claim of a failed ending not given back; it lapses");
