@@ -23,7 +23,7 @@ const CUSTOMER: &str = "+15550100002";
 const SECOND_AGENT: &str = "+15550100003";
 
 /// What the product may ask of Twilio during a call.
-const REST_OPERATIONS: [Operation; 11] = [
+pub const REST_OPERATIONS: [Operation; 11] = [
     Operation::CreateCall,
     Operation::UpdateCall,
     Operation::CreateParticipant,

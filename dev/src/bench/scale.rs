@@ -165,6 +165,11 @@ pub struct Report {
     pub contract_violations: Vec<String>,
     /// Versioned session writes that lost a race (each read again and re-applied).
     pub store_conflicts: usize,
+    /// DynamoDB writes by the kind of item written (`SESSION`, `EVENT`, ...)
+    /// and those refused by their condition (`refused KIND`), all calls.
+    pub writes: std::collections::BTreeMap<String, u64>,
+    /// Twilio REST requests by operation, all calls.
+    pub rest: std::collections::BTreeMap<String, u64>,
     pub twilio_retries: usize,
     pub reconciler_runs: usize,
     pub reconciler_repairs: usize,
@@ -891,6 +896,20 @@ pub async fn run(
         lines.iter().filter(|l| l.contains(&key)).count()
     };
     report.store_conflicts = counted("StoreConflicts");
+    report.writes = agents
+        .stack
+        .dynamo_ops
+        .2
+        .snapshot()
+        .into_iter()
+        .filter(|(kind, _)| !kind.starts_with("by "))
+        .collect();
+    for operation in super::push_costs::REST_OPERATIONS {
+        let n = agents.stack.sim.requests(operation) as u64;
+        if n > 0 {
+            report.rest.insert(format!("{operation:?}"), n);
+        }
+    }
     report.twilio_retries = counted("TwilioRetries");
     report.peak_calls = agents.peak.load(Ordering::Relaxed);
     report.reconciler_runs = runs;

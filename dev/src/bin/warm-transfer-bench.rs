@@ -1035,6 +1035,7 @@ fn conditions() -> String {
 /// zero and of the costs, the latencies per webhook, and the plot.
 async fn scale_runs(settings: &Settings) -> Result<String, Error> {
     let mut out = String::new();
+    let mut per_kind = String::new();
     let mut summary = String::from(
         "| N | run | when | peak calls at once | inbound | outbound endings (handover/busy/no answer/cancel/hang-up) | faulty callbacks (dup/late) | stranded | 5xx (webhooks+front end) | unanswered webhooks | disagreements | unfinished | store conflicts | Twilio retries | reconciler repairs | webhook requests/s | wall s | CPU s per call: process / product / dynalite |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -1100,6 +1101,24 @@ async fn scale_runs(settings: &Settings) -> Result<String, Error> {
                 per_call(report.cpu_product),
                 per_call(report.cpu_dynalite),
             ));
+            let per_call_counts = |counts: &std::collections::BTreeMap<String, u64>| {
+                let all: u64 = counts
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("refused "))
+                    .map(|(_, n)| n)
+                    .sum();
+                let each = counts
+                    .iter()
+                    .map(|(k, n)| format!("{k} {:.2}", *n as f64 / calls as f64))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("{:.2} ({each})", all as f64 / calls as f64)
+            };
+            per_kind.push_str(&format!(
+                "- N={calls} run {run}: DynamoDB writes per call {}; Twilio REST requests per call {}\n",
+                per_call_counts(&report.writes),
+                per_call_counts(&report.rest),
+            ));
             for latency in report.webhooks.iter().chain(&report.front_end) {
                 p99s.entry(latency.what.clone())
                     .or_default()
@@ -1126,6 +1145,10 @@ async fn scale_runs(settings: &Settings) -> Result<String, Error> {
         }
     }
     out.push_str(&summary);
+    out.push_str(
+        "\nWrites and REST requests per call, by kind (`refused` writes lost their condition):\n\n",
+    );
+    out.push_str(&per_kind);
     out.push_str("\nLatency per request as the simulator (webhooks) or the agents (front end) saw it, ms, p50 / p99 (median over the runs):\n\n");
     let ns = &settings.scale;
     out.push_str(&format!(

@@ -63,30 +63,44 @@ impl App {
     }
 
     /// The endpoint's handler. One arm per endpoint and no wildcard, so an
-    /// endpoint without a handler does not compile.
+    /// endpoint without a handler does not compile. Each handler's future
+    /// is boxed: unboxed, this future would be as large as the largest of
+    /// them (the DynamoDB ones, kilobytes), and every move of it on its way
+    /// to the runtime copied all of that, a third of a TwiML webhook's CPU
+    /// (BENCHMARKS.md, "Side by side").
     async fn dispatch(&self, endpoint: HttpEndpoint, req: &Request) -> Response<Body> {
         self.refresh_secrets().await;
         match endpoint {
-            HttpEndpoint::StartCall => self.api(req, front_end::start_call).await,
-            HttpEndpoint::GetCall => self.api(req, front_end::get_call).await,
-            HttpEndpoint::StartTransfer => self.api(req, front_end::start_transfer).await,
-            HttpEndpoint::CancelTransfer => self.api(req, front_end::cancel_transfer).await,
-            HttpEndpoint::LeaveCall => self.api(req, front_end::leave_call).await,
-            HttpEndpoint::HoldCustomer => self.api(req, front_end::hold_customer).await,
-            HttpEndpoint::SuperviseCall => self.api(req, supervise::supervise_call).await,
-            HttpEndpoint::AskForHelp => self.api(req, board::ask_for_help).await,
-            HttpEndpoint::GetBoard => self.api(req, board::get_board).await,
-            HttpEndpoint::OutsideParty => self.api(req, party::outside_party).await,
-            HttpEndpoint::GetDirectory => self.api(req, directory::get_directory).await,
-            HttpEndpoint::SetPresence => self.api(req, directory::set_presence).await,
-            HttpEndpoint::DialCustomer => self.webhook(req, webhooks::dial_customer).await,
-            HttpEndpoint::AgentDialEnded => self.webhook(req, webhooks::agent_dial_ended).await,
-            HttpEndpoint::ConferenceTwiml => self.webhook(req, webhooks::conference).await,
-            HttpEndpoint::FallbackTwiml => self.webhook(req, webhooks::fallback).await,
-            HttpEndpoint::HoldTwiml => self.webhook(req, webhooks::hold_audio).await,
-            HttpEndpoint::StatusCallback => self.webhook(req, webhooks::status_callback).await,
-            HttpEndpoint::InboundCall => self.webhook(req, inbound::inbound_call).await,
-            HttpEndpoint::QueueTwiml => self.webhook(req, inbound::queue).await,
+            HttpEndpoint::StartCall => Box::pin(self.api(req, front_end::start_call)).await,
+            HttpEndpoint::GetCall => Box::pin(self.api(req, front_end::get_call)).await,
+            HttpEndpoint::StartTransfer => Box::pin(self.api(req, front_end::start_transfer)).await,
+            HttpEndpoint::CancelTransfer => {
+                Box::pin(self.api(req, front_end::cancel_transfer)).await
+            }
+            HttpEndpoint::LeaveCall => Box::pin(self.api(req, front_end::leave_call)).await,
+            HttpEndpoint::HoldCustomer => Box::pin(self.api(req, front_end::hold_customer)).await,
+            HttpEndpoint::SuperviseCall => Box::pin(self.api(req, supervise::supervise_call)).await,
+            HttpEndpoint::AskForHelp => Box::pin(self.api(req, board::ask_for_help)).await,
+            HttpEndpoint::GetBoard => Box::pin(self.api(req, board::get_board)).await,
+            HttpEndpoint::OutsideParty => Box::pin(self.api(req, party::outside_party)).await,
+            HttpEndpoint::GetDirectory => Box::pin(self.api(req, directory::get_directory)).await,
+            HttpEndpoint::SetPresence => Box::pin(self.api(req, directory::set_presence)).await,
+            HttpEndpoint::DialCustomer => {
+                Box::pin(self.webhook(req, webhooks::dial_customer)).await
+            }
+            HttpEndpoint::AgentDialEnded => {
+                Box::pin(self.webhook(req, webhooks::agent_dial_ended)).await
+            }
+            HttpEndpoint::ConferenceTwiml => {
+                Box::pin(self.webhook(req, webhooks::conference)).await
+            }
+            HttpEndpoint::FallbackTwiml => Box::pin(self.webhook(req, webhooks::fallback)).await,
+            HttpEndpoint::HoldTwiml => Box::pin(self.webhook(req, webhooks::hold_audio)).await,
+            HttpEndpoint::StatusCallback => {
+                Box::pin(self.webhook(req, webhooks::status_callback)).await
+            }
+            HttpEndpoint::InboundCall => Box::pin(self.webhook(req, inbound::inbound_call)).await,
+            HttpEndpoint::QueueTwiml => Box::pin(self.webhook(req, inbound::queue)).await,
             HttpEndpoint::Console => console::page(
                 self.config.console_sign_in.as_ref(),
                 self.config.console_push_url.as_ref(),
