@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
-    BeforeSerializationInterceptorContextMut, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::operation::{
@@ -27,7 +28,20 @@ use aws_sdk_dynamodb::operation::{
     update_item::{UpdateItemInput, UpdateItemOutput},
 };
 use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use serde_json::Value;
+
+/// A request as sent, for the hook that reads its answer (the request
+/// itself is gone by then): its operation and JSON body.
+#[derive(Debug, Clone)]
+struct Sent {
+    operation: String,
+    body: Option<Value>,
+}
+
+impl Storable for Sent {
+    type Storer = StoreReplace<Self>;
+}
 
 /// The attributes that put a session in the open-sessions index
 /// (`shared/src/store/item.rs`).
@@ -49,6 +63,8 @@ pub struct Billed {
     pub failed_write_units: f64,
     /// Requests answered without a `ConsumedCapacity`: not billed here.
     pub unreported: u64,
+    /// Requests refused for another reason than a condition (not billed).
+    pub errors: u64,
     /// Session writes other than `PutItem` (the reconciler's `UpdateItem`):
     /// their index writes are not worked out.
     pub index_unknown: u64,
@@ -114,7 +130,8 @@ impl CapacityMeter {
         }
         let write = matches!(operation, "PutItem" | "UpdateItem" | "DeleteItem");
         match outcome {
-            Outcome::Failed => {
+            Outcome::Error => billed.errors += 1,
+            Outcome::Refused => {
                 if write {
                     billed.failed_writes += 1;
                     billed.failed_write_units += item.map_or(1.0, |i| write_units(item_size(i)));
@@ -154,7 +171,9 @@ impl CapacityMeter {
 enum Outcome {
     Billed(f64),
     Unreported,
-    Failed,
+    /// A condition was not met: billed as a write.
+    Refused,
+    Error,
 }
 
 /// Write units for an item of `size` bytes: 1 per KB, at least 1.
@@ -281,28 +300,42 @@ impl Intercept for CapacityMeter {
         Ok(())
     }
 
-    fn read_after_execution(
+    fn read_before_transmit(
         &self,
-        context: &FinalizerInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         if !self.on.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let Some(request) = context.request() else {
-            return Ok(());
-        };
+        let request = context.request();
         let operation = request
             .headers()
             .get("x-amz-target")
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or_default()
             .to_owned();
-        let body: Option<Value> = request
+        let body = request
             .body()
             .bytes()
             .and_then(|b| serde_json::from_slice(b).ok());
+        cfg.interceptor_state().store_put(Sent { operation, body });
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if !self.on.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some(Sent { operation, body }) = cfg.load::<Sent>().cloned() else {
+            return Ok(());
+        };
         let outcome = match context.output_or_error() {
             Some(Ok(output)) => {
                 let consumed: Option<&ConsumedCapacity> = output
@@ -338,7 +371,13 @@ impl Intercept for CapacityMeter {
                     None => Outcome::Unreported,
                 }
             }
-            Some(Err(_)) => Outcome::Failed,
+            Some(Err(error)) => {
+                if format!("{error:?}").contains("ConditionalCheckFailed") {
+                    Outcome::Refused
+                } else {
+                    Outcome::Error
+                }
+            }
             None => return Ok(()),
         };
         self.record(&operation, body.as_ref(), outcome);

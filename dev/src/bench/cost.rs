@@ -392,6 +392,9 @@ pub fn table(runs: &[Run], options: &Options) -> String {
         r.billed.failed_writes as f64
     });
     row("- their write units", &|r| r.billed.failed_write_units);
+    row("other DynamoDB errors (not billed)", &|r| {
+        r.billed.errors as f64
+    });
     row("largest item written (bytes)", &|r| {
         r.billed.largest_item as f64
     });
