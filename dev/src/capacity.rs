@@ -10,7 +10,7 @@
 //! is written there too), and conditional writes that failed, which
 //! DynamoDB bills though they change nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +61,9 @@ pub struct Billed {
     /// of the item the request carried (a `PutItem`), at least 1.
     pub failed_writes: u64,
     pub failed_write_units: f64,
+    /// Those refusals by operation and kind of item (its sort key up to
+    /// the first `#`): which writes meet a condition they lose.
+    pub refused: BTreeMap<String, u64>,
     /// Requests answered without a `ConsumedCapacity`: not billed here.
     pub unreported: u64,
     /// Requests refused for another reason than a condition (not billed).
@@ -133,6 +136,14 @@ impl CapacityMeter {
             Outcome::Error => billed.errors += 1,
             Outcome::Refused => {
                 if write {
+                    let kind = body
+                        .and_then(|b| b.get("Item").or_else(|| b.get("Key")))
+                        .and_then(|i| i.get("sk")?.get("S")?.as_str())
+                        .map_or("", |sk| sk.split('#').next().unwrap_or(sk));
+                    *billed
+                        .refused
+                        .entry(format!("{operation} {kind}"))
+                        .or_default() += 1;
                     billed.failed_writes += 1;
                     billed.failed_write_units += item.map_or(1.0, |i| write_units(item_size(i)));
                 }

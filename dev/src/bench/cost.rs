@@ -142,13 +142,14 @@ pub async fn measure(options: Options) -> Result<Vec<Run>, Error> {
         let costs = measure_call(true, options.talk, options.after).await?;
         let run = run_of(&costs);
         eprintln!(
-            "run {n}/{}: {:.0} s, {} invocations, {} billed ms, {:.1} RRU, {:.1} WRU",
+            "run {n}/{}: {:.0} s, {} invocations, {} billed ms, {:.1} RRU, {:.1} WRU; refused writes {:?}",
             options.runs,
             run.call_secs,
             run.usage.lambda_requests,
             run.billed_ms,
             run.usage.read_units,
             run.usage.write_units,
+            run.billed.refused,
         );
         runs.push(run);
     }
@@ -218,10 +219,19 @@ fn quantity_cents(x: f64) -> String {
 }
 
 fn price(p: &prices::Price) -> String {
+    // At least cents: $0.20, $1.00, $0.0000133334.
+    let mut usd = p.usd.to_string();
+    match usd.split_once('.') {
+        None => usd += ".00",
+        Some((_, decimals)) if decimals.len() < 2 => usd += "0",
+        Some(_) => {}
+    }
     if p.per == 1.0 {
-        format!("${} per {}", p.usd, p.unit)
+        format!("${usd} per {}", p.unit)
+    } else if p.per == 1e6 {
+        format!("${usd} per million {}", p.unit)
     } else {
-        format!("${} per {} {}", p.usd, quantity(p.per), p.unit)
+        format!("${usd} per {} {}", quantity(p.per), p.unit)
     }
 }
 
@@ -428,5 +438,14 @@ mod tests {
         assert_eq!(dollars(1_290.4), "$1,290.40");
         assert_eq!(show(&[3.0, 1.0, 2.0], quantity), "2 (1–3)");
         assert_eq!(show(&[2.0, 2.0], quantity), "2");
+        assert_eq!(price(&prices::LAMBDA_REQUEST), "$0.20 per million requests");
+        assert_eq!(
+            price(&prices::HTTP_API_REQUEST),
+            "$1.00 per million HTTP API requests"
+        );
+        assert_eq!(
+            price(&prices::LAMBDA_ARM64_GB_SECOND),
+            "$0.0000133334 per GB-s (arm64)"
+        );
     }
 }
