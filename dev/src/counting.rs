@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use warm_transfer_core::endpoint::Endpoint;
 
@@ -58,14 +60,65 @@ tokio::task_local! {
     /// The function whose code the current task runs, as its own Lambda
     /// would in AWS.
     static SERVING: Endpoint;
+    /// The DynamoDB requests the current invocation made so far.
+    static REQUESTS: Arc<AtomicU64>;
+}
+
+/// One handler run, as Lambda would bill it: the function, the wall time
+/// from the event handed in to the answer, and the DynamoDB requests it
+/// made on the way (counted by [`DynamoOps`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub function: &'static str,
+    pub duration: Duration,
+    pub dynamodb: u64,
+}
+
+/// Every invocation run through [`serving`] with this log; cheap to clone
+/// and share.
+#[derive(Debug, Clone, Default)]
+pub struct Invocations(Arc<Mutex<Vec<Invocation>>>);
+
+impl Invocations {
+    fn push(&self, invocation: Invocation) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(invocation);
+    }
+
+    pub fn snapshot(&self) -> Vec<Invocation> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn reset(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 /// Runs `work` as `endpoint`'s function: the DynamoDB requests it makes are
 /// also counted against that function ([`DynamoOps::outside_permissions`]).
-/// The development server runs each request so, and the local stream and
-/// WebSocket API their handlers.
 pub async fn serving<F: Future>(endpoint: Endpoint, work: F) -> F::Output {
     SERVING.scope(endpoint, work).await
+}
+
+/// The same, and the run, its wall time and its DynamoDB requests go to
+/// `log`. The development server runs each request so, and the local
+/// stream and WebSocket API their handlers.
+pub async fn serving_logged<F: Future>(
+    endpoint: Endpoint,
+    log: &Invocations,
+    work: F,
+) -> F::Output {
+    let requests = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let output = serving(endpoint, REQUESTS.scope(requests.clone(), work)).await;
+    log.push(Invocation {
+        function: endpoint.function_name(),
+        duration: started.elapsed(),
+        dynamodb: requests.load(Ordering::Relaxed),
+    });
+    output
 }
 
 /// A Query on the open-sessions index, apart from one on the table: IAM
@@ -172,6 +225,7 @@ impl Intercept for DynamoOps {
         if let Ok(endpoint) = SERVING.try_with(|e| *e) {
             self.1.add(&format!("{} {name}", endpoint.function_name()));
         }
+        let _ = REQUESTS.try_with(|requests| requests.fetch_add(1, Ordering::Relaxed));
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod call_guard;
+pub mod capacity;
 pub mod contract;
 pub mod counting;
 pub mod dynalite;

@@ -15,6 +15,7 @@ use warm_transfer_core::push::connections::ApiGatewayConnections;
 use warm_transfer_core::store::{DynamoStore, DynamoSubscriptions};
 use warm_transfer_core::twilio::TwilioClient;
 
+use crate::capacity::CapacityMeter;
 use crate::counting::DynamoOps;
 use crate::idp::{LOCAL_CLIENT_ID, LocalAgent, LocalIssuer, local_agents};
 use crate::push::{LocalPush, LocalStream, PushCounts, WS_PATH};
@@ -124,6 +125,8 @@ pub struct LocalStack {
     pub subscriptions: Arc<DynamoSubscriptions>,
     /// Every DynamoDB request of the stack's clients, by operation.
     pub dynamo_ops: DynamoOps,
+    /// The capacity units those requests are billed (off until enabled).
+    pub capacity: CapacityMeter,
 }
 
 impl LocalStack {
@@ -203,7 +206,9 @@ impl LocalStack {
         let config = Config::from_map(&env)?;
         dynalite.create_table(&config.table_name).await?;
         let dynamo_ops = DynamoOps::default();
-        let client = dynamo_ops.wrap(&DynamoStore::client_from_config(&config).await);
+        let capacity = CapacityMeter::default();
+        let client =
+            capacity.wrap(&dynamo_ops.wrap(&DynamoStore::client_from_config(&config).await));
         let plain = DynamoStore::from_config(client.clone(), &config);
         // Push as in AWS: the publisher posts with the SDK's management
         // client to this server, fed by the stream made from the writes.
@@ -274,6 +279,7 @@ impl LocalStack {
             push_counts,
             subscriptions,
             dynamo_ops,
+            capacity,
         })
     }
 

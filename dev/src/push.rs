@@ -61,6 +61,9 @@ pub struct PushCounts {
     /// Listeners the publisher kept though their connection answered 410:
     /// it was still opening.
     pub connecting: AtomicU64,
+    /// Each `$connect`, `$disconnect` and publisher run: wall time and
+    /// DynamoDB requests.
+    pub handled: crate::counting::Invocations,
 }
 
 impl PushCounts {
@@ -264,8 +267,9 @@ impl LocalPush {
         counter.fetch_add(1, Ordering::Relaxed);
         match serde_json::from_value(event) {
             Ok(request) => {
-                let response = crate::counting::serving(
+                let response = crate::counting::serving_logged(
                     endpoint.endpoint(),
+                    &self.counts.handled,
                     self.gate.handle_websocket(endpoint, &request),
                 )
                 .await;
@@ -459,8 +463,9 @@ impl LocalStream {
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 match serde_json::from_value(json!({ "Records": batch })) {
                     Ok(event) => {
-                        let report = crate::counting::serving(
+                        let report = crate::counting::serving_logged(
                             Endpoint::StreamPublisher,
+                            &counts.handled,
                             publisher.publish(&event),
                         )
                         .await;

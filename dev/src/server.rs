@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use warm_transfer_core::endpoint::Caller;
 use warm_transfer_core::handlers::App;
 
-use crate::counting::Counts;
+use crate::counting::{Counts, Invocations};
 use crate::idp::{LocalIssuer, Verifier, verify};
 use crate::push::LocalPush;
 
@@ -39,6 +39,8 @@ pub struct DevServer {
     task: JoinHandle<()>,
     /// Requests handed to each function (one Lambda invocation each in AWS).
     pub invocations: Counts,
+    /// Each of those runs: its function, wall time and DynamoDB requests.
+    pub handled: Invocations,
     /// The tunnel in front of it, if any: its probes and public host.
     pub tunnel: Arc<Tunnel>,
     /// The simulated phones behind it, when the local stack has them.
@@ -232,6 +234,7 @@ impl DevServer {
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let invocations = Counts::default();
+        let handled = Invocations::default();
         // The listener was made on the caller's runtime: hand it over as a
         // std socket so the other runtime's reactor drives it.
         let listener = listener.into_std()?;
@@ -242,6 +245,7 @@ impl DevServer {
             issuer,
             push,
             invocations: counts,
+            handled: handled.clone(),
             tunnel: tunnel.clone(),
             phones: phones.clone(),
         };
@@ -254,6 +258,7 @@ impl DevServer {
             addr,
             task,
             invocations,
+            handled,
             tunnel,
             phones,
         })
@@ -279,6 +284,7 @@ struct Served {
     issuer: Arc<LocalIssuer>,
     push: Option<Arc<LocalPush>>,
     invocations: Counts,
+    handled: Invocations,
     tunnel: Arc<Tunnel>,
     phones: Arc<LocalPhones>,
 }
@@ -288,6 +294,7 @@ async fn accept_loop(app: App, listener: TcpListener, served: Served) {
         issuer,
         push,
         invocations,
+        handled,
         tunnel,
         phones,
     } = served;
@@ -301,12 +308,14 @@ async fn accept_loop(app: App, listener: TcpListener, served: Served) {
         let verifier = verifier.clone();
         let push = push.clone();
         let invocations = invocations.clone();
+        let handled = handled.clone();
         let tunnel = tunnel.clone();
         let phones = phones.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let (app, issuer, verifier) = (app.clone(), issuer.clone(), verifier.clone());
                 let push = push.clone();
+                let handled = handled.clone();
                 let probed = tunnel
                     .refuse(&req)
                     .or_else(|| {
@@ -329,7 +338,7 @@ async fn accept_loop(app: App, listener: TcpListener, served: Served) {
                     if let Some(push) = push.filter(|_| LocalPush::serves(req.uri().path())) {
                         return Ok::<_, Infallible>(push.serve(req).await);
                     }
-                    Ok::<_, Infallible>(route(&app, &issuer, &verifier, req).await)
+                    Ok::<_, Infallible>(route(&app, &issuer, &verifier, &handled, req).await)
                 }
             });
             // A client that goes away mid-request is not the server's problem.
@@ -346,6 +355,7 @@ pub async fn route(
     app: &App,
     issuer: &LocalIssuer,
     verifier: &Verifier,
+    handled: &Invocations,
     req: http::Request<Incoming>,
 ) -> http::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -384,8 +394,12 @@ pub async fn route(
     if let Some(context) = authorized {
         request = request.with_request_context(context);
     }
-    let response =
-        crate::counting::serving(endpoint.endpoint(), app.handle(endpoint, request)).await;
+    let response = crate::counting::serving_logged(
+        endpoint.endpoint(),
+        handled,
+        app.handle(endpoint, request),
+    )
+    .await;
     let (parts, body) = response.into_parts();
     http::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
 }

@@ -2,11 +2,13 @@
 //! (so an endpoint's latency counts its sequential round trips), a canned
 //! Twilio, a load generator, and a minimal Lambda Runtime API for cold starts.
 
+pub mod cost;
 pub mod cpu;
 pub mod delay_proxy;
 pub mod flood;
 pub mod follow;
 pub mod load;
+pub mod prices;
 pub mod push_costs;
 pub mod runtime_api;
 pub mod scale;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::follow::Follower;
+use crate::capacity::Billed;
+use crate::counting::Invocation;
 use crate::local::{LocalOptions, LocalStack};
 use crate::sim::Operation;
 
@@ -60,6 +62,25 @@ pub struct Costs {
     /// (`SESSION`, `EVENT`, ...), those refused by their condition
     /// (`refused KIND`), and by function (`by function KIND`).
     pub writes: BTreeMap<String, u64>,
+    /// How long the console followed the call (its WebSocket was open, by push).
+    pub followed_secs: f64,
+    /// Everything up to the call's end, after the customer's hang-up.
+    pub end: Ended,
+}
+
+/// What the call cost from its start to its end (the counts above stop at
+/// the handover).
+#[derive(Debug, Clone, Default)]
+pub struct Ended {
+    /// Every handler run: HTTP API requests, `$connect`/`$disconnect`, batches.
+    pub handled: Vec<Invocation>,
+    /// Requests the HTTP API handed a function (front end and Twilio's webhooks).
+    pub http_requests: u64,
+    pub dynamodb: BTreeMap<String, u64>,
+    pub billed: Billed,
+    pub frames: u64,
+    pub connects: u64,
+    pub disconnects: u64,
 }
 
 impl Costs {
@@ -112,14 +133,24 @@ async fn until(
 /// One call: started, `talk` of conversation, a warm transfer, the
 /// handover; followed by a polling console, or by push.
 pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
+    measure_call(push, talk, Duration::ZERO).await
+}
+
+/// The same, agent two and the customer talking `after` the handover
+/// before the customer hangs up.
+pub async fn measure_call(push: bool, talk: Duration, after: Duration) -> Result<Costs, Error> {
     let stack = LocalStack::start(LocalOptions {
         push,
         ..LocalOptions::default()
     })
     .await?;
+    stack.capacity.enable();
+    stack.capacity.reset();
     stack.dynamo_ops.0.reset();
     stack.dynamo_ops.2.reset();
     stack.server.invocations.reset();
+    stack.server.handled.reset();
+    stack.push_counts.handled.reset();
     let started = Instant::now();
     let call = api(
         &stack,
@@ -144,6 +175,7 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
         }
     };
     let second = Duration::from_secs(1);
+    let following = Instant::now();
     let mut follower = if push {
         let url = format!("{}?callSid={sid}", stack.ws_url());
         let token = stack.token("alice");
@@ -179,6 +211,7 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     drop(follower);
+    let followed_secs = following.elapsed().as_secs_f64();
     // The socket's close reaches $disconnect.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -195,7 +228,10 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
         dynamodb: stack.dynamo_ops.0.snapshot(),
         rest: BTreeMap::new(),
         writes: BTreeMap::new(),
+        followed_secs,
+        end: Ended::default(),
     };
+    tokio::time::sleep(after).await;
     // The call's end: the customer hangs up on agent two. Every request
     // the product made of Twilio over the whole call, by kind.
     let sim = &stack.sim;
@@ -214,6 +250,17 @@ pub async fn measure(push: bool, talk: Duration) -> Result<Costs, Error> {
             costs.rest.insert(format!("{operation:?}"), n);
         }
     }
+    let mut handled = stack.server.handled.snapshot();
+    handled.extend(stack.push_counts.handled.snapshot());
+    costs.end = Ended {
+        handled,
+        http_requests: stack.server.invocations.snapshot().values().sum(),
+        dynamodb: stack.dynamo_ops.0.snapshot(),
+        billed: stack.capacity.snapshot(),
+        frames: read(&counts.frames),
+        connects: read(&counts.connects),
+        disconnects: read(&counts.disconnects),
+    };
     Ok(costs)
 }
 
