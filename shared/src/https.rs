@@ -1,20 +1,73 @@
 //! The functions' HTTPS: rustls with the *ring* crypto provider, for the AWS
-//! SDK's clients and for reqwest's (Twilio) alike.
+//! SDK's clients and for reqwest's (Twilio, the token issuer's keys) alike,
+//! both trusting the same roots: Mozilla's, compiled in.
 //!
 //! Not the SDK's and reqwest's default, rustls on AWS-LC: AWS-LC is a C
 //! library, and compiling it (with zig, for arm64) was more than half of a
 //! clean release build of the functions (BENCHMARKS.md, "Build time"). ring
 //! does the same TLS 1.2/1.3 for these clients and builds in seconds.
+//!
+//! Not the system's roots either: both clients read and parsed every file of
+//! `/etc/ssl/certs` on their first use, about 10 ms each, twice per cold
+//! start (BENCHMARKS.md, "Cold start"). The compiled-in list
+//! (`webpki-root-certs`, from the rustls project, generated from Mozilla's
+//! CCADB report) is the list a Linux distribution's bundle is made from;
+//! verification stays on, with the same checks. A root Mozilla adds or
+//! removes reaches the functions with a dependency update and a deploy.
+
+use std::sync::{Arc, LazyLock};
 
 use aws_sdk_dynamodb::config::SharedHttpClient;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use base64::Engine as _;
 
-/// The AWS SDK's hyper + rustls client on ring. Give it to every AWS client:
-/// without the SDK's `default-https-client` feature, a client without it
-/// fails its first request ("no HTTP client").
+/// The roots, parsed once per process, for reqwest's clients.
+static ROOTS: LazyLock<Arc<rustls::RootCertStore>> = LazyLock::new(|| {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    Arc::new(roots)
+});
+
+/// The same roots as PEM, the only form the SDK's client takes its own
+/// roots in (`TrustStore::with_pem_certificate`); encoded once per process.
+static ROOTS_PEM: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let mut pem = Vec::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2_000);
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        for line in encoded.as_bytes().chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    pem
+});
+
+/// The TLS configuration of reqwest's clients: ring, the compiled-in roots,
+/// rustls' safe defaults (TLS 1.2 and 1.3). Give it to
+/// `reqwest::ClientBuilder::tls_backend_preconfigured`.
+pub fn reqwest_tls() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls' default protocol versions")
+        .with_root_certificates(ROOTS.clone())
+        .with_no_client_auth()
+}
+
+/// The AWS SDK's hyper + rustls client on ring, trusting the compiled-in
+/// roots only. Give it to every AWS client: without the SDK's
+/// `default-https-client` feature, a client without it fails its first
+/// request ("no HTTP client").
 pub fn aws_http_client() -> SharedHttpClient {
+    let roots = TrustStore::empty().with_pem_certificate(ROOTS_PEM.as_slice());
+    let context = TlsContext::builder()
+        .with_trust_store(roots)
+        .build()
+        .expect("a trust store of PEM certificates is a valid TLS context");
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
         .build_https()
 }
 
@@ -45,5 +98,22 @@ mod tests {
         // In this crate's own test build reqwest has no fallback provider: this
         // panics if nothing is installed.
         reqwest::Client::builder().build().unwrap();
+    }
+
+    #[test]
+    fn both_clients_trust_every_compiled_in_root() {
+        let all = webpki_root_certs::TLS_SERVER_ROOT_CERTS.len();
+        assert!(all > 100, "{all} roots");
+        assert_eq!(ROOTS.len(), all, "every root parses");
+        // The SDK's copy: the same certificates, back from the PEM.
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let back: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&ROOTS_PEM)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, webpki_root_certs::TLS_SERVER_ROOT_CERTS);
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(reqwest_tls())
+            .build()
+            .unwrap();
     }
 }
