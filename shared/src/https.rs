@@ -19,6 +19,11 @@ use std::sync::{Arc, LazyLock};
 
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use base64::Engine as _;
 
 /// The roots, parsed once per process, for reqwest's clients.
@@ -59,23 +64,73 @@ pub fn reqwest_tls() -> rustls::ClientConfig {
 /// roots only. Give it to every AWS client: without the SDK's
 /// `default-https-client` feature, a client without it fails its first
 /// request ("no HTTP client").
+///
+/// Share one between the clients of a process where it can: the SDK builds a
+/// connector (parsing the roots' PEM, about 0.6 ms) per client and per
+/// timeout setting, and the clients sharing this one share its connectors.
 pub fn aws_http_client() -> SharedHttpClient {
     let roots = TrustStore::empty().with_pem_certificate(ROOTS_PEM.as_slice());
     let context = TlsContext::builder()
         .with_trust_store(roots)
         .build()
         .expect("a trust store of PEM certificates is a valid TLS context");
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .tls_context(context)
-        .build_https()
+    SharedHttpClient::new(OnFirstRequest(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .tls_context(context)
+            .build_https(),
+    ))
+}
+
+/// The SDK's client, without its check at each client's construction, which
+/// builds a connector it throws away ("so that native certs load at client
+/// initialization time"): our roots are compiled in, and a connector is
+/// built at the first request that needs one, as without the check.
+#[derive(Debug)]
+struct OnFirstRequest(SharedHttpClient);
+
+impl HttpClient for OnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// `aws_config::defaults` with [`aws_http_client`]: the clients built from its
-/// `SdkConfig`, and the credential providers it loads (the Lambda role's
-/// come from the environment, others over HTTPS), all use it.
+/// `SdkConfig`, and the credential providers it loads, all use it.
+///
+/// The region and credentials come from the environment when it gives them,
+/// as Lambda's always does (`AWS_REGION`, the role's `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`): the environment is what
+/// the default chains read first, so nothing changes but the chains' own
+/// set-up, which built an STS client for web identity tokens (its endpoint
+/// rules, parsed at first use in an unoptimised crate: about 3 ms of a cold
+/// start). Elsewhere (a developer's profile, an instance's role) the
+/// default chains find them.
 pub fn aws_config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client())
+    let loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client());
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    let loader = match std::env::var("AWS_REGION") {
+        Ok(region) if !region.trim().is_empty() => {
+            loader.region(aws_config::Region::new(region.trim().to_owned()))
+        }
+        _ => loader,
+    };
+    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        )
+    } else {
+        loader
+    }
 }
 
 /// Makes ring rustls' provider for this process, before a reqwest client is
