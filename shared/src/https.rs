@@ -65,9 +65,9 @@ pub fn reqwest_tls() -> rustls::ClientConfig {
 /// `default-https-client` feature, a client without it fails its first
 /// request ("no HTTP client").
 ///
-/// Share one between the clients of a process where it can: the SDK builds a
-/// connector (parsing the roots' PEM, about 0.6 ms) per client and per
-/// timeout setting, and the clients sharing this one share its connectors.
+/// Share one between the clients of a process where it can: it builds a
+/// connector (parsing the roots' PEM, about 0.6 ms) at the first request of
+/// each timeout setting, which the clients sharing it then share.
 pub fn aws_http_client() -> SharedHttpClient {
     let roots = TrustStore::empty().with_pem_certificate(ROOTS_PEM.as_slice());
     let context = TlsContext::builder()
