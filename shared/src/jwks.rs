@@ -35,6 +35,7 @@ impl HttpKeySource {
     pub fn new(url: url::Url) -> Result<Self, String> {
         crate::https::install_crypto_provider();
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::https::reqwest_tls())
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| e.to_string())?;

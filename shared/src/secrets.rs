@@ -189,6 +189,12 @@ impl SecretsManagerSource {
         &self.id
     }
 
+    /// The HTTP client the reads go through, for the other AWS clients of
+    /// the process to share.
+    pub fn http_client(&self) -> Option<aws_sdk_secretsmanager::config::SharedHttpClient> {
+        self.client.config().http_client()
+    }
+
     /// One `GetSecretValue` of the current version, checked by [`parse`].
     pub async fn read(&self) -> Result<HashMap<String, String>, SecretError> {
         let answer = self

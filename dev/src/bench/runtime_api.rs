@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 #[derive(Default)]
 struct State {
     events_left: usize,
+    /// The time each invocation is given (`lambda-runtime-deadline-ms`).
+    timeout: std::time::Duration,
     served: usize,
     /// When each event was handed out, by invocation.
     handed_out: Vec<Instant>,
@@ -41,12 +43,24 @@ impl Drop for RuntimeApi {
 }
 
 impl RuntimeApi {
-    /// Serves `event` (an API Gateway event) `count` times.
+    /// Serves `event` (an API Gateway event) `count` times, each with 30 s
+    /// to answer.
     pub async fn start(event: String, count: usize) -> std::io::Result<Self> {
+        Self::start_with_timeout(event, count, std::time::Duration::from_secs(30)).await
+    }
+
+    /// The same, each invocation given `timeout` (its deadline from when it
+    /// is handed out).
+    pub async fn start_with_timeout(
+        event: String,
+        count: usize,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             events_left: count,
+            timeout,
             ..State::default()
         }));
         let answered = Arc::new(Notify::new());
@@ -122,17 +136,17 @@ async fn serve(
                 s.events_left -= 1;
                 s.served += 1;
                 s.handed_out.push(Instant::now());
-                s.served
+                (s.served, s.timeout)
             })
         });
-        let Some(id) = next else {
+        let Some((id, timeout)) = next else {
             // No more work: the function waits here until it is killed.
             std::future::pending::<()>().await;
             return empty(500);
         };
         let deadline = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() + 30_000)
+            .map(|d| (d + timeout).as_millis())
             .unwrap_or_default();
         return hyper::Response::builder()
             .header("lambda-runtime-aws-request-id", format!("bench-{id}"))

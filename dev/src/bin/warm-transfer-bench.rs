@@ -876,6 +876,14 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
             .await?;
         let event = serde_json::to_string(&events::event(endpoint))?
             .replace(events::EVENTS_WS_TOKEN, &alice);
+        // The reconciler passes over the due sessions every few seconds
+        // until its invocation's deadline nears (`reconcile::run_until`):
+        // given 30 s, its first answer would come after its whole window.
+        // 8 s leaves room for one pass, as an invocation near its end makes.
+        let timeout = match endpoint.caller() {
+            Caller::Schedule => Duration::from_secs(8),
+            _ => Duration::from_secs(30),
+        };
         let mut env = vec![
             ("TWILIO_ACCOUNT_SID", events::EVENTS_ACCOUNT_SID.to_owned()),
             ("TWILIO_AUTH_TOKEN", events::EVENTS_AUTH_TOKEN.to_owned()),
@@ -931,7 +939,7 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
                 .into_iter()
                 .enumerate()
             {
-                let api = RuntimeApi::start(event.clone(), 1).await?;
+                let api = RuntimeApi::start_with_timeout(event.clone(), 1, timeout).await?;
                 let started = Instant::now();
                 let mut child = start_with(&api, env)?;
                 tokio::time::timeout(Duration::from_secs(20), api.wait_for(1)).await?;
@@ -964,7 +972,7 @@ async fn functions(settings: &Settings) -> Result<String, Error> {
         // them: each one's duration (event handed out to response received),
         // then the peak memory after all of them.
         let invocations = if settings.smoke { 50 } else { 2000 };
-        let api = RuntimeApi::start(event.clone(), invocations).await?;
+        let api = RuntimeApi::start_with_timeout(event.clone(), invocations, timeout).await?;
         let mut child = start_function(&api)?;
         tokio::time::timeout(Duration::from_secs(600), api.wait_for(invocations)).await?;
         let mut warm = api.durations();

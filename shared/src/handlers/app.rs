@@ -73,18 +73,53 @@ impl App {
         mut env: HashMap<String, String>,
         secret: Option<SecretsManagerSource>,
     ) -> Result<Self, StartupError> {
-        if let Some(source) = &secret {
-            secrets::merge_into_env(&mut env, source).await?;
-        }
-        Self::started(Config::from_map(&env)?, secret).await
+        let Some(source) = &secret else {
+            return Self::started(Config::from_map(&env)?, None).await;
+        };
+        // The DynamoDB client needs nothing from the secret: it is built
+        // while the secret is read, its set-up (the SDK parses its endpoint
+        // rules at the first client, milliseconds of CPU) in the time the
+        // read waits on the network, over the secret's HTTP client (one TLS
+        // set-up for both). A configuration that does not parse is reported
+        // below, as without a secret.
+        let early = Config::from_map_without_secrets(&env).ok().map(|config| {
+            let endpoint = config.dynamodb_endpoint;
+            let (built, http) = (endpoint.clone(), source.http_client());
+            let client = tokio::spawn(async move {
+                match http {
+                    Some(http) => DynamoStore::client_over(built.as_ref(), http).await,
+                    None => DynamoStore::client_for(built.as_ref()).await,
+                }
+            });
+            (endpoint, client)
+        });
+        secrets::merge_into_env(&mut env, source).await?;
+        let config = Config::from_map(&env)?;
+        let dynamodb = match early {
+            Some((endpoint, client)) if endpoint == config.dynamodb_endpoint => client.await.ok(),
+            _ => None,
+        };
+        Self::started_with(config, dynamodb, secret).await
     }
 
     async fn started(
         config: Config,
         secret: Option<SecretsManagerSource>,
     ) -> Result<Self, StartupError> {
+        Self::started_with(config, None, secret).await
+    }
+
+    /// With the DynamoDB client, when it was built already.
+    async fn started_with(
+        config: Config,
+        dynamodb: Option<aws_sdk_dynamodb::Client>,
+        secret: Option<SecretsManagerSource>,
+    ) -> Result<Self, StartupError> {
         metrics::set_namespace(&config.metrics_namespace);
-        let dynamodb = DynamoStore::client_from_config(&config).await;
+        let dynamodb = match dynamodb {
+            Some(client) => client,
+            None => DynamoStore::client_from_config(&config).await,
+        };
         let store = DynamoStore::from_config(dynamodb, &config);
         let twilio = TwilioClient::from_config(&config)?;
         let mut app = Self::new(config, Arc::new(store), twilio);

@@ -240,12 +240,23 @@ impl DynamoStore {
 
     /// The SDK client for DynamoDB in AWS, or for a local endpoint.
     pub async fn client_for(endpoint: Option<&url::Url>) -> Client {
+        Self::client_over(endpoint, crate::https::aws_http_client()).await
+    }
+
+    /// The same over `http`, an HTTP client another AWS client of the
+    /// process uses too (their connections and TLS set-up shared).
+    pub async fn client_over(
+        endpoint: Option<&url::Url>,
+        http: aws_sdk_dynamodb::config::SharedHttpClient,
+    ) -> Client {
         use aws_sdk_dynamodb::config::{Credentials, Region};
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .operation_timeout(OPERATION_TIMEOUT)
             .build();
-        let mut loader = crate::https::aws_config_loader().timeout_config(timeouts);
+        let mut loader = crate::https::aws_config_loader()
+            .http_client(http)
+            .timeout_config(timeouts);
         if let Some(endpoint) = endpoint {
             loader = loader
                 .endpoint_url(endpoint.as_str().trim_end_matches('/'))

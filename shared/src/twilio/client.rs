@@ -106,6 +106,7 @@ impl TwilioClient {
     pub fn new(config: TwilioClientConfig) -> Result<Self, TwilioError> {
         crate::https::install_crypto_provider();
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::https::reqwest_tls())
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(2)))
             .pool_idle_timeout(Duration::from_secs(50))
