@@ -116,13 +116,7 @@ impl CapacityMeter {
 
     /// `client` with this meter on every request.
     pub fn wrap(&self, client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::from_conf(
-            client
-                .config()
-                .to_builder()
-                .interceptor(self.clone())
-                .build(),
-        )
+        crate::counting::with_interceptor(client, self.clone())
     }
 
     fn record(&self, operation: &str, body: Option<&Value>, outcome: Outcome) {

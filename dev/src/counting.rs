@@ -284,12 +284,21 @@ impl DynamoOps {
 
     /// `client` with this counter on every request.
     pub fn wrap(&self, client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::from_conf(
-            client
-                .config()
-                .to_builder()
-                .interceptor(self.clone())
-                .build(),
-        )
+        with_interceptor(client, self.clone())
     }
+}
+
+/// `client` with `interceptor` on every request: how the development
+/// tools watch what the product's clients send, the product unchanged.
+pub fn with_interceptor(
+    client: &aws_sdk_dynamodb::Client,
+    interceptor: impl Intercept + 'static,
+) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(interceptor)
+            .build(),
+    )
 }
