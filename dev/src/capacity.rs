@@ -377,7 +377,10 @@ impl Intercept for CapacityMeter {
                 }
             }
             Some(Err(error)) => {
-                if format!("{error:?}").contains("ConditionalCheckFailed") {
+                let refused = error
+                    .as_operation_error()
+                    .is_some_and(crate::counting::condition_failed);
+                if refused {
                     Outcome::Refused
                 } else {
                     Outcome::Error

@@ -160,7 +160,9 @@ pub fn item_kind(key: &std::collections::HashMap<String, AttributeValue>) -> Str
 }
 
 /// Whether a write's answer was "your condition did not hold".
-fn condition_failed(error: &aws_smithy_runtime_api::client::interceptors::context::Error) -> bool {
+pub fn condition_failed(
+    error: &aws_smithy_runtime_api::client::interceptors::context::Error,
+) -> bool {
     let code = if let Some(e) = error.downcast_ref::<PutItemError>() {
         e.code()
     } else if let Some(e) = error.downcast_ref::<UpdateItemError>() {
