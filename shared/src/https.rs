@@ -115,8 +115,13 @@ impl HttpClient for OnFirstRequest {
 /// start). Elsewhere (a developer's profile, an instance's role) the
 /// default chains find them.
 pub fn aws_config_loader() -> aws_config::ConfigLoader {
-    let loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client());
+    aws_config_loader_over(aws_http_client())
+}
+
+/// [`aws_config_loader`] over `http`, an HTTP client another AWS client of
+/// the process already uses (no second one built and thrown away).
+pub fn aws_config_loader_over(http: SharedHttpClient) -> aws_config::ConfigLoader {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let loader = match std::env::var("AWS_REGION") {
         Ok(region) if !region.trim().is_empty() => {

@@ -254,9 +254,7 @@ impl DynamoStore {
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .operation_timeout(OPERATION_TIMEOUT)
             .build();
-        let mut loader = crate::https::aws_config_loader()
-            .http_client(http)
-            .timeout_config(timeouts);
+        let mut loader = crate::https::aws_config_loader_over(http).timeout_config(timeouts);
         if let Some(endpoint) = endpoint {
             loader = loader
                 .endpoint_url(endpoint.as_str().trim_end_matches('/'))
